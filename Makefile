@@ -1,0 +1,38 @@
+# stockhold: the two commands are `make dev` and `make test`; both install what is missing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+PORT ?= 8000
+export PORT
+
+.PHONY: help deps build dev test test-rust lint cfn-lint token
+
+help:
+	@echo "make dev    serve the API on http://127.0.0.1:$(PORT) with DynamoDB Local"
+	@echo "make test   run every test against a throwaway DynamoDB Local"
+	@echo "make lint   rustfmt and clippy"
+	@echo "make token SUB=alice GROUPS=admin   print a token for the local gateway"
+
+deps:
+	@infra/scripts/deps.sh
+
+build:
+	$(CARGO) build -p gateway --bins
+
+dev: deps build
+	infra/scripts/with-dynamodb.sh --persist .local/dev-data -- target/debug/gateway
+
+test: deps cfn-lint test-rust
+
+test-rust:
+	infra/scripts/with-dynamodb.sh -- $(CARGO) test --workspace
+
+cfn-lint: deps
+	.venv/bin/cfn-lint template.yaml
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+token:
+	@$(CARGO) run -q -p gateway --bin token -- "$(SUB)" "$(GROUPS)"

@@ -1,0 +1,70 @@
+//! The local gateway: plays API Gateway for development and tests. It reads the body
+//! (refusing more than 256 KiB), verifies HS256 bearer tokens the way API Gateway's JWT
+//! authorizer would and flattens their claims the same way, then hands the request to
+//! the same `shared::http::dispatch` the Lambda functions run.
+
+pub mod auth;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::Router;
+use bytes::Bytes;
+use http::header::CONTENT_LENGTH;
+use shared::http::problem::Problem;
+use shared::http::{dispatch, request_id, ApiRequest, ApiResponse, MAX_BODY_BYTES};
+use shared::service::App;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// What the gateway needs besides the application.
+#[derive(Clone)]
+pub struct Gateway {
+    pub app: App,
+    pub verifier: auth::Verifier,
+}
+
+/// Serves until `shutdown` resolves, then finishes the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Gateway,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = Router::new().fallback(handle).with_state(Arc::new(gateway));
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+async fn handle(State(gw): State<Arc<Gateway>>, req: http::Request<Body>) -> http::Response<Body> {
+    let (parts, body) = req.into_parts();
+    let rid = request_id(&parts.headers, || ulid::Ulid::new().to_string());
+    let declared_too_large = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > MAX_BODY_BYTES);
+    let body = if declared_too_large { None } else { axum::body::to_bytes(body, MAX_BODY_BYTES).await.ok() };
+    let resp: ApiResponse = match body {
+        Some(body) => {
+            let auth = gw.verifier.authorize(&parts.headers);
+            let req = ApiRequest {
+                method: parts.method,
+                path: parts.uri.path().to_string(),
+                query: parts.uri.query().map(str::to_string),
+                headers: parts.headers,
+                body,
+                auth,
+                request_id: rid.clone(),
+            };
+            dispatch(&gw.app, req, None).await
+        }
+        None => {
+            let mut resp = Problem::payload_too_large(MAX_BODY_BYTES).into_response(&rid);
+            if let Ok(v) = http::HeaderValue::from_str(&rid) {
+                resp.headers_mut().insert(shared::http::REQUEST_ID_HEADER, v);
+            }
+            resp
+        }
+    };
+    resp.map(|b: Bytes| Body::from(b))
+}

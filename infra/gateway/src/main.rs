@@ -1,0 +1,67 @@
+//! `gateway`: serves the API on 127.0.0.1:$PORT against DynamoDB Local, creating the
+//! table on start. Stops cleanly on Ctrl-C or SIGTERM.
+//!
+//! Environment: `PORT` (8000), `JWT_SECRET` (`local-dev-secret`), and everything
+//! `shared::config` reads (`DYNAMODB_ENDPOINT`, `TABLE_NAME`, `RESERVATION_TTL_SECONDS`,
+//! `CURSOR_SECRET`, `LOG_FORMAT`).
+
+use gateway::{auth::Verifier, serve, Gateway};
+use shared::adapters::clock::SystemClock;
+use shared::config::{init_tracing, Config};
+use shared::store::schema::TABLE;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_tracing();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let port: u16 = match std::env::var("PORT") {
+        Ok(p) if !p.is_empty() => p.parse().map_err(|_| format!("PORT must be a port number, got {p:?}"))?,
+        _ => 8000,
+    };
+    let secret = std::env::var("JWT_SECRET").ok().filter(|s| !s.is_empty());
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    if config.store.endpoint.is_none() {
+        return Err("DYNAMODB_ENDPOINT is not set: the local gateway runs against DynamoDB Local".into());
+    }
+    let app = config.build_app(Arc::new(SystemClock)).await;
+    TABLE.create(app.store.client(), app.store.table()).await.map_err(|e| {
+        format!("cannot create table {} at {:?}: {e}", config.store.table, config.store.endpoint)
+    })?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!("port {port} is already in use; stop what uses it or set PORT to a free port")
+        } else {
+            format!("cannot listen on 127.0.0.1:{port}: {e}")
+        }
+    })?;
+    let verifier = Verifier::new(secret.as_deref().unwrap_or(gateway::auth::DEFAULT_SECRET));
+    tracing::info!(port, table = %config.store.table, ttl_seconds = config.reservation_ttl_seconds, "stockhold gateway listening on http://127.0.0.1:{port}");
+    serve(listener, Gateway { app, verifier }, shutdown_signal()).await.map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,56 @@
+//! The one error type every service returns. The HTTP layer maps it to problem+json in
+//! exactly one place (`http::problem`); nothing else decides status codes.
+
+use thiserror::Error;
+
+/// One invalid input field, reported back in the problem body's `errors` list.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// Why a request could not be served. Variants carry only what a client may see;
+/// internal causes are logged where they happen and never travel in this type.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DomainError {
+    #[error("request body is not a JSON object")]
+    InvalidJson,
+    #[error("cursor is not valid for this query")]
+    InvalidCursor,
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("not allowed for this role")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("insufficient stock: {available} available")]
+    InsufficientStock { available: i64 },
+    #[error("reservation is not active")]
+    ReservationNotActive,
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("a request with this Idempotency-Key is still being processed")]
+    IdempotencyInProgress,
+    #[error("Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
+    #[error("storage unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl DomainError {
+    /// A 422 for a single field.
+    pub fn invalid(field: &str, message: &str) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+}

@@ -1,0 +1,12 @@
+//! The business core: entities, value types validated at the edge, stock arithmetic,
+//! reservation states and the domain error. Nothing here knows about AWS, Lambda or HTTP.
+
+pub mod cursor;
+pub mod error;
+pub mod fingerprint;
+pub mod product;
+pub mod reservation;
+pub mod stock;
+pub mod validate;
+
+pub use error::{DomainError, FieldError};

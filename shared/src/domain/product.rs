@@ -1,0 +1,172 @@
+//! Products and their validated value types.
+
+use super::stock::StockLevel;
+use super::validate::{int_in, matches_charset, string, Fields};
+use super::DomainError;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+pub const MAX_PRICE_CENTS: i64 = 1_000_000_000;
+pub const MAX_QUANTITY: i64 = 1_000_000_000;
+pub const MAX_WAREHOUSES: usize = 50;
+
+/// A stock-keeping unit: 1..=64 of `[A-Za-z0-9._-]`, unique across products.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Sku(String);
+
+impl Sku {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if matches_charset(s, 1, 64, |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+            Ok(Self(s.to_string()))
+        } else {
+            Err("must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'".into())
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A warehouse id: `^[a-z0-9-]{1,32}$`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WarehouseId(String);
+
+impl WarehouseId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if matches_charset(s, 1, 32, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+            Ok(Self(s.to_string()))
+        } else {
+            Err("must be 1 to 32 characters of a-z, 0-9 or '-'".into())
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// ISO 4217 style currency code: three capital letters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Currency(String);
+
+impl Currency {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.len() == 3 && s.chars().all(|c| c.is_ascii_uppercase()) {
+            Ok(Self(s.to_string()))
+        } else {
+            Err("must be three capital letters (ISO 4217)".into())
+        }
+    }
+    pub fn usd() -> Self {
+        Self("USD".into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn name(v: &Value) -> Result<String, String> {
+    let s = string(v)?;
+    let n = s.chars().count();
+    if (1..=200).contains(&n) && !s.trim().is_empty() {
+        Ok(s.to_string())
+    } else {
+        Err("must be 1 to 200 characters, not only white space".into())
+    }
+}
+
+/// A validated `POST /api/products` body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewProduct {
+    pub sku: Sku,
+    pub name: String,
+    pub price_cents: i64,
+    pub currency: Currency,
+    pub stock: BTreeMap<WarehouseId, i64>,
+}
+
+impl NewProduct {
+    pub fn from_json(obj: &Map<String, Value>) -> Result<Self, DomainError> {
+        let mut f = Fields::new(obj);
+        let sku = f.required("sku", |v| Sku::parse(string(v)?));
+        let name = f.required("name", name);
+        let price_cents = f.required("price_cents", |v| int_in(v, 0, MAX_PRICE_CENTS));
+        let currency = f.optional("currency", |v| Currency::parse(string(v)?));
+        let mut stock_errors = Vec::new();
+        let stock = f.optional("stock", |v| {
+            let map = v.as_object().ok_or("must be an object of warehouse id to quantity")?;
+            if map.len() > MAX_WAREHOUSES {
+                return Err(format!("at most {MAX_WAREHOUSES} warehouses"));
+            }
+            let mut out = BTreeMap::new();
+            for (k, q) in map {
+                match (WarehouseId::parse(k), int_in(q, 0, MAX_QUANTITY)) {
+                    (Ok(w), Ok(q)) => {
+                        out.insert(w, q);
+                    }
+                    (Err(e), _) => stock_errors.push((format!("stock.{k}"), e)),
+                    (_, Err(e)) => stock_errors.push((format!("stock.{k}"), e)),
+                }
+            }
+            Ok(out)
+        });
+        for (field, msg) in stock_errors {
+            f.error(&field, msg);
+        }
+        f.finish()?;
+        match (sku, name, price_cents) {
+            (Some(sku), Some(name), Some(price_cents)) => Ok(Self {
+                sku,
+                name,
+                price_cents,
+                currency: currency.unwrap_or_else(Currency::usd),
+                stock: stock.unwrap_or_default(),
+            }),
+            _ => Err(DomainError::Internal),
+        }
+    }
+}
+
+/// A validated `POST /api/products/{id}/stock` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockAdjustment {
+    pub warehouse_id: WarehouseId,
+    pub delta: i64,
+}
+
+impl StockAdjustment {
+    pub fn from_json(obj: &Map<String, Value>) -> Result<Self, DomainError> {
+        let mut f = Fields::new(obj);
+        let warehouse_id = f.required("warehouse_id", |v| WarehouseId::parse(string(v)?));
+        let delta = f.required("delta", |v| match int_in(v, -MAX_QUANTITY, MAX_QUANTITY)? {
+            0 => Err("must not be zero".into()),
+            d => Ok(d),
+        });
+        f.finish()?;
+        match (warehouse_id, delta) {
+            (Some(warehouse_id), Some(delta)) => Ok(Self { warehouse_id, delta }),
+            _ => Err(DomainError::Internal),
+        }
+    }
+}
+
+/// A product with its stock per warehouse, sorted by warehouse id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Product {
+    pub id: String,
+    pub sku: Sku,
+    pub name: String,
+    pub price_cents: i64,
+    pub currency: Currency,
+    pub stock: Vec<StockLevel>,
+    pub created_at: DateTime<Utc>,
+    /// Latest change to the product or any of its stock rows: the representation changes
+    /// whenever stock moves, so its `updated_at` does too.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Product {
+    pub fn available(&self) -> i64 {
+        self.stock.iter().map(|s| s.available).sum()
+    }
+}

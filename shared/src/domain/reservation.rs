@@ -1,0 +1,158 @@
+//! Reservations: the request to hold stock, the entity and its status rules, including
+//! lazy expiry (a hold past `expires_at` is expired whether or not a job has run).
+
+use super::product::WarehouseId;
+use super::validate::{int_in, string, Fields};
+use super::DomainError;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+pub const MAX_RESERVATION_QUANTITY: i64 = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReservationStatus {
+    Active,
+    Released,
+    Expired,
+    Converted,
+}
+
+impl ReservationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Released => "released",
+            Self::Expired => "expired",
+            Self::Converted => "converted",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "active" => Self::Active,
+            "released" => Self::Released,
+            "expired" => Self::Expired,
+            "converted" => Self::Converted,
+            _ => return None,
+        })
+    }
+}
+
+/// A validated `POST /api/reservations` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewReservation {
+    pub product_id: String,
+    pub quantity: i64,
+    /// `None`: the service picks the warehouse (see `stock::choose_warehouse`).
+    pub warehouse_id: Option<WarehouseId>,
+}
+
+impl NewReservation {
+    pub fn from_json(obj: &Map<String, Value>) -> Result<Self, DomainError> {
+        let mut f = Fields::new(obj);
+        let product_id = f.required("product_id", |v| {
+            let s = string(v)?;
+            if (1..=128).contains(&s.len()) {
+                Ok(s.to_string())
+            } else {
+                Err("must be 1 to 128 characters".into())
+            }
+        });
+        let quantity = f.required("quantity", |v| int_in(v, 1, MAX_RESERVATION_QUANTITY));
+        let warehouse_id = f.optional("warehouse_id", |v| WarehouseId::parse(string(v)?));
+        f.finish()?;
+        match (product_id, quantity) {
+            (Some(product_id), Some(quantity)) => Ok(Self { product_id, quantity, warehouse_id }),
+            _ => Err(DomainError::Internal),
+        }
+    }
+}
+
+/// A hold of `quantity` units of one product in one warehouse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub id: String,
+    pub user_id: String,
+    pub product_id: String,
+    pub warehouse_id: WarehouseId,
+    pub quantity: i64,
+    /// The stored status; read it through `status_at` to apply lazy expiry.
+    pub status: ReservationStatus,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Reservation {
+    /// The status a client sees at `now`: an active hold whose time is up is expired.
+    pub fn status_at(&self, now: DateTime<Utc>) -> ReservationStatus {
+        match self.status {
+            ReservationStatus::Active if self.expires_at <= now => ReservationStatus::Expired,
+            s => s,
+        }
+    }
+
+    /// The same reservation as a client sees it at `now`.
+    pub fn as_seen_at(mut self, now: DateTime<Utc>) -> Self {
+        if self.status_at(now) != self.status {
+            // The row still says active; its visible change happened at expiry time.
+            self.status = ReservationStatus::Expired;
+            self.updated_at = self.expires_at;
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn body(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_hold_past_its_expiry_reads_as_expired_before_any_job_runs() {
+        let now = Utc::now();
+        let r = Reservation {
+            id: "r".into(),
+            user_id: "u".into(),
+            product_id: "p".into(),
+            warehouse_id: WarehouseId::parse("main").unwrap(),
+            quantity: 1,
+            status: ReservationStatus::Active,
+            expires_at: now,
+            created_at: now - Duration::minutes(10),
+            updated_at: now - Duration::minutes(10),
+        };
+        assert_eq!(r.status_at(now - Duration::seconds(1)), ReservationStatus::Active);
+        assert_eq!(r.status_at(now), ReservationStatus::Expired);
+        let seen = r.clone().as_seen_at(now);
+        assert_eq!((seen.status, seen.updated_at), (ReservationStatus::Expired, now));
+        let released = Reservation { status: ReservationStatus::Released, ..r };
+        assert_eq!(released.status_at(now), ReservationStatus::Released);
+    }
+
+    #[test]
+    fn quantity_must_be_an_integer_from_1_to_10000() {
+        for q in [json!(0), json!(10_001), json!(2.5), json!("2"), json!(-1)] {
+            let err = NewReservation::from_json(&body(json!({"product_id": "p", "quantity": q})));
+            assert!(matches!(err, Err(DomainError::Validation(_))), "{q}");
+        }
+        let ok = NewReservation::from_json(&body(json!({"product_id": "p", "quantity": 10_000}))).unwrap();
+        assert_eq!((ok.quantity, ok.warehouse_id), (10_000, None));
+    }
+
+    #[test]
+    fn unknown_fields_and_missing_fields_are_all_reported() {
+        let Err(DomainError::Validation(errs)) =
+            NewReservation::from_json(&body(json!({"qty": 1, "warehouse_id": "Main"})))
+        else {
+            panic!("expected validation error");
+        };
+        let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["product_id", "quantity", "warehouse_id", "qty"]);
+    }
+
+    use serde_json::json;
+}

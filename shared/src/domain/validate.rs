@@ -1,0 +1,103 @@
+//! Turns an untyped JSON object into validated values, collecting every field error so
+//! that a client sees all problems at once. Unknown fields are errors (API.md).
+
+use super::{DomainError, FieldError};
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+
+/// Parses a request body: anything that is not a JSON object is `InvalidJson` (400).
+pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, DomainError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(DomainError::InvalidJson),
+    }
+}
+
+/// Walks the fields of one object; `finish` reports unknown fields and all errors.
+pub struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    seen: BTreeSet<&'static str>,
+    errors: Vec<FieldError>,
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(obj: &'a Map<String, Value>) -> Self {
+        Self { obj, seen: BTreeSet::new(), errors: Vec::new() }
+    }
+
+    pub fn error(&mut self, field: &str, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    fn get(&mut self, name: &'static str) -> Option<&'a Value> {
+        self.seen.insert(name);
+        match self.obj.get(name) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v),
+        }
+    }
+
+    /// An optional value parsed by `parse`; `None` when absent or null.
+    pub fn optional<T>(
+        &mut self,
+        name: &'static str,
+        parse: impl FnOnce(&'a Value) -> Result<T, String>,
+    ) -> Option<T> {
+        let v = self.get(name)?;
+        match parse(v) {
+            Ok(t) => Some(t),
+            Err(msg) => {
+                self.error(name, msg);
+                None
+            }
+        }
+    }
+
+    /// A required value; records "is required" when absent.
+    pub fn required<T>(
+        &mut self,
+        name: &'static str,
+        parse: impl FnOnce(&'a Value) -> Result<T, String>,
+    ) -> Option<T> {
+        if self.obj.get(name).is_none_or(Value::is_null) {
+            self.seen.insert(name);
+            self.error(name, "is required");
+            return None;
+        }
+        self.optional(name, parse)
+    }
+
+    /// Ends the walk: unknown fields and collected errors become one 422.
+    pub fn finish(mut self) -> Result<(), DomainError> {
+        let unknown: Vec<String> =
+            self.obj.keys().filter(|k| !self.seen.contains(k.as_str())).cloned().collect();
+        for k in unknown {
+            self.error(&k, "unknown field");
+        }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(DomainError::Validation(self.errors))
+        }
+    }
+}
+
+/// A JSON integer (no fraction, no string) inside `range`.
+pub fn int_in(v: &Value, min: i64, max: i64) -> Result<i64, String> {
+    let n = v.as_i64().ok_or_else(|| "must be an integer".to_string())?;
+    if n < min || n > max {
+        return Err(format!("must be between {min} and {max}"));
+    }
+    Ok(n)
+}
+
+/// A JSON string.
+pub fn string(v: &Value) -> Result<&str, String> {
+    v.as_str().ok_or_else(|| "must be a string".to_string())
+}
+
+/// Characters allowed by a pattern such as `[A-Za-z0-9._-]{1,64}`.
+pub fn matches_charset(s: &str, min: usize, max: usize, allowed: impl Fn(char) -> bool) -> bool {
+    let n = s.chars().count();
+    n >= min && n <= max && s.chars().all(allowed)
+}

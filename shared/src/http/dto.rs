@@ -1,0 +1,88 @@
+//! Wire shapes of responses, kept apart from the entities they render.
+
+use crate::adapters::clock::format_time;
+use crate::domain::product::Product;
+use crate::domain::reservation::Reservation;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct StockDto<'a> {
+    pub warehouse_id: &'a str,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub available: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProductDto<'a> {
+    pub id: &'a str,
+    pub sku: &'a str,
+    pub name: &'a str,
+    pub price_cents: i64,
+    pub currency: &'a str,
+    pub stock: Vec<StockDto<'a>>,
+    pub available: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl<'a> From<&'a Product> for ProductDto<'a> {
+    fn from(p: &'a Product) -> Self {
+        Self {
+            id: &p.id,
+            sku: p.sku.as_str(),
+            name: &p.name,
+            price_cents: p.price_cents,
+            currency: p.currency.as_str(),
+            stock: p
+                .stock
+                .iter()
+                .map(|s| StockDto {
+                    warehouse_id: s.warehouse_id.as_str(),
+                    on_hand: s.on_hand,
+                    reserved: s.reserved,
+                    available: s.available,
+                })
+                .collect(),
+            available: p.available(),
+            created_at: format_time(p.created_at),
+            updated_at: format_time(p.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReservationDto<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub product_id: &'a str,
+    pub warehouse_id: &'a str,
+    pub quantity: i64,
+    pub status: &'static str,
+    pub expires_at: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl<'a> From<&'a Reservation> for ReservationDto<'a> {
+    fn from(r: &'a Reservation) -> Self {
+        Self {
+            id: &r.id,
+            user_id: &r.user_id,
+            product_id: &r.product_id,
+            warehouse_id: r.warehouse_id.as_str(),
+            quantity: r.quantity,
+            status: r.status.as_str(),
+            expires_at: format_time(r.expires_at),
+            created_at: format_time(r.created_at),
+            updated_at: format_time(r.updated_at),
+        }
+    }
+}
+
+/// `{"items": [...], "next_cursor": "..." | null}`
+#[derive(Debug, Serialize)]
+pub struct ListDto<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}

@@ -1,0 +1,104 @@
+//! One thin function per route: parse, call a service, map the result.
+
+use super::dto::{ListDto, ProductDto, ReservationDto};
+use super::routes::RouteId;
+use super::{json_response, query, ApiRequest, ApiResponse};
+use crate::adapters::identity::Caller;
+use crate::domain::fingerprint::fingerprint;
+use crate::domain::product::{NewProduct, StockAdjustment};
+use crate::domain::reservation::{NewReservation, Reservation};
+use crate::domain::validate::parse_object;
+use crate::domain::DomainError;
+use crate::service::{App, Created, IdempotencyRequest};
+use serde::Serialize;
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+fn json<T: Serialize>(status: u16, body: &T) -> Result<ApiResponse, DomainError> {
+    let bytes = serde_json::to_vec(body).map_err(|_| DomainError::Internal)?;
+    Ok(json_response(status, bytes))
+}
+
+fn caller(c: Option<&Caller>) -> Result<&Caller, DomainError> {
+    c.ok_or(DomainError::Unauthorized)
+}
+
+fn param(params: &[String], i: usize) -> Result<&str, DomainError> {
+    params.get(i).map(String::as_str).ok_or(DomainError::NotFound("route"))
+}
+
+pub(super) async fn handle(
+    app: &App,
+    route: RouteId,
+    params: &[String],
+    who: Option<&Caller>,
+    req: &ApiRequest,
+) -> Result<ApiResponse, DomainError> {
+    match route {
+        RouteId::ListProducts => {
+            let q = query::parse(req.query.as_deref(), &["limit", "cursor"])?;
+            let limit = query::limit(&q)?;
+            let page = app.list_products(limit, q.get("cursor").map(String::as_str)).await?;
+            json(
+                200,
+                &ListDto {
+                    items: page.items.iter().map(ProductDto::from).collect(),
+                    next_cursor: page.next_cursor,
+                },
+            )
+        }
+        RouteId::CreateProduct => {
+            let who = caller(who)?;
+            let new = NewProduct::from_json(&parse_object(&req.body)?)?;
+            let p = app.create_product(who, new).await?;
+            json(201, &ProductDto::from(&p))
+        }
+        RouteId::GetProduct => json(200, &ProductDto::from(&app.get_product(param(params, 0)?).await?)),
+        RouteId::AdjustStock => {
+            let who = caller(who)?;
+            let adj = StockAdjustment::from_json(&parse_object(&req.body)?)?;
+            let p = app.adjust_stock(who, param(params, 0)?, adj).await?;
+            json(200, &ProductDto::from(&p))
+        }
+        RouteId::CreateReservation => {
+            let who = caller(who)?;
+            let body = parse_object(&req.body)?;
+            let new = NewReservation::from_json(&body)?;
+            let key = idempotency_key(req)?;
+            let idem = key.map(|key| IdempotencyRequest {
+                key,
+                route: "POST /api/reservations",
+                fingerprint: fingerprint(&serde_json::Value::Object(body)),
+            });
+            let render = |r: &Reservation| {
+                (201u16, serde_json::to_string(&ReservationDto::from(r)).unwrap_or_default())
+            };
+            match app.create_reservation(who, new, idem, &render).await? {
+                Created::New(r) => {
+                    let (status, body) = render(&r);
+                    Ok(json_response(status, body))
+                }
+                Created::Replay { status, body } => Ok(json_response(status, body)),
+            }
+        }
+        RouteId::GetReservation => {
+            let r = app.get_reservation(caller(who)?, param(params, 0)?).await?;
+            json(200, &ReservationDto::from(&r))
+        }
+        RouteId::ReleaseReservation => {
+            let r = app.release_reservation(caller(who)?, param(params, 0)?).await?;
+            json(200, &ReservationDto::from(&r))
+        }
+    }
+}
+
+/// `Idempotency-Key`: 1..=255 visible ASCII characters when present.
+fn idempotency_key(req: &ApiRequest) -> Result<Option<String>, DomainError> {
+    let Some(v) = req.headers.get(IDEMPOTENCY_KEY) else { return Ok(None) };
+    match v.to_str() {
+        Ok(s) if (1..=255).contains(&s.len()) && s.chars().all(|c| c.is_ascii_graphic() || c == ' ') => {
+            Ok(Some(s.to_string()))
+        }
+        _ => Err(DomainError::invalid("Idempotency-Key", "must be 1 to 255 visible ASCII characters")),
+    }
+}

@@ -1,0 +1,137 @@
+//! HTTP mapping shared by every Lambda function and the local gateway: a request in
+//! platform-neutral form goes through the checks in API.md's order (size, route, token,
+//! JSON, validation, role, resource, state) and comes back as a response with
+//! `X-Request-Id` set.
+
+pub mod dto;
+mod handlers;
+pub mod problem;
+pub mod query;
+pub mod routes;
+
+use crate::adapters::identity::{Caller, Claims};
+use crate::service::App;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method};
+use problem::Problem;
+use routes::{resolve, Resolved};
+use std::time::Instant;
+
+pub type ApiResponse = http::Response<Bytes>;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// What the authorizer concluded about the request's token.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// No token was presented.
+    Anonymous,
+    /// A valid token; its claims as API Gateway passes them.
+    Claims(Claims),
+    /// A token was presented but is malformed, badly signed or expired.
+    Rejected,
+}
+
+/// A request as both API Gateway (through lambda_http) and the local gateway deliver it.
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    pub method: Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub auth: Auth,
+    pub request_id: String,
+}
+
+/// The request id to use: a well-formed incoming `X-Request-Id` (1..=128 of
+/// `[A-Za-z0-9._-]`) is echoed, otherwise the platform's own id.
+pub fn request_id(headers: &HeaderMap, platform_id: impl FnOnce() -> String) -> String {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=128).contains(&v.len())
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        })
+        .map_or_else(platform_id, str::to_string)
+}
+
+/// Serves one request. `function` restricts the routes to those of one Lambda function
+/// (a route of another function is then unknown); the local gateway passes `None`.
+pub async fn dispatch(app: &App, req: ApiRequest, function: Option<&str>) -> ApiResponse {
+    let started = Instant::now();
+    let request_id = req.request_id.clone();
+    let method = req.method.clone();
+    let (route_path, user, mut resp) = route_and_handle(app, req, function).await;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    tracing::info!(
+        request_id,
+        method = %method,
+        route = route_path,
+        status = resp.status().as_u16(),
+        user_id = user.as_deref().unwrap_or("-"),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    resp
+}
+
+async fn route_and_handle(
+    app: &App,
+    req: ApiRequest,
+    function: Option<&str>,
+) -> (&'static str, Option<String>, ApiResponse) {
+    let rid = req.request_id.clone();
+    if req.body.len() > MAX_BODY_BYTES {
+        return ("-", None, Problem::payload_too_large(MAX_BODY_BYTES).into_response(&rid));
+    }
+    let (route, params) = match resolve(&req.method, &req.path) {
+        Resolved::Found { route, params } if function.is_none_or(|f| f == route.function) => (route, params),
+        Resolved::MethodNotAllowed(allow) if function.is_none() => {
+            return ("-", None, Problem::method_not_allowed(&allow).into_response(&rid))
+        }
+        _ => return ("-", None, Problem::route_not_found().into_response(&rid)),
+    };
+    let caller = if route.public {
+        None
+    } else {
+        match &req.auth {
+            Auth::Claims(claims) => match Caller::from_claims(claims) {
+                Some(c) => Some(c),
+                None => {
+                    return (
+                        route.path,
+                        None,
+                        Problem::from(crate::domain::DomainError::Unauthorized).into_response(&rid),
+                    )
+                }
+            },
+            Auth::Anonymous | Auth::Rejected => {
+                return (
+                    route.path,
+                    None,
+                    Problem::from(crate::domain::DomainError::Unauthorized).into_response(&rid),
+                )
+            }
+        }
+    };
+    let user = caller.as_ref().map(|c| c.user_id.clone());
+    let resp = match handlers::handle(app, route.id, &params, caller.as_ref(), &req).await {
+        Ok(resp) => resp,
+        Err(e) => Problem::from(e).into_response(&rid),
+    };
+    (route.path, user, resp)
+}
+
+/// A JSON response.
+pub(crate) fn json_response(status: u16, body: impl Into<Bytes>) -> ApiResponse {
+    let mut resp = ApiResponse::new(body.into());
+    *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}

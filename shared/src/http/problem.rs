@@ -1,0 +1,177 @@
+//! problem+json responses (RFC 9457). `From<DomainError>` is the one place that decides
+//! a domain failure's status, code and wording.
+
+use super::ApiResponse;
+use crate::domain::{DomainError, FieldError};
+use bytes::Bytes;
+use http::{header, HeaderValue, StatusCode};
+use serde::Serialize;
+
+/// How long a client should wait after a 503.
+const RETRY_AFTER_SECONDS: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(skip)]
+    allow: Option<String>,
+}
+
+impl Problem {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            type_: format!("https://stockhold.dev/problems/{}", code.replace('_', "-")),
+            title,
+            status: status.as_u16(),
+            detail: detail.into(),
+            code,
+            errors: None,
+            available: None,
+            allowed: None,
+            request_id: None,
+            allow: None,
+        }
+    }
+
+    pub fn route_not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "Not found", "no such route")
+    }
+
+    pub fn method_not_allowed(allow: &[&str]) -> Self {
+        let mut p = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "Method not allowed",
+            format!("this route allows {}", allow.join(", ")),
+        );
+        p.allow = Some(allow.join(", "));
+        p
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "Payload too large",
+            format!("request bodies are limited to {limit} bytes"),
+        )
+    }
+
+    pub fn into_response(mut self, request_id: &str) -> ApiResponse {
+        self.request_id = Some(request_id.to_string());
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_else(|_| b"{}".to_vec());
+        let mut resp = ApiResponse::new(Bytes::from(body));
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(allow) = self.allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
+            h.insert(header::ALLOW, allow);
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        resp
+    }
+}
+
+impl From<DomainError> for Problem {
+    fn from(e: DomainError) -> Self {
+        use DomainError::*;
+        use StatusCode as S;
+        match e {
+            InvalidJson => Problem::new(
+                S::BAD_REQUEST,
+                "invalid_json",
+                "Invalid JSON",
+                "the request body must be a JSON object",
+            ),
+            InvalidCursor => Problem::new(
+                S::BAD_REQUEST,
+                "invalid_cursor",
+                "Invalid cursor",
+                "the cursor is malformed or does not belong to this query",
+            ),
+            Unauthorized => Problem::new(
+                S::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                "a valid bearer token is required",
+            ),
+            Forbidden => Problem::new(S::FORBIDDEN, "forbidden", "Forbidden", "your role may not do this"),
+            NotFound(what) => {
+                Problem::new(S::NOT_FOUND, "not_found", "Not found", format!("{what} not found"))
+            }
+            Validation(errors) => {
+                let detail = errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let mut p =
+                    Problem::new(S::UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed", detail);
+                p.errors = Some(errors);
+                p
+            }
+            InsufficientStock { available } => {
+                let mut p = Problem::new(
+                    S::CONFLICT,
+                    "insufficient_stock",
+                    "Insufficient stock",
+                    format!("only {available} units available"),
+                );
+                p.available = Some(available);
+                p
+            }
+            ReservationNotActive => Problem::new(
+                S::CONFLICT,
+                "reservation_not_active",
+                "Reservation not active",
+                "the reservation is expired, released or converted",
+            ),
+            Conflict(detail) => Problem::new(S::CONFLICT, "conflict", "Conflict", detail),
+            IdempotencyInProgress => Problem::new(
+                S::CONFLICT,
+                "idempotency_in_progress",
+                "Request in progress",
+                "a request with this Idempotency-Key is still being processed; retry later",
+            ),
+            IdempotencyKeyReused => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "Idempotency-Key reused",
+                "this Idempotency-Key was used with a different request",
+            ),
+            Unavailable => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                "storage is busy or unreachable; nothing was changed; retry later",
+            ),
+            Internal => Problem::new(
+                S::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "an unexpected error occurred",
+            ),
+        }
+    }
+}

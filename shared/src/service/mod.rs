@@ -1,0 +1,53 @@
+//! Business operations: one implementation of every rule, called by the Lambda handlers
+//! and the local gateway alike. Services take validated input and the caller, talk to
+//! the store, and return entities or a `DomainError`.
+
+mod products;
+mod reservations;
+
+pub use reservations::{Created, IdempotencyRequest};
+
+use crate::adapters::clock::Clock;
+use crate::domain::cursor::CursorCodec;
+use crate::domain::DomainError;
+use crate::store::{Store, StoreError};
+use chrono::Duration;
+use std::sync::Arc;
+
+/// Settings the services need.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// How long a reservation holds its units.
+    pub reservation_ttl: Duration,
+    /// Key for list cursors.
+    pub cursors: CursorCodec,
+}
+
+/// Everything a request needs, built once per cold start (or once by the gateway).
+#[derive(Debug, Clone)]
+pub struct App {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub config: ServiceConfig,
+}
+
+impl App {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, config: ServiceConfig) -> Self {
+        Self { store, clock, config }
+    }
+}
+
+/// Store failures that no service handles specially.
+impl From<StoreError> for DomainError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable => DomainError::Unavailable,
+            // A condition no service anticipated means a concurrent change won.
+            StoreError::ConditionFailed(_) => DomainError::Conflict("a concurrent change won"),
+            StoreError::Internal(detail) => {
+                tracing::error!(detail, "internal store error");
+                DomainError::Internal
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Reserving, reading and releasing stock holds, with Idempotency-Key support.
+
+use super::App;
+use crate::adapters::identity::Caller;
+use crate::adapters::ids::new_id;
+use crate::domain::fingerprint::hex;
+use crate::domain::reservation::{NewReservation, Reservation, ReservationStatus};
+use crate::domain::stock::{choose_warehouse, WarehouseChoice};
+use crate::domain::DomainError;
+use crate::store::idempotency::{Completion, Existing};
+use crate::store::keys::idempotency_pk;
+use crate::store::reservations::{HoldEnd, ReserveError};
+use sha2::{Digest, Sha256};
+
+/// A create request's Idempotency-Key, already validated, and its body's fingerprint.
+#[derive(Debug, Clone)]
+pub struct IdempotencyRequest {
+    pub key: String,
+    /// The route the key is scoped to (keys are per user and route).
+    pub route: &'static str,
+    pub fingerprint: String,
+}
+
+/// Result of a create: a new entity, or the stored first response of a retried key.
+#[derive(Debug, Clone)]
+pub enum Created<T> {
+    New(T),
+    Replay { status: u16, body: String },
+}
+
+/// When the auto-picked warehouse sells out between read and write, pick again.
+const PICK_ATTEMPTS: usize = 3;
+
+impl App {
+    /// Holds `quantity` units. With an idempotency request, the first successful response
+    /// (rendered by `render` as status and body) is stored with the effect and replayed.
+    pub async fn create_reservation(
+        &self,
+        caller: &Caller,
+        new: NewReservation,
+        idem: Option<IdempotencyRequest>,
+        render: &(dyn Fn(&Reservation) -> (u16, String) + Sync),
+    ) -> Result<Created<Reservation>, DomainError> {
+        let Some(idem) = idem else {
+            return self.reserve(caller, &new, None, render).await.map(Created::New);
+        };
+        let scope = hex(&Sha256::digest(format!("{}\0{}\0{}", caller.user_id, idem.route, idem.key)));
+        let pk = idempotency_pk(&scope);
+        let token = new_id(self.clock.now());
+        match self.store.begin_idempotent(&pk, &idem.fingerprint, &token, self.clock.now()).await? {
+            Ok(()) => {}
+            Err(Existing::OtherRequest) => return Err(DomainError::IdempotencyKeyReused),
+            Err(Existing::InProgress) => return Err(DomainError::IdempotencyInProgress),
+            Err(Existing::Done { status, body }) => return Ok(Created::Replay { status, body }),
+        }
+        let lease = (pk, token);
+        match self.reserve(caller, &new, Some(&lease), render).await {
+            Ok(r) => Ok(Created::New(r)),
+            Err(e) => {
+                if e != DomainError::IdempotencyInProgress {
+                    self.store.abandon_idempotent(&lease.0, &lease.1).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn reserve(
+        &self,
+        caller: &Caller,
+        new: &NewReservation,
+        lease: Option<&(String, String)>,
+        render: &(dyn Fn(&Reservation) -> (u16, String) + Sync),
+    ) -> Result<Reservation, DomainError> {
+        for _ in 0..PICK_ATTEMPTS {
+            let warehouse = match &new.warehouse_id {
+                Some(w) => w.clone(),
+                None => {
+                    let product = self.get_product(&new.product_id).await?;
+                    match choose_warehouse(&product.stock, new.quantity) {
+                        WarehouseChoice::Fill(w) => w,
+                        WarehouseChoice::Insufficient { available } => {
+                            return Err(DomainError::InsufficientStock { available })
+                        }
+                    }
+                }
+            };
+            let now = self.clock.now();
+            let reservation = Reservation {
+                id: new_id(now),
+                user_id: caller.user_id.clone(),
+                product_id: new.product_id.clone(),
+                warehouse_id: warehouse,
+                quantity: new.quantity,
+                status: ReservationStatus::Active,
+                expires_at: now + self.config.reservation_ttl,
+                created_at: now,
+                updated_at: now,
+            };
+            let completion = lease.map(|(pk, token)| {
+                let (status, body) = render(&reservation);
+                Completion { pk: pk.clone(), token: token.clone(), status, body }
+            });
+            match self.store.create_reservation(&reservation, &caller.user_id, completion.as_ref()).await {
+                Ok(()) => return Ok(reservation),
+                Err(ReserveError::Insufficient { available }) => {
+                    if new.warehouse_id.is_some() {
+                        return Err(DomainError::InsufficientStock { available });
+                    }
+                }
+                Err(ReserveError::NoStockRow) => {
+                    // Tell an unknown product from an unknown warehouse.
+                    return Err(match self.store.get_product(&new.product_id).await? {
+                        None => DomainError::NotFound("product"),
+                        Some(_) => DomainError::NotFound("warehouse"),
+                    });
+                }
+                Err(ReserveError::LeaseLost) => return Err(DomainError::IdempotencyInProgress),
+                Err(ReserveError::Store(e)) => return Err(e.into()),
+            }
+        }
+        // Every pick lost a race: report what is there now.
+        let product = self.get_product(&new.product_id).await?;
+        match choose_warehouse(&product.stock, new.quantity) {
+            WarehouseChoice::Insufficient { available } => Err(DomainError::InsufficientStock { available }),
+            WarehouseChoice::Fill(_) => Err(DomainError::Conflict("stock changed concurrently; retry")),
+        }
+    }
+
+    /// The owner's or an admin's view; anyone else gets `NotFound` (existence is not leaked).
+    pub async fn get_reservation(&self, caller: &Caller, id: &str) -> Result<Reservation, DomainError> {
+        let r = self.store.get_reservation(id).await?.filter(|r| caller.may_see(&r.user_id));
+        let r = r.ok_or(DomainError::NotFound("reservation"))?;
+        Ok(r.as_seen_at(self.clock.now()))
+    }
+
+    /// Releases an active hold. Releasing a released hold is a no-op; an expired or
+    /// converted one is `ReservationNotActive`.
+    pub async fn release_reservation(&self, caller: &Caller, id: &str) -> Result<Reservation, DomainError> {
+        let r = self.get_reservation(caller, id).await?;
+        match r.status {
+            ReservationStatus::Released => return Ok(r),
+            ReservationStatus::Expired | ReservationStatus::Converted => {
+                return Err(DomainError::ReservationNotActive)
+            }
+            ReservationStatus::Active => {}
+        }
+        let now = self.clock.now();
+        if self.store.end_hold(&r, HoldEnd::Release, now, &caller.user_id).await? {
+            return Ok(Reservation { status: ReservationStatus::Released, updated_at: now, ..r });
+        }
+        // Something else ended it first: a concurrent release is fine, anything else not.
+        let again = self.get_reservation(caller, id).await?;
+        match again.status {
+            ReservationStatus::Released => Ok(again),
+            _ => Err(DomainError::ReservationNotActive),
+        }
+    }
+}

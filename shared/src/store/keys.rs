@@ -1,0 +1,65 @@
+//! Key layout of the single application table. Every entity lives under `pk`/`sk`;
+//! indexes use their own attributes so that only the items that belong in an index carry
+//! them (sparse indexes).
+//!
+//! | item | pk | sk | index attributes |
+//! |---|---|---|---|
+//! | product | `P#<id>` | `#PRODUCT` | `gsi1pk = PRODUCT`, `gsi1sk = <id>` (list, oldest first) |
+//! | stock row | `P#<id>` | `STOCK#<warehouse>` | none |
+//! | SKU claim | `SKU#<sku>` | `#SKU` | none |
+//! | reservation | `R#<id>` | `#RESERVATION` | while active: `sweep_pk = ACTIVE#<shard>`, `sweep_sk = <expires_at>#<id>` |
+//! | idempotency record | `I#<sha256(user, route, key)>` | `#IDEM` | none; `ttl` expires it |
+//!
+//! A product and its stock rows share a partition so that one consistent `Query` reads a
+//! whole product. Stock rows are not on the product list index: they change with every
+//! reservation, and an index keyed by a constant would turn them into one hot partition.
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+pub const GSI1: &str = "gsi1";
+pub const GSI1_PK: &str = "gsi1pk";
+pub const GSI1_SK: &str = "gsi1sk";
+pub const SWEEP_INDEX: &str = "sweep";
+pub const SWEEP_PK: &str = "sweep_pk";
+pub const SWEEP_SK: &str = "sweep_sk";
+pub const TTL: &str = "ttl";
+
+pub const PRODUCT_SK: &str = "#PRODUCT";
+pub const PRODUCT_LIST_PK: &str = "PRODUCT";
+pub const STOCK_SK_PREFIX: &str = "STOCK#";
+pub const RESERVATION_SK: &str = "#RESERVATION";
+pub const SKU_SK: &str = "#SKU";
+pub const IDEM_SK: &str = "#IDEM";
+
+/// Active reservations are spread over this many sweep-index partitions so that no single
+/// partition takes every reservation write; the sweep queries each.
+pub const SWEEP_SHARDS: u32 = 4;
+
+pub fn product_pk(id: &str) -> String {
+    format!("P#{id}")
+}
+
+pub fn stock_sk(warehouse: &str) -> String {
+    format!("{STOCK_SK_PREFIX}{warehouse}")
+}
+
+pub fn sku_pk(sku: &str) -> String {
+    format!("SKU#{sku}")
+}
+
+pub fn reservation_pk(id: &str) -> String {
+    format!("R#{id}")
+}
+
+pub fn sweep_pk(reservation_id: &str) -> String {
+    let shard = reservation_id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    format!("ACTIVE#{}", shard % SWEEP_SHARDS)
+}
+
+pub fn sweep_sk(expires_at: &str, reservation_id: &str) -> String {
+    format!("{expires_at}#{reservation_id}")
+}
+
+pub fn idempotency_pk(scope_hash: &str) -> String {
+    format!("I#{scope_hash}")
+}

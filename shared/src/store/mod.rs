@@ -1,0 +1,231 @@
+//! DynamoDB access: the only module that knows table keys, indexes and condition
+//! expressions. Failed conditions come back as `StoreError::ConditionFailed` so that
+//! services turn them into domain conflicts; throttling and transport failures become
+//! `Unavailable` (503), anything else `Internal` (logged here, never shown).
+
+pub mod idempotency;
+mod item;
+pub mod keys;
+pub mod products;
+pub mod reservations;
+pub mod schema;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
+use std::collections::HashMap;
+use std::time::Duration;
+use thiserror::Error;
+
+pub use item::Item;
+
+/// Errors of the storage layer.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// A condition expression failed. For a transaction: the index of each failing item
+    /// with its current image when DynamoDB returned one.
+    #[error("condition failed")]
+    ConditionFailed(Vec<(usize, Option<Item>)>),
+    /// Throttled, timed out or unreachable after the SDK's retries; nothing was written.
+    #[error("storage unavailable")]
+    Unavailable,
+    /// A stored item does not have the expected shape, or DynamoDB refused the request.
+    #[error("storage error: {0}")]
+    Internal(String),
+}
+
+impl StoreError {
+    /// Whether item `index` of a transaction was among those whose condition failed.
+    pub fn failed_at(&self, index: usize) -> Option<Option<&Item>> {
+        match self {
+            Self::ConditionFailed(items) => {
+                items.iter().find(|(i, _)| *i == index).map(|(_, item)| item.as_ref())
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<aws_sdk_dynamodb::error::BuildError> for StoreError {
+    fn from(e: aws_sdk_dynamodb::error::BuildError) -> Self {
+        Self::Internal(format!("request build: {e}"))
+    }
+}
+
+/// Where the table lives.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub table: String,
+    /// Set for DynamoDB Local; `None` uses the AWS default chain (Lambda).
+    pub endpoint: Option<String>,
+}
+
+/// Handle on the one application table. Cheap to clone; build it once per cold start.
+#[derive(Debug, Clone)]
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+/// How often a transaction that lost to a concurrent one on the same items is retried.
+const CONFLICT_ATTEMPTS: u32 = 8;
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// Builds the SDK client. Against a local endpoint it uses fixed dummy credentials
+    /// and region so that no AWS configuration is needed on a developer machine.
+    pub async fn connect(config: &StoreConfig) -> Self {
+        let client = match &config.endpoint {
+            Some(endpoint) => {
+                let conf = aws_sdk_dynamodb::Config::builder()
+                    .behavior_version(aws_config::BehaviorVersion::latest())
+                    .region(aws_config::Region::new("us-east-1"))
+                    .endpoint_url(endpoint)
+                    .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                        "local",
+                        "local",
+                        None,
+                        None,
+                        "stockhold-local",
+                    ))
+                    .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4))
+                    .timeout_config(
+                        aws_config::timeout::TimeoutConfig::builder()
+                            .operation_attempt_timeout(Duration::from_secs(10))
+                            .build(),
+                    )
+                    .build();
+                Client::from_conf(conf)
+            }
+            None => {
+                let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4))
+                    .load()
+                    .await;
+                Client::new(&shared)
+            }
+        };
+        Self::new(client, config.table.clone())
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Runs one `TransactWriteItems`. Losing to a concurrent transaction on the same items
+    /// (`TransactionConflict`) is retried with jittered backoff: the transaction did not
+    /// apply, so retrying cannot double-apply it.
+    async fn transact(&self, op: &'static str, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result =
+                self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+            let err = match result {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            if let SdkError::ServiceError(ctx) = &err {
+                if let TransactWriteItemsError::TransactionCanceledException(tc) = ctx.err() {
+                    let reasons = tc.cancellation_reasons();
+                    let failed: Vec<(usize, Option<Item>)> = reasons
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                        .map(|(i, r)| (i, r.item().map(|m| Item(m.clone()))))
+                        .collect();
+                    if !failed.is_empty() {
+                        return Err(StoreError::ConditionFailed(failed));
+                    }
+                    let retryable = reasons.iter().any(|r| {
+                        matches!(
+                            r.code(),
+                            Some("TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded")
+                        )
+                    });
+                    if retryable && attempt < CONFLICT_ATTEMPTS {
+                        tokio::time::sleep(backoff(attempt)).await;
+                        continue;
+                    }
+                    if retryable {
+                        tracing::warn!(op, attempt, "transaction kept conflicting; giving up");
+                        return Err(StoreError::Unavailable);
+                    }
+                    let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
+                    return Err(StoreError::Internal(format!("{op}: transaction cancelled: {codes:?}")));
+                }
+                if ctx.err().code() == Some("TransactionInProgressException") && attempt < CONFLICT_ATTEMPTS {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
+            }
+            return Err(classify(op, err));
+        }
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let base = 10u64 << attempt.min(6);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(attempt);
+    Duration::from_millis(base / 2 + h.finish() % base.max(1))
+}
+
+/// Maps an SDK error to a store error, logging what the client will not see.
+fn classify<E, R>(op: &'static str, err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match &err {
+        SdkError::ServiceError(ctx) => {
+            let code = ctx.err().code().unwrap_or("unknown");
+            match code {
+                "ConditionalCheckFailedException" => StoreError::ConditionFailed(vec![(0, None)]),
+                "ThrottlingException"
+                | "ProvisionedThroughputExceededException"
+                | "RequestLimitExceeded"
+                | "InternalServerError"
+                | "ServiceUnavailable" => {
+                    tracing::warn!(op, code, "storage throttled or failing");
+                    StoreError::Unavailable
+                }
+                _ => {
+                    let message = ctx.err().message().unwrap_or_default().to_string();
+                    tracing::error!(op, code, message, "storage request refused");
+                    StoreError::Internal(format!("{op}: {code}"))
+                }
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            tracing::warn!(op, error = %aws_smithy_types::error::display::DisplayErrorContext(&err), "storage unreachable");
+            StoreError::Unavailable
+        }
+        _ => {
+            tracing::error!(op, error = %aws_smithy_types::error::display::DisplayErrorContext(&err), "storage request failed");
+            StoreError::Internal(format!("{op}: request failed"))
+        }
+    }
+}
+
+/// Shorthand for building attribute value maps.
+pub(crate) fn values<const N: usize>(pairs: [(&str, AttributeValue); N]) -> HashMap<String, AttributeValue> {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(crate) fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}

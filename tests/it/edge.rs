@@ -1,0 +1,107 @@
+//! Routing, size limits, tokens and request ids: the checks before any handler runs.
+
+use serde_json::json;
+use stockhold_tests::*;
+
+#[tokio::test]
+async fn unknown_routes_are_404_problems_and_known_paths_with_wrong_methods_are_405_with_allow() {
+    let gw = gateway().await;
+    let r = gw.get("/api/nothing", None).await;
+    assert_eq!((r.status, r.code()), (404, "not_found"));
+    assert_eq!(r.headers["content-type"], "application/problem+json");
+    let r = gw.send("PUT", "/api/products", Some(&token("u", true)), Some(json!({}))).await;
+    assert_eq!((r.status, r.code()), (405, "method_not_allowed"));
+    assert_eq!(r.headers["allow"], "GET, POST");
+}
+
+#[tokio::test]
+async fn bodies_over_256_kib_are_refused_with_413_before_anything_else() {
+    let gw = gateway().await;
+    let big = "x".repeat(256 * 1024 + 1);
+    let resp = gw.http.post(format!("{}/api/nothing", gw.url)).body(big).send().await.expect("send");
+    let r = into_reply(resp).await;
+    assert_eq!((r.status, r.code()), (413, "payload_too_large"));
+    let exact = format!("\"{}\"", "x".repeat(256 * 1024 - 2));
+    let resp = gw
+        .http
+        .post(format!("{}/api/products", gw.url))
+        .bearer_auth(token("a", true))
+        .body(exact)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(into_reply(resp).await.code(), "invalid_json");
+}
+
+#[tokio::test]
+async fn private_routes_need_a_valid_token_and_public_routes_ignore_any() {
+    let gw = gateway().await;
+    let exp = chrono::Utc::now().timestamp() + 600;
+    let bad_sig = token_with(json!({"sub": "a", "exp": exp}), "wrong-secret");
+    let expired = token_with(json!({"sub": "a", "exp": chrono::Utc::now().timestamp() - 60}), SECRET);
+    let no_sub = token_with(json!({"exp": exp}), SECRET);
+    // alg "none": header {"alg":"none","typ":"JWT"}, no signature.
+    let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhIn0.";
+    let body = json!({"product_id": "p", "quantity": 1});
+    for t in [bad_sig.as_str(), expired.as_str(), no_sub.as_str(), none, "garbage"] {
+        let r = gw.post("/api/reservations", Some(t), body.clone()).await;
+        assert_eq!((r.status, r.code()), (401, "unauthorized"), "token {t}");
+    }
+    let r = gw.post("/api/reservations", None, body.clone()).await;
+    assert_eq!((r.status, r.code()), (401, "unauthorized"));
+    let r = gw.get("/api/products?limit=1", Some("garbage")).await;
+    assert_eq!(r.status, 200);
+    // A token a few seconds past exp is inside the 5 s leeway.
+    let just_expired = token_with(json!({"sub": "a", "exp": chrono::Utc::now().timestamp() - 2}), SECRET);
+    let r =
+        gw.post("/api/reservations", Some(&just_expired), json!({"product_id": "none", "quantity": 1})).await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_errors_repeat_it() {
+    let gw = gateway().await;
+    let resp = gw
+        .http
+        .get(format!("{}/api/nothing", gw.url))
+        .header("x-request-id", "abc.DEF_123-x")
+        .send()
+        .await
+        .expect("send");
+    let r = into_reply(resp).await;
+    assert_eq!(r.headers["x-request-id"], "abc.DEF_123-x");
+    assert_eq!(r.body["request_id"], "abc.DEF_123-x");
+    let resp = gw
+        .http
+        .get(format!("{}/api/products", gw.url))
+        .header("x-request-id", "bad id!")
+        .send()
+        .await
+        .expect("send");
+    let id = resp.headers()["x-request-id"].to_str().expect("ascii").to_string();
+    assert!(!id.is_empty() && id != "bad id!");
+    let long = "a".repeat(129);
+    let resp = gw
+        .http
+        .get(format!("{}/api/products", gw.url))
+        .header("x-request-id", &long)
+        .send()
+        .await
+        .expect("send");
+    assert_ne!(resp.headers()["x-request-id"], long.as_str());
+}
+
+#[tokio::test]
+async fn checks_run_in_contract_order_json_then_validation_then_role() {
+    let gw = gateway().await;
+    let customer = token("cust", false);
+    let r = gw.send("POST", "/api/products", Some(&customer), None).await;
+    assert_eq!((r.status, r.code()), (400, "invalid_json"));
+    let r = gw.post("/api/products", Some(&customer), json!([1, 2])).await;
+    assert_eq!((r.status, r.code()), (400, "invalid_json"));
+    let r = gw.post("/api/products", Some(&customer), json!({"sku": ""})).await;
+    assert_eq!((r.status, r.code()), (422, "validation_failed"));
+    let r =
+        gw.post("/api/products", Some(&customer), json!({"sku": "OK", "name": "n", "price_cents": 1})).await;
+    assert_eq!((r.status, r.code()), (403, "forbidden"));
+}

@@ -1,0 +1,156 @@
+//! Test support: the shared DynamoDB Local table (one per test process, unique ids per
+//! test), an in-process local gateway on an ephemeral port, and token minting.
+
+use gateway::{auth::Verifier, serve, Gateway};
+use jsonwebtoken::{encode, EncodingKey, Header};
+use serde_json::{json, Value};
+use shared::adapters::clock::{Clock, SystemClock};
+use shared::config::Config;
+use shared::service::App;
+use shared::store::schema::TABLE;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::OnceCell;
+
+pub const SECRET: &str = "test-secret";
+
+fn table_name() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| format!("it-{}", ulid::Ulid::new().to_string().to_lowercase()))
+}
+
+fn config() -> Config {
+    let endpoint = std::env::var("DYNAMODB_ENDPOINT")
+        .expect("DYNAMODB_ENDPOINT is not set: run the tests with `make test`, which starts DynamoDB Local");
+    let mut c = Config::from_env().expect("config");
+    c.store.endpoint = Some(endpoint);
+    c.store.table = table_name().to_string();
+    c
+}
+
+/// An application on the shared test table, with the given clock.
+pub async fn app_with_clock(clock: Arc<dyn Clock>) -> App {
+    static CREATED: OnceCell<()> = OnceCell::const_new();
+    let app = config().build_app(clock).await;
+    CREATED
+        .get_or_init(|| async {
+            TABLE.create(app.store.client(), app.store.table()).await.expect("create test table");
+        })
+        .await;
+    app
+}
+
+pub async fn app() -> App {
+    app_with_clock(Arc::new(SystemClock)).await
+}
+
+/// A running local gateway; stops when dropped.
+pub struct TestGateway {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub app: App,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn gateway_for(app: App) -> TestGateway {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let gw = Gateway { app: app.clone(), verifier: Verifier::new(SECRET) };
+    tokio::spawn(async move {
+        let _ = serve(listener, gw, async move {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    TestGateway { url, http: reqwest::Client::new(), app, _stop: stop }
+}
+
+pub async fn gateway() -> TestGateway {
+    gateway_for(app().await).await
+}
+
+/// A unique name for this test's things.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+pub fn token_with(claims: Value, secret: &str) -> String {
+    encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())).expect("token")
+}
+
+/// A valid token for `sub`, an admin when `admin`.
+pub fn token(sub: &str, admin: bool) -> String {
+    let exp = chrono::Utc::now().timestamp() + 3600;
+    let groups: Vec<&str> = if admin { vec!["admin"] } else { vec![] };
+    token_with(json!({"sub": sub, "groups": groups, "exp": exp}), SECRET)
+}
+
+/// A response's status and JSON body (Null when the body is not JSON).
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+impl TestGateway {
+    pub async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut req = self.http.request(method.parse().expect("method"), format!("{}{}", self.url, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        into_reply(req.send().await.expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send("GET", path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.send("POST", path, token, Some(body)).await
+    }
+
+    /// Creates a product with `stock` as an admin and returns its id.
+    pub async fn product(&self, stock: Value) -> String {
+        let admin = token("admin-setup", true);
+        let r = self
+            .post(
+                "/api/products",
+                Some(&admin),
+                json!({"sku": unique("SKU"), "name": "Test item", "price_cents": 1999, "stock": stock}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body["id"].as_str().expect("id").to_string()
+    }
+
+    pub async fn stock_of(&self, product_id: &str, warehouse: &str) -> (i64, i64, i64) {
+        let r = self.get(&format!("/api/products/{product_id}"), None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let row = r.body["stock"]
+            .as_array()
+            .expect("stock")
+            .iter()
+            .find(|s| s["warehouse_id"] == warehouse)
+            .cloned()
+            .unwrap_or(Value::Null);
+        let n = |k: &str| row[k].as_i64().unwrap_or(-1);
+        (n("on_hand"), n("reserved"), n("available"))
+    }
+}
+
+pub async fn into_reply(resp: reqwest::Response) -> Reply {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.expect("body");
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Reply { status, headers, body }
+}
