@@ -17,7 +17,7 @@ deps:
 	@infra/scripts/deps.sh
 
 build:
-	$(CARGO) build -p gateway --bins
+	$(CARGO) build --workspace --bins
 
 dev: deps build
 	infra/scripts/with-dynamodb.sh --persist .local/dev-data -- target/debug/gateway
@@ -35,4 +35,4 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 token:
-	@$(CARGO) run -q -p gateway --bin token -- "$(SUB)" "$(GROUPS)"
+	@$(CARGO) run -q --bin token -- "$(SUB)" "$(GROUPS)"
