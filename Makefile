@@ -20,12 +20,13 @@ build:
 	$(CARGO) build --workspace --bins
 
 dev: deps build
-	infra/scripts/with-dynamodb.sh --persist .local/dev-data -- target/debug/gateway
+	infra/scripts/with-stack.sh --persist .local/dev-data -- target/debug/gateway
 
 test: deps cfn-lint test-rust
 
-test-rust:
-	infra/scripts/with-dynamodb.sh -- $(CARGO) test --workspace
+# The end-to-end tests start the real gateway binary, so the binaries are built first.
+test-rust: build
+	infra/scripts/with-stack.sh --moto -- $(CARGO) test --workspace
 
 cfn-lint: deps
 	.venv/bin/cfn-lint template.yaml

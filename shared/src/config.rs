@@ -6,13 +6,20 @@
 //! | `DYNAMODB_ENDPOINT` | unset (AWS) | e.g. `http://127.0.0.1:8001` for DynamoDB Local |
 //! | `RESERVATION_TTL_SECONDS` | `600` | how long a reservation holds stock (1..=86400) |
 //! | `CURSOR_SECRET` | a fixed development value | HMAC key for list cursors; set per deployment |
+//! | `SCHEDULE_GROUP` | `stockhold-expiry` | EventBridge Scheduler group of expiry schedules |
+//! | `EXPIRE_FUNCTION_ARN` | unset | target of expiry schedules; unset: no schedules, the sweep expires holds |
+//! | `SCHEDULER_ROLE_ARN` | unset | role EventBridge Scheduler assumes to invoke `expire` |
+//! | `EXPIRY_DLQ_ARN` | unset | dead-letter queue for expiry invocations that exhausted retries |
+//! | `SCHEDULER_ENDPOINT` | unset (AWS) | a Scheduler-compatible endpoint (moto in tests) |
 //! | `LOG_FORMAT` | `json` | `json` (Lambda style) or `text` |
 
 use crate::adapters::clock::Clock;
+use crate::adapters::scheduler::{EventBridgeScheduler, EventBridgeTarget, ExpiryScheduler, NoScheduler};
 use crate::domain::cursor::CursorCodec;
 use crate::service::{App, ServiceConfig};
 use crate::store::{Store, StoreConfig};
 use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
 
 pub const DEV_CURSOR_SECRET: &str = "stockhold-local-cursor-secret";
@@ -28,40 +35,99 @@ pub struct Config {
     pub store: StoreConfig,
     pub reservation_ttl_seconds: i64,
     pub cursor_secret: String,
+    /// `None`: no per-reservation schedules.
+    pub scheduler: Option<EventBridgeTarget>,
+    pub scheduler_endpoint: Option<String>,
 }
 
-fn var(name: &str) -> Option<String> {
+pub(crate) fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// An integer variable in `min..=max`, or `default` when unset.
+pub fn int_var(name: &'static str, default: i64, min: i64, max: i64) -> Result<i64, ConfigError> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(ConfigError::Invalid { name, expected: "an integer in the allowed range", value: v }),
+        },
+    }
 }
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let ttl = match var("RESERVATION_TTL_SECONDS") {
-            None => 600,
-            Some(v) => match v.parse::<i64>() {
-                Ok(n) if (1..=86_400).contains(&n) => n,
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        name: "RESERVATION_TTL_SECONDS",
-                        expected: "an integer from 1 to 86400",
-                        value: v,
-                    })
-                }
-            },
+        let scheduler = match (var("EXPIRE_FUNCTION_ARN"), var("SCHEDULER_ROLE_ARN")) {
+            (Some(function_arn), Some(role_arn)) => Some(EventBridgeTarget {
+                group: var("SCHEDULE_GROUP").unwrap_or_else(|| "stockhold-expiry".into()),
+                function_arn,
+                role_arn,
+                dead_letter_arn: var("EXPIRY_DLQ_ARN"),
+            }),
+            _ => None,
         };
         Ok(Self {
             store: StoreConfig {
                 table: var("TABLE_NAME").unwrap_or_else(|| "stockhold".into()),
                 endpoint: var("DYNAMODB_ENDPOINT"),
             },
-            reservation_ttl_seconds: ttl,
+            reservation_ttl_seconds: int_var("RESERVATION_TTL_SECONDS", 600, 1, 86_400)?,
             cursor_secret: var("CURSOR_SECRET").unwrap_or_else(|| DEV_CURSOR_SECRET.into()),
+            scheduler,
+            scheduler_endpoint: var("SCHEDULER_ENDPOINT"),
         })
     }
 
-    /// Builds the application: one SDK client, shared by every request.
+    /// The SDK configuration: AWS's default chain in Lambda; fixed dummy credentials and
+    /// region when any service points at a local endpoint, so no AWS setup is needed.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        if self.store.endpoint.is_some() || self.scheduler_endpoint.is_some() {
+            // DynamoDB Local is a JVM that slows to seconds per call under bursts on a small
+            // machine; a tight timeout there would only turn slow successes into 503s.
+            let timeouts = aws_config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(30))
+                .build();
+            aws_config::SdkConfig::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::new("local", "local", None, None, "stockhold-local"),
+                ))
+                .timeout_config(timeouts)
+                .build()
+        } else {
+            // DynamoDB answers in milliseconds; a stuck attempt is retried (the SDK reuses
+            // the transaction's ClientRequestToken, so a retry cannot apply it twice) well
+            // within the function's 10 s timeout.
+            let timeouts = aws_config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(8))
+                .build();
+            aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await
+        }
+    }
+
+    /// The expiry scheduler this configuration asks for.
+    pub fn scheduler(&self, sdk: &aws_config::SdkConfig) -> Arc<dyn ExpiryScheduler> {
+        match &self.scheduler {
+            Some(target) => {
+                let mut conf = aws_sdk_scheduler::config::Builder::from(sdk);
+                if let Some(endpoint) = &self.scheduler_endpoint {
+                    conf = conf.endpoint_url(endpoint);
+                }
+                Arc::new(EventBridgeScheduler::new(
+                    aws_sdk_scheduler::Client::from_conf(conf.build()),
+                    target.clone(),
+                ))
+            }
+            None => Arc::new(NoScheduler),
+        }
+    }
+
+    /// Builds the application: SDK clients are made here once and shared by every request.
     pub async fn build_app(&self, clock: Arc<dyn Clock>) -> App {
-        let store = Store::connect(&self.store).await;
+        let sdk = self.sdk_config().await;
+        let store = Store::connect(&sdk, &self.store);
         App::new(
             store,
             clock,
@@ -70,6 +136,7 @@ impl Config {
                 cursors: CursorCodec::new(self.cursor_secret.as_bytes()),
             },
         )
+        .with_scheduler(self.scheduler(&sdk))
     }
 }
 

@@ -6,6 +6,7 @@ pub mod adapters;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod jobs;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod service;

@@ -1,8 +1,11 @@
 //! Integration tests: HTTP through the local gateway against DynamoDB Local.
 
 mod chaos;
+mod dev_gateway;
 mod edge;
+mod expiry;
 mod idempotency;
 mod products;
 mod reservations;
+mod scheduler_contract;
 mod template;

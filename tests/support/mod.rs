@@ -27,8 +27,20 @@ fn config() -> Config {
     c
 }
 
+/// Warnings and errors of the code under test go to the test's captured output, shown
+/// when it fails (`RUST_LOG` overrides the level).
+fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    });
+}
+
 /// An application on the shared test table, with the given clock.
 pub async fn app_with_clock(clock: Arc<dyn Clock>) -> App {
+    init_logs();
     static CREATED: OnceCell<()> = OnceCell::const_new();
     let app = config().build_app(clock).await;
     CREATED
@@ -153,4 +165,23 @@ pub async fn into_reply(resp: reqwest::Response) -> Reply {
     let bytes = resp.bytes().await.expect("body");
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     Reply { status, headers, body }
+}
+
+/// Tests that run the sweep (or a gateway whose scheduler sweeps) hold this lock and work
+/// in the past (`past_clock`), so that their sweeps never reach another test's holds, and
+/// two sweeping tests never see each other's holds mid-test.
+pub async fn sweep_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+/// A manual clock a day in the past: holds made with it are due long before any hold made
+/// by a test on the real clock.
+pub fn past_clock() -> shared::adapters::clock::ManualClock {
+    shared::adapters::clock::ManualClock::new(chrono::Utc::now() - chrono::Duration::days(1))
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
 }

@@ -4,6 +4,7 @@
 //! the same `shared::http::dispatch` the Lambda functions run.
 
 pub mod auth;
+pub mod scheduler;
 
 use axum::body::Body;
 use axum::extract::State;

@@ -1,7 +1,8 @@
 //! `gateway`: serves the API on 127.0.0.1:$PORT against DynamoDB Local, creating the
 //! table on start. Stops cleanly on Ctrl-C or SIGTERM.
 //!
-//! Environment: `PORT` (8000), `JWT_SECRET` (`local-dev-secret`), and everything
+//! Environment: `PORT` (8000), `JWT_SECRET` (`local-dev-secret`),
+//! `SWEEP_INTERVAL_SECONDS` (60), `SWEEP_BATCH_PER_SHARD` (250), and everything
 //! `shared::config` reads (`DYNAMODB_ENDPOINT`, `TABLE_NAME`, `RESERVATION_TTL_SECONDS`,
 //! `CURSOR_SECRET`, `LOG_FORMAT`).
 
@@ -34,6 +35,9 @@ async fn run() -> Result<(), String> {
     if config.store.endpoint.is_none() {
         return Err("DYNAMODB_ENDPOINT is not set: the local gateway runs against DynamoDB Local".into());
     }
+    let sweep_every =
+        shared::config::int_var("SWEEP_INTERVAL_SECONDS", 60, 1, 86_400).map_err(|e| e.to_string())?;
+    let per_shard = shared::jobs::sweep_batch_from_env().map_err(|e| e.to_string())?;
     let app = config.build_app(Arc::new(SystemClock)).await;
     TABLE.create(app.store.client(), app.store.table()).await.map_err(|e| {
         format!("cannot create table {} at {:?}: {e}", config.store.table, config.store.endpoint)
@@ -45,8 +49,13 @@ async fn run() -> Result<(), String> {
             format!("cannot listen on 127.0.0.1:{port}: {e}")
         }
     })?;
+    let app = gateway::scheduler::with_local_scheduler(
+        app,
+        std::time::Duration::from_secs(sweep_every.unsigned_abs()),
+        per_shard,
+    );
     let verifier = Verifier::new(secret.as_deref().unwrap_or(gateway::auth::DEFAULT_SECRET));
-    tracing::info!(port, table = %config.store.table, ttl_seconds = config.reservation_ttl_seconds, "stockhold gateway listening on http://127.0.0.1:{port}");
+    tracing::info!(port, table = %config.store.table, ttl_seconds = config.reservation_ttl_seconds, sweep_every_seconds = sweep_every, "stockhold gateway listening on http://127.0.0.1:{port}");
     serve(listener, Gateway { app, verifier }, shutdown_signal()).await.map_err(|e| e.to_string())
 }
 

@@ -4,3 +4,4 @@
 pub mod clock;
 pub mod identity;
 pub mod ids;
+pub mod scheduler;

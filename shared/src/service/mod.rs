@@ -2,12 +2,17 @@
 //! and the local gateway alike. Services take validated input and the caller, talk to
 //! the store, and return entities or a `DomainError`.
 
+mod expiry;
 mod products;
 mod reservations;
+
+pub use expiry::{ExpireOutcome, SweepReport};
+pub use products::Page;
 
 pub use reservations::{Created, IdempotencyRequest};
 
 use crate::adapters::clock::Clock;
+use crate::adapters::scheduler::{ExpiryScheduler, NoScheduler};
 use crate::domain::cursor::CursorCodec;
 use crate::domain::DomainError;
 use crate::store::{Store, StoreError};
@@ -29,11 +34,21 @@ pub struct App {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub config: ServiceConfig,
+    pub scheduler: Arc<dyn ExpiryScheduler>,
 }
 
 impl App {
+    /// An application without expiry schedules (the sweep alone expires holds).
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: ServiceConfig) -> Self {
-        Self { store, clock, config }
+        Self { store, clock, config, scheduler: Arc::new(NoScheduler) }
+    }
+
+    pub fn with_scheduler(self, scheduler: Arc<dyn ExpiryScheduler>) -> Self {
+        Self { scheduler, ..self }
+    }
+
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
     }
 }
 

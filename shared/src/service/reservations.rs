@@ -102,7 +102,10 @@ impl App {
                 Completion { pk: pk.clone(), token: token.clone(), status, body }
             });
             match self.store.create_reservation(&reservation, &caller.user_id, completion.as_ref()).await {
-                Ok(()) => return Ok(reservation),
+                Ok(()) => {
+                    self.schedule_expiry(&reservation).await;
+                    return Ok(reservation);
+                }
                 Err(ReserveError::Insufficient { available }) => {
                     if new.warehouse_id.is_some() {
                         return Err(DomainError::InsufficientStock { available });
@@ -127,6 +130,14 @@ impl App {
         }
     }
 
+    /// Creates the hold's expiry schedule. A failure is logged, never returned: the hold
+    /// stands, reads as expired on time (lazy expiry), and the sweep returns its units.
+    async fn schedule_expiry(&self, r: &Reservation) {
+        if let Err(e) = self.scheduler.schedule(&r.id, r.expires_at).await {
+            tracing::warn!(reservation_id = %r.id, error = %e, "could not create expiry schedule; the sweep will expire it");
+        }
+    }
+
     /// The owner's or an admin's view; anyone else gets `NotFound` (existence is not leaked).
     pub async fn get_reservation(&self, caller: &Caller, id: &str) -> Result<Reservation, DomainError> {
         let r = self.store.get_reservation(id).await?.filter(|r| caller.may_see(&r.user_id));
@@ -147,6 +158,10 @@ impl App {
         }
         let now = self.clock.now();
         if self.store.end_hold(&r, HoldEnd::Release, now, &caller.user_id).await? {
+            if let Err(e) = self.scheduler.cancel(&r.id).await {
+                // A leftover schedule fires, finds the hold not active and does nothing.
+                tracing::warn!(reservation_id = %r.id, error = %e, "could not delete expiry schedule");
+            }
             return Ok(Reservation { status: ReservationStatus::Released, updated_at: now, ..r });
         }
         // Something else ended it first: a concurrent release is fine, anything else not.

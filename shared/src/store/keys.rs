@@ -53,7 +53,11 @@ pub fn reservation_pk(id: &str) -> String {
 
 pub fn sweep_pk(reservation_id: &str) -> String {
     let shard = reservation_id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-    format!("ACTIVE#{}", shard % SWEEP_SHARDS)
+    sweep_shard_pk(shard % SWEEP_SHARDS)
+}
+
+pub fn sweep_shard_pk(shard: u32) -> String {
+    format!("ACTIVE#{shard}")
 }
 
 pub fn sweep_sk(expires_at: &str, reservation_id: &str) -> String {

@@ -76,40 +76,15 @@ impl Store {
         Self { client, table: table.into() }
     }
 
-    /// Builds the SDK client. Against a local endpoint it uses fixed dummy credentials
-    /// and region so that no AWS configuration is needed on a developer machine.
-    pub async fn connect(config: &StoreConfig) -> Self {
-        let client = match &config.endpoint {
-            Some(endpoint) => {
-                let conf = aws_sdk_dynamodb::Config::builder()
-                    .behavior_version(aws_config::BehaviorVersion::latest())
-                    .region(aws_config::Region::new("us-east-1"))
-                    .endpoint_url(endpoint)
-                    .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                        "local",
-                        "local",
-                        None,
-                        None,
-                        "stockhold-local",
-                    ))
-                    .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4))
-                    .timeout_config(
-                        aws_config::timeout::TimeoutConfig::builder()
-                            .operation_attempt_timeout(Duration::from_secs(10))
-                            .build(),
-                    )
-                    .build();
-                Client::from_conf(conf)
-            }
-            None => {
-                let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4))
-                    .load()
-                    .await;
-                Client::new(&shared)
-            }
-        };
-        Self::new(client, config.table.clone())
+    /// Builds the client from the process's SDK configuration; `endpoint` points it at
+    /// DynamoDB Local.
+    pub fn connect(sdk: &aws_config::SdkConfig, config: &StoreConfig) -> Self {
+        let mut conf = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4));
+        if let Some(endpoint) = &config.endpoint {
+            conf = conf.endpoint_url(endpoint);
+        }
+        Self::new(Client::from_conf(conf.build()), config.table.clone())
     }
 
     pub fn client(&self) -> &Client {

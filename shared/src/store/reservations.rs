@@ -151,6 +151,60 @@ impl Store {
         }
     }
 
+    /// Active reservations whose `expires_at <= now`, at most `per_shard` from each
+    /// shard of the sparse sweep index (oldest expiry first), so a backlog in one shard
+    /// cannot starve the others; `more` says whether any shard had more. The index is
+    /// eventually consistent: some may have ended a moment ago (`end_hold` then says so).
+    pub async fn overdue_reservations(
+        &self,
+        now: DateTime<Utc>,
+        per_shard: usize,
+    ) -> Result<(Vec<Reservation>, bool), StoreError> {
+        // sweep_sk is "<expires_at>#<id>" with fixed-width times, so everything due by
+        // `now` sorts before the time one millisecond later.
+        let bound = format_time(now + chrono::Duration::milliseconds(1));
+        let page = i32::try_from(per_shard.clamp(1, 100)).unwrap_or(100);
+        let mut out = Vec::new();
+        let mut more = false;
+        for shard in 0..SWEEP_SHARDS {
+            let mut taken = 0;
+            let mut start = None;
+            loop {
+                let res = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(SWEEP_INDEX)
+                    .key_condition_expression("sweep_pk = :pk AND sweep_sk < :bound")
+                    .expression_attribute_values(":pk", s(sweep_shard_pk(shard)))
+                    .expression_attribute_values(":bound", s(&bound))
+                    .limit(page)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| super::classify("overdue_reservations", e))?;
+                let items = res.items.unwrap_or_default();
+                let room = per_shard - taken;
+                if items.len() > room {
+                    more = true;
+                }
+                for item in items.into_iter().take(room) {
+                    out.push(reservation_from_item(&Item(item))?);
+                    taken += 1;
+                }
+                start = res.last_evaluated_key;
+                if taken >= per_shard {
+                    more |= start.is_some();
+                    break;
+                }
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok((out, more))
+    }
+
     /// The stock row of one warehouse, read consistently.
     pub async fn get_stock(
         &self,

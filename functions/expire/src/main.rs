@@ -1,0 +1,19 @@
+//! `expire` Lambda: invoked by a reservation's EventBridge Scheduler schedule with
+//! `{"reservation_id": "..."}`; ends the hold if it is still active and due.
+
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use shared::adapters::clock::SystemClock;
+use shared::config::{init_tracing, Config};
+use shared::jobs::{expire, ExpireEvent};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let app = Config::from_env()?.build_app(Arc::new(SystemClock)).await;
+    run(service_fn(|event: LambdaEvent<ExpireEvent>| {
+        let app = &app;
+        async move { Ok::<_, Error>(expire(app, event.payload).await?) }
+    }))
+    .await
+}

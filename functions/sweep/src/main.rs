@@ -1,0 +1,21 @@
+//! `sweep` Lambda: runs every minute (EventBridge Scheduler `rate(1 minute)`) and expires
+//! every overdue active reservation that its own schedule has not, in bounded batches.
+
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use shared::adapters::clock::SystemClock;
+use shared::config::{init_tracing, Config};
+use shared::jobs::{sweep, sweep_batch_from_env};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let app = Config::from_env()?.build_app(Arc::new(SystemClock)).await;
+    let per_shard = sweep_batch_from_env()?;
+    // The scheduled event's payload carries nothing the sweep needs.
+    run(service_fn(|_: LambdaEvent<serde_json::Value>| {
+        let app = &app;
+        async move { Ok::<_, Error>(sweep(app, per_shard).await?) }
+    }))
+    .await
+}

@@ -1,0 +1,136 @@
+//! Local stand-in for EventBridge Scheduler: one timer per reservation that runs the
+//! same `jobs::expire` the `expire` Lambda runs, at `expires_at`, and the `sweep` every
+//! `SWEEP_INTERVAL_SECONDS` (plus once at start, to pick up holds left over from before
+//! a restart, as a missed schedule would be in AWS).
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use shared::adapters::scheduler::{ExpiryScheduler, SchedulerError};
+use shared::jobs::{expire, sweep, ExpireEvent};
+use shared::service::{App, ExpireOutcome};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A reservation whose job found it not yet due (clock skew) is retried this much later.
+const NOT_DUE_RETRY: chrono::Duration = chrono::Duration::milliseconds(100);
+
+enum Command {
+    Schedule(String, DateTime<Utc>),
+    Cancel(String),
+}
+
+/// The `ExpiryScheduler` the gateway's App uses: it only queues commands for the timer
+/// task, so scheduling never blocks or fails a request.
+#[derive(Debug, Clone)]
+pub struct LocalScheduler {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Schedule(id, at) => write!(f, "Schedule({id}, {at})"),
+            Self::Cancel(id) => write!(f, "Cancel({id})"),
+        }
+    }
+}
+
+impl ExpiryScheduler for LocalScheduler {
+    fn schedule<'a>(
+        &'a self,
+        reservation_id: &'a str,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), SchedulerError>> {
+        let sent = self.tx.send(Command::Schedule(reservation_id.to_string(), at));
+        Box::pin(async move { sent.map_err(|_| SchedulerError::Failed("local scheduler stopped".into())) })
+    }
+    fn cancel<'a>(&'a self, reservation_id: &'a str) -> BoxFuture<'a, Result<(), SchedulerError>> {
+        let sent = self.tx.send(Command::Cancel(reservation_id.to_string()));
+        Box::pin(async move { sent.map_err(|_| SchedulerError::Failed("local scheduler stopped".into())) })
+    }
+}
+
+/// Equips `app` with a local scheduler and starts its timer task on the current runtime.
+/// The task ends when every handle on the returned App is dropped.
+pub fn with_local_scheduler(app: App, sweep_every: Duration, sweep_per_shard: usize) -> App {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let app = app.with_scheduler(Arc::new(LocalScheduler { tx }));
+    // The timer task never schedules, and holding the queue's sender itself would keep
+    // it alive forever, so it runs on an App without one.
+    let jobs = app.clone().with_scheduler(Arc::new(shared::adapters::scheduler::NoScheduler));
+    tokio::spawn(run(jobs, rx, sweep_every, sweep_per_shard));
+    app
+}
+
+async fn run(app: App, mut rx: mpsc::UnboundedReceiver<Command>, sweep_every: Duration, per_shard: usize) {
+    let mut due: BTreeSet<(DateTime<Utc>, String)> = BTreeSet::new();
+    let mut at_of: HashMap<String, DateTime<Utc>> = HashMap::new();
+    let mut sweep_tick = tokio::time::interval(sweep_every);
+    sweep_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<(String, DateTime<Utc>)>();
+    loop {
+        let next = due.first().map(|(at, _)| *at);
+        let wait = async {
+            match next {
+                Some(at) => tokio::time::sleep((at - Utc::now()).to_std().unwrap_or_default()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                None => break,
+                Some(Command::Schedule(id, at)) => {
+                    // Creating an existing schedule is success and changes nothing.
+                    if let std::collections::hash_map::Entry::Vacant(e) = at_of.entry(id.clone()) {
+                        e.insert(at);
+                        due.insert((at, id));
+                    }
+                }
+                Some(Command::Cancel(id)) => {
+                    if let Some(at) = at_of.remove(&id) {
+                        due.remove(&(at, id));
+                    }
+                }
+            },
+            Some((id, at)) = retry_rx.recv() => {
+                at_of.insert(id.clone(), at);
+                due.insert((at, id));
+            }
+            () = wait => {
+                let now = Utc::now();
+                while let Some((at, id)) = due.first().cloned() {
+                    if at > now {
+                        break;
+                    }
+                    due.remove(&(at, id.clone()));
+                    at_of.remove(&id);
+                    let (app, retry_tx) = (app.clone(), retry_tx.clone());
+                    tokio::spawn(async move {
+                        match expire(&app, ExpireEvent { reservation_id: id.clone() }).await {
+                            Ok(r) if r.outcome == ExpireOutcome::NotDue => {
+                                let _ = retry_tx.send((id, Utc::now() + NOT_DUE_RETRY));
+                            }
+                            Ok(r) => tracing::debug!(reservation_id = %id, outcome = ?r.outcome, "expire ran"),
+                            // As EventBridge would, try again a little later; the sweep
+                            // is the net under this.
+                            Err(e) => {
+                                tracing::warn!(reservation_id = %id, error = %e, "expire failed; retrying");
+                                let _ = retry_tx.send((id, Utc::now() + chrono::Duration::seconds(1)));
+                            }
+                        }
+                    });
+                }
+            }
+            _ = sweep_tick.tick() => {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = sweep(&app, per_shard).await {
+                        tracing::warn!(error = %e, "sweep failed");
+                    }
+                });
+            }
+        }
+    }
+}

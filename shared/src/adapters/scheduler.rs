@@ -1,0 +1,164 @@
+//! Expiry scheduling: one one-off EventBridge Scheduler schedule per reservation that
+//! invokes the `expire` function at `expires_at`. Schedules are a latency optimisation
+//! only: correctness comes from lazy expiry and the sweep, so a failure here never fails
+//! a reservation.
+
+use aws_sdk_scheduler::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_scheduler::types::{
+    ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, Target,
+};
+use chrono::{DateTime, Timelike, Utc};
+use futures::future::BoxFuture;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum SchedulerError {
+    #[error("scheduler request failed: {0}")]
+    Failed(String),
+}
+
+/// Arranges for a reservation's expiry job to run.
+///
+/// Contract: `schedule` is idempotent (scheduling the same reservation again is success,
+/// so retries are safe) and arranges a run at or after `at`, never before. `cancel` is
+/// best effort and idempotent (cancelling a missing schedule is success). Neither
+/// guarantees delivery: the sweep is the safety net.
+pub trait ExpiryScheduler: Send + Sync + std::fmt::Debug {
+    fn schedule<'a>(
+        &'a self,
+        reservation_id: &'a str,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), SchedulerError>>;
+    fn cancel<'a>(&'a self, reservation_id: &'a str) -> BoxFuture<'a, Result<(), SchedulerError>>;
+}
+
+/// Used when no scheduler is configured: holds expire through the sweep alone.
+#[derive(Debug, Default)]
+pub struct NoScheduler;
+
+impl ExpiryScheduler for NoScheduler {
+    fn schedule<'a>(&'a self, _: &'a str, _: DateTime<Utc>) -> BoxFuture<'a, Result<(), SchedulerError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn cancel<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), SchedulerError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Where and how schedules are created.
+#[derive(Debug, Clone)]
+pub struct EventBridgeTarget {
+    /// Dedicated schedule group (its schedules are all ours, which also scopes IAM).
+    pub group: String,
+    /// ARN of the `expire` function.
+    pub function_arn: String,
+    /// Role the scheduler assumes to invoke it.
+    pub role_arn: String,
+    /// Where events that exhausted their retries go.
+    pub dead_letter_arn: Option<String>,
+}
+
+/// Retries of a failed invocation, and how long the scheduler keeps trying.
+const MAX_RETRY_ATTEMPTS: i32 = 10;
+const MAX_EVENT_AGE_SECONDS: i32 = 3600;
+
+/// The payload the `expire` function receives.
+pub fn expire_input(reservation_id: &str) -> String {
+    serde_json::json!({ "reservation_id": reservation_id }).to_string()
+}
+
+/// `at(...)` takes whole seconds; rounding up keeps the run from coming before expiry.
+pub fn at_expression(at: DateTime<Utc>) -> String {
+    let whole = at.with_nanosecond(0).unwrap_or(at);
+    let up = if whole < at { whole + chrono::Duration::seconds(1) } else { whole };
+    format!("at({})", up.format("%Y-%m-%dT%H:%M:%S"))
+}
+
+#[derive(Debug, Clone)]
+pub struct EventBridgeScheduler {
+    client: aws_sdk_scheduler::Client,
+    target: EventBridgeTarget,
+}
+
+impl EventBridgeScheduler {
+    pub fn new(client: aws_sdk_scheduler::Client, target: EventBridgeTarget) -> Self {
+        Self { client, target }
+    }
+
+    async fn create(&self, reservation_id: &str, at: DateTime<Utc>) -> Result<(), SchedulerError> {
+        let fail = |e: aws_sdk_scheduler::error::BuildError| SchedulerError::Failed(e.to_string());
+        let mut target = Target::builder()
+            .arn(&self.target.function_arn)
+            .role_arn(&self.target.role_arn)
+            .input(expire_input(reservation_id))
+            .retry_policy(
+                RetryPolicy::builder()
+                    .maximum_retry_attempts(MAX_RETRY_ATTEMPTS)
+                    .maximum_event_age_in_seconds(MAX_EVENT_AGE_SECONDS)
+                    .build(),
+            );
+        if let Some(dlq) = &self.target.dead_letter_arn {
+            target = target.dead_letter_config(DeadLetterConfig::builder().arn(dlq).build());
+        }
+        let result = self
+            .client
+            .create_schedule()
+            .name(reservation_id)
+            .group_name(&self.target.group)
+            .schedule_expression(at_expression(at))
+            .schedule_expression_timezone("UTC")
+            .flexible_time_window(
+                FlexibleTimeWindow::builder().mode(FlexibleTimeWindowMode::Off).build().map_err(fail)?,
+            )
+            .action_after_completion(ActionAfterCompletion::Delete)
+            .target(target.build().map_err(fail)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Already created by an earlier attempt: that is what we wanted.
+            Err(SdkError::ServiceError(e)) if e.err().code() == Some("ConflictException") => Ok(()),
+            Err(e) => {
+                Err(SchedulerError::Failed(aws_sdk_scheduler::error::DisplayErrorContext(&e).to_string()))
+            }
+        }
+    }
+
+    async fn delete(&self, reservation_id: &str) -> Result<(), SchedulerError> {
+        let result =
+            self.client.delete_schedule().name(reservation_id).group_name(&self.target.group).send().await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().code() == Some("ResourceNotFoundException") => Ok(()),
+            Err(e) => {
+                Err(SchedulerError::Failed(aws_sdk_scheduler::error::DisplayErrorContext(&e).to_string()))
+            }
+        }
+    }
+}
+
+impl ExpiryScheduler for EventBridgeScheduler {
+    fn schedule<'a>(
+        &'a self,
+        reservation_id: &'a str,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), SchedulerError>> {
+        Box::pin(self.create(reservation_id, at))
+    }
+    fn cancel<'a>(&'a self, reservation_id: &'a str) -> BoxFuture<'a, Result<(), SchedulerError>> {
+        Box::pin(self.delete(reservation_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_at_expression_rounds_up_to_the_next_whole_second_in_utc() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        assert_eq!(at_expression(t("2026-11-26T00:21:15.911Z")), "at(2026-11-26T00:21:16)");
+        assert_eq!(at_expression(t("2026-11-26T00:21:15Z")), "at(2026-11-26T00:21:15)");
+        assert_eq!(at_expression(t("2026-12-31T23:59:59.001Z")), "at(2027-01-01T00:00:00)");
+    }
+}
