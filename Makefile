@@ -5,7 +5,7 @@ CARGO ?= cargo
 PORT ?= 8000
 export PORT
 
-.PHONY: help deps build dev test test-rust lint cfn-lint token
+.PHONY: help deps build dev test test-rust lint cfn-lint token bench-reserve bench-expiry
 
 help:
 	@echo "make dev    serve the API on http://127.0.0.1:$(PORT) with DynamoDB Local"
@@ -37,3 +37,10 @@ lint:
 
 token:
 	@$(CARGO) run -q --bin token -- "$(SUB)" "$(GROUPS)"
+
+# Figures, not tests: latency of POST /api/reservations, and expiry delay.
+bench-reserve: deps
+	infra/scripts/with-stack.sh -- $(CARGO) run -q --bin bench -- reserve
+
+bench-expiry: deps
+	infra/scripts/with-stack.sh -- $(CARGO) run -q --bin bench -- expiry
