@@ -40,9 +40,15 @@ fn arg(args: &[String], i: usize, default: usize) -> usize {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    println!("machine: {} cores; DynamoDB Local at {}", num_cpus(), std::env::var("DYNAMODB_ENDPOINT").unwrap_or_default());
+    println!(
+        "machine: {} cores; DynamoDB Local at {}",
+        num_cpus(),
+        std::env::var("DYNAMODB_ENDPOINT").unwrap_or_default()
+    );
     match args.first().map(String::as_str) {
-        Some("reserve") => reserve(arg(&args, 1, 300), &args.get(2).cloned().unwrap_or_else(|| "1,16".into())).await,
+        Some("reserve") => {
+            reserve(arg(&args, 1, 300), &args.get(2).cloned().unwrap_or_else(|| "1,16".into())).await
+        }
         Some("expiry") => expiry(arg(&args, 1, 100), arg(&args, 2, 2) as u64).await,
         _ => eprintln!("usage: bench reserve [N] [C1,C2,..] | bench expiry [N] [TTL_SECONDS]"),
     }
@@ -58,7 +64,12 @@ async fn reserve(n: usize, concurrencies: &str) {
         let product = gw.product(json!({"main": 1_000_000})).await;
         // Warm the connection pools and the JIT of DynamoDB Local.
         for _ in 0..10 {
-            gw.post("/api/reservations", Some(&token("warmup", false)), json!({"product_id": product, "quantity": 1})).await;
+            gw.post(
+                "/api/reservations",
+                Some(&token("warmup", false)),
+                json!({"product_id": product, "quantity": 1}),
+            )
+            .await;
         }
         let started = Instant::now();
         let results: Vec<(u16, f64)> = stream::iter(0..n)
@@ -67,7 +78,9 @@ async fn reserve(n: usize, concurrencies: &str) {
                 async move {
                     let t = token(&format!("bench-{i}"), false);
                     let sent = Instant::now();
-                    let r = gw.post("/api/reservations", Some(&t), json!({"product_id": product, "quantity": 1})).await;
+                    let r = gw
+                        .post("/api/reservations", Some(&t), json!({"product_id": product, "quantity": 1}))
+                        .await;
                     (r.status, sent.elapsed().as_secs_f64() * 1000.0)
                 }
             })
@@ -95,7 +108,13 @@ async fn expiry(n: usize, ttl: u64) {
     let product = gw.product(json!({"main": n})).await;
     let mut ids = Vec::new();
     for i in 0..n {
-        let r = gw.post("/api/reservations", Some(&token(&format!("exp-{i}"), false)), json!({"product_id": product, "quantity": 1})).await;
+        let r = gw
+            .post(
+                "/api/reservations",
+                Some(&token(&format!("exp-{i}"), false)),
+                json!({"product_id": product, "quantity": 1}),
+            )
+            .await;
         ids.push(r.body["id"].as_str().unwrap_or_default().to_string());
     }
     let admin = token("root", true);

@@ -185,3 +185,22 @@ pub fn past_clock() -> shared::adapters::clock::ManualClock {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
 }
+
+impl TestGateway {
+    /// Reserves `q` units for the token's user and returns the reservation id.
+    pub async fn reserve(&self, token: &str, product: &str, q: i64) -> String {
+        let r =
+            self.post("/api/reservations", Some(token), json!({"product_id": product, "quantity": q})).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body["id"].as_str().expect("id").to_string()
+    }
+
+    pub async fn order(&self, token: &str, reservation_ids: &[&str]) -> Reply {
+        self.post("/api/orders", Some(token), json!({ "reservation_ids": reservation_ids })).await
+    }
+
+    pub async fn set_status(&self, token: &str, order: &str, status: &str) -> Reply {
+        self.send("PATCH", &format!("/api/orders/{order}"), Some(token), Some(json!({ "status": status })))
+            .await
+    }
+}

@@ -36,6 +36,10 @@ pub enum DomainError {
     InsufficientStock { available: i64 },
     #[error("reservation is not active")]
     ReservationNotActive,
+    /// An order status change the table does not allow from the current status; carries
+    /// the allowed targets, sorted.
+    #[error("invalid transition")]
+    InvalidTransition { allowed: Vec<String> },
     #[error("conflict: {0}")]
     Conflict(&'static str),
     #[error("a request with this Idempotency-Key is still being processed")]

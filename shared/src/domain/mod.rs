@@ -4,6 +4,7 @@
 pub mod cursor;
 pub mod error;
 pub mod fingerprint;
+pub mod order;
 pub mod product;
 pub mod reservation;
 pub mod stock;

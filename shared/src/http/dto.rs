@@ -1,6 +1,7 @@
 //! Wire shapes of responses, kept apart from the entities they render.
 
 use crate::adapters::clock::format_time;
+use crate::domain::order::Order;
 use crate::domain::product::Product;
 use crate::domain::reservation::Reservation;
 use serde::Serialize;
@@ -85,4 +86,56 @@ impl<'a> From<&'a Reservation> for ReservationDto<'a> {
 pub struct ListDto<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrderItemDto<'a> {
+    pub product_id: &'a str,
+    pub sku: &'a str,
+    pub name: &'a str,
+    pub warehouse_id: &'a str,
+    pub reservation_id: &'a str,
+    pub quantity: i64,
+    pub unit_price_cents: i64,
+    pub line_total_cents: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrderDto<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub status: &'static str,
+    pub currency: &'a str,
+    pub total_cents: i64,
+    pub items: Vec<OrderItemDto<'a>>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl<'a> From<&'a Order> for OrderDto<'a> {
+    fn from(o: &'a Order) -> Self {
+        Self {
+            id: &o.id,
+            user_id: &o.user_id,
+            status: o.status.as_str(),
+            currency: &o.currency,
+            total_cents: o.total_cents(),
+            items: o
+                .items
+                .iter()
+                .map(|l| OrderItemDto {
+                    product_id: &l.product_id,
+                    sku: &l.sku,
+                    name: &l.name,
+                    warehouse_id: &l.warehouse_id,
+                    reservation_id: &l.reservation_id,
+                    quantity: l.quantity,
+                    unit_price_cents: l.unit_price_cents,
+                    line_total_cents: l.line_total_cents(),
+                })
+                .collect(),
+            created_at: format_time(o.created_at),
+            updated_at: format_time(o.updated_at),
+        }
+    }
 }

@@ -1,10 +1,11 @@
 //! One thin function per route: parse, call a service, map the result.
 
-use super::dto::{ListDto, ProductDto, ReservationDto};
+use super::dto::{ListDto, OrderDto, ProductDto, ReservationDto};
 use super::routes::RouteId;
 use super::{json_response, query, ApiRequest, ApiResponse};
 use crate::adapters::identity::Caller;
 use crate::domain::fingerprint::fingerprint;
+use crate::domain::order::{NewOrder, Order, StatusChange};
 use crate::domain::product::{NewProduct, StockAdjustment};
 use crate::domain::reservation::{NewReservation, Reservation};
 use crate::domain::validate::parse_object;
@@ -89,7 +90,46 @@ pub(super) async fn handle(
             let r = app.release_reservation(caller(who)?, param(params, 0)?).await?;
             json(200, &ReservationDto::from(&r))
         }
+        RouteId::CreateOrder => {
+            let who = caller(who)?;
+            let body = parse_object(&req.body)?;
+            let new = NewOrder::from_json(&body)?;
+            let idem = idempotency(req, "POST /api/orders", body)?;
+            let render = |o: &Order| (201u16, serde_json::to_string(&OrderDto::from(o)).unwrap_or_default());
+            created(app.create_order(who, new, idem, &render).await?, &render)
+        }
+        RouteId::GetOrder => {
+            json(200, &OrderDto::from(&app.get_order(caller(who)?, param(params, 0)?).await?))
+        }
+        RouteId::ChangeOrderStatus => {
+            let who = caller(who)?;
+            let change = StatusChange::from_json(&parse_object(&req.body)?)?;
+            let o = app.change_order_status(who, param(params, 0)?, change).await?;
+            json(200, &OrderDto::from(&o))
+        }
     }
+}
+
+/// The response of a create: the new entity rendered, or the stored first response.
+fn created<T>(result: Created<T>, render: &dyn Fn(&T) -> (u16, String)) -> Result<ApiResponse, DomainError> {
+    let (status, body) = match result {
+        Created::New(t) => render(&t),
+        Created::Replay { status, body } => (status, body),
+    };
+    Ok(json_response(status, body))
+}
+
+/// The idempotency request of a create, if it carries a valid `Idempotency-Key`.
+fn idempotency(
+    req: &ApiRequest,
+    route: &'static str,
+    body: serde_json::Map<String, serde_json::Value>,
+) -> Result<Option<IdempotencyRequest>, DomainError> {
+    Ok(idempotency_key(req)?.map(|key| IdempotencyRequest {
+        key,
+        route,
+        fingerprint: fingerprint(&serde_json::Value::Object(body)),
+    }))
 }
 
 /// `Idempotency-Key`: 1..=255 visible ASCII characters when present.

@@ -147,6 +147,16 @@ impl From<DomainError> for Problem {
                 "Reservation not active",
                 "the reservation is expired, released or converted",
             ),
+            InvalidTransition { allowed } => {
+                let detail = if allowed.is_empty() {
+                    "no status change is allowed from the current status".to_string()
+                } else {
+                    format!("from the current status the order may only become: {}", allowed.join(", "))
+                };
+                let mut p = Problem::new(S::CONFLICT, "invalid_transition", "Invalid transition", detail);
+                p.allowed = Some(allowed);
+                p
+            }
             Conflict(detail) => Problem::new(S::CONFLICT, "conflict", "Conflict", detail),
             IdempotencyInProgress => Problem::new(
                 S::CONFLICT,

@@ -12,6 +12,9 @@ pub enum RouteId {
     CreateReservation,
     GetReservation,
     ReleaseReservation,
+    CreateOrder,
+    GetOrder,
+    ChangeOrderStatus,
 }
 
 /// One API route and the Lambda function that serves it.
@@ -28,6 +31,8 @@ pub struct Route {
 
 pub const PRODUCTS_FN: &str = "products";
 pub const RESERVE_FN: &str = "reserve";
+pub const ORDER_FN: &str = "order";
+pub const TRANSITION_FN: &str = "transition";
 
 pub static ROUTES: &[Route] = &[
     Route {
@@ -77,6 +82,27 @@ pub static ROUTES: &[Route] = &[
         method: Method::DELETE,
         path: "/api/reservations/{id}",
         function: RESERVE_FN,
+        public: false,
+    },
+    Route {
+        id: RouteId::CreateOrder,
+        method: Method::POST,
+        path: "/api/orders",
+        function: ORDER_FN,
+        public: false,
+    },
+    Route {
+        id: RouteId::GetOrder,
+        method: Method::GET,
+        path: "/api/orders/{id}",
+        function: ORDER_FN,
+        public: false,
+    },
+    Route {
+        id: RouteId::ChangeOrderStatus,
+        method: Method::PATCH,
+        path: "/api/orders/{id}",
+        function: TRANSITION_FN,
         public: false,
     },
 ];

@@ -3,13 +3,15 @@
 //! the store, and return entities or a `DomainError`.
 
 mod expiry;
+mod idempotency;
+mod orders;
 mod products;
 mod reservations;
 
 pub use expiry::{ExpireOutcome, SweepReport};
 pub use products::Page;
 
-pub use reservations::{Created, IdempotencyRequest};
+pub use idempotency::{Created, IdempotencyRequest};
 
 use crate::adapters::clock::Clock;
 use crate::adapters::scheduler::{ExpiryScheduler, NoScheduler};

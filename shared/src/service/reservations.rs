@@ -1,32 +1,13 @@
 //! Reserving, reading and releasing stock holds, with Idempotency-Key support.
 
+use super::idempotency::{Created, IdempotencyRequest, Lease};
 use super::App;
 use crate::adapters::identity::Caller;
 use crate::adapters::ids::new_id;
-use crate::domain::fingerprint::hex;
 use crate::domain::reservation::{NewReservation, Reservation, ReservationStatus};
 use crate::domain::stock::{choose_warehouse, WarehouseChoice};
 use crate::domain::DomainError;
-use crate::store::idempotency::{Completion, Existing};
-use crate::store::keys::idempotency_pk;
 use crate::store::reservations::{HoldEnd, ReserveError};
-use sha2::{Digest, Sha256};
-
-/// A create request's Idempotency-Key, already validated, and its body's fingerprint.
-#[derive(Debug, Clone)]
-pub struct IdempotencyRequest {
-    pub key: String,
-    /// The route the key is scoped to (keys are per user and route).
-    pub route: &'static str,
-    pub fingerprint: String,
-}
-
-/// Result of a create: a new entity, or the stored first response of a retried key.
-#[derive(Debug, Clone)]
-pub enum Created<T> {
-    New(T),
-    Replay { status: u16, body: String },
-}
 
 /// When the auto-picked warehouse sells out between read and write, pick again.
 const PICK_ATTEMPTS: usize = 3;
@@ -41,35 +22,17 @@ impl App {
         idem: Option<IdempotencyRequest>,
         render: &(dyn Fn(&Reservation) -> (u16, String) + Sync),
     ) -> Result<Created<Reservation>, DomainError> {
-        let Some(idem) = idem else {
-            return self.reserve(caller, &new, None, render).await.map(Created::New);
-        };
-        let scope = hex(&Sha256::digest(format!("{}\0{}\0{}", caller.user_id, idem.route, idem.key)));
-        let pk = idempotency_pk(&scope);
-        let token = new_id(self.clock.now());
-        match self.store.begin_idempotent(&pk, &idem.fingerprint, &token, self.clock.now()).await? {
-            Ok(()) => {}
-            Err(Existing::OtherRequest) => return Err(DomainError::IdempotencyKeyReused),
-            Err(Existing::InProgress) => return Err(DomainError::IdempotencyInProgress),
-            Err(Existing::Done { status, body }) => return Ok(Created::Replay { status, body }),
-        }
-        let lease = (pk, token);
-        match self.reserve(caller, &new, Some(&lease), render).await {
-            Ok(r) => Ok(Created::New(r)),
-            Err(e) => {
-                if e != DomainError::IdempotencyInProgress {
-                    self.store.abandon_idempotent(&lease.0, &lease.1).await;
-                }
-                Err(e)
-            }
-        }
+        self.idempotently(caller, idem, |lease| async move {
+            self.reserve(caller, &new, lease.as_ref(), render).await
+        })
+        .await
     }
 
     async fn reserve(
         &self,
         caller: &Caller,
         new: &NewReservation,
-        lease: Option<&(String, String)>,
+        lease: Option<&Lease>,
         render: &(dyn Fn(&Reservation) -> (u16, String) + Sync),
     ) -> Result<Reservation, DomainError> {
         for _ in 0..PICK_ATTEMPTS {
@@ -97,10 +60,7 @@ impl App {
                 created_at: now,
                 updated_at: now,
             };
-            let completion = lease.map(|(pk, token)| {
-                let (status, body) = render(&reservation);
-                Completion { pk: pk.clone(), token: token.clone(), status, body }
-            });
+            let completion = lease.map(|l| l.complete(render(&reservation)));
             match self.store.create_reservation(&reservation, &caller.user_id, completion.as_ref()).await {
                 Ok(()) => {
                     self.schedule_expiry(&reservation).await;

@@ -8,6 +8,7 @@
 //! | stock row | `P#<id>` | `STOCK#<warehouse>` | none |
 //! | SKU claim | `SKU#<sku>` | `#SKU` | none |
 //! | reservation | `R#<id>` | `#RESERVATION` | while active: `sweep_pk = ACTIVE#<shard>`, `sweep_sk = <expires_at>#<id>` |
+//! | order | `O#<id>` | `#ORDER` | (list indexes: the order-list issue) |
 //! | idempotency record | `I#<sha256(user, route, key)>` | `#IDEM` | none; `ttl` expires it |
 //!
 //! A product and its stock rows share a partition so that one consistent `Query` reads a
@@ -30,6 +31,7 @@ pub const STOCK_SK_PREFIX: &str = "STOCK#";
 pub const RESERVATION_SK: &str = "#RESERVATION";
 pub const SKU_SK: &str = "#SKU";
 pub const IDEM_SK: &str = "#IDEM";
+pub const ORDER_SK: &str = "#ORDER";
 
 /// Active reservations are spread over this many sweep-index partitions so that no single
 /// partition takes every reservation write; the sweep queries each.
@@ -62,6 +64,10 @@ pub fn sweep_shard_pk(shard: u32) -> String {
 
 pub fn sweep_sk(expires_at: &str, reservation_id: &str) -> String {
     format!("{expires_at}#{reservation_id}")
+}
+
+pub fn order_pk(id: &str) -> String {
+    format!("O#{id}")
 }
 
 pub fn idempotency_pk(scope_hash: &str) -> String {

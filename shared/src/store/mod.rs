@@ -6,6 +6,7 @@
 pub mod idempotency;
 mod item;
 pub mod keys;
+pub mod orders;
 pub mod products;
 pub mod reservations;
 pub mod schema;

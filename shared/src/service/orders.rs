@@ -1,0 +1,140 @@
+//! Orders: converting reservations, reading, and status changes under the state machine.
+
+use super::idempotency::{Created, IdempotencyRequest, Lease};
+use super::App;
+use crate::adapters::identity::Caller;
+use crate::adapters::ids::new_id;
+use crate::domain::order::{
+    judge, role_may_request, NewOrder, Order, OrderItem, OrderStatus, StatusChange, TransitionError,
+};
+use crate::domain::reservation::ReservationStatus;
+use crate::domain::DomainError;
+use crate::store::orders::ConvertError;
+use futures::future::join_all;
+use std::collections::{BTreeSet, HashMap};
+
+/// How often a status change is judged again after losing a race.
+const TRANSITION_ATTEMPTS: usize = 5;
+
+impl App {
+    /// Turns the caller's reservations into one pending order, all or nothing, at the
+    /// products' current prices. With a key, the first response is stored and replayed.
+    pub async fn create_order(
+        &self,
+        caller: &Caller,
+        new: NewOrder,
+        idem: Option<IdempotencyRequest>,
+        render: &(dyn Fn(&Order) -> (u16, String) + Sync),
+    ) -> Result<Created<Order>, DomainError> {
+        self.idempotently(caller, idem, |lease| async move {
+            self.convert(caller, &new, lease.as_ref(), render).await
+        })
+        .await
+    }
+
+    async fn convert(
+        &self,
+        caller: &Caller,
+        new: &NewOrder,
+        lease: Option<&Lease>,
+        render: &(dyn Fn(&Order) -> (u16, String) + Sync),
+    ) -> Result<Order, DomainError> {
+        let found = self.store.get_reservations(&new.reservation_ids).await?;
+        let by_id: HashMap<&str, _> =
+            found.iter().filter(|r| r.user_id == caller.user_id).map(|r| (r.id.as_str(), r)).collect();
+        // Someone else's reservation is as unknown as a missing one.
+        let reservations = new
+            .reservation_ids
+            .iter()
+            .map(|id| by_id.get(id.as_str()).copied().ok_or(DomainError::NotFound("reservation")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let product_ids: BTreeSet<&str> = reservations.iter().map(|r| r.product_id.as_str()).collect();
+        let prices = self.store.price_snapshots(&product_ids.into_iter().collect::<Vec<_>>()).await?;
+        let currencies: BTreeSet<&str> = prices.values().map(|p| p.currency.as_str()).collect();
+        if currencies.len() > 1 {
+            return Err(DomainError::invalid(
+                "reservation_ids",
+                "the reservations' products are priced in different currencies; order them separately",
+            ));
+        }
+        let now = self.clock.now();
+        if reservations.iter().any(|r| r.status_at(now) != ReservationStatus::Active) {
+            return Err(DomainError::ReservationNotActive);
+        }
+        let items = reservations
+            .iter()
+            .map(|r| {
+                let p = prices.get(&r.product_id).ok_or(DomainError::NotFound("product"))?;
+                Ok(OrderItem {
+                    product_id: r.product_id.clone(),
+                    sku: p.sku.clone(),
+                    name: p.name.clone(),
+                    warehouse_id: r.warehouse_id.as_str().to_string(),
+                    reservation_id: r.id.clone(),
+                    quantity: r.quantity,
+                    unit_price_cents: p.price_cents,
+                })
+            })
+            .collect::<Result<Vec<_>, DomainError>>()?;
+        let order = Order {
+            id: new_id(now),
+            user_id: caller.user_id.clone(),
+            status: OrderStatus::Pending,
+            currency: currencies.into_iter().next().unwrap_or("USD").to_string(),
+            items,
+            created_at: now,
+            updated_at: now,
+        };
+        let completion = lease.map(|l| l.complete(render(&order)));
+        match self.store.create_order(&order, now, completion.as_ref()).await {
+            Ok(()) => {}
+            Err(ConvertError::ReservationsChanged) => return Err(DomainError::ReservationNotActive),
+            Err(ConvertError::LeaseLost) => return Err(DomainError::IdempotencyInProgress),
+            Err(ConvertError::Store(e)) => return Err(e.into()),
+        }
+        // Converted holds no longer need their expiry schedules (best effort: a leftover
+        // one fires, finds the hold converted and does nothing).
+        let cancels = join_all(order.items.iter().map(|l| self.scheduler.cancel(&l.reservation_id))).await;
+        for (line, result) in order.items.iter().zip(cancels) {
+            if let Err(e) = result {
+                tracing::warn!(reservation_id = %line.reservation_id, error = %e, "could not delete expiry schedule");
+            }
+        }
+        Ok(order)
+    }
+
+    /// The owner's or an admin's view; anyone else gets `NotFound`.
+    pub async fn get_order(&self, caller: &Caller, id: &str) -> Result<Order, DomainError> {
+        let order = self.store.get_order(id).await?.filter(|o| caller.may_see(&o.user_id));
+        order.ok_or(DomainError::NotFound("order"))
+    }
+
+    /// Moves an order to `change.status` if the caller's role and the transition table
+    /// allow it from the status it has when the change applies. Of concurrent changes one
+    /// applies at a time, each judged against the status it finds.
+    pub async fn change_order_status(
+        &self,
+        caller: &Caller,
+        id: &str,
+        change: StatusChange,
+    ) -> Result<Order, DomainError> {
+        if !role_may_request(caller.is_admin, change.status) {
+            return Err(DomainError::Forbidden);
+        }
+        for _ in 0..TRANSITION_ATTEMPTS {
+            let order = self.get_order(caller, id).await?;
+            match judge(caller.is_admin, order.status, change.status) {
+                Ok(()) => {}
+                Err(TransitionError::Forbidden) => return Err(DomainError::Forbidden),
+                Err(TransitionError::NotAllowed { allowed }) => {
+                    return Err(DomainError::InvalidTransition { allowed })
+                }
+            }
+            let now = self.clock.now();
+            if self.store.change_order_status(&order, change.status, now, &caller.user_id).await? {
+                return Ok(Order { status: change.status, updated_at: now, ..order });
+            }
+        }
+        Err(DomainError::Conflict("the order kept changing; retry"))
+    }
+}

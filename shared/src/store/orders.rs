@@ -1,0 +1,305 @@
+//! Orders: the conversion of reservations into an order, reads, and status changes.
+
+use super::idempotency::Completion;
+use super::keys::*;
+use super::reservations::reservation_from_item;
+use super::{classify, n, s, values, Item, Store, StoreError};
+use crate::adapters::clock::format_time;
+use crate::domain::order::{Order, OrderItem, OrderStatus};
+use crate::domain::reservation::{Reservation, ReservationStatus};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap};
+
+/// The fields of a product an order line snapshots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceSnapshot {
+    pub sku: String,
+    pub name: String,
+    pub price_cents: i64,
+    pub currency: String,
+}
+
+/// Why a conversion did not apply.
+#[derive(Debug)]
+pub enum ConvertError {
+    /// A reservation was no longer active, owned or unexpired at commit time.
+    ReservationsChanged,
+    /// The idempotency lease was taken over; nothing was written.
+    LeaseLost,
+    Store(StoreError),
+}
+
+/// Units per (product, warehouse): one transaction may touch each stock row only once.
+fn units_per_row<'a>(
+    lines: impl Iterator<Item = (&'a str, &'a str, i64)>,
+) -> BTreeMap<(&'a str, &'a str), i64> {
+    let mut rows = BTreeMap::new();
+    for (product, warehouse, q) in lines {
+        *rows.entry((product, warehouse)).or_insert(0) += q;
+    }
+    rows
+}
+
+impl Store {
+    /// Consistent reads of many items by key (BatchGetItem, 100 keys a call, unprocessed
+    /// keys retried). Missing items are simply absent from the result.
+    async fn batch_get(&self, keys: Vec<(String, String)>) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in keys.chunks(100) {
+            let mut request = KeysAndAttributes::builder().consistent_read(true);
+            for (pk, sk) in chunk {
+                request = request.keys(values([(PK, s(pk)), (SK, s(sk))]));
+            }
+            let mut pending = Some(HashMap::from([(self.table.clone(), request.build()?)]));
+            let mut attempt = 0u32;
+            while let Some(items) = pending.take().filter(|m| !m.is_empty()) {
+                attempt += 1;
+                if attempt > 8 {
+                    return Err(StoreError::Unavailable);
+                }
+                if attempt > 1 {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(5))).await;
+                }
+                let res = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(items))
+                    .send()
+                    .await
+                    .map_err(|e| classify("batch_get", e))?;
+                if let Some(found) = res.responses.and_then(|mut r| r.remove(&self.table)) {
+                    out.extend(found.into_iter().map(Item));
+                }
+                pending = res.unprocessed_keys;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The reservations that exist among `ids`, read consistently.
+    pub async fn get_reservations(&self, ids: &[String]) -> Result<Vec<Reservation>, StoreError> {
+        let keys = ids.iter().map(|id| (reservation_pk(id), RESERVATION_SK.to_string())).collect();
+        self.batch_get(keys).await?.iter().map(reservation_from_item).collect()
+    }
+
+    /// Price snapshots of the products that exist among `ids`.
+    pub async fn price_snapshots(&self, ids: &[&str]) -> Result<HashMap<String, PriceSnapshot>, StoreError> {
+        let keys = ids.iter().map(|id| (product_pk(id), PRODUCT_SK.to_string())).collect();
+        self.batch_get(keys)
+            .await?
+            .iter()
+            .map(|i| {
+                Ok((
+                    i.s("id")?.to_string(),
+                    PriceSnapshot {
+                        sku: i.s("sku")?.to_string(),
+                        name: i.s("name")?.to_string(),
+                        price_cents: i.n("price_cents")?,
+                        currency: i.s("currency")?.to_string(),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Converts the order's reservations and writes the order in one transaction: each
+    /// reservation `active -> converted` (still active, the caller's and unexpired at
+    /// `now`), each stock row's units from reserved to sold, the order put, and with a key
+    /// the idempotency record completed. All of it or none of it.
+    pub async fn create_order(
+        &self,
+        order: &Order,
+        now: DateTime<Utc>,
+        completion: Option<&Completion>,
+    ) -> Result<(), ConvertError> {
+        let now_s = format_time(now);
+        let actor = order.user_id.as_str();
+        let fail = |e: aws_sdk_dynamodb::error::BuildError| ConvertError::Store(e.into());
+        let mut items = Vec::new();
+        for line in &order.items {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key(PK, s(reservation_pk(&line.reservation_id)))
+                .key(SK, s(RESERVATION_SK))
+                .update_expression(
+                    "SET #status = :converted, updated_at = :now, last_actor = :actor, order_id = :order \
+                     REMOVE sweep_pk, sweep_sk",
+                )
+                .condition_expression("#status = :active AND user_id = :actor AND expires_at > :now")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":converted", s(ReservationStatus::Converted.as_str()))
+                .expression_attribute_values(":active", s(ReservationStatus::Active.as_str()))
+                .expression_attribute_values(":now", s(&now_s))
+                .expression_attribute_values(":actor", s(actor))
+                .expression_attribute_values(":order", s(&order.id))
+                .build()
+                .map_err(fail)?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        let rows = units_per_row(
+            order.items.iter().map(|l| (l.product_id.as_str(), l.warehouse_id.as_str(), l.quantity)),
+        );
+        for ((product, warehouse), q) in rows {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key(PK, s(product_pk(product)))
+                .key(SK, s(stock_sk(warehouse)))
+                .update_expression(
+                    "SET on_hand = on_hand - :q, reserved = reserved - :q, updated_at = :now, last_actor = :actor",
+                )
+                .condition_expression("reserved >= :q")
+                .expression_attribute_values(":q", n(q))
+                .expression_attribute_values(":now", s(&now_s))
+                .expression_attribute_values(":actor", s(actor))
+                .build()
+                .map_err(fail)?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(order_item(order, actor)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(fail)?;
+        items.push(TransactWriteItem::builder().put(put).build());
+        if let Some(c) = completion {
+            items.push(c.transact_item(&self.table).map_err(ConvertError::Store)?);
+        }
+        let completion_at = items.len() - 1;
+        match self.transact("create_order", items).await {
+            Ok(()) => Ok(()),
+            Err(e) if (0..order.items.len()).any(|i| e.failed_at(i).is_some()) => {
+                Err(ConvertError::ReservationsChanged)
+            }
+            Err(e) if completion.is_some() && e.failed_at(completion_at).is_some() => {
+                Err(ConvertError::LeaseLost)
+            }
+            Err(e @ StoreError::ConditionFailed(_)) => {
+                tracing::error!(order_id = %order.id, error = ?e, "reserved units missing for active reservations");
+                Err(ConvertError::Store(StoreError::Internal("reserved units missing".into())))
+            }
+            Err(e) => Err(ConvertError::Store(e)),
+        }
+    }
+
+    pub async fn get_order(&self, id: &str) -> Result<Option<Order>, StoreError> {
+        self.get_item(&order_pk(id), ORDER_SK).await?.map(|i| order_from_item(&i)).transpose()
+    }
+
+    /// Moves the order from its current status to `to`, on condition that the status is
+    /// still the one read; cancelling also puts the sold units back on hand and on sale,
+    /// in the same transaction. `Ok(false)`: the status changed meanwhile, nothing written.
+    pub async fn change_order_status(
+        &self,
+        order: &Order,
+        to: OrderStatus,
+        now: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        let now_s = format_time(now);
+        let flip = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(order_pk(&order.id)))
+            .key(SK, s(ORDER_SK))
+            .update_expression("SET #status = :to, updated_at = :now, last_actor = :actor")
+            .condition_expression("#status = :from")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":from", s(order.status.as_str()))
+            .expression_attribute_values(":now", s(&now_s))
+            .expression_attribute_values(":actor", s(actor))
+            .build()?;
+        let mut items = vec![TransactWriteItem::builder().update(flip).build()];
+        if to == OrderStatus::Cancelled {
+            let rows = units_per_row(
+                order.items.iter().map(|l| (l.product_id.as_str(), l.warehouse_id.as_str(), l.quantity)),
+            );
+            for ((product, warehouse), q) in rows {
+                let restock = Update::builder()
+                    .table_name(&self.table)
+                    .key(PK, s(product_pk(product)))
+                    .key(SK, s(stock_sk(warehouse)))
+                    .update_expression(
+                        "SET on_hand = on_hand + :q, available = available + :q, updated_at = :now, last_actor = :actor",
+                    )
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":q", n(q))
+                    .expression_attribute_values(":now", s(&now_s))
+                    .expression_attribute_values(":actor", s(actor))
+                    .build()?;
+                items.push(TransactWriteItem::builder().update(restock).build());
+            }
+        }
+        match self.transact("change_order_status", items).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.failed_at(0).is_some() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn order_item(o: &Order, actor: &str) -> HashMap<String, AttributeValue> {
+    let lines = o
+        .items
+        .iter()
+        .map(|l| {
+            AttributeValue::M(values([
+                ("product_id", s(&l.product_id)),
+                ("sku", s(&l.sku)),
+                ("name", s(&l.name)),
+                ("warehouse_id", s(&l.warehouse_id)),
+                ("reservation_id", s(&l.reservation_id)),
+                ("quantity", n(l.quantity)),
+                ("unit_price_cents", n(l.unit_price_cents)),
+            ]))
+        })
+        .collect();
+    values([
+        (PK, s(order_pk(&o.id))),
+        (SK, s(ORDER_SK)),
+        ("entity", s("order")),
+        ("id", s(&o.id)),
+        ("user_id", s(&o.user_id)),
+        ("status", s(o.status.as_str())),
+        ("currency", s(&o.currency)),
+        ("total_cents", n(o.total_cents())),
+        ("items", AttributeValue::L(lines)),
+        ("created_at", s(format_time(o.created_at))),
+        ("updated_at", s(format_time(o.updated_at))),
+        ("last_actor", s(actor)),
+    ])
+}
+
+pub(crate) fn order_from_item(i: &Item) -> Result<Order, StoreError> {
+    let lines =
+        i.0.get("items")
+            .and_then(|v| v.as_l().ok())
+            .ok_or_else(|| StoreError::Internal("order lacks items".into()))?;
+    let items = lines
+        .iter()
+        .map(|v| {
+            let m =
+                Item(v.as_m().map_err(|_| StoreError::Internal("order item is not a map".into()))?.clone());
+            Ok(OrderItem {
+                product_id: m.s("product_id")?.to_string(),
+                sku: m.s("sku")?.to_string(),
+                name: m.s("name")?.to_string(),
+                warehouse_id: m.s("warehouse_id")?.to_string(),
+                reservation_id: m.s("reservation_id")?.to_string(),
+                quantity: m.n("quantity")?,
+                unit_price_cents: m.n("unit_price_cents")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Order {
+        id: i.s("id")?.to_string(),
+        user_id: i.s("user_id")?.to_string(),
+        status: OrderStatus::parse(i.s("status")?)
+            .ok_or_else(|| StoreError::Internal("bad order status".into()))?,
+        currency: i.s("currency")?.to_string(),
+        items,
+        created_at: i.time("created_at")?,
+        updated_at: i.time("updated_at")?,
+    })
+}
