@@ -5,6 +5,7 @@ mod dev_gateway;
 mod edge;
 mod expiry;
 mod idempotency;
+mod order_list;
 mod orders;
 mod products;
 mod reservations;

@@ -204,3 +204,14 @@ impl TestGateway {
             .await
     }
 }
+
+/// An application on a table of its own, for tests that must see every item of the table
+/// (an admin's list of all orders).
+pub async fn app_on_fresh_table() -> App {
+    init_logs();
+    let mut c = config();
+    c.store.table = unique("own");
+    let app = c.build_app(Arc::new(SystemClock)).await;
+    TABLE.create(app.store.client(), app.store.table()).await.expect("create table");
+    app
+}

@@ -5,6 +5,7 @@ pub mod cursor;
 pub mod error;
 pub mod fingerprint;
 pub mod order;
+pub mod order_query;
 pub mod product;
 pub mod reservation;
 pub mod stock;

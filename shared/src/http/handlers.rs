@@ -6,6 +6,7 @@ use super::{json_response, query, ApiRequest, ApiResponse};
 use crate::adapters::identity::Caller;
 use crate::domain::fingerprint::fingerprint;
 use crate::domain::order::{NewOrder, Order, StatusChange};
+use crate::domain::order_query::{OrderQuery, ORDER_LIST_PARAMS};
 use crate::domain::product::{NewProduct, StockAdjustment};
 use crate::domain::reservation::{NewReservation, Reservation};
 use crate::domain::validate::parse_object;
@@ -89,6 +90,21 @@ pub(super) async fn handle(
         RouteId::ReleaseReservation => {
             let r = app.release_reservation(caller(who)?, param(params, 0)?).await?;
             json(200, &ReservationDto::from(&r))
+        }
+        RouteId::ListOrders => {
+            let who = caller(who)?;
+            let q = query::parse(req.query.as_deref(), ORDER_LIST_PARAMS)?;
+            let limit = query::limit(&q)?;
+            let order_query = OrderQuery::from_params(&q)?;
+            let page =
+                app.list_orders(who, order_query, limit, q.get("cursor").map(String::as_str)).await?.page;
+            json(
+                200,
+                &ListDto {
+                    items: page.items.iter().map(OrderDto::from).collect(),
+                    next_cursor: page.next_cursor,
+                },
+            )
         }
         RouteId::CreateOrder => {
             let who = caller(who)?;

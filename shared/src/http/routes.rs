@@ -12,6 +12,7 @@ pub enum RouteId {
     CreateReservation,
     GetReservation,
     ReleaseReservation,
+    ListOrders,
     CreateOrder,
     GetOrder,
     ChangeOrderStatus,
@@ -33,6 +34,7 @@ pub const PRODUCTS_FN: &str = "products";
 pub const RESERVE_FN: &str = "reserve";
 pub const ORDER_FN: &str = "order";
 pub const TRANSITION_FN: &str = "transition";
+pub const LIST_FN: &str = "list";
 
 pub static ROUTES: &[Route] = &[
     Route {
@@ -82,6 +84,13 @@ pub static ROUTES: &[Route] = &[
         method: Method::DELETE,
         path: "/api/reservations/{id}",
         function: RESERVE_FN,
+        public: false,
+    },
+    Route {
+        id: RouteId::ListOrders,
+        method: Method::GET,
+        path: "/api/orders",
+        function: LIST_FN,
         public: false,
     },
     Route {

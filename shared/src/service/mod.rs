@@ -9,6 +9,7 @@ mod products;
 mod reservations;
 
 pub use expiry::{ExpireOutcome, SweepReport};
+pub use orders::OrderListPage;
 pub use products::Page;
 
 pub use idempotency::{Created, IdempotencyRequest};

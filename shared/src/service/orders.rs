@@ -1,17 +1,27 @@
 //! Orders: converting reservations, reading, and status changes under the state machine.
 
 use super::idempotency::{Created, IdempotencyRequest, Lease};
+use super::products::Page;
 use super::App;
 use crate::adapters::identity::Caller;
 use crate::adapters::ids::new_id;
 use crate::domain::order::{
     judge, role_may_request, NewOrder, Order, OrderItem, OrderStatus, StatusChange, TransitionError,
 };
+use crate::domain::order_query::{OrderQuery, Scope};
 use crate::domain::reservation::ReservationStatus;
 use crate::domain::DomainError;
+use crate::store::order_list::ReadStats;
 use crate::store::orders::ConvertError;
 use futures::future::join_all;
 use std::collections::{BTreeSet, HashMap};
+
+/// A page of orders, with what reading it cost (for logs and benchmarks).
+#[derive(Debug, Clone)]
+pub struct OrderListPage {
+    pub page: Page<Order>,
+    pub stats: ReadStats,
+}
 
 /// How often a status change is judged again after losing a race.
 const TRANSITION_ATTEMPTS: usize = 5;
@@ -101,6 +111,32 @@ impl App {
             }
         }
         Ok(order)
+    }
+
+    /// Lists orders: a customer's own, or for an admin every user's (or one user's with
+    /// `user_id`). The cursor is bound to the caller, the scope and the whole query.
+    pub async fn list_orders(
+        &self,
+        caller: &Caller,
+        query: OrderQuery,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<OrderListPage, DomainError> {
+        let scope = match (&query.user_id, caller.is_admin) {
+            (Some(_), false) => return Err(DomainError::Forbidden),
+            (Some(u), true) => Scope::User(u.clone()),
+            (None, true) => Scope::All,
+            (None, false) => Scope::User(caller.user_id.clone()),
+        };
+        let binding = query.binding(&caller.user_id, &scope);
+        let after = cursor.map(|c| self.config.cursors.decode(&binding, c)).transpose()?;
+        if let Some(p) = &after {
+            // Authenticated, so ours; still refuse anything that is not a position.
+            crate::store::order_list::step_position(p, false).map_err(|_| DomainError::InvalidCursor)?;
+        }
+        let page = self.store.list_orders(&scope, &query, after.as_deref(), limit).await?;
+        let next_cursor = page.next.map(|p| self.config.cursors.encode(&binding, &p)).transpose()?;
+        Ok(OrderListPage { page: Page { items: page.orders, next_cursor }, stats: page.stats })
     }
 
     /// The owner's or an admin's view; anyone else gets `NotFound`.

@@ -8,7 +8,7 @@
 //! | stock row | `P#<id>` | `STOCK#<warehouse>` | none |
 //! | SKU claim | `SKU#<sku>` | `#SKU` | none |
 //! | reservation | `R#<id>` | `#RESERVATION` | while active: `sweep_pk = ACTIVE#<shard>`, `sweep_sk = <expires_at>#<id>` |
-//! | order | `O#<id>` | `#ORDER` | (list indexes: the order-list issue) |
+//! | order | `O#<id>` | `#ORDER` | `ous_pk = U#<user>#<status>`, `oss_pk = S#<status>#<shard>`, `o_time = <created_at>#<id>`, `o_value = <total, 16 digits>#<id>` |
 //! | idempotency record | `I#<sha256(user, route, key)>` | `#IDEM` | none; `ttl` expires it |
 //!
 //! A product and its stock rows share a partition so that one consistent `Query` reads a
@@ -24,6 +24,14 @@ pub const SWEEP_INDEX: &str = "sweep";
 pub const SWEEP_PK: &str = "sweep_pk";
 pub const SWEEP_SK: &str = "sweep_sk";
 pub const TTL: &str = "ttl";
+pub const ORDERS_BY_USER_TIME: &str = "ous_time";
+pub const ORDERS_BY_USER_VALUE: &str = "ous_value";
+pub const ORDERS_BY_STATUS_TIME: &str = "oss_time";
+pub const ORDERS_BY_STATUS_VALUE: &str = "oss_value";
+pub const OUS_PK: &str = "ous_pk";
+pub const OSS_PK: &str = "oss_pk";
+pub const O_TIME: &str = "o_time";
+pub const O_VALUE: &str = "o_value";
 
 pub const PRODUCT_SK: &str = "#PRODUCT";
 pub const PRODUCT_LIST_PK: &str = "PRODUCT";
@@ -68,6 +76,34 @@ pub fn sweep_sk(expires_at: &str, reservation_id: &str) -> String {
 
 pub fn order_pk(id: &str) -> String {
     format!("O#{id}")
+}
+
+/// Orders of one status are spread over this many partitions of the admin indexes, so
+/// that no single index partition takes every order write of a status (one partition
+/// takes about 1,000 writes/s); admin lists merge the shards at read time.
+pub const ORDER_STATUS_SHARDS: u32 = 4;
+
+pub fn order_user_status_pk(user: &str, status: &str) -> String {
+    format!("U#{user}#{status}")
+}
+
+pub fn order_status_shard_pk(status: &str, shard: u32) -> String {
+    format!("S#{status}#{shard}")
+}
+
+pub fn order_status_pk(status: &str, order_id: &str) -> String {
+    let h = order_id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    order_status_shard_pk(status, h % ORDER_STATUS_SHARDS)
+}
+
+pub fn order_time_key(created_at: &str, id: &str) -> String {
+    format!("{created_at}#{id}")
+}
+
+/// Totals are zero-padded so that string order is numeric order (16 digits exceed the
+/// largest possible total: 25 lines x 10,000 units x 1e9 cents).
+pub fn order_value_key(total_cents: i64, id: &str) -> String {
+    format!("{total_cents:016}#{id}")
 }
 
 pub fn idempotency_pk(scope_hash: &str) -> String {

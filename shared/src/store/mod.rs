@@ -6,6 +6,7 @@
 pub mod idempotency;
 mod item;
 pub mod keys;
+pub mod order_list;
 pub mod orders;
 pub mod products;
 pub mod reservations;

@@ -202,9 +202,13 @@ impl Store {
             .table_name(&self.table)
             .key(PK, s(order_pk(&order.id)))
             .key(SK, s(ORDER_SK))
-            .update_expression("SET #status = :to, updated_at = :now, last_actor = :actor")
+            .update_expression(
+                "SET #status = :to, updated_at = :now, last_actor = :actor, ous_pk = :ous, oss_pk = :oss",
+            )
             .condition_expression("#status = :from")
             .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":ous", s(order_user_status_pk(&order.user_id, to.as_str())))
+            .expression_attribute_values(":oss", s(order_status_pk(to.as_str(), &order.id)))
             .expression_attribute_values(":to", s(to.as_str()))
             .expression_attribute_values(":from", s(order.status.as_str()))
             .expression_attribute_values(":now", s(&now_s))
@@ -239,7 +243,7 @@ impl Store {
     }
 }
 
-fn order_item(o: &Order, actor: &str) -> HashMap<String, AttributeValue> {
+pub(crate) fn order_item(o: &Order, actor: &str) -> HashMap<String, AttributeValue> {
     let lines = o
         .items
         .iter()
@@ -255,9 +259,14 @@ fn order_item(o: &Order, actor: &str) -> HashMap<String, AttributeValue> {
             ]))
         })
         .collect();
+    let created = format_time(o.created_at);
     values([
         (PK, s(order_pk(&o.id))),
         (SK, s(ORDER_SK)),
+        (OUS_PK, s(order_user_status_pk(&o.user_id, o.status.as_str()))),
+        (OSS_PK, s(order_status_pk(o.status.as_str(), &o.id))),
+        (O_TIME, s(order_time_key(&created, &o.id))),
+        (O_VALUE, s(order_value_key(o.total_cents(), &o.id))),
         ("entity", s("order")),
         ("id", s(&o.id)),
         ("user_id", s(&o.user_id)),
@@ -265,7 +274,7 @@ fn order_item(o: &Order, actor: &str) -> HashMap<String, AttributeValue> {
         ("currency", s(&o.currency)),
         ("total_cents", n(o.total_cents())),
         ("items", AttributeValue::L(lines)),
-        ("created_at", s(format_time(o.created_at))),
+        ("created_at", s(created)),
         ("updated_at", s(format_time(o.updated_at))),
         ("last_actor", s(actor)),
     ])

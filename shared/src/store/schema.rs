@@ -32,15 +32,24 @@ pub const TABLE: TableDef = TableDef {
     indexes: &[
         IndexDef { name: GSI1, pk: GSI1_PK, sk: GSI1_SK },
         IndexDef { name: SWEEP_INDEX, pk: SWEEP_PK, sk: SWEEP_SK },
+        IndexDef { name: ORDERS_BY_USER_TIME, pk: OUS_PK, sk: O_TIME },
+        IndexDef { name: ORDERS_BY_USER_VALUE, pk: OUS_PK, sk: O_VALUE },
+        IndexDef { name: ORDERS_BY_STATUS_TIME, pk: OSS_PK, sk: O_TIME },
+        IndexDef { name: ORDERS_BY_STATUS_VALUE, pk: OSS_PK, sk: O_VALUE },
     ],
     ttl_attribute: TTL,
 };
 
 impl TableDef {
+    /// Key attributes of the table and its indexes, each once, in first-use order.
     fn attributes(&self) -> Vec<&'static str> {
         let mut names = vec![self.pk, self.sk];
         for i in self.indexes {
-            names.extend([i.pk, i.sk]);
+            for a in [i.pk, i.sk] {
+                if !names.contains(&a) {
+                    names.push(a);
+                }
+            }
         }
         names
     }

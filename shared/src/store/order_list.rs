@@ -1,0 +1,326 @@
+//! Order lists over four sparse indexes, chosen for the access patterns:
+//!
+//! | index | partition | sort | serves |
+//! |---|---|---|---|
+//! | `ous_time` | `U#<user>#<status>` | `<created_at>#<id>` | a user's orders by time |
+//! | `ous_value` | `U#<user>#<status>` | `<total>#<id>` | a user's orders by value |
+//! | `oss_time` | `S#<status>#<shard>` | `<created_at>#<id>` | all orders by time (admins) |
+//! | `oss_value` | `S#<status>#<shard>` | `<total>#<id>` | all orders by value (admins) |
+//!
+//! Status is part of every partition key, so a status filter is a choice of partitions,
+//! never a filter expression. The range on the sorted dimension (created range when
+//! sorting by time, total range when sorting by value) and the cursor position go into
+//! the key condition as one `BETWEEN`. Only the range on the other dimension is a filter
+//! expression, and it reads nothing outside the key range the query names.
+//!
+//! A list that covers several partitions (several or all statuses; for admins also the
+//! shards) merges them lazily: each partition is read in small batches, and a partition
+//! is read again only when its next item could be the next in the merged order, until
+//! the page plus one item is known. Pages cost a bounded number of queries.
+//!
+//! Hot partitions: a customer's partitions only take that customer's orders. The admin
+//! indexes would put every order of a status into one partition, so each status is
+//! split over `ORDER_STATUS_SHARDS` partitions by a hash of the order id (about 4,000
+//! order writes/s per status before throttling), and reads merge the shards. The price
+//! is paid by unfiltered admin lists: 6 statuses x 4 shards = 24 partitions to merge.
+
+use super::keys::*;
+use super::orders::{order_from_item, order_item};
+use super::{classify, n, s, Item, Store, StoreError};
+use crate::adapters::clock::format_time;
+use crate::domain::order::Order;
+use crate::domain::order_query::{OrderQuery, Scope};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnConsumedCapacity, WriteRequest};
+use futures::future::join_all;
+use std::collections::{HashMap, VecDeque};
+
+type Key = HashMap<String, AttributeValue>;
+
+/// What reading one page cost.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadStats {
+    pub queries: u32,
+    /// Items DynamoDB evaluated (before filter expressions).
+    pub items_read: u64,
+    pub read_units: f64,
+}
+
+impl ReadStats {
+    fn add(&mut self, other: &ReadStats) {
+        self.queries += other.queries;
+        self.items_read += other.items_read;
+        self.read_units += other.read_units;
+    }
+}
+
+/// One page of orders and the position after its last one, if more follow.
+#[derive(Debug, Clone)]
+pub struct OrderPage {
+    pub orders: Vec<Order>,
+    pub next: Option<String>,
+    pub stats: ReadStats,
+}
+
+/// A cursor position (the last item's sort key) moved one step past that item, as an
+/// inclusive bound: ULIDs are 128-bit numbers in fixed-width base32, so the key just
+/// below `X#id` is `X#(id-1)` and just above is `X#(id+1)`. `None`: nothing lies beyond.
+pub fn step_position(position: &str, descending: bool) -> Result<Option<String>, StoreError> {
+    let bad = || StoreError::Internal("malformed list position".into());
+    let (prefix, id) = position.rsplit_once('#').ok_or_else(bad)?;
+    let id = ulid::Ulid::from_string(id).map_err(|_| bad())?;
+    let stepped = if descending { id.0.checked_sub(1) } else { id.0.checked_add(1) };
+    Ok(stepped.map(|v| format!("{prefix}#{}", ulid::Ulid(v))))
+}
+
+struct Plan {
+    index: &'static str,
+    pk_attr: &'static str,
+    sort_attr: &'static str,
+    lo: String,
+    hi: String,
+    descending: bool,
+    filter: Option<(String, Vec<(&'static str, AttributeValue)>)>,
+}
+
+struct Partition {
+    pk: String,
+    buf: VecDeque<(String, Item)>,
+    start: Option<Key>,
+    done: bool,
+}
+
+impl Store {
+    /// One page of `limit` orders of `scope` matching `query`, after `after` (a position
+    /// from an earlier page, already authenticated by the caller's cursor).
+    pub async fn list_orders(
+        &self,
+        scope: &Scope,
+        query: &OrderQuery,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<OrderPage, StoreError> {
+        let by_value = query.sort.by_value();
+        let descending = query.sort.descending();
+        // Bounds on the sorted dimension, inclusive; ' ' and '~' sort below and above
+        // every key (keys start with a digit).
+        let (mut lo, mut hi) = if by_value {
+            (
+                query.min_total_cents.map_or(" ".to_string(), |m| format!("{m:016}")),
+                query.max_total_cents.map_or("~".to_string(), |m| format!("{m:016}~")),
+            )
+        } else {
+            (
+                query.created_from.map_or(" ".to_string(), format_time),
+                query.created_to.map_or("~".to_string(), |t| {
+                    format!("{}~", format_time(t - chrono::Duration::milliseconds(1)))
+                }),
+            )
+        };
+        if let Some(p) = after {
+            match step_position(p, descending)? {
+                None => return Ok(OrderPage { orders: vec![], next: None, stats: ReadStats::default() }),
+                Some(bound) if descending => hi = hi.min(bound),
+                Some(bound) => lo = lo.max(bound),
+            }
+        }
+        if lo > hi {
+            return Ok(OrderPage { orders: vec![], next: None, stats: ReadStats::default() });
+        }
+        let filter = if by_value {
+            match (query.created_from, query.created_to) {
+                (None, None) => None,
+                (from, to) => {
+                    let mut parts = Vec::new();
+                    let mut vals = Vec::new();
+                    if let Some(f) = from {
+                        parts.push("created_at >= :from");
+                        vals.push((":from", s(format_time(f))));
+                    }
+                    if let Some(t) = to {
+                        parts.push("created_at < :to");
+                        vals.push((":to", s(format_time(t))));
+                    }
+                    Some((parts.join(" AND "), vals))
+                }
+            }
+        } else {
+            match (query.min_total_cents, query.max_total_cents) {
+                (None, None) => None,
+                (min, max) => {
+                    let mut parts = Vec::new();
+                    let mut vals = Vec::new();
+                    if let Some(m) = min {
+                        parts.push("total_cents >= :min");
+                        vals.push((":min", n(m)));
+                    }
+                    if let Some(m) = max {
+                        parts.push("total_cents <= :max");
+                        vals.push((":max", n(m)));
+                    }
+                    Some((parts.join(" AND "), vals))
+                }
+            }
+        };
+        let statuses = query.effective_statuses();
+        let (index, pk_attr, partitions): (&str, &str, Vec<String>) = match scope {
+            Scope::User(u) => (
+                if by_value { ORDERS_BY_USER_VALUE } else { ORDERS_BY_USER_TIME },
+                OUS_PK,
+                statuses.iter().map(|st| order_user_status_pk(u, st.as_str())).collect(),
+            ),
+            Scope::All => (
+                if by_value { ORDERS_BY_STATUS_VALUE } else { ORDERS_BY_STATUS_TIME },
+                OSS_PK,
+                statuses
+                    .iter()
+                    .flat_map(|st| {
+                        (0..ORDER_STATUS_SHARDS).map(move |sh| order_status_shard_pk(st.as_str(), sh))
+                    })
+                    .collect(),
+            ),
+        };
+        let plan = Plan {
+            index,
+            pk_attr,
+            sort_attr: if by_value { O_VALUE } else { O_TIME },
+            lo,
+            hi,
+            descending,
+            filter,
+        };
+        let want = limit + 1;
+        let batch = i32::try_from((want.div_ceil(partitions.len().max(1)) + 1).clamp(2, 100)).unwrap_or(100);
+        let mut parts: Vec<Partition> = partitions
+            .into_iter()
+            .map(|pk| Partition { pk, buf: VecDeque::new(), start: None, done: false })
+            .collect();
+        let mut stats = ReadStats::default();
+        let mut out: Vec<(String, Item)> = Vec::with_capacity(want);
+        while out.len() < want {
+            // Every partition that may still hold the next item must show its head.
+            let empty: Vec<usize> =
+                (0..parts.len()).filter(|&i| parts[i].buf.is_empty() && !parts[i].done).collect();
+            if !empty.is_empty() {
+                let fetched = join_all(
+                    empty.iter().map(|&i| self.fetch(&plan, &parts[i].pk, parts[i].start.clone(), batch)),
+                )
+                .await;
+                for (&i, result) in empty.iter().zip(fetched) {
+                    let (items, start, cost) = result?;
+                    stats.add(&cost);
+                    parts[i].buf.extend(items);
+                    parts[i].done = start.is_none();
+                    parts[i].start = start;
+                }
+            }
+            let best = (0..parts.len()).filter(|&i| !parts[i].buf.is_empty()).reduce(|a, b| {
+                let (ka, kb) = (&parts[a].buf[0].0, &parts[b].buf[0].0);
+                let b_first = if plan.descending { kb > ka } else { kb < ka };
+                if b_first {
+                    b
+                } else {
+                    a
+                }
+            });
+            match best.and_then(|i| parts[i].buf.pop_front()) {
+                Some(entry) => out.push(entry),
+                None => break,
+            }
+        }
+        let more = out.len() > limit;
+        out.truncate(limit);
+        let next = if more { out.last().map(|(k, _)| k.clone()) } else { None };
+        let orders = out.iter().map(|(_, item)| order_from_item(item)).collect::<Result<Vec<_>, _>>()?;
+        tracing::debug!(
+            queries = stats.queries,
+            items_read = stats.items_read,
+            read_units = stats.read_units,
+            returned = orders.len(),
+            "order page"
+        );
+        Ok(OrderPage { orders, next, stats })
+    }
+
+    /// Reads one partition from `start` until at least one matching item shows up or the
+    /// key range ends (a filter expression may leave a page empty).
+    async fn fetch(
+        &self,
+        plan: &Plan,
+        pk: &str,
+        mut start: Option<Key>,
+        batch: i32,
+    ) -> Result<(Vec<(String, Item)>, Option<Key>, ReadStats), StoreError> {
+        let mut stats = ReadStats::default();
+        let mut out = Vec::new();
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(plan.index)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+                .expression_attribute_names("#pk", plan.pk_attr)
+                .expression_attribute_names("#sk", plan.sort_attr)
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":lo", s(&plan.lo))
+                .expression_attribute_values(":hi", s(&plan.hi))
+                .scan_index_forward(!plan.descending)
+                .limit(batch)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .set_exclusive_start_key(start);
+            if let Some((expr, vals)) = &plan.filter {
+                q = q.filter_expression(expr);
+                for (k, v) in vals {
+                    q = q.expression_attribute_values(*k, v.clone());
+                }
+            }
+            let res = q.send().await.map_err(|e| classify("list_orders", e))?;
+            stats.queries += 1;
+            stats.items_read += u64::try_from(res.scanned_count).unwrap_or(0);
+            stats.read_units += res.consumed_capacity.as_ref().and_then(|c| c.capacity_units).unwrap_or(0.0);
+            for item in res.items.unwrap_or_default() {
+                let item = Item(item);
+                let key = item.s(plan.sort_attr)?.to_string();
+                out.push((key, item));
+            }
+            start = res.last_evaluated_key;
+            if !out.is_empty() || start.is_none() {
+                return Ok((out, start, stats));
+            }
+        }
+    }
+
+    /// Writes orders as they are, without conditions or stock effects: for seeding
+    /// benchmarks and tests, and for migrations. Never on a request path.
+    pub async fn import_orders(&self, orders: &[Order]) -> Result<(), StoreError> {
+        for chunk in orders.chunks(25) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|o| {
+                    Ok(WriteRequest::builder()
+                        .put_request(PutRequest::builder().set_item(Some(order_item(o, "import"))).build()?)
+                        .build())
+                })
+                .collect::<Result<_, StoreError>>()?;
+            let mut attempt = 0u32;
+            while !requests.is_empty() {
+                attempt += 1;
+                if attempt > 10 {
+                    return Err(StoreError::Unavailable);
+                }
+                let res = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(|e| classify("import_orders", e))?;
+                requests = res.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
+                if !requests.is_empty() {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(5))).await;
+                }
+            }
+        }
+        Ok(())
+    }
+}
