@@ -5,7 +5,7 @@ CARGO ?= cargo
 PORT ?= 8000
 export PORT
 
-.PHONY: help deps build dev test test-rust lint cfn-lint token bench-reserve bench-expiry
+.PHONY: help deps build dev test test-rust lint cfn-lint token bench-reserve bench-expiry bench-orders
 
 help:
 	@echo "make dev    serve the API on http://127.0.0.1:$(PORT) with DynamoDB Local"
@@ -44,3 +44,7 @@ bench-reserve: deps
 
 bench-expiry: deps
 	infra/scripts/with-stack.sh -- $(CARGO) run -q --bin bench -- expiry
+
+# Order list at scale: 10,000 orders for one user and 50,000 across 500 users.
+bench-orders: deps
+	infra/scripts/with-stack.sh -- $(CARGO) run -q --release --bin bench -- orders

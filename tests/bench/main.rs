@@ -6,6 +6,10 @@
 //! - `bench expiry [N] [TTL]`: N holds (default 100) with a TTL of TTL seconds (default 2)
 //!   left to expire through the local scheduler; prints the delay from `expires_at` to the
 //!   units being back on sale (the expiring transaction's time, stamped on the hold).
+//! - `bench orders [SINGLE] [SPREAD] [USERS]`: loads SINGLE orders (default 10,000) for one
+//!   user and SPREAD (default 50,000) across USERS (default 500) users into a table of its
+//!   own, then walks 25 pages (limit 20) of each query shape and prints page latency
+//!   p50/p99, Query calls per page, items read per item returned and read units per page.
 
 use futures::stream::{self, StreamExt};
 use serde_json::json;
@@ -50,7 +54,8 @@ async fn main() {
             reserve(arg(&args, 1, 300), &args.get(2).cloned().unwrap_or_else(|| "1,16".into())).await
         }
         Some("expiry") => expiry(arg(&args, 1, 100), arg(&args, 2, 2) as u64).await,
-        _ => eprintln!("usage: bench reserve [N] [C1,C2,..] | bench expiry [N] [TTL_SECONDS]"),
+        Some("orders") => orders(arg(&args, 1, 10_000), arg(&args, 2, 50_000), arg(&args, 3, 500)).await,
+        _ => eprintln!("usage: bench reserve [N] [C1,C2,..] | bench expiry [N] [TTL_SECONDS] | bench orders [SINGLE] [SPREAD] [USERS]"),
     }
 }
 
@@ -140,4 +145,141 @@ async fn expiry(n: usize, ttl: u64) {
         delays.len(),
         summary(delays)
     );
+}
+
+fn bench_order(user: &str, i: usize, base: chrono::DateTime<chrono::Utc>) -> shared::domain::order::Order {
+    use shared::domain::order::{Order, OrderItem, OrderStatus};
+    // Deterministic spread of statuses, totals and times (a cheap LCG, no extra crate).
+    let r = (i as u64).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) >> 33;
+    let created = base + chrono::Duration::seconds(i64::try_from(r % 5_000_000).unwrap_or(0));
+    let status = OrderStatus::ALL[usize::try_from(r % 6).unwrap_or(0)];
+    let price = i64::try_from(100 + r % 100_000).unwrap_or(100);
+    Order {
+        id: shared::adapters::ids::new_id(created),
+        user_id: user.to_string(),
+        status,
+        currency: "USD".into(),
+        items: vec![OrderItem {
+            product_id: "01BENCHPRODUCT".into(),
+            sku: "BENCH-SKU".into(),
+            name: "Benchmark item".into(),
+            warehouse_id: "main".into(),
+            reservation_id: "01BENCHRESERVATION".into(),
+            quantity: i64::try_from(1 + r % 3).unwrap_or(1),
+            unit_price_cents: price,
+        }],
+        created_at: created,
+        updated_at: created,
+    }
+}
+
+async fn load(app: &shared::service::App, orders: Vec<shared::domain::order::Order>) {
+    let started = Instant::now();
+    let total = orders.len();
+    let chunks: Vec<Vec<_>> = orders.chunks(250).map(<[_]>::to_vec).collect();
+    stream::iter(chunks)
+        .for_each_concurrent(4, |chunk| async move {
+            app.store.import_orders(&chunk).await.expect("import");
+        })
+        .await;
+    let secs = started.elapsed().as_secs_f64();
+    println!("loaded {total} orders in {secs:.1} s ({:.0} items/s)", total as f64 / secs);
+}
+
+async fn orders(single: usize, spread: usize, users: usize) {
+    use shared::adapters::identity::Caller;
+    use shared::domain::order_query::OrderQuery;
+    let app = app_on_fresh_table().await;
+    let base = chrono::Utc::now() - chrono::Duration::days(90);
+    let heavy = "bench-heavy-user".to_string();
+    let mut all: Vec<_> = (0..single).map(|i| bench_order(&heavy, i, base)).collect();
+    all.extend(
+        (0..spread).map(|i| bench_order(&format!("bench-user-{}", i % users.max(1)), single + i, base)),
+    );
+    load(&app, all).await;
+    let mid = shared::adapters::clock::format_time(base + chrono::Duration::days(20));
+    let late = shared::adapters::clock::format_time(base + chrono::Duration::days(40));
+    let user = Caller { user_id: heavy.clone(), is_admin: false };
+    let admin = Caller { user_id: "bench-admin".into(), is_admin: true };
+    /// A named query shape: who asks, and with which parameters.
+    type Shape<'a> = (&'a str, &'a Caller, Vec<(&'a str, String)>);
+    let shapes: Vec<Shape> = vec![
+        ("user: newest", &user, vec![("sort", "newest".into())]),
+        ("user: oldest", &user, vec![("sort", "oldest".into())]),
+        ("user: highest_value", &user, vec![("sort", "highest_value".into())]),
+        ("user: lowest_value", &user, vec![("sort", "lowest_value".into())]),
+        ("user: status=pending, newest", &user, vec![("status", "pending".into())]),
+        (
+            "user: status=pending,shipped + created range",
+            &user,
+            vec![
+                ("status", "pending,shipped".into()),
+                ("created_from", mid.clone()),
+                ("created_to", late.clone()),
+            ],
+        ),
+        (
+            "user: total range, highest_value",
+            &user,
+            vec![
+                ("sort", "highest_value".into()),
+                ("min_total_cents", "20000".into()),
+                ("max_total_cents", "60000".into()),
+            ],
+        ),
+        (
+            "user: total range, newest (filter)",
+            &user,
+            vec![("min_total_cents", "20000".into()), ("max_total_cents", "30000".into())],
+        ),
+        (
+            "user: created range, lowest_value (filter)",
+            &user,
+            vec![
+                ("sort", "lowest_value".into()),
+                ("created_from", mid.clone()),
+                ("created_to", late.clone()),
+            ],
+        ),
+        ("admin: all, newest", &admin, vec![("sort", "newest".into())]),
+        ("admin: all, highest_value", &admin, vec![("sort", "highest_value".into())]),
+        ("admin: status=pending, newest", &admin, vec![("status", "pending".into())]),
+        ("admin: user_id, newest", &admin, vec![("user_id", "bench-user-7".into())]),
+    ];
+    println!(
+        "{:<46} {:>9} {:>9} {:>9} {:>12} {:>10}",
+        "query (limit 20, 25 pages)", "p50 ms", "p99 ms", "queries", "read/ret", "RCU/page"
+    );
+    for (name, caller, params) in shapes {
+        let params: std::collections::BTreeMap<String, String> =
+            params.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let query = OrderQuery::from_params(&params).expect("query");
+        let (mut ms, mut queries, mut read, mut returned, mut rcu, mut pages) =
+            (Vec::new(), 0u64, 0u64, 0u64, 0.0, 0u64);
+        let mut cursor: Option<String> = None;
+        for _ in 0..25 {
+            let t = Instant::now();
+            let page = app.list_orders(caller, query.clone(), 20, cursor.as_deref()).await.expect("page");
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            queries += u64::from(page.stats.queries);
+            read += page.stats.items_read;
+            returned += page.page.items.len() as u64;
+            rcu += page.stats.read_units;
+            pages += 1;
+            cursor = page.page.next_cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "{:<46} {:>9.1} {:>9.1} {:>9.1} {:>12.2} {:>10.1}",
+            name,
+            percentile(&ms, 50.0),
+            percentile(&ms, 99.0),
+            queries as f64 / pages as f64,
+            read as f64 / returned.max(1) as f64,
+            rcu / pages as f64
+        );
+    }
 }

@@ -8,7 +8,7 @@
 //! | stock row | `P#<id>` | `STOCK#<warehouse>` | none |
 //! | SKU claim | `SKU#<sku>` | `#SKU` | none |
 //! | reservation | `R#<id>` | `#RESERVATION` | while active: `sweep_pk = ACTIVE#<shard>`, `sweep_sk = <expires_at>#<id>` |
-//! | order | `O#<id>` | `#ORDER` | `ous_pk = U#<user>#<status>`, `oss_pk = S#<status>#<shard>`, `o_time = <created_at>#<id>`, `o_value = <total, 16 digits>#<id>` |
+//! | order | `O#<id>` | `#ORDER` | `ou_pk = U#<user>`, `ous_pk = U#<user>#<status>`, `oa_pk = A#<shard>`, `oss_pk = S#<status>#<shard>`, `o_time = <created_at>#<id>`, `o_value = <total, 16 digits>#<id>` (see `order_list`) |
 //! | idempotency record | `I#<sha256(user, route, key)>` | `#IDEM` | none; `ttl` expires it |
 //!
 //! A product and its stock rows share a partition so that one consistent `Query` reads a
@@ -24,11 +24,17 @@ pub const SWEEP_INDEX: &str = "sweep";
 pub const SWEEP_PK: &str = "sweep_pk";
 pub const SWEEP_SK: &str = "sweep_sk";
 pub const TTL: &str = "ttl";
-pub const ORDERS_BY_USER_TIME: &str = "ous_time";
-pub const ORDERS_BY_USER_VALUE: &str = "ous_value";
+pub const ORDERS_BY_USER_TIME: &str = "ou_time";
+pub const ORDERS_BY_USER_VALUE: &str = "ou_value";
+pub const ORDERS_BY_USER_STATUS_TIME: &str = "ous_time";
+pub const ORDERS_BY_USER_STATUS_VALUE: &str = "ous_value";
+pub const ORDERS_ALL_TIME: &str = "oa_time";
+pub const ORDERS_ALL_VALUE: &str = "oa_value";
 pub const ORDERS_BY_STATUS_TIME: &str = "oss_time";
 pub const ORDERS_BY_STATUS_VALUE: &str = "oss_value";
+pub const OU_PK: &str = "ou_pk";
 pub const OUS_PK: &str = "ous_pk";
+pub const OA_PK: &str = "oa_pk";
 pub const OSS_PK: &str = "oss_pk";
 pub const O_TIME: &str = "o_time";
 pub const O_VALUE: &str = "o_value";
@@ -78,13 +84,29 @@ pub fn order_pk(id: &str) -> String {
     format!("O#{id}")
 }
 
-/// Orders of one status are spread over this many partitions of the admin indexes, so
-/// that no single index partition takes every order write of a status (one partition
-/// takes about 1,000 writes/s); admin lists merge the shards at read time.
-pub const ORDER_STATUS_SHARDS: u32 = 4;
+/// Orders are spread over this many partitions of the admin indexes (all orders, and
+/// all orders of a status), so that no single index partition takes every order write
+/// (one partition takes about 1,000 writes/s); admin lists merge the shards at read time.
+pub const ORDER_SHARDS: u32 = 4;
+
+fn order_shard(order_id: &str) -> u32 {
+    order_id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % ORDER_SHARDS
+}
+
+pub fn order_user_pk(user: &str) -> String {
+    format!("U#{user}")
+}
 
 pub fn order_user_status_pk(user: &str, status: &str) -> String {
     format!("U#{user}#{status}")
+}
+
+pub fn order_all_shard_pk(shard: u32) -> String {
+    format!("A#{shard}")
+}
+
+pub fn order_all_pk(order_id: &str) -> String {
+    order_all_shard_pk(order_shard(order_id))
 }
 
 pub fn order_status_shard_pk(status: &str, shard: u32) -> String {
@@ -92,8 +114,7 @@ pub fn order_status_shard_pk(status: &str, shard: u32) -> String {
 }
 
 pub fn order_status_pk(status: &str, order_id: &str) -> String {
-    let h = order_id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-    order_status_shard_pk(status, h % ORDER_STATUS_SHARDS)
+    order_status_shard_pk(status, order_shard(order_id))
 }
 
 pub fn order_time_key(created_at: &str, id: &str) -> String {

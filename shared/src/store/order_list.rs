@@ -1,28 +1,32 @@
-//! Order lists over four sparse indexes, chosen for the access patterns:
+//! Order lists over eight sparse indexes, chosen for the access patterns:
 //!
 //! | index | partition | sort | serves |
 //! |---|---|---|---|
-//! | `ous_time` | `U#<user>#<status>` | `<created_at>#<id>` | a user's orders by time |
-//! | `ous_value` | `U#<user>#<status>` | `<total>#<id>` | a user's orders by value |
-//! | `oss_time` | `S#<status>#<shard>` | `<created_at>#<id>` | all orders by time (admins) |
-//! | `oss_value` | `S#<status>#<shard>` | `<total>#<id>` | all orders by value (admins) |
+//! | `ou_time`, `ou_value` | `U#<user>` | time, value | a user's orders, any status |
+//! | `ous_time`, `ous_value` | `U#<user>#<status>` | time, value | a user's orders of chosen statuses |
+//! | `oa_time`, `oa_value` | `A#<shard>` | time, value | all orders (admins) |
+//! | `oss_time`, `oss_value` | `S#<status>#<shard>` | time, value | all orders of chosen statuses (admins) |
 //!
-//! Status is part of every partition key, so a status filter is a choice of partitions,
-//! never a filter expression. The range on the sorted dimension (created range when
-//! sorting by time, total range when sorting by value) and the cursor position go into
-//! the key condition as one `BETWEEN`. Only the range on the other dimension is a filter
-//! expression, and it reads nothing outside the key range the query names.
+//! Time keys are `<created_at>#<id>`, value keys `<total, 16 digits>#<id>`. A status
+//! filter is a choice of partitions, never a filter expression. The range on the sorted
+//! dimension (created range when sorting by time, total range when sorting by value) and
+//! the cursor position go into the key condition as one `BETWEEN`. Only the range on the
+//! other dimension is a filter expression, and it reads nothing outside the key range the
+//! query names.
 //!
-//! A list that covers several partitions (several or all statuses; for admins also the
-//! shards) merges them lazily: each partition is read in small batches, and a partition
-//! is read again only when its next item could be the next in the merged order, until
-//! the page plus one item is known. Pages cost a bounded number of queries.
+//! A list that covers several partitions (several statuses; the admin shards) merges
+//! them lazily: each partition is read in batches, and a partition is read again only
+//! when its next item could be the next in the merged order, until the page plus one
+//! item is known. Batches double each time a partition is read again, so a partition
+//! that supplies most of a page, or whose items a filter mostly drops, costs few queries.
 //!
 //! Hot partitions: a customer's partitions only take that customer's orders. The admin
-//! indexes would put every order of a status into one partition, so each status is
-//! split over `ORDER_STATUS_SHARDS` partitions by a hash of the order id (about 4,000
-//! order writes/s per status before throttling), and reads merge the shards. The price
-//! is paid by unfiltered admin lists: 6 statuses x 4 shards = 24 partitions to merge.
+//! indexes would put every order into one partition (or every order of a status), so
+//! orders are spread over `ORDER_SHARDS` partitions by a hash of the id (about 4,000
+//! order writes/s before an index partition throttles), and admin reads merge the
+//! shards. Write cost: an order write touches the eight indexes; a status change moves
+//! the order between partitions of the four status indexes and rewrites it in the other
+//! four (the status is projected).
 
 use super::keys::*;
 use super::orders::{order_from_item, order_item};
@@ -87,7 +91,14 @@ struct Partition {
     buf: VecDeque<(String, Item)>,
     start: Option<Key>,
     done: bool,
+    /// Items to evaluate per query; doubles each time the merge comes back for more, so a
+    /// partition that supplies most of a page (or whose items a filter mostly drops) is
+    /// read in few queries.
+    batch: i32,
 }
+
+/// Upper bound of a partition's query `Limit`.
+const MAX_BATCH: i32 = 200;
 
 impl Store {
     /// One page of `limit` orders of `scope` matching `query`, after `after` (a position
@@ -162,20 +173,28 @@ impl Store {
             }
         };
         let statuses = query.effective_statuses();
-        let (index, pk_attr, partitions): (&str, &str, Vec<String>) = match scope {
-            Scope::User(u) => (
-                if by_value { ORDERS_BY_USER_VALUE } else { ORDERS_BY_USER_TIME },
+        let every_status = query.statuses.is_empty();
+        let pick = |time: &'static str, value: &'static str| if by_value { value } else { time };
+        let (index, pk_attr, partitions): (&str, &str, Vec<String>) = match (scope, every_status) {
+            (Scope::User(u), true) => {
+                (pick(ORDERS_BY_USER_TIME, ORDERS_BY_USER_VALUE), OU_PK, vec![order_user_pk(u)])
+            }
+            (Scope::User(u), false) => (
+                pick(ORDERS_BY_USER_STATUS_TIME, ORDERS_BY_USER_STATUS_VALUE),
                 OUS_PK,
                 statuses.iter().map(|st| order_user_status_pk(u, st.as_str())).collect(),
             ),
-            Scope::All => (
-                if by_value { ORDERS_BY_STATUS_VALUE } else { ORDERS_BY_STATUS_TIME },
+            (Scope::All, true) => (
+                pick(ORDERS_ALL_TIME, ORDERS_ALL_VALUE),
+                OA_PK,
+                (0..ORDER_SHARDS).map(order_all_shard_pk).collect(),
+            ),
+            (Scope::All, false) => (
+                pick(ORDERS_BY_STATUS_TIME, ORDERS_BY_STATUS_VALUE),
                 OSS_PK,
                 statuses
                     .iter()
-                    .flat_map(|st| {
-                        (0..ORDER_STATUS_SHARDS).map(move |sh| order_status_shard_pk(st.as_str(), sh))
-                    })
+                    .flat_map(|st| (0..ORDER_SHARDS).map(move |sh| order_status_shard_pk(st.as_str(), sh)))
                     .collect(),
             ),
         };
@@ -192,7 +211,7 @@ impl Store {
         let batch = i32::try_from((want.div_ceil(partitions.len().max(1)) + 1).clamp(2, 100)).unwrap_or(100);
         let mut parts: Vec<Partition> = partitions
             .into_iter()
-            .map(|pk| Partition { pk, buf: VecDeque::new(), start: None, done: false })
+            .map(|pk| Partition { pk, buf: VecDeque::new(), start: None, done: false, batch })
             .collect();
         let mut stats = ReadStats::default();
         let mut out: Vec<(String, Item)> = Vec::with_capacity(want);
@@ -202,15 +221,19 @@ impl Store {
                 (0..parts.len()).filter(|&i| parts[i].buf.is_empty() && !parts[i].done).collect();
             if !empty.is_empty() {
                 let fetched = join_all(
-                    empty.iter().map(|&i| self.fetch(&plan, &parts[i].pk, parts[i].start.clone(), batch)),
+                    empty
+                        .iter()
+                        .map(|&i| self.fetch(&plan, &parts[i].pk, parts[i].start.clone(), parts[i].batch)),
                 )
                 .await;
                 for (&i, result) in empty.iter().zip(fetched) {
                     let (items, start, cost) = result?;
                     stats.add(&cost);
-                    parts[i].buf.extend(items);
-                    parts[i].done = start.is_none();
-                    parts[i].start = start;
+                    let part = &mut parts[i];
+                    part.buf.extend(items);
+                    part.done = start.is_none();
+                    part.start = start;
+                    part.batch = (part.batch * 2).min(MAX_BATCH);
                 }
             }
             let best = (0..parts.len()).filter(|&i| !parts[i].buf.is_empty()).reduce(|a, b| {
@@ -248,7 +271,7 @@ impl Store {
         plan: &Plan,
         pk: &str,
         mut start: Option<Key>,
-        batch: i32,
+        mut batch: i32,
     ) -> Result<(Vec<(String, Item)>, Option<Key>, ReadStats), StoreError> {
         let mut stats = ReadStats::default();
         let mut out = Vec::new();
@@ -287,6 +310,8 @@ impl Store {
             if !out.is_empty() || start.is_none() {
                 return Ok((out, start, stats));
             }
+            // Everything so far was filtered out: read further ahead next time.
+            batch = (batch * 2).min(MAX_BATCH);
         }
     }
 

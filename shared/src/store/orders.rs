@@ -263,7 +263,9 @@ pub(crate) fn order_item(o: &Order, actor: &str) -> HashMap<String, AttributeVal
     values([
         (PK, s(order_pk(&o.id))),
         (SK, s(ORDER_SK)),
+        (OU_PK, s(order_user_pk(&o.user_id))),
         (OUS_PK, s(order_user_status_pk(&o.user_id, o.status.as_str()))),
+        (OA_PK, s(order_all_pk(&o.id))),
         (OSS_PK, s(order_status_pk(o.status.as_str(), &o.id))),
         (O_TIME, s(order_time_key(&created, &o.id))),
         (O_VALUE, s(order_value_key(o.total_cents(), &o.id))),
