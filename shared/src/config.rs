@@ -3,6 +3,7 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `TABLE_NAME` | `stockhold` | the application table |
+//! | `AUDIT_TABLE_NAME` | `<TABLE_NAME>-audit` | the audit table |
 //! | `DYNAMODB_ENDPOINT` | unset (AWS) | e.g. `http://127.0.0.1:8001` for DynamoDB Local |
 //! | `RESERVATION_TTL_SECONDS` | `600` | how long a reservation holds stock (1..=86400) |
 //! | `CURSOR_SECRET` | a fixed development value | HMAC key for list cursors; set per deployment |
@@ -67,9 +68,13 @@ impl Config {
             _ => None,
         };
         Ok(Self {
-            store: StoreConfig {
-                table: var("TABLE_NAME").unwrap_or_else(|| "stockhold".into()),
-                endpoint: var("DYNAMODB_ENDPOINT"),
+            store: {
+                let table = var("TABLE_NAME").unwrap_or_else(|| "stockhold".into());
+                StoreConfig {
+                    audit_table: var("AUDIT_TABLE_NAME").unwrap_or_else(|| format!("{table}-audit")),
+                    table,
+                    endpoint: var("DYNAMODB_ENDPOINT"),
+                }
             },
             reservation_ttl_seconds: int_var("RESERVATION_TTL_SECONDS", 600, 1, 86_400)?,
             cursor_secret: var("CURSOR_SECRET").unwrap_or_else(|| DEV_CURSOR_SECRET.into()),

@@ -3,6 +3,7 @@
 //! these together; no business rule lives anywhere else.
 
 pub mod adapters;
+pub mod audit;
 pub mod config;
 pub mod domain;
 pub mod http;

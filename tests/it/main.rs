@@ -1,5 +1,6 @@
 //! Integration tests: HTTP through the local gateway against DynamoDB Local.
 
+mod audit;
 mod chaos;
 mod dev_gateway;
 mod edge;

@@ -3,7 +3,7 @@
 
 use serde_yaml::Value;
 use shared::http::routes::ROUTES;
-use shared::store::schema::TABLE;
+use shared::store::schema::{AUDIT_TABLE, TABLE};
 use std::collections::BTreeSet;
 
 fn template() -> Value {
@@ -46,11 +46,20 @@ fn every_route_in_the_code_is_in_the_template_on_the_same_function_and_nothing_e
 }
 
 #[test]
-fn the_template_table_matches_the_table_the_local_stack_creates() {
+fn the_template_tables_match_the_tables_the_local_stack_creates() {
     let t = template();
-    let props = &t["Resources"]["Table"]["Properties"];
-    let expected: Value = serde_yaml::to_value(TABLE.cloudformation_properties()).expect("yaml");
-    for (k, v) in expected.as_mapping().expect("map") {
-        assert_eq!(&props[k], v, "Table.Properties.{}", k.as_str().unwrap_or("?"));
+    for (resource, def) in [("Table", &TABLE), ("AuditTable", &AUDIT_TABLE)] {
+        let props = &t["Resources"][resource]["Properties"];
+        let expected: Value = serde_yaml::to_value(def.cloudformation_properties()).expect("yaml");
+        for (k, v) in expected.as_mapping().expect("map") {
+            assert_eq!(&props[k], v, "{resource}.Properties.{}", k.as_str().unwrap_or("?"));
+        }
+        for key in ["GlobalSecondaryIndexes", "StreamSpecification", "TimeToLiveSpecification"] {
+            assert_eq!(
+                props.get(key).is_some(),
+                expected.get(key).is_some(),
+                "{resource}.Properties.{key} present in one and not the other"
+            );
+        }
     }
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use shared::adapters::clock::{Clock, SystemClock};
 use shared::config::Config;
 use shared::service::App;
-use shared::store::schema::TABLE;
+use shared::store::schema::{AUDIT_TABLE, TABLE};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::OnceCell;
 
@@ -24,6 +24,7 @@ fn config() -> Config {
     let mut c = Config::from_env().expect("config");
     c.store.endpoint = Some(endpoint);
     c.store.table = table_name().to_string();
+    c.store.audit_table = format!("{}-audit", table_name());
     c
 }
 
@@ -46,6 +47,10 @@ pub async fn app_with_clock(clock: Arc<dyn Clock>) -> App {
     CREATED
         .get_or_init(|| async {
             TABLE.create(app.store.client(), app.store.table()).await.expect("create test table");
+            AUDIT_TABLE
+                .create(app.store.client(), app.store.audit_table())
+                .await
+                .expect("create audit table");
         })
         .await;
     app
@@ -211,7 +216,19 @@ pub async fn app_on_fresh_table() -> App {
     init_logs();
     let mut c = config();
     c.store.table = unique("own");
+    c.store.audit_table = format!("{}-audit", c.store.table);
     let app = c.build_app(Arc::new(SystemClock)).await;
     TABLE.create(app.store.client(), app.store.table()).await.expect("create table");
+    AUDIT_TABLE.create(app.store.client(), app.store.audit_table()).await.expect("create audit table");
     app
+}
+
+/// Starts the local stream poller (the audit function's event source) for `app`'s table.
+pub async fn start_audit_poller(app: &App) {
+    let c = config();
+    let sdk = c.sdk_config().await;
+    let mut conf = aws_sdk_dynamodbstreams::config::Builder::from(&sdk);
+    conf.set_endpoint_url(c.store.endpoint.clone());
+    let streams = aws_sdk_dynamodbstreams::Client::from_conf(conf.build());
+    gateway::stream::spawn_stream_poller(app.clone(), streams);
 }

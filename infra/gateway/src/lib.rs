@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod scheduler;
+pub mod stream;
 
 use axum::body::Body;
 use axum::extract::State;

@@ -1,6 +1,7 @@
 //! The business core: entities, value types validated at the edge, stock arithmetic,
 //! reservation states and the domain error. Nothing here knows about AWS, Lambda or HTTP.
 
+pub mod audit;
 pub mod cursor;
 pub mod error;
 pub mod fingerprint;

@@ -1,10 +1,12 @@
 //! Wire shapes of responses, kept apart from the entities they render.
 
 use crate::adapters::clock::format_time;
+use crate::domain::audit::{AuditEntry, FieldChange};
 use crate::domain::order::Order;
 use crate::domain::product::Product;
 use crate::domain::reservation::Reservation;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 #[derive(Debug, Serialize)]
 pub struct StockDto<'a> {
@@ -136,6 +138,34 @@ impl<'a> From<&'a Order> for OrderDto<'a> {
                 .collect(),
             created_at: format_time(o.created_at),
             updated_at: format_time(o.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuditDto<'a> {
+    pub id: &'a str,
+    pub entity_type: &'static str,
+    pub entity_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warehouse_id: Option<&'a str>,
+    pub action: &'static str,
+    pub actor: &'a str,
+    pub at: String,
+    pub changes: &'a BTreeMap<String, FieldChange>,
+}
+
+impl<'a> From<&'a AuditEntry> for AuditDto<'a> {
+    fn from(e: &'a AuditEntry) -> Self {
+        Self {
+            id: &e.id,
+            entity_type: e.entity_type.as_str(),
+            entity_id: &e.entity_id,
+            warehouse_id: e.warehouse_id.as_deref(),
+            action: e.action.as_str(),
+            actor: &e.actor,
+            at: format_time(e.at),
+            changes: &e.changes,
         }
     }
 }

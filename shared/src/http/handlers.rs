@@ -1,6 +1,6 @@
 //! One thin function per route: parse, call a service, map the result.
 
-use super::dto::{ListDto, OrderDto, ProductDto, ReservationDto};
+use super::dto::{AuditDto, ListDto, OrderDto, ProductDto, ReservationDto};
 use super::routes::RouteId;
 use super::{json_response, query, ApiRequest, ApiResponse};
 use crate::adapters::identity::Caller;
@@ -11,7 +11,7 @@ use crate::domain::product::{NewProduct, StockAdjustment};
 use crate::domain::reservation::{NewReservation, Reservation};
 use crate::domain::validate::parse_object;
 use crate::domain::DomainError;
-use crate::service::{App, Created, IdempotencyRequest};
+use crate::service::{App, AuditQuery, Created, IdempotencyRequest, AUDIT_PARAMS};
 use serde::Serialize;
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -102,6 +102,20 @@ pub(super) async fn handle(
                 200,
                 &ListDto {
                     items: page.items.iter().map(OrderDto::from).collect(),
+                    next_cursor: page.next_cursor,
+                },
+            )
+        }
+        RouteId::ListAudit => {
+            let who = caller(who)?;
+            let q = query::parse(req.query.as_deref(), AUDIT_PARAMS)?;
+            let limit = query::limit(&q)?;
+            let audit_query = AuditQuery::from_params(&q)?;
+            let page = app.list_audit(who, audit_query, limit, q.get("cursor").map(String::as_str)).await?;
+            json(
+                200,
+                &ListDto {
+                    items: page.items.iter().map(AuditDto::from).collect(),
                     next_cursor: page.next_cursor,
                 },
             )

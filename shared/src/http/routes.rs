@@ -16,6 +16,7 @@ pub enum RouteId {
     CreateOrder,
     GetOrder,
     ChangeOrderStatus,
+    ListAudit,
 }
 
 /// One API route and the Lambda function that serves it.
@@ -35,6 +36,7 @@ pub const RESERVE_FN: &str = "reserve";
 pub const ORDER_FN: &str = "order";
 pub const TRANSITION_FN: &str = "transition";
 pub const LIST_FN: &str = "list";
+pub const AUDIT_API_FN: &str = "audit-api";
 
 pub static ROUTES: &[Route] = &[
     Route {
@@ -112,6 +114,13 @@ pub static ROUTES: &[Route] = &[
         method: Method::PATCH,
         path: "/api/orders/{id}",
         function: TRANSITION_FN,
+        public: false,
+    },
+    Route {
+        id: RouteId::ListAudit,
+        method: Method::GET,
+        path: "/api/audit",
+        function: AUDIT_API_FN,
         public: false,
     },
 ];

@@ -2,12 +2,14 @@
 //! and the local gateway alike. Services take validated input and the caller, talk to
 //! the store, and return entities or a `DomainError`.
 
+mod audit;
 mod expiry;
 mod idempotency;
 mod orders;
 mod products;
 mod reservations;
 
+pub use audit::{AuditQuery, AUDIT_PARAMS};
 pub use expiry::{ExpireOutcome, SweepReport};
 pub use orders::OrderListPage;
 pub use products::Page;

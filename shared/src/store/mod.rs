@@ -3,6 +3,7 @@
 //! services turn them into domain conflicts; throttling and transport failures become
 //! `Unavailable` (503), anything else `Internal` (logged here, never shown).
 
+pub mod audit;
 pub mod idempotency;
 mod item;
 pub mod keys;
@@ -55,10 +56,11 @@ impl From<aws_sdk_dynamodb::error::BuildError> for StoreError {
     }
 }
 
-/// Where the table lives.
+/// Where the tables live.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub table: String,
+    pub audit_table: String,
     /// Set for DynamoDB Local; `None` uses the AWS default chain (Lambda).
     pub endpoint: Option<String>,
 }
@@ -68,14 +70,15 @@ pub struct StoreConfig {
 pub struct Store {
     client: Client,
     table: String,
+    audit_table: String,
 }
 
 /// How often a transaction that lost to a concurrent one on the same items is retried.
 const CONFLICT_ATTEMPTS: u32 = 8;
 
 impl Store {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+    pub fn new(client: Client, table: impl Into<String>, audit_table: impl Into<String>) -> Self {
+        Self { client, table: table.into(), audit_table: audit_table.into() }
     }
 
     /// Builds the client from the process's SDK configuration; `endpoint` points it at
@@ -86,7 +89,7 @@ impl Store {
         if let Some(endpoint) = &config.endpoint {
             conf = conf.endpoint_url(endpoint);
         }
-        Self::new(Client::from_conf(conf.build()), config.table.clone())
+        Self::new(Client::from_conf(conf.build()), config.table.clone(), config.audit_table.clone())
     }
 
     pub fn client(&self) -> &Client {
@@ -95,6 +98,10 @@ impl Store {
 
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    pub fn audit_table(&self) -> &str {
+        &self.audit_table
     }
 
     /// Runs one `TransactWriteItems`. Losing to a concurrent transaction on the same items

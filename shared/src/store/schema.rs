@@ -18,12 +18,14 @@ pub struct IndexDef {
     pub sk: &'static str,
 }
 
-/// The application table.
+/// A table: string keys, optional indexes, TTL attribute and stream.
 pub struct TableDef {
     pub pk: &'static str,
     pub sk: &'static str,
     pub indexes: &'static [IndexDef],
-    pub ttl_attribute: &'static str,
+    pub ttl_attribute: Option<&'static str>,
+    /// `NEW_AND_OLD_IMAGES` stream (feeds the audit function).
+    pub stream: bool,
 }
 
 pub const TABLE: TableDef = TableDef {
@@ -41,8 +43,14 @@ pub const TABLE: TableDef = TableDef {
         IndexDef { name: ORDERS_BY_STATUS_TIME, pk: OSS_PK, sk: O_TIME },
         IndexDef { name: ORDERS_BY_STATUS_VALUE, pk: OSS_PK, sk: O_VALUE },
     ],
-    ttl_attribute: TTL,
+    ttl_attribute: Some(TTL),
+    stream: true,
 };
+
+/// The audit table: entries by entity (`E#<type>#<id>`), oldest first. It has no stream,
+/// so writing audit entries never feeds the audit function.
+pub const AUDIT_TABLE: TableDef =
+    TableDef { pk: PK, sk: SK, indexes: &[], ttl_attribute: None, stream: false };
 
 impl TableDef {
     /// Key attributes of the table and its indexes, each once, in first-use order.
@@ -62,19 +70,33 @@ impl TableDef {
     /// deployment toggles such as deletion protection).
     pub fn cloudformation_properties(&self) -> Value {
         let key = |pk: &str, sk: &str| json!([{"AttributeName": pk, "KeyType": "HASH"}, {"AttributeName": sk, "KeyType": "RANGE"}]);
-        json!({
+        let mut props = json!({
             "BillingMode": "PAY_PER_REQUEST",
             "AttributeDefinitions": self.attributes().iter()
                 .map(|a| json!({"AttributeName": a, "AttributeType": "S"})).collect::<Vec<_>>(),
             "KeySchema": key(self.pk, self.sk),
-            "GlobalSecondaryIndexes": self.indexes.iter().map(|i| json!({
-                "IndexName": i.name,
-                "KeySchema": key(i.pk, i.sk),
-                "Projection": {"ProjectionType": "ALL"},
-            })).collect::<Vec<_>>(),
-            "StreamSpecification": {"StreamViewType": "NEW_AND_OLD_IMAGES"},
-            "TimeToLiveSpecification": {"AttributeName": self.ttl_attribute, "Enabled": true},
-        })
+        });
+        if !self.indexes.is_empty() {
+            props["GlobalSecondaryIndexes"] = self
+                .indexes
+                .iter()
+                .map(|i| {
+                    json!({
+                        "IndexName": i.name,
+                        "KeySchema": key(i.pk, i.sk),
+                        "Projection": {"ProjectionType": "ALL"},
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into();
+        }
+        if self.stream {
+            props["StreamSpecification"] = json!({"StreamViewType": "NEW_AND_OLD_IMAGES"});
+        }
+        if let Some(ttl) = self.ttl_attribute {
+            props["TimeToLiveSpecification"] = json!({"AttributeName": ttl, "Enabled": true});
+        }
+        props
     }
 
     /// Creates the table (and its TTL setting) if it does not exist yet.
@@ -89,13 +111,15 @@ impl TableDef {
             .create_table()
             .table_name(name)
             .billing_mode(BillingMode::PayPerRequest)
-            .set_key_schema(Some(key(self.pk, self.sk)?))
-            .stream_specification(
+            .set_key_schema(Some(key(self.pk, self.sk)?));
+        if self.stream {
+            req = req.stream_specification(
                 StreamSpecification::builder()
                     .stream_enabled(true)
                     .stream_view_type(StreamViewType::NewAndOldImages)
                     .build()?,
             );
+        }
         for a in self.attributes() {
             req = req.attribute_definitions(
                 AttributeDefinition::builder()
@@ -118,18 +142,17 @@ impl TableDef {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => return Ok(()),
             Err(e) => return Err(classify("create_table", e)),
         }
-        client
-            .update_time_to_live()
-            .table_name(name)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .attribute_name(self.ttl_attribute)
-                    .enabled(true)
-                    .build()?,
-            )
-            .send()
-            .await
-            .map_err(|e| classify("update_time_to_live", e))?;
+        if let Some(ttl) = self.ttl_attribute {
+            client
+                .update_time_to_live()
+                .table_name(name)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder().attribute_name(ttl).enabled(true).build()?,
+                )
+                .send()
+                .await
+                .map_err(|e| classify("update_time_to_live", e))?;
+        }
         Ok(())
     }
 }

@@ -1,0 +1,18 @@
+//! `audit-api` Lambda: GET /api/audit, one entity's audit history (admins).
+
+use lambda_http::{run, service_fn, Error, Request};
+use shared::adapters::clock::SystemClock;
+use shared::config::{init_tracing, Config};
+use shared::http::routes::AUDIT_API_FN;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let app = Config::from_env()?.build_app(Arc::new(SystemClock)).await;
+    run(service_fn(|event: Request| {
+        let app = &app;
+        async move { Ok::<_, Error>(shared::lambda::handle(app, AUDIT_API_FN, event).await) }
+    }))
+    .await
+}

@@ -1,0 +1,19 @@
+//! `audit` Lambda: fed by the table's DynamoDB stream (event source mapping with
+//! `ReportBatchItemFailures`); writes one audit entry per change of a business entity.
+
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use shared::adapters::clock::SystemClock;
+use shared::audit::{handle_batch, StreamEvent};
+use shared::config::{init_tracing, Config};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let app = Config::from_env()?.build_app(Arc::new(SystemClock)).await;
+    run(service_fn(|event: LambdaEvent<StreamEvent>| {
+        let app = &app;
+        async move { Ok::<_, Error>(handle_batch(app, &event.payload).await) }
+    }))
+    .await
+}

@@ -1,0 +1,214 @@
+//! Local stand-in for the Lambda event source mapping on the table's DynamoDB stream:
+//! polls every shard (aws-sdk-dynamodbstreams against DynamoDB Local), turns each batch
+//! into the exact JSON event Lambda delivers, and hands it to the same
+//! `audit::handle_batch` the `audit` function runs. Its position per shard is saved in
+//! the audit table, so a restart of `make dev` resumes where it stopped (and entries are
+//! keyed by stream record, so a batch handled twice writes nothing twice).
+
+use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
+use base64::Engine;
+use serde_json::{json, Map, Value};
+use shared::audit::{handle_batch, StreamEvent};
+use shared::service::App;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// How often an idle stream is polled (entries must appear within 2 s of a change).
+const POLL_EVERY: Duration = Duration::from_millis(200);
+/// A record that keeps failing is skipped after this many batches, as Lambda's
+/// `MaximumRetryAttempts` would (in AWS it then goes to the on-failure queue).
+const MAX_ATTEMPTS: u32 = 3;
+const BATCH: i32 = 100;
+
+/// Starts polling the stream of `app`'s table on the current runtime.
+pub fn spawn_stream_poller(app: App, streams: aws_sdk_dynamodbstreams::Client) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = poll(&app, &streams).await {
+                tracing::warn!(error = %e, "stream poller failed; restarting");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+struct ShardState {
+    iterator: Option<String>,
+    last: Option<String>,
+    attempts: u32,
+    closed_and_done: bool,
+}
+
+async fn poll(app: &App, streams: &aws_sdk_dynamodbstreams::Client) -> Result<(), String> {
+    let table = app
+        .store
+        .client()
+        .describe_table()
+        .table_name(app.store.table())
+        .send()
+        .await
+        .map_err(|e| format!("describe_table: {e}"))?;
+    let arn = table.table.and_then(|t| t.latest_stream_arn).ok_or("the table has no stream")?;
+    let mut shards: HashMap<String, ShardState> = HashMap::new();
+    let checkpoints = app.store.stream_checkpoints().await.map_err(|e| e.to_string())?;
+    loop {
+        // New shards appear as DynamoDB rolls them; pick them up every round.
+        let mut start = None;
+        loop {
+            let d = streams
+                .describe_stream()
+                .stream_arn(&arn)
+                .set_exclusive_start_shard_id(start)
+                .send()
+                .await
+                .map_err(|e| format!("describe_stream: {e}"))?;
+            let desc = d.stream_description.ok_or("no stream description")?;
+            for shard in desc.shards.unwrap_or_default() {
+                let Some(id) = shard.shard_id else { continue };
+                shards.entry(id.clone()).or_insert_with(|| ShardState {
+                    iterator: None,
+                    last: checkpoints.get(&id).cloned(),
+                    attempts: 0,
+                    closed_and_done: false,
+                });
+            }
+            start = desc.last_evaluated_shard_id;
+            if start.is_none() {
+                break;
+            }
+        }
+        let mut busy = false;
+        for (id, state) in shards.iter_mut().filter(|(_, s)| !s.closed_and_done) {
+            if state.iterator.is_none() {
+                let req = streams.get_shard_iterator().stream_arn(&arn).shard_id(id.as_str());
+                let req = match &state.last {
+                    Some(seq) => {
+                        req.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).sequence_number(seq)
+                    }
+                    None => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
+                };
+                state.iterator =
+                    req.send().await.map_err(|e| format!("get_shard_iterator: {e}"))?.shard_iterator;
+                if state.iterator.is_none() {
+                    state.closed_and_done = true;
+                    continue;
+                }
+            }
+            let Some(iterator) = state.iterator.clone() else { continue };
+            let out = streams
+                .get_records()
+                .shard_iterator(iterator)
+                .limit(BATCH)
+                .send()
+                .await
+                .map_err(|e| format!("get_records: {e}"))?;
+            let records = out.records.unwrap_or_default();
+            if records.is_empty() {
+                state.iterator = out.next_shard_iterator;
+                state.closed_and_done = state.iterator.is_none();
+                continue;
+            }
+            busy = true;
+            let event: StreamEvent = serde_json::from_value(lambda_event(&arn, &records))
+                .map_err(|e| format!("event shape: {e}"))?;
+            let response = handle_batch(app, &event).await;
+            let failed: Vec<&str> =
+                response.batch_item_failures.iter().filter_map(|f| f.item_identifier.as_deref()).collect();
+            let seqs: Vec<&str> =
+                records.iter().filter_map(|r| r.dynamodb.as_ref()?.sequence_number.as_deref()).collect();
+            // Like Lambda: everything before the first failure is done; retry from there.
+            let first_failed = seqs.iter().position(|s| failed.contains(s));
+            let done_upto = match first_failed {
+                Some(i) if state.attempts + 1 < MAX_ATTEMPTS => {
+                    state.attempts += 1;
+                    i
+                }
+                Some(i) => {
+                    tracing::error!(sequence_number = seqs[i], "skipping a record that kept failing");
+                    state.attempts = 0;
+                    seqs.len()
+                }
+                None => {
+                    state.attempts = 0;
+                    seqs.len()
+                }
+            };
+            if done_upto > 0 {
+                let last = seqs[done_upto - 1].to_string();
+                app.store.save_stream_checkpoint(id, &last).await.map_err(|e| e.to_string())?;
+                state.last = Some(last);
+            }
+            if done_upto < seqs.len() {
+                // Re-read from after the last good record.
+                state.iterator = None;
+            } else {
+                state.iterator = out.next_shard_iterator;
+                state.closed_and_done = state.iterator.is_none();
+            }
+        }
+        if !busy {
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+}
+
+/// The event Lambda's DynamoDB event source mapping would deliver for `records`.
+pub fn lambda_event(stream_arn: &str, records: &[Record]) -> Value {
+    let records: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            let d = r.dynamodb.as_ref();
+            let image = |m: Option<&HashMap<String, AttributeValue>>| m.map(map_json);
+            let mut change = Map::new();
+            if let Some(t) = d.and_then(|d| d.approximate_creation_date_time) {
+                change.insert("ApproximateCreationDateTime".into(), json!(t.as_secs_f64()));
+            }
+            for (k, v) in [
+                ("Keys", image(d.and_then(|d| d.keys.as_ref()))),
+                ("NewImage", image(d.and_then(|d| d.new_image.as_ref()))),
+                ("OldImage", image(d.and_then(|d| d.old_image.as_ref()))),
+            ] {
+                if let Some(v) = v {
+                    change.insert(k.into(), v);
+                }
+            }
+            change.insert("SequenceNumber".into(), json!(d.and_then(|d| d.sequence_number.clone())));
+            change.insert("SizeBytes".into(), json!(d.and_then(|d| d.size_bytes).unwrap_or(0)));
+            change.insert("StreamViewType".into(), json!("NEW_AND_OLD_IMAGES"));
+            json!({
+                "eventID": r.event_id,
+                "eventName": r.event_name.as_ref().map(|n| n.as_str().to_string()),
+                "eventVersion": r.event_version.clone().unwrap_or_else(|| "1.1".into()),
+                "eventSource": "aws:dynamodb",
+                "awsRegion": r.aws_region.clone().unwrap_or_else(|| "us-east-1".into()),
+                "dynamodb": change,
+                "eventSourceARN": stream_arn,
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+fn map_json(m: &HashMap<String, AttributeValue>) -> Value {
+    Value::Object(m.iter().map(|(k, v)| (k.clone(), attr_json(v))).collect())
+}
+
+/// DynamoDB JSON (`{"S": "..."}`, `{"N": "..."}`, ...), as stream events carry it.
+fn attr_json(v: &AttributeValue) -> Value {
+    let b64 = |b: &aws_sdk_dynamodbstreams::primitives::Blob| {
+        base64::engine::general_purpose::STANDARD.encode(b.as_ref())
+    };
+    match v {
+        AttributeValue::S(s) => json!({ "S": s }),
+        AttributeValue::N(n) => json!({ "N": n }),
+        AttributeValue::Bool(b) => json!({ "BOOL": b }),
+        AttributeValue::Null(_) => json!({ "NULL": true }),
+        AttributeValue::M(m) => json!({ "M": map_json(m) }),
+        AttributeValue::L(l) => json!({ "L": l.iter().map(attr_json).collect::<Vec<_>>() }),
+        AttributeValue::Ss(ss) => json!({ "SS": ss }),
+        AttributeValue::Ns(ns) => json!({ "NS": ns }),
+        AttributeValue::B(b) => json!({ "B": b64(b) }),
+        AttributeValue::Bs(bs) => json!({ "BS": bs.iter().map(b64).collect::<Vec<_>>() }),
+        _ => Value::Null,
+    }
+}

@@ -1,0 +1,73 @@
+//! Reading the audit log (admins only).
+
+use super::products::Page;
+use super::App;
+use crate::adapters::identity::Caller;
+use crate::domain::audit::{AuditEntry, EntityType};
+use crate::domain::{DomainError, FieldError};
+use std::collections::BTreeMap;
+
+/// A validated `GET /api/audit` query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub entity_type: EntityType,
+    pub entity_id: String,
+}
+
+pub const AUDIT_PARAMS: &[&str] = &["entity_type", "entity_id", "limit", "cursor"];
+
+impl AuditQuery {
+    /// Both filters are required.
+    pub fn from_params(p: &BTreeMap<String, String>) -> Result<Self, DomainError> {
+        let mut errors = Vec::new();
+        let entity_type = match p.get("entity_type").map(String::as_str) {
+            None => {
+                errors.push(FieldError::new("entity_type", "is required"));
+                None
+            }
+            Some(t) => EntityType::parse(t).or_else(|| {
+                errors.push(FieldError::new("entity_type", "must be product, stock, reservation or order"));
+                None
+            }),
+        };
+        let entity_id = match p.get("entity_id") {
+            Some(id) if (1..=128).contains(&id.len()) => Some(id.clone()),
+            Some(_) => {
+                errors.push(FieldError::new("entity_id", "must be 1 to 128 characters"));
+                None
+            }
+            None => {
+                errors.push(FieldError::new("entity_id", "is required"));
+                None
+            }
+        };
+        match (entity_type, entity_id) {
+            (Some(entity_type), Some(entity_id)) if errors.is_empty() => Ok(Self { entity_type, entity_id }),
+            _ => Err(DomainError::Validation(errors)),
+        }
+    }
+}
+
+impl App {
+    /// One entity's history, oldest first.
+    pub async fn list_audit(
+        &self,
+        caller: &Caller,
+        q: AuditQuery,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<AuditEntry>, DomainError> {
+        if !caller.is_admin {
+            return Err(DomainError::Forbidden);
+        }
+        let binding = format!("audit\0{}\0{}\0{}", caller.user_id, q.entity_type.as_str(), q.entity_id);
+        let after = cursor.map(|c| self.config.cursors.decode(&binding, c)).transpose()?;
+        let (entries, more) =
+            self.store.list_audit(q.entity_type, &q.entity_id, after.as_deref(), limit).await?;
+        let next_cursor = match entries.last() {
+            Some((key, _)) if more => Some(self.config.cursors.encode(&binding, key)?),
+            _ => None,
+        };
+        Ok(Page { items: entries.into_iter().map(|(_, e)| e).collect(), next_cursor })
+    }
+}
