@@ -24,9 +24,10 @@ dev: deps build
 
 test: deps cfn-lint test-rust
 
-# The end-to-end tests start the real gateway binary, so the binaries are built first.
+# The end-to-end tests start the real gateway binary, and the Lambda tests run every
+# function binary under cargo-lambda (from .venv), so the binaries are built first.
 test-rust: build
-	infra/scripts/with-stack.sh --moto -- $(CARGO) test --workspace
+	PATH="$(CURDIR)/.venv/bin:$$PATH" infra/scripts/with-stack.sh --moto -- $(CARGO) test --workspace
 
 cfn-lint: deps
 	.venv/bin/cfn-lint template.yaml
