@@ -5,7 +5,7 @@ CARGO ?= cargo
 PORT ?= 8000
 export PORT
 
-.PHONY: help deps build dev test test-rust lint cfn-lint token bench-reserve bench-expiry bench-orders
+.PHONY: help deps build dev test test-rust lint cfn-lint token lambda bench-reserve bench-expiry bench-orders
 
 help:
 	@echo "make dev    serve the API on http://127.0.0.1:$(PORT) with DynamoDB Local"
@@ -29,8 +29,10 @@ test: deps cfn-lint test-rust
 test-rust: build
 	PATH="$(CURDIR)/.venv/bin:$$PATH" infra/scripts/with-stack.sh --moto -- $(CARGO) test --workspace
 
+# Template checks: cfn-lint, and SAM's own validation with its linter (offline).
 cfn-lint: deps
 	.venv/bin/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/sam validate --lint --region us-east-1
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -49,3 +51,10 @@ bench-expiry: deps
 # Order list at scale: 10,000 orders for one user and 50,000 across 500 users.
 bench-orders: deps
 	infra/scripts/with-stack.sh -- $(CARGO) run -q --release --bin bench -- orders
+
+# Release bootstraps for Lambda (arm64, linked with zig from .venv), and their sizes.
+FUNCTIONS := products reserve order transition list expire sweep audit audit-api
+lambda: deps
+	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
+	PATH="$(CURDIR)/.venv/bin:$$PATH" $(CARGO) lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do printf '%-12s %8d bytes\n' $$f $$(stat -c %s target/lambda/$$f/bootstrap); done
