@@ -21,20 +21,21 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
     resp.json().await.ok()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_a_2_second_ttl_units_are_back_on_sale_within_2_seconds_of_expiry() {
+/// Starts the gateway binary on a free port with `make dev`'s environment plus `env`,
+/// and waits until it answers.
+async fn start_gateway(table: &str, env: &[(&str, &str)]) -> (std::process::Child, String) {
     let port = free_port();
-    let mut child = Command::new(gateway_binary())
-        .env("PORT", port.to_string())
-        .env("RESERVATION_TTL_SECONDS", "2")
-        .env("SWEEP_INTERVAL_SECONDS", "3600")
-        .env("TABLE_NAME", unique("dev"))
+    let mut cmd = Command::new(gateway_binary());
+    cmd.env("PORT", port.to_string())
+        .env("TABLE_NAME", table)
         .env("JWT_SECRET", SECRET)
         .env("LOG_FORMAT", "text")
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start gateway");
+        .stdout(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("start gateway");
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let ready_by = Instant::now() + Duration::from_secs(30);
@@ -43,6 +44,88 @@ async fn with_a_2_second_ttl_units_are_back_on_sale_within_2_seconds_of_expiry()
         assert!(child.try_wait().expect("status").is_none(), "gateway exited early");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    (child, base)
+}
+
+/// SIGTERM, then the exit status.
+async fn stop(child: std::process::Child) -> std::process::ExitStatus {
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
+    let mut child = child;
+    tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait")
+}
+
+/// Audit entries of one entity once there are `n` (or after 10 s).
+async fn audit_entries(http: &reqwest::Client, base: &str, kind: &str, id: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r: Value = http
+            .get(format!("{base}/api/audit?entity_type={kind}&entity_id={id}"))
+            .bearer_auth(token("auditor", true))
+            .send()
+            .await
+            .expect("audit")
+            .json()
+            .await
+            .expect("json");
+        let items = r["items"].as_array().cloned().unwrap_or_default();
+        if items.len() >= n || Instant::now() > deadline {
+            return items;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_the_gateway_neither_loses_nor_repeats_audit_entries() {
+    let table = unique("restart");
+    let http = reqwest::Client::new();
+    let (first, base) = start_gateway(&table, &[]).await;
+    let product: Value = http
+        .post(format!("{base}/api/products"))
+        .bearer_auth(token("admin", true))
+        .json(&json!({"sku": unique("RST"), "name": "n", "price_cents": 1, "stock": {"main": 1}}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let pid = product["id"].as_str().expect("id").to_string();
+    let started = Instant::now();
+    assert_eq!(audit_entries(&http, &base, "product", &pid, 1).await.len(), 1);
+    assert!(started.elapsed() < Duration::from_secs(2), "entries appear within 2 s");
+    assert!(stop(first).await.success());
+
+    // A change while no poller runs: it waits in the stream.
+    let mut config = shared::config::Config::from_env().expect("config");
+    config.store.table = table.clone();
+    config.store.audit_table = format!("{table}-audit");
+    let app = config.build_app(std::sync::Arc::new(shared::adapters::clock::SystemClock)).await;
+    let warehouse = shared::domain::product::WarehouseId::parse("main").expect("w");
+    app.store
+        .adjust_stock(&pid, &warehouse, 5, chrono::Utc::now(), "operator")
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .expect("adjust");
+
+    let (second, base) = start_gateway(&table, &[]).await;
+    let stock = audit_entries(&http, &base, "stock", &pid, 2).await;
+    assert_eq!(stock.len(), 2, "the change made while down is not lost");
+    assert_eq!(stock[1]["actor"], "operator");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(audit_entries(&http, &base, "stock", &pid, 0).await.len(), 2, "nothing repeated");
+    assert_eq!(audit_entries(&http, &base, "product", &pid, 0).await.len(), 1, "nothing repeated");
+    assert!(stop(second).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_2_second_ttl_units_are_back_on_sale_within_2_seconds_of_expiry() {
+    let (child, base) = start_gateway(
+        &unique("dev"),
+        &[("RESERVATION_TTL_SECONDS", "2"), ("SWEEP_INTERVAL_SECONDS", "3600")],
+    )
+    .await;
+    let http = reqwest::Client::new();
     let admin = token("admin", true);
     let product: Value = http
         .post(format!("{base}/api/products"))
@@ -84,7 +167,6 @@ async fn with_a_2_second_ttl_units_are_back_on_sale_within_2_seconds_of_expiry()
     let delay = back_at - last_expiry;
     assert!(delay <= chrono::Duration::seconds(2), "units back {delay} after expiry");
 
-    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait");
+    let status = stop(child).await;
     assert!(status.success(), "graceful shutdown on SIGTERM, got {status}");
 }
