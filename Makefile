@@ -5,7 +5,7 @@ CARGO ?= cargo
 PORT ?= 8000
 export PORT
 
-.PHONY: help deps build dev test test-rust lint cfn-lint token lambda bench-reserve bench-expiry bench-orders
+.PHONY: help deps build dev test test-rust lint cfn-lint token lambda bench bench-reserve bench-expiry bench-orders
 
 help:
 	@echo "make dev    serve the API on http://127.0.0.1:$(PORT) with DynamoDB Local"
@@ -50,7 +50,13 @@ bench-expiry: deps
 
 # Order list at scale: 10,000 orders for one user and 50,000 across 500 users.
 bench-orders: deps
-	infra/scripts/with-stack.sh -- $(CARGO) run -q --release --bin bench -- orders
+	$(CARGO) build -q --profile perf --workspace --bins
+	infra/scripts/with-stack.sh -- target/perf/bench orders
+
+# Every benchmark with default sizes: prints tables, writes target/bench/*.json.
+bench: deps
+	$(CARGO) build -q --profile perf --workspace --bins
+	infra/scripts/with-stack.sh -- target/perf/bench all
 
 # Release bootstraps for Lambda (arm64, linked with zig from .venv), and their sizes.
 FUNCTIONS := products reserve order transition list expire sweep audit audit-api

@@ -53,9 +53,24 @@ async fn main() {
         Some("reserve") => {
             reserve(arg(&args, 1, 300), &args.get(2).cloned().unwrap_or_else(|| "1,16".into())).await
         }
-        Some("expiry") => expiry(arg(&args, 1, 100), arg(&args, 2, 2) as u64).await,
-        Some("orders") => orders(arg(&args, 1, 10_000), arg(&args, 2, 50_000), arg(&args, 3, 500)).await,
-        _ => eprintln!("usage: bench reserve [N] [C1,C2,..] | bench expiry [N] [TTL_SECONDS] | bench orders [SINGLE] [SPREAD] [USERS]"),
+        Some("expiry") => save("expiry", expiry_json(arg(&args, 1, 100), arg(&args, 2, 2) as u64).await),
+        Some("orders") => save("order_list_scale", orders(arg(&args, 1, 10_000), arg(&args, 2, 50_000), arg(&args, 3, 500)).await),
+        Some("flash") => save("flash_sale", flash_sale(arg(&args, 1, 2000), arg(&args, 2, 200), arg(&args, 3, 64)).await),
+        Some("walk") => save("walk", walk(arg(&args, 1, 200), arg(&args, 2, 16)).await),
+        Some("lists") => save("order_lists", lists().await),
+        Some("cold") => save("cold_start", cold_start(arg(&args, 1, 10)).await),
+        Some("cost") => save("cost", cost().await),
+        Some("all") => {
+            save("flash_sale", flash_sale(2000, 200, 64).await);
+            save("walk", walk(200, 16).await);
+            save("expiry", expiry_json(200, 2).await);
+            save("cost", cost().await);
+            save("cold_start", cold_start(10).await);
+            save("order_lists", lists().await);
+        }
+        _ => eprintln!(
+            "usage: bench all | flash [BUYERS] [UNITS] [C] | walk [USERS] [C] | lists | cold [RUNS] | cost | reserve [N] [C,..] | expiry [N] [TTL] | orders [SINGLE] [SPREAD] [USERS]"
+        ),
     }
 }
 
@@ -104,7 +119,7 @@ async fn reserve(n: usize, concurrencies: &str) {
     }
 }
 
-async fn expiry(n: usize, ttl: u64) {
+async fn expiry(n: usize, ttl: u64) -> Vec<f64> {
     let _lock = sweep_lock().await;
     let mut app = app_with_clock(Arc::new(SystemClock)).await;
     app.config.reservation_ttl = chrono::Duration::seconds(i64::try_from(ttl).unwrap_or(2));
@@ -143,8 +158,9 @@ async fn expiry(n: usize, ttl: u64) {
     println!(
         "expiry via local scheduler  n={n} ttl={ttl}s: {} measured; delay from expires_at to units back: {}",
         delays.len(),
-        summary(delays)
+        summary(delays.clone())
     );
+    delays
 }
 
 fn bench_order(user: &str, i: usize, base: chrono::DateTime<chrono::Utc>) -> shared::domain::order::Order {
@@ -186,20 +202,30 @@ async fn load(app: &shared::service::App, orders: Vec<shared::domain::order::Ord
     println!("loaded {total} orders in {secs:.1} s ({:.0} items/s)", total as f64 / secs);
 }
 
-async fn orders(single: usize, spread: usize, users: usize) {
-    use shared::adapters::identity::Caller;
-    use shared::domain::order_query::OrderQuery;
+async fn orders(single: usize, spread: usize, users: usize) -> serde_json::Value {
     let app = app_on_fresh_table().await;
     let base = chrono::Utc::now() - chrono::Duration::days(90);
-    let heavy = "bench-heavy-user".to_string();
-    let mut all: Vec<_> = (0..single).map(|i| bench_order(&heavy, i, base)).collect();
+    let mut all: Vec<_> = (0..single).map(|i| bench_order(HEAVY, i, base)).collect();
     all.extend(
         (0..spread).map(|i| bench_order(&format!("bench-user-{}", i % users.max(1)), single + i, base)),
     );
     load(&app, all).await;
+    measure_shapes(&app, base).await
+}
+
+const HEAVY: &str = "bench-heavy-user";
+
+/// Walks 25 pages (limit 20) of each query shape and prints, per shape: page latency
+/// p50/p99, Query calls per page, items read per item returned, read units per page.
+async fn measure_shapes(
+    app: &shared::service::App,
+    base: chrono::DateTime<chrono::Utc>,
+) -> serde_json::Value {
+    use shared::adapters::identity::Caller;
+    use shared::domain::order_query::OrderQuery;
     let mid = shared::adapters::clock::format_time(base + chrono::Duration::days(20));
     let late = shared::adapters::clock::format_time(base + chrono::Duration::days(40));
-    let user = Caller { user_id: heavy.clone(), is_admin: false };
+    let user = Caller { user_id: HEAVY.into(), is_admin: false };
     let admin = Caller { user_id: "bench-admin".into(), is_admin: true };
     /// A named query shape: who asks, and with which parameters.
     type Shape<'a> = (&'a str, &'a Caller, Vec<(&'a str, String)>);
@@ -250,6 +276,7 @@ async fn orders(single: usize, spread: usize, users: usize) {
         "{:<46} {:>9} {:>9} {:>9} {:>12} {:>10}",
         "query (limit 20, 25 pages)", "p50 ms", "p99 ms", "queries", "read/ret", "RCU/page"
     );
+    let mut out = Vec::new();
     for (name, caller, params) in shapes {
         let params: std::collections::BTreeMap<String, String> =
             params.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
@@ -272,6 +299,12 @@ async fn orders(single: usize, spread: usize, users: usize) {
             }
         }
         ms.sort_by(f64::total_cmp);
+        let row = json!({
+            "shape": name, "p50_ms": percentile(&ms, 50.0), "p99_ms": percentile(&ms, 99.0),
+            "queries_per_page": queries as f64 / pages as f64,
+            "items_read_per_item_returned": read as f64 / returned.max(1) as f64,
+            "read_units_per_page": rcu / pages as f64,
+        });
         println!(
             "{:<46} {:>9.1} {:>9.1} {:>9.1} {:>12.2} {:>10.1}",
             name,
@@ -281,5 +314,471 @@ async fn orders(single: usize, spread: usize, users: usize) {
             read as f64 / returned.max(1) as f64,
             rcu / pages as f64
         );
+        out.push(row);
     }
+    serde_json::Value::Array(out)
+}
+
+/// The list shapes at 1,000 orders, then at 50,000 (10,000 of them the heavy user's),
+/// and the ratio of their p50s.
+async fn lists() -> serde_json::Value {
+    let app = app_on_fresh_table().await;
+    let base = chrono::Utc::now() - chrono::Duration::days(90);
+    load(&app, (0..1_000).map(|i| bench_order(HEAVY, i, base)).collect()).await;
+    println!("order list at 1,000 orders:");
+    let small = measure_shapes(&app, base).await;
+    let mut more: Vec<_> = (1_000..10_000).map(|i| bench_order(HEAVY, i, base)).collect();
+    more.extend((0..40_000).map(|i| bench_order(&format!("bench-user-{}", i % 500), 10_000 + i, base)));
+    load(&app, more).await;
+    println!("order list at 50,000 orders:");
+    let large = measure_shapes(&app, base).await;
+    let ratios: Vec<serde_json::Value> = small
+        .as_array()
+        .into_iter()
+        .flatten()
+        .zip(large.as_array().into_iter().flatten())
+        .map(|(s, l)| {
+            let r = l["p50_ms"].as_f64().unwrap_or(f64::NAN) / s["p50_ms"].as_f64().unwrap_or(f64::NAN);
+            println!("  p50 at 50k / at 1k  {:<46} {r:.2}", s["shape"].as_str().unwrap_or(""));
+            json!({"shape": s["shape"], "p50_ratio_50k_over_1k": r})
+        })
+        .collect();
+    json!({"at_1k": small, "at_50k": large, "ratios": ratios})
+}
+
+/// Writes `target/bench/<name>.json` with the machine's core count and the git revision.
+fn save(name: &str, results: serde_json::Value) {
+    let rev = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    let doc = json!({"benchmark": name, "cores": num_cpus(), "git_revision": rev, "at": chrono::Utc::now().to_rfc3339(), "results": results});
+    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+        std::fs::write(dir.join(format!("{name}.json")), serde_json::to_vec_pretty(&doc).unwrap_or_default())
+    });
+    if let Err(e) = written {
+        eprintln!("could not write {name}.json: {e}");
+    }
+}
+
+fn stats(mut ms: Vec<f64>) -> serde_json::Value {
+    ms.sort_by(f64::total_cmp);
+    json!({"n": ms.len(), "p50_ms": percentile(&ms, 50.0), "p95_ms": percentile(&ms, 95.0), "p99_ms": percentile(&ms, 99.0), "max_ms": ms.last().copied().unwrap_or(f64::NAN)})
+}
+
+fn show(v: &serde_json::Value) -> String {
+    format!(
+        "p50 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms  (n={})",
+        v["p50_ms"].as_f64().unwrap_or(f64::NAN),
+        v["p95_ms"].as_f64().unwrap_or(f64::NAN),
+        v["p99_ms"].as_f64().unwrap_or(f64::NAN),
+        v["n"]
+    )
+}
+
+/// N distinct buyers race for S units through the local gateway over HTTP, C at a time;
+/// then the bare `TransactWriteItems` a reservation needs, issued directly with the SDK
+/// at the same concurrency, as the baseline.
+async fn flash_sale(buyers: usize, units: usize, c: usize) -> serde_json::Value {
+    let gw = gateway().await;
+    let warm = gw.product(json!({"main": 100})).await;
+    for i in 0..10 {
+        gw.post(
+            "/api/reservations",
+            Some(&token(&format!("warm-{i}"), false)),
+            json!({"product_id": warm, "quantity": 1}),
+        )
+        .await;
+    }
+    let product = gw.product(json!({ "main": units })).await;
+    let run = ulid::Ulid::new().to_string();
+    let started = Instant::now();
+    let results: Vec<(u16, String, f64)> = stream::iter(0..buyers)
+        .map(|i| {
+            let (gw, product, run) = (&gw, product.clone(), run.clone());
+            async move {
+                let t = token(&format!("flash-{run}-{i}"), false);
+                let sent = Instant::now();
+                let r = gw
+                    .post("/api/reservations", Some(&t), json!({"product_id": product, "quantity": 1}))
+                    .await;
+                (r.status, r.code().to_string(), sent.elapsed().as_secs_f64() * 1000.0)
+            }
+        })
+        .buffer_unordered(c)
+        .collect()
+        .await;
+    let wall = started.elapsed().as_secs_f64();
+    let ok: Vec<f64> = results.iter().filter(|r| r.0 == 201).map(|r| r.2).collect();
+    let rejected: Vec<f64> = results.iter().filter(|r| r.1 == "insufficient_stock").map(|r| r.2).collect();
+    let other = results.len() - ok.len() - rejected.len();
+    let (on_hand, reserved, available) = gw.stock_of(&product, "main").await;
+    let sold = ok.len();
+    let service = stats(ok.clone());
+    let baseline = bare_transactions(&gw.app, buyers, c).await;
+    let ratio =
+        service["p50_ms"].as_f64().unwrap_or(f64::NAN) / baseline["p50_ms"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "flash sale: {buyers} buyers, {units} units, concurrency {c}: {:.0} req/s over {wall:.1} s",
+        buyers as f64 / wall
+    );
+    println!(
+        "  sold {sold}, rejected {}, other {other}, oversold {}",
+        rejected.len(),
+        sold.saturating_sub(units)
+    );
+    println!("  final stock on_hand/reserved/available = {on_hand}/{reserved}/{available}");
+    println!("  successes:  {}", show(&service));
+    println!("  rejections: {}", show(&stats(rejected.clone())));
+    println!("  bare TransactWriteItems at concurrency {c}: {}", show(&baseline));
+    println!("  service p50 / bare p50 = {ratio:.2}");
+    json!({
+        "buyers": buyers, "units": units, "concurrency": c, "requests_per_second": buyers as f64 / wall,
+        "sold": sold, "rejected": rejected.len(), "other": other, "oversold": sold.saturating_sub(units),
+        "final_stock": {"on_hand": on_hand, "reserved": reserved, "available": available},
+        "successes": service, "rejections": stats(rejected), "bare_transaction": baseline, "service_over_bare_p50": ratio,
+    })
+}
+
+/// The transaction a reservation commits (stock row update with its condition, and the
+/// reservation put), straight through the SDK, `n` times, `c` at a time.
+async fn bare_transactions(app: &shared::service::App, n: usize, c: usize) -> serde_json::Value {
+    use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+    use shared::store::keys;
+    let s = |v: &str| AttributeValue::S(v.to_string());
+    let product = format!("bare-{}", ulid::Ulid::new());
+    let client = app.store.client().clone();
+    let table = app.store.table().to_string();
+    client
+        .put_item()
+        .table_name(&table)
+        .item("pk", s(&keys::product_pk(&product)))
+        .item("sk", s(&keys::stock_sk("main")))
+        .item("available", AttributeValue::N(n.to_string()))
+        .item("reserved", AttributeValue::N("0".into()))
+        .send()
+        .await
+        .expect("seed");
+    let ms: Vec<f64> = stream::iter(0..n)
+        .map(|i| {
+            let (client, table, product) = (client.clone(), table.clone(), product.clone());
+            async move {
+                let update = Update::builder()
+                    .table_name(&table)
+                    .key("pk", s(&keys::product_pk(&product)))
+                    .key("sk", s(&keys::stock_sk("main")))
+                    .update_expression("SET available = available - :q, reserved = reserved + :q")
+                    .condition_expression("available >= :q")
+                    .expression_attribute_values(":q", AttributeValue::N("1".into()))
+                    .build()
+                    .expect("update");
+                let put = Put::builder()
+                    .table_name(&table)
+                    .item("pk", s(&keys::reservation_pk(&format!("{product}-{i}"))))
+                    .item("sk", s(keys::RESERVATION_SK))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build()
+                    .expect("put");
+                let sent = Instant::now();
+                let r = client
+                    .transact_write_items()
+                    .transact_items(TransactWriteItem::builder().update(update).build())
+                    .transact_items(TransactWriteItem::builder().put(put).build())
+                    .send()
+                    .await;
+                r.is_ok().then(|| sent.elapsed().as_secs_f64() * 1000.0)
+            }
+        })
+        .buffer_unordered(c)
+        .filter_map(|x| async move { x })
+        .collect()
+        .await;
+    stats(ms)
+}
+
+/// Many users each reserve, convert to an order, and have it confirmed.
+async fn walk(users: usize, c: usize) -> serde_json::Value {
+    let gw = gateway().await;
+    let product = gw.product(json!({"main": users * 2})).await;
+    let admin = token("walk-admin", true);
+    let run = ulid::Ulid::new().to_string();
+    let started = Instant::now();
+    let steps: Vec<(f64, f64, f64)> = stream::iter(0..users)
+        .map(|i| {
+            let (gw, product, admin, run) = (&gw, product.clone(), admin.clone(), run.clone());
+            async move {
+                let t = token(&format!("walk-{run}-{i}"), false);
+                let t0 = Instant::now();
+                let r = gw
+                    .post("/api/reservations", Some(&t), json!({"product_id": product, "quantity": 1}))
+                    .await;
+                let t1 = Instant::now();
+                let rid = r.body["id"].as_str().unwrap_or_default().to_string();
+                let o = gw.order(&t, &[&rid]).await;
+                let t2 = Instant::now();
+                let oid = o.body["id"].as_str().unwrap_or_default().to_string();
+                gw.set_status(&admin, &oid, "confirmed").await;
+                let t3 = Instant::now();
+                let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
+                (ms(t0, t1), ms(t1, t2), ms(t2, t3))
+            }
+        })
+        .buffer_unordered(c)
+        .collect()
+        .await;
+    let wall = started.elapsed().as_secs_f64();
+    let reserve = stats(steps.iter().map(|s| s.0).collect());
+    let order = stats(steps.iter().map(|s| s.1).collect());
+    let confirm = stats(steps.iter().map(|s| s.2).collect());
+    println!(
+        "reserve -> order -> confirm: {users} users, concurrency {c}: {:.0} requests/s",
+        (3 * users) as f64 / wall
+    );
+    println!("  reserve: {}\n  order:   {}\n  confirm: {}", show(&reserve), show(&order), show(&confirm));
+    json!({"users": users, "concurrency": c, "requests_per_second": (3 * users) as f64 / wall, "reserve": reserve, "order": order, "confirm": confirm})
+}
+
+async fn expiry_json(n: usize, ttl: u64) -> serde_json::Value {
+    let delays = expiry(n, ttl).await;
+    json!({"holds": n, "ttl_seconds": ttl, "delay": stats(delays)})
+}
+
+/// DynamoDB requests and capacity units of one operation, from the store's counters.
+async fn cost() -> serde_json::Value {
+    let gw = gateway().await;
+    let m = || gw.app.store.metrics().snapshot();
+    let product = gw.product(json!({"main": 1000, "east": 10})).await;
+    let user = format!("cost-{}", ulid::Ulid::new());
+    let t = token(&user, false);
+    let mut rows = Vec::new();
+    let mut measure = |name: &str,
+                       before: shared::store::metrics::MetricsSnapshot,
+                       after: shared::store::metrics::MetricsSnapshot| {
+        let d = after - before;
+        rows.push(json!({"operation": name, "requests": d.requests, "read_units": d.read_units, "write_units": d.write_units}));
+    };
+    let b = m();
+    let r1 = gw
+        .post(
+            "/api/reservations",
+            Some(&t),
+            json!({"product_id": product, "quantity": 1, "warehouse_id": "main"}),
+        )
+        .await;
+    measure("reserve (warehouse named)", b, m());
+    let b = m();
+    gw.post("/api/reservations", Some(&t), json!({"product_id": product, "quantity": 1})).await;
+    measure("reserve (warehouse picked)", b, m());
+    let b = m();
+    let resp = gw
+        .http
+        .post(format!("{}/api/reservations", gw.url))
+        .bearer_auth(&t)
+        .header("idempotency-key", ulid::Ulid::new().to_string())
+        .json(&json!({"product_id": product, "quantity": 1, "warehouse_id": "main"}))
+        .send()
+        .await
+        .expect("send");
+    let _ = into_reply(resp).await;
+    measure("reserve (with Idempotency-Key)", b, m());
+    let rid = r1.body["id"].as_str().unwrap_or_default().to_string();
+    let b = m();
+    let o = gw.order(&t, &[&rid]).await;
+    measure("order of 1 reservation", b, m());
+    let b = m();
+    gw.set_status(&token("cost-admin", true), o.body["id"].as_str().unwrap_or_default(), "confirmed").await;
+    measure("order status change", b, m());
+    let b = m();
+    gw.get("/api/orders?limit=20", Some(&t)).await;
+    measure("order list page (customer)", b, m());
+    let b = m();
+    gw.get(&format!("/api/products/{product}"), None).await;
+    measure("product read", b, m());
+    println!(
+        "{:<34} {:>9} {:>11} {:>12}",
+        "operation (DynamoDB Local)", "requests", "read units", "write units"
+    );
+    for r in &rows {
+        println!(
+            "{:<34} {:>9} {:>11.1} {:>12.1}",
+            r["operation"].as_str().unwrap_or(""),
+            r["requests"],
+            r["read_units"].as_f64().unwrap_or(0.0),
+            r["write_units"].as_f64().unwrap_or(0.0)
+        );
+    }
+    let reserve = &rows[0];
+    let per_million = reserve["write_units"].as_f64().unwrap_or(0.0) * 0.625
+        + reserve["read_units"].as_f64().unwrap_or(0.0) * 0.125;
+    println!("DynamoDB cost per million reservations (warehouse named, on demand $0.625/M WRU, $0.125/M RRU; index writes not reported by DynamoDB Local): ${per_million:.2}");
+    json!({"operations": rows, "usd_per_million_reservations_dynamodb": per_million})
+}
+
+/// A minimal Lambda Runtime API (the `next` / `response` / `error` endpoints): hands one
+/// event to the function process and reports when its response arrives.
+mod runtime_api {
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, HeaderValue, StatusCode};
+    use axum::routing::{get, post};
+    use axum::Router;
+    use std::sync::Arc;
+    use std::time::Instant;
+    use tokio::sync::{mpsc, Mutex};
+
+    pub struct Emulator {
+        pub port: u16,
+        event: Arc<Mutex<Option<String>>>,
+        done: Mutex<mpsc::UnboundedReceiver<(Instant, bool)>>,
+    }
+
+    #[derive(Clone)]
+    struct Shared {
+        event: Arc<Mutex<Option<String>>>,
+        done: mpsc::UnboundedSender<(Instant, bool)>,
+    }
+
+    async fn next(State(s): State<Shared>) -> (StatusCode, HeaderMap, String) {
+        loop {
+            if let Some(body) = s.event.lock().await.take() {
+                let mut h = HeaderMap::new();
+                h.insert("lambda-runtime-aws-request-id", HeaderValue::from_static("bench-request"));
+                let deadline = (chrono::Utc::now().timestamp_millis() + 30_000).to_string();
+                h.insert(
+                    "lambda-runtime-deadline-ms",
+                    HeaderValue::from_str(&deadline).unwrap_or(HeaderValue::from_static("0")),
+                );
+                h.insert(
+                    "lambda-runtime-invoked-function-arn",
+                    HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:bench"),
+                );
+                h.insert(
+                    "lambda-runtime-trace-id",
+                    HeaderValue::from_static("Root=1-00000000-000000000000000000000000"),
+                );
+                return (StatusCode::OK, h, body);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn response(State(s): State<Shared>, Path(_id): Path<String>) -> StatusCode {
+        let _ = s.done.send((Instant::now(), true));
+        StatusCode::ACCEPTED
+    }
+
+    async fn error(State(s): State<Shared>) -> StatusCode {
+        let _ = s.done.send((Instant::now(), false));
+        StatusCode::ACCEPTED
+    }
+
+    impl Emulator {
+        pub async fn start() -> Self {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            let (tx, rx) = mpsc::unbounded_channel();
+            let event = Arc::new(Mutex::new(None));
+            let shared = Shared { event: event.clone(), done: tx };
+            let app = Router::new()
+                .route("/2018-06-01/runtime/invocation/next", get(next))
+                .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+                .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+                .route("/2018-06-01/runtime/init/error", post(error))
+                .with_state(shared);
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            Self { port, event, done: Mutex::new(rx) }
+        }
+
+        /// Queues the event the next `next` call returns.
+        pub async fn offer(&self, event: String) {
+            *self.event.lock().await = Some(event);
+        }
+
+        /// When the response (true) or an error (false) arrived.
+        pub async fn outcome(&self) -> Option<(Instant, bool)> {
+            let mut rx = self.done.lock().await;
+            tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv()).await.ok().flatten()
+        }
+    }
+}
+
+/// For each function binary: time from process start to its first response (init plus
+/// one invocation against DynamoDB Local), median of `runs`, and its resident memory
+/// after that request.
+async fn cold_start(runs: usize) -> serde_json::Value {
+    let app = app().await;
+    let dir = std::env::current_exe().expect("exe").parent().expect("dir").to_path_buf();
+    let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let emulator = runtime_api::Emulator::start().await;
+    let cases = [
+        ("products", "apigw/get-product.json"),
+        ("reserve", "apigw/get-reservation.json"),
+        ("order", "apigw/get-order.json"),
+        ("transition", "apigw/change-order-status.json"),
+        ("list", "apigw/list-orders.json"),
+        ("audit-api", "apigw/list-audit.json"),
+        ("expire", "expire.json"),
+        ("sweep", "sweep.json"),
+        ("audit", "audit-stream-batch.json"),
+    ];
+    println!("{:<12} {:>16} {:>16} {:>14}", "function", "start->reply p50", "min", "RSS after 1");
+    let mut rows = Vec::new();
+    for (function, fixture) in cases {
+        let bin = dir.join(function);
+        if !bin.exists() {
+            println!("{function:<12} (binary missing: build the workspace binaries with this profile first)");
+            continue;
+        }
+        let event = std::fs::read_to_string(events.join(fixture)).expect("fixture");
+        let mut times = Vec::new();
+        let mut rss_kib = 0u64;
+        let mut ok = true;
+        for _ in 0..runs {
+            emulator.offer(event.clone()).await;
+            let started = Instant::now();
+            let mut child = std::process::Command::new(&bin)
+                .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{}", emulator.port))
+                .env("AWS_LAMBDA_FUNCTION_NAME", function)
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+                .env("TABLE_NAME", app.store.table())
+                .env("AUDIT_TABLE_NAME", app.store.audit_table())
+                .env("LOG_FORMAT", "text")
+                .env("RUST_LOG", "error")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start function");
+            match emulator.outcome().await {
+                Some((at, success)) => {
+                    ok &= success;
+                    times.push((at - started).as_secs_f64() * 1000.0);
+                }
+                None => ok = false,
+            }
+            let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+            rss_kib = status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        times.sort_by(f64::total_cmp);
+        let p50 = percentile(&times, 50.0);
+        println!(
+            "{function:<12} {p50:>13.1} ms {:>13.1} ms {:>10} KiB{}",
+            times.first().copied().unwrap_or(f64::NAN),
+            rss_kib,
+            if ok { "" } else { "  (errors)" }
+        );
+        rows.push(json!({"function": function, "runs": runs, "start_to_first_response_p50_ms": p50, "min_ms": times.first(), "rss_kib_after_one_request": rss_kib, "all_succeeded": ok}));
+    }
+    json!(rows)
 }

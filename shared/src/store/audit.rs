@@ -38,10 +38,14 @@ impl Store {
             .table_name(&self.audit_table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
+            Ok(out) => {
+                self.metrics.write(out.consumed_capacity());
+                Ok(true)
+            }
             Err(err) if err.as_service_error().is_some_and(|x| x.is_conditional_check_failed_exception()) => {
                 Ok(false)
             }
@@ -71,7 +75,12 @@ impl Store {
                 .expression_attribute_values(":after", s(a)),
             None => q.key_condition_expression("pk = :pk"),
         };
-        let res = q.send().await.map_err(|e| classify("list_audit", e))?;
+        let res = q
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| classify("list_audit", e))?;
+        self.metrics.read(res.consumed_capacity());
         let mut out = Vec::new();
         for raw in res.items.unwrap_or_default() {
             let i = Item(raw);

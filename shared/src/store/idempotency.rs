@@ -89,10 +89,14 @@ impl Store {
             .expression_attribute_values(":now_ms", n(now.timestamp_millis()))
             .expression_attribute_values(":pending", s("pending"))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await;
         let old = match result {
-            Ok(_) => return Ok(Ok(())),
+            Ok(out) => {
+                self.metrics.write(out.consumed_capacity());
+                return Ok(Ok(()));
+            }
             Err(e) => match e.as_service_error() {
                 Some(se) if se.is_conditional_check_failed_exception() => match se {
                     aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(
@@ -135,8 +139,12 @@ impl Store {
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":token", s(token))
             .expression_attribute_values(":pending", s("pending"))
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await;
+        if let Ok(out) = &result {
+            self.metrics.write(out.consumed_capacity());
+        }
         if let Err(e) = result {
             if !e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) {
                 let _ = classify("abandon_idempotent", e);

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod idempotency;
 mod item;
 pub mod keys;
+pub mod metrics;
 pub mod order_list;
 pub mod orders;
 pub mod products;
@@ -71,6 +72,7 @@ pub struct Store {
     client: Client,
     table: String,
     audit_table: String,
+    metrics: std::sync::Arc<metrics::StoreMetrics>,
 }
 
 /// How often a transaction that lost to a concurrent one on the same items is retried.
@@ -78,7 +80,7 @@ const CONFLICT_ATTEMPTS: u32 = 8;
 
 impl Store {
     pub fn new(client: Client, table: impl Into<String>, audit_table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), audit_table: audit_table.into() }
+        Self { client, table: table.into(), audit_table: audit_table.into(), metrics: Default::default() }
     }
 
     /// Builds the client from the process's SDK configuration; `endpoint` points it at
@@ -100,6 +102,11 @@ impl Store {
         &self.table
     }
 
+    /// Requests and consumed capacity so far (all clones of this store together).
+    pub fn metrics(&self) -> &metrics::StoreMetrics {
+        &self.metrics
+    }
+
     pub fn audit_table(&self) -> &str {
         &self.audit_table
     }
@@ -111,10 +118,18 @@ impl Store {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result =
-                self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+                .send()
+                .await;
             let err = match result {
-                Ok(_) => return Ok(()),
+                Ok(out) => {
+                    self.metrics.write(out.consumed_capacity());
+                    return Ok(());
+                }
                 Err(e) => e,
             };
             if let SdkError::ServiceError(ctx) = &err {

@@ -297,7 +297,12 @@ impl Store {
                     q = q.expression_attribute_values(*k, v.clone());
                 }
             }
-            let res = q.send().await.map_err(|e| classify("list_orders", e))?;
+            let res = q
+                .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| classify("list_orders", e))?;
+            self.metrics.read(res.consumed_capacity());
             stats.queries += 1;
             stats.items_read += u64::try_from(res.scanned_count).unwrap_or(0);
             stats.read_units += res.consumed_capacity.as_ref().and_then(|c| c.capacity_units).unwrap_or(0.0);

@@ -65,9 +65,11 @@ impl Store {
                     .client
                     .batch_get_item()
                     .set_request_items(Some(items))
+                    .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
                     .send()
                     .await
                     .map_err(|e| classify("batch_get", e))?;
+                self.metrics.read(res.consumed_capacity());
                 if let Some(found) = res.responses.and_then(|mut r| r.remove(&self.table)) {
                     out.extend(found.into_iter().map(Item));
                 }

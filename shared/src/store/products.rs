@@ -72,9 +72,11 @@ impl Store {
                 .expression_attribute_values(":pk", s(product_pk(id)))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
+                .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
                 .send()
                 .await
                 .map_err(|e| classify("get_product", e))?;
+            self.metrics.read(out.consumed_capacity());
             items.extend(out.items.unwrap_or_default().into_iter().map(Item));
             start = out.last_evaluated_key;
             if start.is_none() {
@@ -120,7 +122,12 @@ impl Store {
                     .expression_attribute_values(":after", s(a)),
                 None => q.key_condition_expression("gsi1pk = :pk"),
             };
-            let out = q.send().await.map_err(|e| classify("list_products", e))?;
+            let out = q
+                .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| classify("list_products", e))?;
+            self.metrics.read(out.consumed_capacity());
             heads.extend(out.items.unwrap_or_default().into_iter().map(Item));
             start = out.last_evaluated_key;
             if start.is_none() || heads.len() >= want {
@@ -146,9 +153,11 @@ impl Store {
             .key_condition_expression("pk = :pk AND begins_with(sk, :stock)")
             .expression_attribute_values(":pk", s(product_pk(product_id)))
             .expression_attribute_values(":stock", s(STOCK_SK_PREFIX))
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(|e| classify("stock_rows", e))?;
+        self.metrics.read(out.consumed_capacity());
         out.items.unwrap_or_default().into_iter().map(|i| stock_from_item(&Item(i))).collect()
     }
 
@@ -240,9 +249,11 @@ impl Store {
             .key(PK, s(pk))
             .key(SK, s(sk))
             .consistent_read(true)
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(|e| classify("get_item", e))?;
+        self.metrics.read(out.consumed_capacity());
         Ok(out.item.map(Item))
     }
 }

@@ -180,9 +180,11 @@ impl Store {
                     .expression_attribute_values(":bound", s(&bound))
                     .limit(page)
                     .set_exclusive_start_key(start)
+                    .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
                     .send()
                     .await
                     .map_err(|e| super::classify("overdue_reservations", e))?;
+                self.metrics.read(res.consumed_capacity());
                 let items = res.items.unwrap_or_default();
                 let room = per_shard - taken;
                 if items.len() > room {

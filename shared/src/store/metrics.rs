@@ -1,0 +1,59 @@
+//! What the store asked of DynamoDB: requests and the capacity DynamoDB reports it
+//! consumed (`ReturnConsumedCapacity: TOTAL`). Benchmarks read these around an
+//! operation to price it; they cost nothing but a few atomic adds.
+
+use aws_sdk_dynamodb::types::ConsumedCapacity;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters shared by every clone of a `Store`.
+#[derive(Debug, Default)]
+pub struct StoreMetrics {
+    requests: AtomicU64,
+    /// Thousandths of a capacity unit, to keep the counters integer.
+    read_milli: AtomicU64,
+    write_milli: AtomicU64,
+}
+
+/// A reading of the counters; subtract two to price what happened in between.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MetricsSnapshot {
+    pub requests: u64,
+    pub read_units: f64,
+    pub write_units: f64,
+}
+
+impl std::ops::Sub for MetricsSnapshot {
+    type Output = MetricsSnapshot;
+    fn sub(self, o: Self) -> Self {
+        Self {
+            requests: self.requests - o.requests,
+            read_units: self.read_units - o.read_units,
+            write_units: self.write_units - o.write_units,
+        }
+    }
+}
+
+fn milli(ccs: &[&ConsumedCapacity]) -> u64 {
+    let units: f64 = ccs.iter().filter_map(|c| c.capacity_units).sum();
+    (units * 1000.0).round() as u64
+}
+
+impl StoreMetrics {
+    pub(crate) fn read<'a>(&self, ccs: impl IntoIterator<Item = &'a ConsumedCapacity>) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.read_milli.fetch_add(milli(&ccs.into_iter().collect::<Vec<_>>()), Ordering::Relaxed);
+    }
+
+    pub(crate) fn write<'a>(&self, ccs: impl IntoIterator<Item = &'a ConsumedCapacity>) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.write_milli.fetch_add(milli(&ccs.into_iter().collect::<Vec<_>>()), Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            requests: self.requests.load(Ordering::Relaxed),
+            read_units: self.read_milli.load(Ordering::Relaxed) as f64 / 1000.0,
+            write_units: self.write_milli.load(Ordering::Relaxed) as f64 / 1000.0,
+        }
+    }
+}
