@@ -225,10 +225,5 @@ pub async fn app_on_fresh_table() -> App {
 
 /// Starts the local stream poller (the audit function's event source) for `app`'s table.
 pub async fn start_audit_poller(app: &App) {
-    let c = config();
-    let sdk = c.sdk_config().await;
-    let mut conf = aws_sdk_dynamodbstreams::config::Builder::from(&sdk);
-    conf.set_endpoint_url(c.store.endpoint.clone());
-    let streams = aws_sdk_dynamodbstreams::Client::from_conf(conf.build());
-    gateway::stream::spawn_stream_poller(app.clone(), streams);
+    gateway::stream::spawn_stream_poller(app.clone(), gateway::stream::streams_client(&config()).await);
 }

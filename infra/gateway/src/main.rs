@@ -57,13 +57,7 @@ async fn run() -> Result<(), String> {
         per_shard,
     );
     // Plays the audit function's event source: the table's stream, polled locally.
-    let sdk = config.sdk_config().await;
-    let mut streams_conf = aws_sdk_dynamodbstreams::config::Builder::from(&sdk);
-    streams_conf.set_endpoint_url(config.store.endpoint.clone());
-    gateway::stream::spawn_stream_poller(
-        app.clone(),
-        aws_sdk_dynamodbstreams::Client::from_conf(streams_conf.build()),
-    );
+    gateway::stream::spawn_stream_poller(app.clone(), gateway::stream::streams_client(&config).await);
     let verifier = Verifier::new(secret.as_deref().unwrap_or(gateway::auth::DEFAULT_SECRET));
     tracing::info!(port, table = %config.store.table, ttl_seconds = config.reservation_ttl_seconds, sweep_every_seconds = sweep_every, "stockhold gateway listening on http://127.0.0.1:{port}");
     serve(listener, Gateway { app, verifier }, shutdown_signal()).await.map_err(|e| e.to_string())

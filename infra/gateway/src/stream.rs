@@ -20,6 +20,14 @@ const POLL_EVERY: Duration = Duration::from_millis(200);
 const MAX_ATTEMPTS: u32 = 3;
 const BATCH: i32 = 100;
 
+/// A DynamoDB Streams client for the same endpoint and credentials as the store.
+pub async fn streams_client(config: &shared::config::Config) -> aws_sdk_dynamodbstreams::Client {
+    let sdk = config.sdk_config().await;
+    let mut conf = aws_sdk_dynamodbstreams::config::Builder::from(&sdk);
+    conf.set_endpoint_url(config.store.endpoint.clone());
+    aws_sdk_dynamodbstreams::Client::from_conf(conf.build())
+}
+
 /// Starts polling the stream of `app`'s table on the current runtime.
 pub fn spawn_stream_poller(app: App, streams: aws_sdk_dynamodbstreams::Client) {
     tokio::spawn(async move {
