@@ -6,6 +6,10 @@ use crate::domain::DomainError;
 use crate::service::{App, ExpireOutcome, SweepReport};
 use serde::{Deserialize, Serialize};
 
+/// The sweep schedule's payload: whatever EventBridge Scheduler sends, the sweep needs
+/// none of it, so any JSON is accepted.
+pub type SweepEvent = serde::de::IgnoredAny;
+
 /// The input of each reservation's schedule (see `adapters::scheduler::expire_input`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ExpireEvent {

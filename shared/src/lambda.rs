@@ -2,6 +2,12 @@
 //! and back. The authorizer has already validated the token; its claims arrive in the
 //! request context.
 
+/// The Lambda runtimes, re-exported so that each function crate depends on `shared` and
+/// `tokio` only: `sam build` compiles every function as its own package, and one shared
+/// dependency graph lets the nine builds reuse one compiled tree instead of nine.
+pub use lambda_http;
+pub use lambda_runtime;
+
 use crate::http::{dispatch, request_id, ApiRequest, Auth};
 use crate::service::App;
 use lambda_http::request::RequestContext;

@@ -8,7 +8,6 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod jobs;
-#[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod service;
 pub mod store;

@@ -1,14 +1,17 @@
 //! Integration tests: HTTP through the local gateway against DynamoDB Local.
 
 mod audit;
+mod authz;
 mod chaos;
 mod dev_gateway;
 mod edge;
 mod expiry;
+mod faults;
 mod idempotency;
 mod order_list;
 mod orders;
 mod products;
 mod reservations;
 mod scheduler_contract;
+mod spec;
 mod template;

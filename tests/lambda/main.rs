@@ -127,6 +127,12 @@ async fn every_function_binary_answers_its_fixtures_under_cargo_lambda() {
     assert_eq!(body["request_id"], "fixture-create-product", "the incoming X-Request-Id is echoed");
     let (status, _, body) = w.http("products", "apigw/adjust-stock.json", &[]);
     assert_eq!((status, body["stock"][0]["on_hand"].clone()), (200, json!(105)));
+    let (status, _, body) = w.http("products", "apigw/get-openapi.json", &[]);
+    assert_eq!((status, &body["openapi"]), (200, &json!("3.1.0")), "the spec, as JSON");
+    // A binary body (the gzip-encoded style sheet) must reach API Gateway base64-encoded.
+    let css = w.invoke("products", "apigw/get-docs-asset.json", &[]);
+    assert_eq!((css["statusCode"].as_u64(), &css["isBase64Encoded"]), (Some(200), &json!(true)), "{css}");
+    assert_eq!(css["headers"]["content-encoding"], "gzip");
     let (status, _, body) = w.http("products", "apigw/get-product.json", &[]);
     assert_eq!((status, body["available"].clone()), (200, json!(105)));
     // A route of another function is not this function's.

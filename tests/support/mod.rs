@@ -56,6 +56,15 @@ pub async fn app_with_clock(clock: Arc<dyn Clock>) -> App {
     app
 }
 
+/// An application on the shared test table that reaches DynamoDB through `endpoint` (a
+/// fault-injecting proxy, or nothing at all).
+pub async fn app_via(endpoint: &str) -> App {
+    app().await;
+    let mut c = config();
+    c.store.endpoint = Some(endpoint.to_string());
+    c.build_app(Arc::new(SystemClock)).await
+}
+
 pub async fn app() -> App {
     app_with_clock(Arc::new(SystemClock)).await
 }

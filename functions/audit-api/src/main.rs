@@ -1,9 +1,9 @@
 //! `audit-api` Lambda: GET /api/audit, one entity's audit history (admins).
 
-use lambda_http::{run, service_fn, Error, Request};
 use shared::adapters::clock::SystemClock;
 use shared::config::{init_tracing, Config};
 use shared::http::routes::AUDIT_API_FN;
+use shared::lambda::lambda_http::{run, service_fn, Error, Request};
 use std::sync::Arc;
 
 #[tokio::main]

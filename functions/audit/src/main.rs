@@ -1,10 +1,10 @@
 //! `audit` Lambda: fed by the table's DynamoDB stream (event source mapping with
 //! `ReportBatchItemFailures`); writes one audit entry per change of a business entity.
 
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use shared::adapters::clock::SystemClock;
 use shared::audit::{handle_batch, StreamEvent};
 use shared::config::{init_tracing, Config};
+use shared::lambda::lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use std::sync::Arc;
 
 #[tokio::main]

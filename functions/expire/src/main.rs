@@ -1,10 +1,10 @@
 //! `expire` Lambda: invoked by a reservation's EventBridge Scheduler schedule with
 //! `{"reservation_id": "..."}`; ends the hold if it is still active and due.
 
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use shared::adapters::clock::SystemClock;
 use shared::config::{init_tracing, Config};
 use shared::jobs::{expire, ExpireEvent};
+use shared::lambda::lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use std::sync::Arc;
 
 #[tokio::main]

@@ -1,9 +1,9 @@
 //! `list` Lambda: GET /api/orders, filtered, sorted and cursor-paged.
 
-use lambda_http::{run, service_fn, Error, Request};
 use shared::adapters::clock::SystemClock;
 use shared::config::{init_tracing, Config};
 use shared::http::routes::LIST_FN;
+use shared::lambda::lambda_http::{run, service_fn, Error, Request};
 use std::sync::Arc;
 
 #[tokio::main]

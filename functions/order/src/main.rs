@@ -1,9 +1,9 @@
 //! `order` Lambda: POST /api/orders (convert reservations into an order) and GET /api/orders/{id}.
 
-use lambda_http::{run, service_fn, Error, Request};
 use shared::adapters::clock::SystemClock;
 use shared::config::{init_tracing, Config};
 use shared::http::routes::ORDER_FN;
+use shared::lambda::lambda_http::{run, service_fn, Error, Request};
 use std::sync::Arc;
 
 #[tokio::main]

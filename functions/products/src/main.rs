@@ -1,9 +1,9 @@
 //! `products` Lambda: the four product routes (list, create, get, adjust stock).
 
-use lambda_http::{run, service_fn, Error, Request};
 use shared::adapters::clock::SystemClock;
 use shared::config::{init_tracing, Config};
 use shared::http::routes::PRODUCTS_FN;
+use shared::lambda::lambda_http::{run, service_fn, Error, Request};
 use std::sync::Arc;
 
 #[tokio::main]

@@ -1,9 +1,9 @@
 //! `reserve` Lambda: create, read and release reservations.
 
-use lambda_http::{run, service_fn, Error, Request};
 use shared::adapters::clock::SystemClock;
 use shared::config::{init_tracing, Config};
 use shared::http::routes::RESERVE_FN;
+use shared::lambda::lambda_http::{run, service_fn, Error, Request};
 use std::sync::Arc;
 
 #[tokio::main]

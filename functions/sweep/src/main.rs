@@ -1,10 +1,10 @@
 //! `sweep` Lambda: runs every minute (EventBridge Scheduler `rate(1 minute)`) and expires
 //! every overdue active reservation that its own schedule has not, in bounded batches.
 
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use shared::adapters::clock::SystemClock;
 use shared::config::{init_tracing, Config};
-use shared::jobs::{sweep, sweep_batch_from_env};
+use shared::jobs::{sweep, sweep_batch_from_env, SweepEvent};
+use shared::lambda::lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use std::sync::Arc;
 
 #[tokio::main]
@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     let app = Config::from_env()?.build_app(Arc::new(SystemClock)).await;
     let per_shard = sweep_batch_from_env()?;
     // The scheduled event's payload carries nothing the sweep needs.
-    run(service_fn(|_: LambdaEvent<serde_json::Value>| {
+    run(service_fn(|_: LambdaEvent<SweepEvent>| {
         let app = &app;
         async move { Ok::<_, Error>(sweep(app, per_shard).await?) }
     }))

@@ -1,9 +1,9 @@
 //! `transition` Lambda: PATCH /api/orders/{id}, order status changes under the state machine.
 
-use lambda_http::{run, service_fn, Error, Request};
 use shared::adapters::clock::SystemClock;
 use shared::config::{init_tracing, Config};
 use shared::http::routes::TRANSITION_FN;
+use shared::lambda::lambda_http::{run, service_fn, Error, Request};
 use std::sync::Arc;
 
 #[tokio::main]

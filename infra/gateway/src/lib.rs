@@ -49,9 +49,15 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: http::Request<Body>) -> htt
     let resp: ApiResponse = match body {
         Some(body) => {
             let auth = gw.verifier.authorize(&parts.headers);
+            // In local development the site root shows the API docs page (in AWS it is
+            // GET /api/docs; the root belongs to whatever fronts the API there).
+            let path = match parts.uri.path() {
+                "/" => "/api/docs",
+                p => p,
+            };
             let req = ApiRequest {
                 method: parts.method,
-                path: parts.uri.path().to_string(),
+                path: path.to_string(),
                 query: parts.uri.query().map(str::to_string),
                 headers: parts.headers,
                 body,

@@ -2,6 +2,7 @@
 //! reservation states and the domain error. Nothing here knows about AWS, Lambda or HTTP.
 
 pub mod audit;
+pub mod buckets;
 pub mod cursor;
 pub mod error;
 pub mod fingerprint;

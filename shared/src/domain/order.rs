@@ -118,7 +118,7 @@ impl NewOrder {
             let mut ids = Vec::with_capacity(list.len());
             for item in list {
                 let id = string(item).map_err(|_| "every reservation id must be a string".to_string())?;
-                if id.is_empty() || id.len() > 128 {
+                if id.is_empty() || id.chars().count() > 128 {
                     return Err("every reservation id must be 1 to 128 characters".into());
                 }
                 if !seen.insert(id) {

@@ -138,7 +138,7 @@ impl OrderQuery {
             }),
         };
         let user_id = match p.get("user_id") {
-            Some(u) if u.is_empty() || u.len() > 256 => {
+            Some(u) if u.is_empty() || u.chars().count() > 256 => {
                 errors.push(FieldError::new("user_id", "must be 1 to 256 characters"));
                 None
             }

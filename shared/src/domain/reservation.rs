@@ -51,7 +51,7 @@ impl NewReservation {
         let mut f = Fields::new(obj);
         let product_id = f.required("product_id", |v| {
             let s = string(v)?;
-            if (1..=128).contains(&s.len()) {
+            if (1..=128).contains(&s.chars().count()) {
                 Ok(s.to_string())
             } else {
                 Err("must be 1 to 128 characters".into())

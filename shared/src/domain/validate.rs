@@ -84,7 +84,13 @@ impl<'a> Fields<'a> {
 
 /// A JSON integer (no fraction, no string) inside `range`.
 pub fn int_in(v: &Value, min: i64, max: i64) -> Result<i64, String> {
-    let n = v.as_i64().ok_or_else(|| "must be an integer".to_string())?;
+    // JSON has one number type: `2.0` is the integer 2 (as JSON Schema counts it), while
+    // `2.5` is not an integer. Beyond 2^53 a float no longer names one integer.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let n = v
+        .as_i64()
+        .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= EXACT).map(|f| f as i64))
+        .ok_or_else(|| "must be an integer".to_string())?;
     if n < min || n > max {
         return Err(format!("must be between {min} and {max}"));
     }
@@ -100,4 +106,21 @@ pub fn string(v: &Value) -> Result<&str, String> {
 pub fn matches_charset(s: &str, min: usize, max: usize, allowed: impl Fn(char) -> bool) -> bool {
     let n = s.chars().count();
     n >= min && n <= max && s.chars().all(allowed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn integers_are_numbers_without_a_fraction_as_json_schema_counts_them() {
+        assert_eq!(int_in(&json!(2), 0, 10), Ok(2));
+        assert_eq!(int_in(&json!(2.0), 0, 10), Ok(2));
+        assert_eq!(int_in(&json!(-3.0), -5, 10), Ok(-3));
+        for bad in [json!(2.5), json!("2"), json!(null), json!(1e300), json!(true)] {
+            assert!(int_in(&bad, i64::MIN, i64::MAX).is_err(), "{bad}");
+        }
+        assert!(int_in(&json!(11.0), 0, 10).is_err(), "range applies to floats too");
+    }
 }

@@ -66,22 +66,11 @@ pub(super) async fn handle(
             let who = caller(who)?;
             let body = parse_object(&req.body)?;
             let new = NewReservation::from_json(&body)?;
-            let key = idempotency_key(req)?;
-            let idem = key.map(|key| IdempotencyRequest {
-                key,
-                route: "POST /api/reservations",
-                fingerprint: fingerprint(&serde_json::Value::Object(body)),
-            });
+            let idem = idempotency(req, "POST /api/reservations", body)?;
             let render = |r: &Reservation| {
                 (201u16, serde_json::to_string(&ReservationDto::from(r)).unwrap_or_default())
             };
-            match app.create_reservation(who, new, idem, &render).await? {
-                Created::New(r) => {
-                    let (status, body) = render(&r);
-                    Ok(json_response(status, body))
-                }
-                Created::Replay { status, body } => Ok(json_response(status, body)),
-            }
+            created(app.create_reservation(who, new, idem, &render).await?, &render)
         }
         RouteId::GetReservation => {
             let r = app.get_reservation(caller(who)?, param(params, 0)?).await?;
@@ -131,6 +120,9 @@ pub(super) async fn handle(
         RouteId::GetOrder => {
             json(200, &OrderDto::from(&app.get_order(caller(who)?, param(params, 0)?).await?))
         }
+        RouteId::OpenApi => Ok(super::docs::openapi_json()?),
+        RouteId::Docs => Ok(super::docs::page()),
+        RouteId::DocsAsset => super::docs::asset(param(params, 0)?).ok_or(DomainError::NotFound("route")),
         RouteId::ChangeOrderStatus => {
             let who = caller(who)?;
             let change = StatusChange::from_json(&parse_object(&req.body)?)?;

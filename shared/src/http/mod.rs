@@ -3,6 +3,7 @@
 //! JSON, validation, role, resource, state) and comes back as a response with
 //! `X-Request-Id` set.
 
+pub mod docs;
 pub mod dto;
 mod handlers;
 pub mod problem;

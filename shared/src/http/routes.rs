@@ -17,6 +17,9 @@ pub enum RouteId {
     GetOrder,
     ChangeOrderStatus,
     ListAudit,
+    OpenApi,
+    Docs,
+    DocsAsset,
 }
 
 /// One API route and the Lambda function that serves it.
@@ -122,6 +125,23 @@ pub static ROUTES: &[Route] = &[
         path: "/api/audit",
         function: AUDIT_API_FN,
         public: false,
+    },
+    // The API's own description: public, served by the catalogue function (the one
+    // public-facing function) so that no tenth function exists only for documentation.
+    Route {
+        id: RouteId::OpenApi,
+        method: Method::GET,
+        path: "/api/openapi.json",
+        function: PRODUCTS_FN,
+        public: true,
+    },
+    Route { id: RouteId::Docs, method: Method::GET, path: "/api/docs", function: PRODUCTS_FN, public: true },
+    Route {
+        id: RouteId::DocsAsset,
+        method: Method::GET,
+        path: "/api/docs/{asset}",
+        function: PRODUCTS_FN,
+        public: true,
     },
 ];
 

@@ -31,7 +31,7 @@ impl AuditQuery {
             }),
         };
         let entity_id = match p.get("entity_id") {
-            Some(id) if (1..=128).contains(&id.len()) => Some(id.clone()),
+            Some(id) if (1..=128).contains(&id.chars().count()) => Some(id.clone()),
             Some(_) => {
                 errors.push(FieldError::new("entity_id", "must be 1 to 128 characters"));
                 None

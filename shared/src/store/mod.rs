@@ -86,8 +86,16 @@ impl Store {
     /// Builds the client from the process's SDK configuration; `endpoint` points it at
     /// DynamoDB Local.
     pub fn connect(sdk: &aws_config::SdkConfig, config: &StoreConfig) -> Self {
-        let mut conf = aws_sdk_dynamodb::config::Builder::from(sdk)
-            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4));
+        let mut conf = aws_sdk_dynamodb::config::Builder::from(sdk).retry_config(
+            // Throttling and 5xx are retried by the SDK with exponential backoff and full
+            // jitter. DynamoDB's throttles clear within milliseconds to a second, and a
+            // request must answer well inside the function's 10 s timeout, so four
+            // attempts starting at 50 ms (at most ~1 s of waiting) before a 503.
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(4)
+                .with_initial_backoff(Duration::from_millis(50))
+                .with_max_backoff(Duration::from_millis(800)),
+        );
         if let Some(endpoint) = &config.endpoint {
             conf = conf.endpoint_url(endpoint);
         }

@@ -1,0 +1,99 @@
+//! The API's own description: `openapi.yaml` (the repository's single spec, embedded at
+//! compile time and served as JSON) and a page rendering it with Swagger UI. The
+//! renderer's two files are vendored gzip-compressed from the npm package
+//! `swagger-ui-dist` (docs/swagger-ui/, refreshed by `make docs-assets` and checked
+//! against the npm package by the tests), so the page works offline and in AWS without
+//! any CDN.
+
+use super::{json_response, ApiResponse};
+use crate::domain::DomainError;
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE};
+use http::HeaderValue;
+use std::sync::OnceLock;
+
+/// The spec as written (YAML, the reviewable form).
+pub const OPENAPI_YAML: &str = include_str!("../../../openapi.yaml");
+
+const PAGE: &str = r##"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>stockhold API</title>
+<link rel="stylesheet" href="/api/docs/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/api/docs/swagger-ui-bundle.js"></script>
+<script>
+window.ui = SwaggerUIBundle({ url: "/api/openapi.json", dom_id: "#swagger-ui", persistAuthorization: true });
+</script>
+</body>
+</html>
+"##;
+
+static BUNDLE_JS: &[u8] = include_bytes!("../../../docs/swagger-ui/swagger-ui-bundle.js.gz");
+static STYLE_CSS: &[u8] = include_bytes!("../../../docs/swagger-ui/swagger-ui.css.gz");
+
+/// The spec as JSON, converted once per process. A spec that does not parse is a build
+/// mistake that the spec test catches; here it is an internal error, never a panic.
+pub fn openapi_json() -> Result<ApiResponse, DomainError> {
+    static JSON: OnceLock<Option<Bytes>> = OnceLock::new();
+    let json = JSON.get_or_init(|| {
+        let value: serde_json::Value = match serde_yaml::from_str(OPENAPI_YAML) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "openapi.yaml does not parse");
+                return None;
+            }
+        };
+        serde_json::to_vec(&value).ok().map(Bytes::from)
+    });
+    json.clone().map(|body| json_response(200, body)).ok_or(DomainError::Internal)
+}
+
+/// The docs page.
+pub fn page() -> ApiResponse {
+    let mut resp = ApiResponse::new(Bytes::from_static(PAGE.as_bytes()));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    resp
+}
+
+/// One of the renderer's files, or `None` for any other name.
+pub fn asset(name: &str) -> Option<ApiResponse> {
+    let (body, content_type) = match name {
+        "swagger-ui-bundle.js" => (BUNDLE_JS, "text/javascript; charset=utf-8"),
+        "swagger-ui.css" => (STYLE_CSS, "text/css; charset=utf-8"),
+        _ => return None,
+    };
+    let mut resp = ApiResponse::new(Bytes::from_static(body));
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // Every browser accepts gzip; storing only the compressed form keeps each function
+    // binary half a megabyte smaller than the plain files would.
+    h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+    Some(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_spec_converts_to_json_and_names_itself_openapi_3_1() {
+        let resp = openapi_json().expect("spec parses");
+        let v: serde_json::Value = serde_json::from_slice(resp.body()).expect("json");
+        assert_eq!(v["openapi"], "3.1.0");
+    }
+
+    #[test]
+    fn only_the_two_renderer_files_are_served() {
+        assert!(asset("swagger-ui-bundle.js").is_some());
+        assert!(asset("swagger-ui.css").is_some());
+        for other in ["index.html", "../Cargo.toml", "swagger-ui.js", ""] {
+            assert!(asset(other).is_none(), "{other}");
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Storage faults that DynamoDB Local cannot produce on demand (throttling, an unreachable
+//! endpoint), injected by a proxy between the SDK and DynamoDB Local: the SDK retries with
+//! backoff, and a request that still cannot complete is a 503 `unavailable` with
+//! `Retry-After` that changed nothing.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde_json::json;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use stockhold_tests::{app_via, free_port, gateway, gateway_for, token, unique};
+
+/// Which DynamoDB operation to fail, and how many more times.
+#[derive(Default)]
+struct Faults {
+    plan: Mutex<Option<(&'static str, u32)>>,
+    /// Requests for the planned operation seen so far (failed or passed on).
+    attempts: AtomicU32,
+}
+
+struct Proxy {
+    url: String,
+    faults: Arc<Faults>,
+}
+
+impl Proxy {
+    /// Fails the next `times` requests whose `X-Amz-Target` ends with `op` ("" = any).
+    fn fail(&self, op: &'static str, times: u32) {
+        *self.faults.plan.lock().expect("lock") = Some((op, times));
+        self.faults.attempts.store(0, Ordering::SeqCst);
+    }
+
+    fn attempts(&self) -> u32 {
+        self.faults.attempts.load(Ordering::SeqCst)
+    }
+}
+
+async fn start_proxy() -> Proxy {
+    let upstream = std::env::var("DYNAMODB_ENDPOINT").expect("DYNAMODB_ENDPOINT (run make test)");
+    let faults = Arc::new(Faults::default());
+    let http = reqwest::Client::new();
+    let state = (faults.clone(), http, upstream);
+    let app = axum::Router::new().fallback(forward).with_state(Arc::new(state));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Proxy { url, faults }
+}
+
+type ProxyState = Arc<(Arc<Faults>, reqwest::Client, String)>;
+
+async fn forward(
+    State(state): State<ProxyState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    let (faults, http, upstream) = &*state;
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let fail = {
+        let mut plan = faults.plan.lock().expect("lock");
+        match plan.as_mut() {
+            Some((op, left)) if target.ends_with(*op) => {
+                faults.attempts.fetch_add(1, Ordering::SeqCst);
+                if *left > 0 {
+                    *left -= 1;
+                    true
+                } else {
+                    false
+                }
+            }
+            _ => false,
+        }
+    };
+    if fail {
+        let body = json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+            "message": "Rate of requests exceeds the allowed throughput."
+        });
+        return (StatusCode::BAD_REQUEST, [("content-type", "application/x-amz-json-1.0")], body.to_string())
+            .into_response();
+    }
+    let mut req = http.post(upstream.as_str()).body(body);
+    for (name, value) in &headers {
+        if name != "host" && name != "content-length" {
+            req = req.header(name, value);
+        }
+    }
+    match req.send().await {
+        Ok(resp) => {
+            let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let mut out = HeaderMap::new();
+            for (name, value) in resp.headers() {
+                if name != "content-length" && name != "transfer-encoding" {
+                    out.insert(name.clone(), value.clone());
+                }
+            }
+            let bytes = resp.bytes().await.unwrap_or_default();
+            (status, out, bytes).into_response()
+        }
+        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+    }
+}
+
+#[tokio::test]
+async fn a_throttled_write_is_retried_with_backoff_and_the_reservation_goes_through() {
+    let healthy = gateway().await;
+    let product = healthy.product(json!({"main": 5})).await;
+    let proxy = start_proxy().await;
+    let gw = gateway_for(app_via(&proxy.url).await).await;
+    let buyer = token(&unique("buyer"), false);
+
+    proxy.fail("TransactWriteItems", 2);
+    let r = gw.post("/api/reservations", Some(&buyer), json!({"product_id": product, "quantity": 2})).await;
+
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(proxy.attempts(), 3, "two throttled attempts, then the one that went through");
+    assert_eq!(healthy.stock_of(&product, "main").await, (5, 2, 3));
+}
+
+#[tokio::test]
+async fn when_every_write_is_throttled_a_reservation_gets_503_with_retry_after_and_changes_nothing() {
+    let healthy = gateway().await;
+    let product = healthy.product(json!({"main": 5})).await;
+    let proxy = start_proxy().await;
+    let gw = gateway_for(app_via(&proxy.url).await).await;
+    let buyer = token(&unique("buyer"), false);
+    let key = unique("key");
+
+    proxy.fail("TransactWriteItems", u32::MAX);
+    let resp = gw
+        .http
+        .post(format!("{}/api/reservations", gw.url))
+        .bearer_auth(&buyer)
+        .header("Idempotency-Key", &key)
+        .json(&json!({"product_id": product, "quantity": 2}))
+        .send()
+        .await
+        .expect("request");
+    let r = stockhold_tests::into_reply(resp).await;
+
+    assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.body);
+    assert_eq!(r.headers["retry-after"], "1");
+    assert_eq!(r.body["request_id"], r.headers["x-request-id"].to_str().unwrap_or("?"));
+    assert_eq!(proxy.attempts(), 4, "the SDK's four attempts, then give up");
+    assert_eq!(healthy.stock_of(&product, "main").await, (5, 0, 5), "nothing changed");
+
+    // The failed attempt left the key free: the same request succeeds once storage is back.
+    proxy.fail("TransactWriteItems", 0);
+    let resp = gw
+        .http
+        .post(format!("{}/api/reservations", gw.url))
+        .bearer_auth(&buyer)
+        .header("Idempotency-Key", &key)
+        .json(&json!({"product_id": product, "quantity": 2}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 201);
+    assert_eq!(healthy.stock_of(&product, "main").await, (5, 2, 3));
+}
+
+#[tokio::test]
+async fn throttled_reads_and_status_changes_get_503_and_change_nothing() {
+    let healthy = gateway().await;
+    let product = healthy.product(json!({"main": 5})).await;
+    let user = unique("buyer");
+    let buyer = token(&user, false);
+    let hold = healthy.reserve(&buyer, &product, 1).await;
+    let order = healthy.order(&buyer, &[&hold]).await;
+    assert_eq!(order.status, 201, "{}", order.body);
+    let order_id = order.body["id"].as_str().expect("id").to_string();
+    let proxy = start_proxy().await;
+    let gw = gateway_for(app_via(&proxy.url).await).await;
+
+    proxy.fail("", u32::MAX);
+    let r = gw.get(&format!("/api/products/{product}"), None).await;
+    assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.body);
+    let r = gw.get("/api/orders", Some(&buyer)).await;
+    assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.body);
+    let r = gw.set_status(&buyer, &order_id, "cancelled").await;
+    assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.body);
+
+    let r = healthy.get(&format!("/api/orders/{order_id}"), Some(&buyer)).await;
+    assert_eq!(r.body["status"], "pending", "the cancel did not happen");
+    assert_eq!(healthy.stock_of(&product, "main").await, (4, 0, 4));
+}
+
+#[tokio::test]
+async fn when_dynamodb_is_unreachable_requests_get_503_not_500() {
+    let gw = gateway_for(app_via(&format!("http://127.0.0.1:{}", free_port())).await).await;
+    let r = gw.get("/api/products", None).await;
+    assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.body);
+    assert_eq!(r.headers["retry-after"], "1");
+    let r = gw
+        .post(
+            "/api/reservations",
+            Some(&token(&unique("buyer"), false)),
+            json!({"product_id": "x", "quantity": 1}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.body);
+}
