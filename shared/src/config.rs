@@ -150,12 +150,36 @@ impl Config {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     let result = if var("LOG_FORMAT").as_deref() == Some("text") {
-        builder.try_init()
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_target(false)
+            .try_init()
+            .map_err(|e| e.to_string())
     } else {
-        builder.json().flatten_event(true).with_current_span(false).try_init()
+        tracing::subscriber::set_global_default(json_logs(filter, std::io::stdout)).map_err(|e| e.to_string())
     };
     // Already initialised (tests): keep the first subscriber.
     let _ = result;
+}
+
+/// The JSON log format: one object per line with the event's fields at the top level and
+/// the enclosing request span (its `request_id`) under `span`, so that every line a
+/// request causes, down to a storage warning, names the request.
+pub fn json_logs<W>(
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(writer)
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .finish()
 }

@@ -204,3 +204,61 @@ async fn when_dynamodb_is_unreachable_requests_get_503_not_500() {
         .await;
     assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.body);
 }
+
+/// Captures what the JSON log format writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every line a request logs, down to the store's warning, names the request; the
+/// request line has method, route, status, latency and user; no token appears anywhere.
+#[tokio::test]
+async fn every_log_line_of_a_request_carries_its_request_id_and_never_the_token() {
+    let app = app_via(&format!("http://127.0.0.1:{}", free_port())).await;
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber =
+        shared::config::json_logs(tracing_subscriber::EnvFilter::new("info"), move || sink.clone());
+    let bearer = token("log-user", false);
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {bearer}").parse().expect("header"));
+    let claims = serde_json::from_value(json!({"sub": "log-user"})).expect("claims");
+    let req = shared::http::ApiRequest {
+        method: axum::http::Method::GET,
+        path: "/api/orders".into(),
+        query: None,
+        headers,
+        body: Default::default(),
+        auth: shared::http::Auth::Claims(claims),
+        request_id: "log-test-1".into(),
+    };
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let resp = shared::http::dispatch(&app, req, None).await;
+    drop(_guard);
+    assert_eq!(resp.status(), 503);
+
+    let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf8");
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).expect("every line is JSON")).collect();
+    assert!(lines.len() >= 2, "the storage warning and the request line: {text}");
+    for line in &lines {
+        assert_eq!(line["span"]["request_id"], "log-test-1", "{line}");
+    }
+    let request = lines.iter().find(|l| l["message"] == "request").expect("request line");
+    assert_eq!(
+        (&request["method"], &request["route"], &request["status"], &request["user_id"]),
+        (&json!("GET"), &json!("/api/orders"), &json!(503), &json!("log-user"))
+    );
+    assert!(request["latency_ms"].is_number());
+    assert!(lines.iter().any(|l| l["level"] == "WARN"), "the store's warning is among them: {text}");
+    assert!(!text.contains(&bearer) && !text.contains("Bearer"), "no token in the logs");
+}

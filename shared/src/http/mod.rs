@@ -17,6 +17,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use problem::Problem;
 use routes::{resolve, Resolved};
 use std::time::Instant;
+use tracing::Instrument;
 
 pub type ApiResponse = http::Response<Bytes>;
 
@@ -66,19 +67,24 @@ pub async fn dispatch(app: &App, req: ApiRequest, function: Option<&str>) -> Api
     let started = Instant::now();
     let request_id = req.request_id.clone();
     let method = req.method.clone();
-    let (route_path, user, mut resp) = route_and_handle(app, req, function).await;
+    // Every line logged while serving the request (storage warnings included) carries
+    // its id through this span.
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let (route_path, user, mut resp) = route_and_handle(app, req, function).instrument(span.clone()).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
-    tracing::info!(
-        request_id,
-        method = %method,
-        route = route_path,
-        status = resp.status().as_u16(),
-        user_id = user.as_deref().unwrap_or("-"),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
+    span.in_scope(|| {
+        tracing::info!(
+            request_id,
+            method = %method,
+            route = route_path,
+            status = resp.status().as_u16(),
+            user_id = user.as_deref().unwrap_or("-"),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        )
+    });
     resp
 }
 
