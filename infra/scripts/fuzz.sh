@@ -3,6 +3,12 @@
 # (no 5xx, status codes, content types, headers and bodies as the spec says, negative
 # input refused, positive input accepted, stateful links), first as an admin, then as a
 # customer. Run inside infra/scripts/with-stack.sh (needs DYNAMODB_ENDPOINT).
+# Two stateful checks are off because their premise does not hold for this API (the
+# stateful phase ignores per-operation settings, so they are excluded here rather than in
+# infra/schemathesis.toml): "use after free" assumes DELETE removes a resource, while
+# DELETE /api/reservations/{id} releases a hold that stays readable as `released`; and
+# "created resource not found" takes API.md's 404 for a negative delta on a warehouse
+# the new product lacks for a missing product. Integration tests cover both behaviours.
 #   fuzz.sh MAX_EXAMPLES
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,6 +32,7 @@ for who in "fuzz-admin admin" "fuzz-customer -"; do
   "$root/.venv/bin/schemathesis" --config-file "$root/infra/schemathesis.toml" \
     run "$root/openapi.yaml" --url "http://127.0.0.1:$port" \
     -H "Authorization: Bearer $(token "$1" "$groups")" \
-    --checks all --max-examples "$examples" --workers 2 --seed 1 --no-color
+    --checks all --exclude-checks ensure_resource_availability,use_after_free \
+    --max-examples "$examples" --workers 2 --seed 1 --no-color
 done
 if grep -q "panicked" "$log"; then cat "$log" >&2; echo "fuzz: the gateway panicked" >&2; exit 1; fi

@@ -170,3 +170,28 @@ async fn with_a_2_second_ttl_units_are_back_on_sale_within_2_seconds_of_expiry()
     let status = stop(child).await;
     assert!(status.success(), "graceful shutdown on SIGTERM, got {status}");
 }
+
+#[tokio::test]
+async fn on_a_taken_port_the_gateway_exits_at_once_with_a_clear_message() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let child = Command::new(gateway_binary())
+        .env("PORT", port.to_string())
+        .env("TABLE_NAME", unique("taken"))
+        .env("LOG_FORMAT", "text")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gateway");
+    let out =
+        tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "port {port} is already in use; stop what uses it or set PORT to a free port"
+        )),
+        "{stderr}"
+    );
+    drop(taken);
+}
