@@ -131,16 +131,7 @@ async fn when_every_write_is_throttled_a_reservation_gets_503_with_retry_after_a
     let key = unique("key");
 
     proxy.fail("TransactWriteItems", u32::MAX);
-    let resp = gw
-        .http
-        .post(format!("{}/api/reservations", gw.url))
-        .bearer_auth(&buyer)
-        .header("Idempotency-Key", &key)
-        .json(&json!({"product_id": product, "quantity": 2}))
-        .send()
-        .await
-        .expect("request");
-    let r = stockhold_tests::into_reply(resp).await;
+    let r = gw.reserve_with_key(&buyer, &key, json!({"product_id": product, "quantity": 2})).await;
 
     assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.body);
     assert_eq!(r.headers["retry-after"], "1");
@@ -150,16 +141,8 @@ async fn when_every_write_is_throttled_a_reservation_gets_503_with_retry_after_a
 
     // The failed attempt left the key free: the same request succeeds once storage is back.
     proxy.fail("TransactWriteItems", 0);
-    let resp = gw
-        .http
-        .post(format!("{}/api/reservations", gw.url))
-        .bearer_auth(&buyer)
-        .header("Idempotency-Key", &key)
-        .json(&json!({"product_id": product, "quantity": 2}))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(resp.status(), 201);
+    let r = gw.reserve_with_key(&buyer, &key, json!({"product_id": product, "quantity": 2})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(healthy.stock_of(&product, "main").await, (5, 2, 3));
 }
 

@@ -10,7 +10,7 @@ async fn a_sequential_retry_returns_the_first_response_and_holds_nothing_more() 
     let id = gw.product(json!({"main": 10})).await;
     let u = token(&unique("u"), false);
     let key = unique("key");
-    let first = post_with_key(&gw, &u, &key, json!({"product_id": id, "quantity": 2})).await;
+    let first = gw.reserve_with_key(&u, &key, json!({"product_id": id, "quantity": 2})).await;
     assert_eq!(first.status, 201);
     // Same JSON, other key order and spacing.
     let body = format!(r#"{{ "quantity" : 2, "product_id" : "{id}" }}"#);
@@ -36,7 +36,7 @@ async fn twenty_concurrent_retries_create_one_reservation() {
     let u = token(&unique("u"), false);
     let key = unique("key");
     let replies =
-        join_all((0..20).map(|_| post_with_key(&gw, &u, &key, json!({"product_id": id, "quantity": 3}))))
+        join_all((0..20).map(|_| gw.reserve_with_key(&u, &key, json!({"product_id": id, "quantity": 3}))))
             .await;
     let winners: Vec<&Value> = replies.iter().filter(|r| r.status == 201).map(|r| &r.body).collect();
     assert!(!winners.is_empty());
@@ -45,7 +45,7 @@ async fn twenty_concurrent_retries_create_one_reservation() {
         assert_eq!((r.status, r.code()), (409, "idempotency_in_progress"));
     }
     assert_eq!(gw.stock_of(&id, "main").await, (10, 3, 7));
-    let after = post_with_key(&gw, &u, &key, json!({"product_id": id, "quantity": 3})).await;
+    let after = gw.reserve_with_key(&u, &key, json!({"product_id": id, "quantity": 3})).await;
     assert_eq!((after.status, &after.body), (201, winners[0]));
 }
 
@@ -55,8 +55,8 @@ async fn the_same_key_with_another_body_is_422_and_changes_nothing() {
     let id = gw.product(json!({"main": 10})).await;
     let u = token(&unique("u"), false);
     let key = unique("key");
-    assert_eq!(post_with_key(&gw, &u, &key, json!({"product_id": id, "quantity": 1})).await.status, 201);
-    let r = post_with_key(&gw, &u, &key, json!({"product_id": id, "quantity": 2})).await;
+    assert_eq!(gw.reserve_with_key(&u, &key, json!({"product_id": id, "quantity": 1})).await.status, 201);
+    let r = gw.reserve_with_key(&u, &key, json!({"product_id": id, "quantity": 2})).await;
     assert_eq!((r.status, r.code()), (422, "idempotency_key_reused"));
     assert_eq!(gw.stock_of(&id, "main").await, (10, 1, 9));
 }
@@ -66,10 +66,12 @@ async fn keys_are_scoped_per_user() {
     let gw = gateway().await;
     let id = gw.product(json!({"main": 10})).await;
     let key = unique("key");
-    let a =
-        post_with_key(&gw, &token(&unique("a"), false), &key, json!({"product_id": id, "quantity": 1})).await;
-    let b =
-        post_with_key(&gw, &token(&unique("b"), false), &key, json!({"product_id": id, "quantity": 1})).await;
+    let a = gw
+        .reserve_with_key(&token(&unique("a"), false), &key, json!({"product_id": id, "quantity": 1}))
+        .await;
+    let b = gw
+        .reserve_with_key(&token(&unique("b"), false), &key, json!({"product_id": id, "quantity": 1}))
+        .await;
     assert_eq!((a.status, b.status), (201, 201));
     assert_ne!(a.body["id"], b.body["id"]);
     assert_eq!(gw.stock_of(&id, "main").await, (10, 2, 8));
@@ -81,11 +83,11 @@ async fn a_failed_request_stores_nothing_so_a_corrected_retry_may_reuse_the_key(
     let id = gw.product(json!({"main": 3})).await;
     let u = token(&unique("u"), false);
     let key = unique("key");
-    let r = post_with_key(&gw, &u, &key, json!({"product_id": id, "quantity": 5})).await;
+    let r = gw.reserve_with_key(&u, &key, json!({"product_id": id, "quantity": 5})).await;
     assert_eq!((r.status, r.code()), (409, "insufficient_stock"));
-    let r = post_with_key(&gw, &u, &key, json!({"product_id": id, "quantity": 5})).await;
+    let r = gw.reserve_with_key(&u, &key, json!({"product_id": id, "quantity": 5})).await;
     assert_eq!((r.status, r.code()), (409, "insufficient_stock"), "failures are not replayed");
-    let r = post_with_key(&gw, &u, &key, json!({"product_id": id, "quantity": 3})).await;
+    let r = gw.reserve_with_key(&u, &key, json!({"product_id": id, "quantity": 3})).await;
     assert_eq!(r.status, 201);
     assert_eq!(gw.stock_of(&id, "main").await, (3, 3, 0));
 }
@@ -95,20 +97,7 @@ async fn malformed_keys_are_422() {
     let gw = gateway().await;
     let id = gw.product(json!({"main": 3})).await;
     let u = token(&unique("u"), false);
-    let r = post_with_key(&gw, &u, &"k".repeat(256), json!({"product_id": id, "quantity": 1})).await;
+    let r = gw.reserve_with_key(&u, &"k".repeat(256), json!({"product_id": id, "quantity": 1})).await;
     assert_eq!((r.status, r.code()), (422, "validation_failed"));
     assert_eq!(gw.stock_of(&id, "main").await, (3, 0, 3));
-}
-
-async fn post_with_key(gw: &TestGateway, token: &str, key: &str, body: Value) -> Reply {
-    let resp = gw
-        .http
-        .post(format!("{}/api/reservations", gw.url))
-        .bearer_auth(token)
-        .header("idempotency-key", key)
-        .json(&body)
-        .send()
-        .await
-        .expect("send");
-    into_reply(resp).await
 }

@@ -209,6 +209,20 @@ impl TestGateway {
         r.body["id"].as_str().expect("id").to_string()
     }
 
+    /// `POST /api/reservations` with an `Idempotency-Key`.
+    pub async fn reserve_with_key(&self, token: &str, key: &str, body: Value) -> Reply {
+        let resp = self
+            .http
+            .post(format!("{}/api/reservations", self.url))
+            .bearer_auth(token)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        into_reply(resp).await
+    }
+
     pub async fn order(&self, token: &str, reservation_ids: &[&str]) -> Reply {
         self.post("/api/orders", Some(token), json!({ "reservation_ids": reservation_ids })).await
     }

@@ -142,11 +142,10 @@ impl Store {
             .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await;
-        if let Ok(out) = &result {
-            self.metrics.write(out.consumed_capacity());
-        }
-        if let Err(e) = result {
-            if !e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) {
+        match result {
+            Ok(out) => self.metrics.write(out.consumed_capacity()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+            Err(e) => {
                 let _ = classify("abandon_idempotent", e);
             }
         }

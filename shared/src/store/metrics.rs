@@ -33,20 +33,20 @@ impl std::ops::Sub for MetricsSnapshot {
     }
 }
 
-fn milli(ccs: &[&ConsumedCapacity]) -> u64 {
-    let units: f64 = ccs.iter().filter_map(|c| c.capacity_units).sum();
-    (units * 1000.0).round() as u64
-}
-
 impl StoreMetrics {
     pub(crate) fn read<'a>(&self, ccs: impl IntoIterator<Item = &'a ConsumedCapacity>) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.read_milli.fetch_add(milli(&ccs.into_iter().collect::<Vec<_>>()), Ordering::Relaxed);
+        self.count(&self.read_milli, ccs);
     }
 
     pub(crate) fn write<'a>(&self, ccs: impl IntoIterator<Item = &'a ConsumedCapacity>) {
+        self.count(&self.write_milli, ccs);
+    }
+
+    /// One request and the units it consumed (every request passes here: no allocation).
+    fn count<'a>(&self, units_milli: &AtomicU64, ccs: impl IntoIterator<Item = &'a ConsumedCapacity>) {
+        let units: f64 = ccs.into_iter().filter_map(|c| c.capacity_units).sum();
         self.requests.fetch_add(1, Ordering::Relaxed);
-        self.write_milli.fetch_add(milli(&ccs.into_iter().collect::<Vec<_>>()), Ordering::Relaxed);
+        units_milli.fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> MetricsSnapshot {
