@@ -55,13 +55,17 @@ async fn main() {
         }
         Some("expiry") => save("expiry", expiry_json(arg(&args, 1, 100), arg(&args, 2, 2) as u64).await),
         Some("orders") => save("order_list_scale", orders(arg(&args, 1, 10_000), arg(&args, 2, 50_000), arg(&args, 3, 500)).await),
-        Some("flash") => save("flash_sale", flash_sale(arg(&args, 1, 2000), arg(&args, 2, 200), arg(&args, 3, 64)).await),
+        Some("flash") => save(
+            "flash_sale",
+            flash_sale(arg(&args, 1, 2000), arg(&args, 2, 200), arg(&args, 3, 64), arg(&args, 4, 1)).await,
+        ),
         Some("walk") => save("walk", walk(arg(&args, 1, 200), arg(&args, 2, 16)).await),
         Some("lists") => save("order_lists", lists().await),
         Some("cold") => save("cold_start", cold_start(arg(&args, 1, 10)).await),
         Some("cost") => save("cost", cost().await),
         Some("all") => {
-            save("flash_sale", flash_sale(2000, 200, 64).await);
+            save("flash_sale", flash_sale(2000, 200, 64, 1).await);
+            save("flash_sale_buckets", flash_sale(2000, 200, 64, 8).await);
             save("walk", walk(200, 16).await);
             save("expiry", expiry_json(200, 2).await);
             save("cost", cost().await);
@@ -69,7 +73,7 @@ async fn main() {
             save("order_lists", lists().await);
         }
         _ => eprintln!(
-            "usage: bench all | flash [BUYERS] [UNITS] [C] | walk [USERS] [C] | lists | cold [RUNS] | cost | reserve [N] [C,..] | expiry [N] [TTL] | orders [SINGLE] [SPREAD] [USERS]"
+            "usage: bench all | flash [BUYERS] [UNITS] [C] [BUCKETS] | walk [USERS] [C] | lists | cold [RUNS] | cost | reserve [N] [C,..] | expiry [N] [TTL] | orders [SINGLE] [SPREAD] [USERS]"
         ),
     }
 }
@@ -183,6 +187,7 @@ fn bench_order(user: &str, i: usize, base: chrono::DateTime<chrono::Utc>) -> sha
             reservation_id: "01BENCHRESERVATION".into(),
             quantity: i64::try_from(1 + r % 3).unwrap_or(1),
             unit_price_cents: price,
+            bucket: 0,
         }],
         created_at: created,
         updated_at: created,
@@ -203,7 +208,7 @@ async fn load(app: &shared::service::App, orders: Vec<shared::domain::order::Ord
 }
 
 async fn orders(single: usize, spread: usize, users: usize) -> serde_json::Value {
-    let app = app_on_fresh_table().await;
+    let app = app_on_own_table(&TABLE_WITHOUT_STREAM).await;
     let base = chrono::Utc::now() - chrono::Duration::days(90);
     let mut all: Vec<_> = (0..single).map(|i| bench_order(HEAVY, i, base)).collect();
     all.extend(
@@ -322,7 +327,7 @@ async fn measure_shapes(
 /// The list shapes at 1,000 orders, then at 50,000 (10,000 of them the heavy user's),
 /// and the ratio of their p50s.
 async fn lists() -> serde_json::Value {
-    let app = app_on_fresh_table().await;
+    let app = app_on_own_table(&TABLE_WITHOUT_STREAM).await;
     let base = chrono::Utc::now() - chrono::Duration::days(90);
     load(&app, (0..1_000).map(|i| bench_order(HEAVY, i, base)).collect()).await;
     println!("order list at 1,000 orders:");
@@ -381,8 +386,10 @@ fn show(v: &serde_json::Value) -> String {
 
 /// N distinct buyers race for S units through the local gateway over HTTP, C at a time;
 /// then the bare `TransactWriteItems` a reservation needs, issued directly with the SDK
-/// at the same concurrency, as the baseline.
-async fn flash_sale(buyers: usize, units: usize, c: usize) -> serde_json::Value {
+/// at the same concurrency, as the baseline. With `buckets` > 1 the product's stock is
+/// split over that many buckets (hot-item mode), and the figure to watch is DynamoDB
+/// requests per request: the reads and gathers the buckets cost.
+async fn flash_sale(buyers: usize, units: usize, c: usize, buckets: usize) -> serde_json::Value {
     let gw = gateway().await;
     let warm = gw.product(json!({"main": 100})).await;
     for i in 0..10 {
@@ -393,8 +400,16 @@ async fn flash_sale(buyers: usize, units: usize, c: usize) -> serde_json::Value 
         )
         .await;
     }
-    let product = gw.product(json!({ "main": units })).await;
+    let product = if buckets > 1 {
+        let body = json!({"sku": format!("HOT-{}", ulid::Ulid::new()), "name": "Hot item", "price_cents": 500,
+                          "stock": {"main": units}, "stock_buckets": buckets});
+        let r = gw.post("/api/products", Some(&token("bench-admin", true)), body).await;
+        r.body["id"].as_str().unwrap_or_default().to_string()
+    } else {
+        gw.product(json!({ "main": units })).await
+    };
     let run = ulid::Ulid::new().to_string();
+    let before = gw.app.store.metrics().snapshot();
     let started = Instant::now();
     let results: Vec<(u16, String, f64)> = stream::iter(0..buyers)
         .map(|i| {
@@ -412,18 +427,24 @@ async fn flash_sale(buyers: usize, units: usize, c: usize) -> serde_json::Value 
         .collect()
         .await;
     let wall = started.elapsed().as_secs_f64();
+    let calls = gw.app.store.metrics().snapshot() - before;
     let ok: Vec<f64> = results.iter().filter(|r| r.0 == 201).map(|r| r.2).collect();
     let rejected: Vec<f64> = results.iter().filter(|r| r.1 == "insufficient_stock").map(|r| r.2).collect();
     let other = results.len() - ok.len() - rejected.len();
     let (on_hand, reserved, available) = gw.stock_of(&product, "main").await;
     let sold = ok.len();
     let service = stats(ok.clone());
-    let baseline = bare_transactions(&gw.app, buyers, c).await;
+    let baseline = if buckets > 1 { json!(null) } else { bare_transactions(&gw.app, buyers, c).await };
     let ratio =
         service["p50_ms"].as_f64().unwrap_or(f64::NAN) / baseline["p50_ms"].as_f64().unwrap_or(f64::NAN);
     println!(
-        "flash sale: {buyers} buyers, {units} units, concurrency {c}: {:.0} req/s over {wall:.1} s",
+        "flash sale: {buyers} buyers, {units} units in {buckets} bucket(s), concurrency {c}: {:.0} req/s over {wall:.1} s",
         buyers as f64 / wall
+    );
+    let per_request = calls.requests as f64 / buyers as f64;
+    println!(
+        "  DynamoDB requests per HTTP request {per_request:.2}, write units per unit sold {:.1}",
+        calls.write_units / ok.len().max(1) as f64
     );
     println!(
         "  sold {sold}, rejected {}, other {other}, oversold {}",
@@ -433,10 +454,13 @@ async fn flash_sale(buyers: usize, units: usize, c: usize) -> serde_json::Value 
     println!("  final stock on_hand/reserved/available = {on_hand}/{reserved}/{available}");
     println!("  successes:  {}", show(&service));
     println!("  rejections: {}", show(&stats(rejected.clone())));
-    println!("  bare TransactWriteItems at concurrency {c}: {}", show(&baseline));
-    println!("  service p50 / bare p50 = {ratio:.2}");
+    if buckets == 1 {
+        println!("  bare TransactWriteItems at concurrency {c}: {}", show(&baseline));
+        println!("  service p50 / bare p50 = {ratio:.2}");
+    }
     json!({
-        "buyers": buyers, "units": units, "concurrency": c, "requests_per_second": buyers as f64 / wall,
+        "buyers": buyers, "units": units, "concurrency": c, "stock_buckets": buckets, "requests_per_second": buyers as f64 / wall,
+        "dynamodb_requests_per_request": per_request, "write_units": calls.write_units, "read_units": calls.read_units,
         "sold": sold, "rejected": rejected.len(), "other": other, "oversold": sold.saturating_sub(units),
         "final_stock": {"on_hand": on_hand, "reserved": reserved, "available": available},
         "successes": service, "rejections": stats(rejected), "bare_transaction": baseline, "service_over_bare_p50": ratio,
@@ -572,6 +596,19 @@ async fn cost() -> serde_json::Value {
     let b = m();
     gw.post("/api/reservations", Some(&t), json!({"product_id": product, "quantity": 1})).await;
     measure("reserve (warehouse picked)", b, m());
+    let hot = gw
+        .post(
+            "/api/products",
+            Some(&token("cost-admin", true)),
+            json!({"sku": format!("HOT-{}", ulid::Ulid::new()), "name": "Hot", "price_cents": 500,
+                   "stock": {"main": 1000}, "stock_buckets": 8}),
+        )
+        .await;
+    let hot = hot.body["id"].as_str().unwrap_or_default().to_string();
+    let b = m();
+    gw.post("/api/reservations", Some(&t), json!({"product_id": hot, "quantity": 1, "warehouse_id": "main"}))
+        .await;
+    measure("reserve (8 buckets, home has units)", b, m());
     let b = m();
     let resp = gw
         .http
@@ -598,12 +635,12 @@ async fn cost() -> serde_json::Value {
     gw.get(&format!("/api/products/{product}"), None).await;
     measure("product read", b, m());
     println!(
-        "{:<34} {:>9} {:>11} {:>12}",
+        "{:<36} {:>9} {:>11} {:>12}",
         "operation (DynamoDB Local)", "requests", "read units", "write units"
     );
     for r in &rows {
         println!(
-            "{:<34} {:>9} {:>11.1} {:>12.1}",
+            "{:<36} {:>9} {:>11.1} {:>12.1}",
             r["operation"].as_str().unwrap_or(""),
             r["requests"],
             r["read_units"].as_f64().unwrap_or(0.0),

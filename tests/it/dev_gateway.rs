@@ -103,7 +103,7 @@ async fn restarting_the_gateway_neither_loses_nor_repeats_audit_entries() {
     let app = config.build_app(std::sync::Arc::new(shared::adapters::clock::SystemClock)).await;
     let warehouse = shared::domain::product::WarehouseId::parse("main").expect("w");
     app.store
-        .adjust_stock(&pid, &warehouse, 5, chrono::Utc::now(), "operator")
+        .adjust_stock(&pid, &warehouse, 5, 1, chrono::Utc::now(), "operator")
         .await
         .map_err(|e| format!("{e:?}"))
         .expect("adjust");

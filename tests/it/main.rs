@@ -2,6 +2,7 @@
 
 mod audit;
 mod authz;
+mod buckets;
 mod chaos;
 mod dev_gateway;
 mod edge;

@@ -24,6 +24,7 @@ fn order(user: &str, status: OrderStatus, total: i64, created: DateTime<Utc>) ->
             reservation_id: "r".into(),
             quantity: 1,
             unit_price_cents: total,
+            bucket: 0,
         }],
         created_at: created,
         updated_at: created,

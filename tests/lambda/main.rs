@@ -101,6 +101,7 @@ async fn seed_product(app: &shared::service::App) {
             available: 100,
             updated_at: now,
         }],
+        stock_buckets: 1,
         created_at: now,
         updated_at: now,
     };

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use shared::adapters::clock::{Clock, SystemClock};
 use shared::config::Config;
 use shared::service::App;
-use shared::store::schema::{AUDIT_TABLE, TABLE};
+use shared::store::schema::{TableDef, AUDIT_TABLE, TABLE};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::OnceCell;
 
@@ -39,6 +39,13 @@ fn init_logs() {
     });
 }
 
+/// The application table without its stream. DynamoDB Local does work on every write to a
+/// streamed table that grows with the stream records it holds (`getStreamDescription` in
+/// its SQLite layer: measured, 850 order writes/s on a fresh table, 180/s after some
+/// 50,000 records), and a stream that nobody reads only slows every later write. Only the
+/// audit tests read a stream, each on a table of its own.
+pub const TABLE_WITHOUT_STREAM: TableDef = TableDef { stream: false, ..TABLE };
+
 /// An application on the shared test table, with the given clock.
 pub async fn app_with_clock(clock: Arc<dyn Clock>) -> App {
     init_logs();
@@ -46,7 +53,10 @@ pub async fn app_with_clock(clock: Arc<dyn Clock>) -> App {
     let app = config().build_app(clock).await;
     CREATED
         .get_or_init(|| async {
-            TABLE.create(app.store.client(), app.store.table()).await.expect("create test table");
+            TABLE_WITHOUT_STREAM
+                .create(app.store.client(), app.store.table())
+                .await
+                .expect("create test table");
             AUDIT_TABLE
                 .create(app.store.client(), app.store.audit_table())
                 .await
@@ -233,15 +243,20 @@ impl TestGateway {
     }
 }
 
-/// An application on a table of its own, for tests that must see every item of the table
-/// (an admin's list of all orders).
+/// An application on a table of its own (with its stream, as deployed), for tests that
+/// must see every item of the table (an admin's list of all orders) or its stream.
 pub async fn app_on_fresh_table() -> App {
+    app_on_own_table(&TABLE).await
+}
+
+/// An application on a table of its own created from `def`.
+pub async fn app_on_own_table(def: &TableDef) -> App {
     init_logs();
     let mut c = config();
     c.store.table = unique("own");
     c.store.audit_table = format!("{}-audit", c.store.table);
     let app = c.build_app(Arc::new(SystemClock)).await;
-    TABLE.create(app.store.client(), app.store.table()).await.expect("create table");
+    def.create(app.store.client(), app.store.table()).await.expect("create table");
     AUDIT_TABLE.create(app.store.client(), app.store.audit_table()).await.expect("create audit table");
     app
 }

@@ -7,7 +7,9 @@
 //! the property test below drives racing clients through it and checks that no
 //! interleaving oversells, loses or strands a unit.
 //!
-//! Not wired into the store yet: see BENCHMARKS.md for the plan and what it costs.
+//! Products opt in with `stock_buckets` (> 1) at creation; the store keeps bucket 0 in
+//! the product's partition and buckets 1.. in partitions of their own, and the
+//! reservation service applies `plan_reservation` when the home bucket is short.
 
 /// One bucket's counters; `on_hand = reserved + available`, all >= 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,10 +73,12 @@ pub fn plan_reservation(buckets: &[Bucket], home: usize, quantity: i64) -> Reser
     ReservePlan::Gather { into: fullest, donors }
 }
 
-/// Where an addition of on-hand units goes: the bucket with the fewest available units,
-/// which keeps buckets even without a separate rebalancing pass.
-pub fn addition_bucket(buckets: &[Bucket]) -> usize {
-    (0..buckets.len()).min_by_key(|&i| (buckets[i].available, i)).unwrap_or(0)
+/// How `total` units are split over `k` buckets at creation and on an addition: evenly,
+/// the first buckets taking the remainder, so every bucket starts with a fair share.
+pub fn split_evenly(total: i64, k: usize) -> Vec<i64> {
+    let k = k.max(1);
+    let (each, rest) = (total / k as i64, total % k as i64);
+    (0..k).map(|b| each + i64::from((b as i64) < rest)).collect()
 }
 
 /// How a removal of `quantity` available units is spread (fullest buckets first), or
@@ -142,6 +146,16 @@ mod tests {
                 self.buckets[into].on_hand += x;
             }
             true
+        }
+
+        /// An addition of on-hand units, split evenly (each bucket's share in the same
+        /// transaction).
+        fn add(&mut self, n: i64) {
+            let shares = split_evenly(n, self.buckets.len());
+            for (row, x) in self.buckets.iter_mut().zip(shares) {
+                row.on_hand += x;
+                row.available += x;
+            }
         }
 
         /// Release or expiry: the units go back to the bucket they came from.
@@ -252,13 +266,9 @@ mod tests {
         ) {
             let mut table = Table { buckets: vec![Bucket::default(); k] };
             let mut on_hand_expected = 0;
-            // Initial stock arrives like any addition.
-            for _ in 0..initial {
-                let b = addition_bucket(&table.buckets);
-                table.buckets[b].on_hand += 1;
-                table.buckets[b].available += 1;
-                on_hand_expected += 1;
-            }
+            // Initial stock is split like any addition.
+            table.add(initial);
+            on_hand_expected += initial;
             let mut holds: Vec<(usize, i64)> = Vec::new();
             for op in ops {
                 match op {
@@ -289,9 +299,7 @@ mod tests {
                         }
                     }
                     Op::Add(n) => {
-                        let b = addition_bucket(&table.buckets);
-                        table.buckets[b].on_hand += n;
-                        table.buckets[b].available += n;
+                        table.add(n);
                         on_hand_expected += n;
                     }
                     Op::Remove(n) => {
@@ -333,6 +341,16 @@ mod tests {
             ReservePlan::Gather { into: 0, donors: vec![(1, 3), (2, 1)] }
         );
         assert_eq!(plan_reservation(&buckets, 0, 9), ReservePlan::Refuse { available: 8 });
+    }
+
+    #[test]
+    fn an_even_split_keeps_every_unit_and_differs_by_at_most_one() {
+        for (total, k) in [(0, 1), (7, 1), (7, 3), (2, 4), (100, 16), (1_000_000_000, 7)] {
+            let split = split_evenly(total, k);
+            assert_eq!(split.len(), k);
+            assert_eq!(split.iter().sum::<i64>(), total);
+            assert!(split.iter().max().unwrap() - split.iter().min().unwrap() <= 1);
+        }
     }
 
     #[test]

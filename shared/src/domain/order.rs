@@ -164,6 +164,9 @@ pub struct OrderItem {
     pub reservation_id: String,
     pub quantity: i64,
     pub unit_price_cents: i64,
+    /// The stock bucket the units were sold from (the reservation's); a cancellation puts
+    /// them back there. Internal, not in the API.
+    pub bucket: usize,
 }
 
 impl OrderItem {

@@ -10,6 +10,12 @@ use std::collections::BTreeMap;
 pub const MAX_PRICE_CENTS: i64 = 1_000_000_000;
 pub const MAX_QUANTITY: i64 = 1_000_000_000;
 pub const MAX_WAREHOUSES: usize = 50;
+/// Most buckets one warehouse's stock of a product may be split into (BENCHMARKS.md,
+/// "Hot items"): 16 partitions take about 16,000 write units/s.
+pub const MAX_STOCK_BUCKETS: usize = 16;
+/// A product is created in one transaction of at most 100 items: the product, its SKU
+/// claim and one row per warehouse and bucket.
+pub const MAX_STOCK_ROWS_AT_CREATION: usize = 98;
 
 /// A stock-keeping unit: 1..=64 of `[A-Za-z0-9._-]`, unique across products.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -83,6 +89,9 @@ pub struct NewProduct {
     pub price_cents: i64,
     pub currency: Currency,
     pub stock: BTreeMap<WarehouseId, i64>,
+    /// How many rows (in separate partitions) each warehouse's stock is split into; 1 is
+    /// one row, the right choice for all but the hottest items. Fixed at creation.
+    pub stock_buckets: usize,
 }
 
 impl NewProduct {
@@ -113,6 +122,18 @@ impl NewProduct {
         for (field, msg) in stock_errors {
             f.error(&field, msg);
         }
+        let stock_buckets = f.optional("stock_buckets", |v| {
+            let k = int_in(v, 1, MAX_STOCK_BUCKETS as i64)?;
+            usize::try_from(k).map_err(|_| "must be a positive integer".to_string())
+        });
+        if let (Some(k), Some(stock)) = (stock_buckets, &stock) {
+            if stock.len() * k > MAX_STOCK_ROWS_AT_CREATION {
+                f.error(
+                    "stock_buckets",
+                    format!("warehouses x stock_buckets must be at most {MAX_STOCK_ROWS_AT_CREATION}"),
+                );
+            }
+        }
         f.finish()?;
         match (sku, name, price_cents) {
             (Some(sku), Some(name), Some(price_cents)) => Ok(Self {
@@ -121,6 +142,7 @@ impl NewProduct {
                 price_cents,
                 currency: currency.unwrap_or_else(Currency::usd),
                 stock: stock.unwrap_or_default(),
+                stock_buckets: stock_buckets.unwrap_or(1),
             }),
             _ => Err(DomainError::Internal),
         }
@@ -158,7 +180,10 @@ pub struct Product {
     pub name: String,
     pub price_cents: i64,
     pub currency: Currency,
+    /// Summed over buckets: a bucketed product reads like any other.
     pub stock: Vec<StockLevel>,
+    /// See `NewProduct::stock_buckets`.
+    pub stock_buckets: usize,
     pub created_at: DateTime<Utc>,
     /// Latest change to the product or any of its stock rows: the representation changes
     /// whenever stock moves, so its `updated_at` does too.

@@ -75,6 +75,9 @@ pub struct Reservation {
     pub product_id: String,
     pub warehouse_id: WarehouseId,
     pub quantity: i64,
+    /// Which of the warehouse's stock buckets holds the units (0 for unbucketed products);
+    /// they go back to, or are sold from, that bucket. Internal, not in the API.
+    pub bucket: usize,
     /// The stored status; read it through `status_at` to apply lazy expiry.
     pub status: ReservationStatus,
     pub expires_at: DateTime<Utc>,
@@ -120,6 +123,7 @@ mod tests {
             product_id: "p".into(),
             warehouse_id: WarehouseId::parse("main").unwrap(),
             quantity: 1,
+            bucket: 0,
             status: ReservationStatus::Active,
             expires_at: now,
             created_at: now - Duration::minutes(10),

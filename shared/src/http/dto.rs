@@ -25,6 +25,7 @@ pub struct ProductDto<'a> {
     pub currency: &'a str,
     pub stock: Vec<StockDto<'a>>,
     pub available: i64,
+    pub stock_buckets: usize,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -48,6 +49,7 @@ impl<'a> From<&'a Product> for ProductDto<'a> {
                 })
                 .collect(),
             available: p.available(),
+            stock_buckets: p.stock_buckets,
             created_at: format_time(p.created_at),
             updated_at: format_time(p.updated_at),
         }

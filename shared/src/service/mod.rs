@@ -22,7 +22,8 @@ use crate::domain::cursor::CursorCodec;
 use crate::domain::DomainError;
 use crate::store::{Store, StoreError};
 use chrono::Duration;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// Settings the services need.
 #[derive(Debug, Clone)]
@@ -40,12 +41,40 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub config: ServiceConfig,
     pub scheduler: Arc<dyn ExpiryScheduler>,
+    /// Products' `stock_buckets`, which never change after creation, so a warm instance
+    /// reserves without reading the product first.
+    bucket_counts: Arc<Mutex<HashMap<String, usize>>>,
 }
+
+/// More products than this in `App::bucket_counts` and it starts over: a bound on memory,
+/// far above the products one instance sees in its lifetime.
+const BUCKET_COUNTS_KEPT: usize = 10_000;
 
 impl App {
     /// An application without expiry schedules (the sweep alone expires holds).
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: ServiceConfig) -> Self {
-        Self { store, clock, config, scheduler: Arc::new(NoScheduler) }
+        Self { store, clock, config, scheduler: Arc::new(NoScheduler), bucket_counts: Arc::default() }
+    }
+
+    /// A product's `stock_buckets` (`NotFound` when there is no such product), from this
+    /// instance's memory when it has seen the product before.
+    async fn stock_buckets_of(&self, product_id: &str) -> Result<usize, DomainError> {
+        if let Some(k) = self.bucket_counts.lock().ok().and_then(|m| m.get(product_id).copied()) {
+            return Ok(k);
+        }
+        let k =
+            self.store.product_stock_buckets(product_id).await?.ok_or(DomainError::NotFound("product"))?;
+        self.remember_stock_buckets(product_id, k);
+        Ok(k)
+    }
+
+    fn remember_stock_buckets(&self, product_id: &str, k: usize) {
+        if let Ok(mut m) = self.bucket_counts.lock() {
+            if m.len() >= BUCKET_COUNTS_KEPT {
+                m.clear();
+            }
+            m.insert(product_id.to_string(), k);
+        }
     }
 
     pub fn with_scheduler(self, scheduler: Arc<dyn ExpiryScheduler>) -> Self {

@@ -83,6 +83,7 @@ impl App {
                     reservation_id: r.id.clone(),
                     quantity: r.quantity,
                     unit_price_cents: p.price_cents,
+                    bucket: r.bucket,
                 })
             })
             .collect::<Result<Vec<_>, DomainError>>()?;

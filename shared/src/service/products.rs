@@ -41,18 +41,24 @@ impl App {
                     updated_at: now,
                 })
                 .collect(),
+            stock_buckets: new.stock_buckets,
             created_at: now,
             updated_at: now,
         };
         match self.store.create_product(&product, &caller.user_id).await {
-            Ok(()) => Ok(product),
+            Ok(()) => {
+                self.remember_stock_buckets(&product.id, product.stock_buckets);
+                Ok(product)
+            }
             Err(CreateError::SkuTaken) => Err(DomainError::Conflict("a product with this sku exists")),
             Err(CreateError::Store(e)) => Err(e.into()),
         }
     }
 
     pub async fn get_product(&self, id: &str) -> Result<Product, DomainError> {
-        self.store.get_product(id).await?.ok_or(DomainError::NotFound("product"))
+        let product = self.store.get_product(id).await?.ok_or(DomainError::NotFound("product"))?;
+        self.remember_stock_buckets(&product.id, product.stock_buckets);
+        Ok(product)
     }
 
     /// Products oldest first. The cursor is bound to this list (it is public, so there is
@@ -82,8 +88,10 @@ impl App {
         if !caller.is_admin {
             return Err(DomainError::Forbidden);
         }
+        let k = self.stock_buckets_of(product_id).await?;
         let now = self.clock.now();
-        match self.store.adjust_stock(product_id, &adj.warehouse_id, adj.delta, now, &caller.user_id).await {
+        match self.store.adjust_stock(product_id, &adj.warehouse_id, adj.delta, k, now, &caller.user_id).await
+        {
             Ok(()) => self.get_product(product_id).await,
             Err(AdjustError::ProductNotFound) => Err(DomainError::NotFound("product")),
             Err(AdjustError::WarehouseNotFound) => Err(DomainError::NotFound("warehouse")),
@@ -91,6 +99,7 @@ impl App {
             Err(AdjustError::TooMuch) => {
                 Err(DomainError::invalid("delta", "would take on-hand units past 1000000000"))
             }
+            Err(AdjustError::Contended) => Err(DomainError::Conflict("stock changed concurrently; retry")),
             Err(AdjustError::Store(e)) => Err(e.into()),
         }
     }

@@ -4,6 +4,7 @@ use super::idempotency::{Created, IdempotencyRequest, Lease};
 use super::App;
 use crate::adapters::identity::Caller;
 use crate::adapters::ids::new_id;
+use crate::domain::buckets::{home_bucket, plan_reservation, ReservePlan};
 use crate::domain::reservation::{NewReservation, Reservation, ReservationStatus};
 use crate::domain::stock::{choose_warehouse, WarehouseChoice};
 use crate::domain::DomainError;
@@ -11,6 +12,10 @@ use crate::store::reservations::{HoldEnd, ReserveError};
 
 /// When the auto-picked warehouse sells out between read and write, pick again.
 const PICK_ATTEMPTS: usize = 3;
+
+/// How often a reservation of a bucketed product re-plans (take elsewhere, or gather
+/// first) when racing buyers keep emptying the bucket it chose.
+const BUCKET_ATTEMPTS: usize = 6;
 
 impl App {
     /// Holds `quantity` units. With an idempotency request, the first successful response
@@ -36,12 +41,12 @@ impl App {
         render: &(dyn Fn(&Reservation) -> (u16, String) + Sync),
     ) -> Result<Reservation, DomainError> {
         for _ in 0..PICK_ATTEMPTS {
-            let warehouse = match &new.warehouse_id {
-                Some(w) => w.clone(),
+            let (warehouse, k) = match &new.warehouse_id {
+                Some(w) => (w.clone(), self.stock_buckets_of(&new.product_id).await?),
                 None => {
                     let product = self.get_product(&new.product_id).await?;
                     match choose_warehouse(&product.stock, new.quantity) {
-                        WarehouseChoice::Fill(w) => w,
+                        WarehouseChoice::Fill(w) => (w, product.stock_buckets),
                         WarehouseChoice::Insufficient { available } => {
                             return Err(DomainError::InsufficientStock { available })
                         }
@@ -49,8 +54,10 @@ impl App {
                 }
             };
             let now = self.clock.now();
-            let reservation = Reservation {
-                id: new_id(now),
+            let id = new_id(now);
+            let mut reservation = Reservation {
+                bucket: home_bucket(&id, k),
+                id,
                 user_id: caller.user_id.clone(),
                 product_id: new.product_id.clone(),
                 warehouse_id: warehouse,
@@ -61,7 +68,7 @@ impl App {
                 updated_at: now,
             };
             let completion = lease.map(|l| l.complete(render(&reservation)));
-            match self.store.create_reservation(&reservation, &caller.user_id, completion.as_ref()).await {
+            match self.hold(&mut reservation, k, &caller.user_id, completion.as_ref()).await {
                 Ok(()) => {
                     self.schedule_expiry(&reservation).await;
                     return Ok(reservation);
@@ -79,6 +86,9 @@ impl App {
                     });
                 }
                 Err(ReserveError::LeaseLost) => return Err(DomainError::IdempotencyInProgress),
+                Err(ReserveError::Contended) => {
+                    return Err(DomainError::Conflict("stock changed concurrently; retry"))
+                }
                 Err(ReserveError::Store(e)) => return Err(e.into()),
             }
         }
@@ -88,6 +98,45 @@ impl App {
             WarehouseChoice::Insufficient { available } => Err(DomainError::InsufficientStock { available }),
             WarehouseChoice::Fill(_) => Err(DomainError::Conflict("stock changed concurrently; retry")),
         }
+    }
+
+    /// Writes the hold. An unbucketed product (`k` = 1) has one row: one attempt. A
+    /// bucketed one starts at the reservation's home bucket and, when that is short, plans
+    /// on a fresh snapshot of all buckets: take from another bucket, or first gather units
+    /// from several into one; it refuses only when all buckets together are short, so no
+    /// unit is out of a buyer's reach. Every step is a conditional write that re-checks
+    /// its premise, so a race costs a retry, never a unit.
+    async fn hold(
+        &self,
+        r: &mut Reservation,
+        k: usize,
+        actor: &str,
+        completion: Option<&crate::store::idempotency::Completion>,
+    ) -> Result<(), ReserveError> {
+        let home = r.bucket;
+        for _ in 0..BUCKET_ATTEMPTS {
+            match self.store.create_reservation(r, actor, completion).await {
+                Err(ReserveError::Insufficient { .. }) if k > 1 => {}
+                done => return done,
+            }
+            let buckets = self.store.stock_buckets(&r.product_id, &r.warehouse_id, k).await;
+            let Some(buckets) = buckets.map_err(ReserveError::Store)? else {
+                return Err(ReserveError::NoStockRow);
+            };
+            match plan_reservation(&buckets, home, r.quantity) {
+                ReservePlan::Take(b) => r.bucket = b,
+                ReservePlan::Gather { into, donors } => {
+                    let now = self.clock.now();
+                    let gathered =
+                        self.store.gather(&r.product_id, &r.warehouse_id, into, &donors, now, actor);
+                    if gathered.await.map_err(ReserveError::Store)? {
+                        r.bucket = into;
+                    }
+                }
+                ReservePlan::Refuse { available } => return Err(ReserveError::Insufficient { available }),
+            }
+        }
+        Err(ReserveError::Contended)
     }
 
     /// Creates the hold's expiry schedule. A failure is logged, never returned: the hold

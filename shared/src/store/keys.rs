@@ -6,13 +6,16 @@
 //! |---|---|---|---|
 //! | product | `P#<id>` | `#PRODUCT` | `gsi1pk = PRODUCT`, `gsi1sk = <id>` (list, oldest first) |
 //! | stock row | `P#<id>` | `STOCK#<warehouse>` | none |
+//! | stock bucket b >= 1 (products with `stock_buckets` > 1) | `P#<id>#B<b>` | `STOCK#<warehouse>` | none; `bucket = b` |
 //! | SKU claim | `SKU#<sku>` | `#SKU` | none |
 //! | reservation | `R#<id>` | `#RESERVATION` | while active: `sweep_pk = ACTIVE#<shard>`, `sweep_sk = <expires_at>#<id>` |
 //! | order | `O#<id>` | `#ORDER` | `ou_pk = U#<user>`, `ous_pk = U#<user>#<status>`, `oa_pk = A#<shard>`, `oss_pk = S#<status>#<shard>`, `o_time = <created_at>#<id>`, `o_value = <total, 16 digits>#<id>` (see `order_list`) |
 //! | idempotency record | `I#<sha256(user, route, key)>` | `#IDEM` | none; `ttl` expires it |
 //!
 //! A product and its stock rows share a partition so that one consistent `Query` reads a
-//! whole product. Stock rows are not on the product list index: they change with every
+//! whole unbucketed product (bucket 0 is the stock row; a bucketed product's other
+//! buckets sit in partitions of their own, which is their point). Stock rows are not on
+//! the product list index: they change with every
 //! reservation, and an index keyed by a constant would turn them into one hot partition.
 
 pub const PK: &str = "pk";
@@ -53,6 +56,16 @@ pub const SWEEP_SHARDS: u32 = 4;
 
 pub fn product_pk(id: &str) -> String {
     format!("P#{id}")
+}
+
+/// The partition of a product's stock bucket: bucket 0 is the product's own partition.
+/// Product ids are generated (ULIDs), so `P#<id>#B<b>` never names another product.
+pub fn stock_pk(product_id: &str, bucket: usize) -> String {
+    if bucket == 0 {
+        product_pk(product_id)
+    } else {
+        format!("P#{product_id}#B{bucket}")
+    }
 }
 
 pub fn stock_sk(warehouse: &str) -> String {

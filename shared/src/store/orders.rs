@@ -30,13 +30,12 @@ pub enum ConvertError {
     Store(StoreError),
 }
 
-/// Units per (product, warehouse): one transaction may touch each stock row only once.
-fn units_per_row<'a>(
-    lines: impl Iterator<Item = (&'a str, &'a str, i64)>,
-) -> BTreeMap<(&'a str, &'a str), i64> {
+/// Units per stock row (product, warehouse, bucket) of an order's lines: one transaction
+/// may touch each row only once.
+fn units_per_row(lines: &[OrderItem]) -> BTreeMap<(&str, &str, usize), i64> {
     let mut rows = BTreeMap::new();
-    for (product, warehouse, q) in lines {
-        *rows.entry((product, warehouse)).or_insert(0) += q;
+    for l in lines {
+        *rows.entry((l.product_id.as_str(), l.warehouse_id.as_str(), l.bucket)).or_insert(0) += l.quantity;
     }
     rows
 }
@@ -44,7 +43,7 @@ fn units_per_row<'a>(
 impl Store {
     /// Consistent reads of many items by key (BatchGetItem, 100 keys a call, unprocessed
     /// keys retried). Missing items are simply absent from the result.
-    async fn batch_get(&self, keys: Vec<(String, String)>) -> Result<Vec<Item>, StoreError> {
+    pub(crate) async fn batch_get(&self, keys: Vec<(String, String)>) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::new();
         for chunk in keys.chunks(100) {
             let mut request = KeysAndAttributes::builder().consistent_read(true);
@@ -139,13 +138,10 @@ impl Store {
                 .map_err(fail)?;
             items.push(TransactWriteItem::builder().update(update).build());
         }
-        let rows = units_per_row(
-            order.items.iter().map(|l| (l.product_id.as_str(), l.warehouse_id.as_str(), l.quantity)),
-        );
-        for ((product, warehouse), q) in rows {
+        for ((product, warehouse, bucket), q) in units_per_row(&order.items) {
             let update = Update::builder()
                 .table_name(&self.table)
-                .key(PK, s(product_pk(product)))
+                .key(PK, s(stock_pk(product, bucket)))
                 .key(SK, s(stock_sk(warehouse)))
                 .update_expression(
                     "SET on_hand = on_hand - :q, reserved = reserved - :q, updated_at = :now, last_actor = :actor",
@@ -218,13 +214,10 @@ impl Store {
             .build()?;
         let mut items = vec![TransactWriteItem::builder().update(flip).build()];
         if to == OrderStatus::Cancelled {
-            let rows = units_per_row(
-                order.items.iter().map(|l| (l.product_id.as_str(), l.warehouse_id.as_str(), l.quantity)),
-            );
-            for ((product, warehouse), q) in rows {
+            for ((product, warehouse, bucket), q) in units_per_row(&order.items) {
                 let restock = Update::builder()
                     .table_name(&self.table)
-                    .key(PK, s(product_pk(product)))
+                    .key(PK, s(stock_pk(product, bucket)))
                     .key(SK, s(stock_sk(warehouse)))
                     .update_expression(
                         "SET on_hand = on_hand + :q, available = available + :q, updated_at = :now, last_actor = :actor",
@@ -250,7 +243,7 @@ pub(crate) fn order_item(o: &Order, actor: &str) -> HashMap<String, AttributeVal
         .items
         .iter()
         .map(|l| {
-            AttributeValue::M(values([
+            let mut line = values([
                 ("product_id", s(&l.product_id)),
                 ("sku", s(&l.sku)),
                 ("name", s(&l.name)),
@@ -258,7 +251,11 @@ pub(crate) fn order_item(o: &Order, actor: &str) -> HashMap<String, AttributeVal
                 ("reservation_id", s(&l.reservation_id)),
                 ("quantity", n(l.quantity)),
                 ("unit_price_cents", n(l.unit_price_cents)),
-            ]))
+            ]);
+            if l.bucket > 0 {
+                line.insert("bucket".into(), n(l.bucket as i64));
+            }
+            AttributeValue::M(line)
         })
         .collect();
     let created = format_time(o.created_at);
@@ -302,6 +299,7 @@ pub(crate) fn order_from_item(i: &Item) -> Result<Order, StoreError> {
                 reservation_id: m.s("reservation_id")?.to_string(),
                 quantity: m.n("quantity")?,
                 unit_price_cents: m.n("unit_price_cents")?,
+                bucket: bucket_of(&m)?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -315,4 +313,9 @@ pub(crate) fn order_from_item(i: &Item) -> Result<Order, StoreError> {
         created_at: i.time("created_at")?,
         updated_at: i.time("updated_at")?,
     })
+}
+
+/// The stock bucket a reservation or order line names; absent on unbucketed ones.
+pub(crate) fn bucket_of(i: &Item) -> Result<usize, StoreError> {
+    usize::try_from(i.opt_n("bucket").unwrap_or(0)).map_err(|_| StoreError::Internal("bad bucket".into()))
 }

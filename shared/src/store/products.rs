@@ -3,6 +3,7 @@
 use super::keys::*;
 use super::{classify, n, s, values, Item, Store, StoreError};
 use crate::adapters::clock::format_time;
+use crate::domain::buckets::{plan_removal, split_evenly, Bucket};
 use crate::domain::product::{Currency, Product, Sku, WarehouseId, MAX_QUANTITY};
 use crate::domain::stock::StockLevel;
 use aws_sdk_dynamodb::types::{
@@ -16,10 +17,17 @@ use futures::future::try_join_all;
 pub enum AdjustError {
     ProductNotFound,
     WarehouseNotFound,
-    Insufficient { available: i64 },
+    Insufficient {
+        available: i64,
+    },
     TooMuch,
+    /// A bucketed removal kept losing races with reservations; nothing was written.
+    Contended,
     Store(StoreError),
 }
+
+/// How often a bucketed removal re-plans on a fresh snapshot after losing a race.
+const REMOVAL_ATTEMPTS: usize = 4;
 
 /// Why a product was not created.
 #[derive(Debug)]
@@ -49,8 +57,14 @@ impl Store {
             .map_err(CreateError::Store)?,
         ];
         for level in &p.stock {
-            let item = stock_item(&p.id, level, &now, actor);
-            items.push(put(&self.table, item, "attribute_not_exists(pk)").map_err(CreateError::Store)?);
+            let k = p.stock_buckets.max(1);
+            for (bucket, (on_hand, available)) in
+                split_evenly(level.on_hand, k).into_iter().zip(split_evenly(level.available, k)).enumerate()
+            {
+                let share = StockLevel { on_hand, available, reserved: on_hand - available, ..level.clone() };
+                let item = stock_item(&p.id, bucket, &share, &now, actor);
+                items.push(put(&self.table, item, "attribute_not_exists(pk)").map_err(CreateError::Store)?);
+            }
         }
         match self.transact("create_product", items).await {
             Ok(()) => Ok(()),
@@ -86,12 +100,102 @@ impl Store {
         let Some(head) = items.iter().find(|i| i.opt_s(SK) == Some(PRODUCT_SK)) else {
             return Ok(None);
         };
-        let stock = items
+        let mut stock = items
             .iter()
             .filter(|i| i.opt_s(SK).is_some_and(|sk| sk.starts_with(STOCK_SK_PREFIX)))
             .map(stock_from_item)
             .collect::<Result<Vec<_>, _>>()?;
+        stock.extend(self.other_buckets(id, buckets_of(head)?, true).await?);
         product_from_item(head, stock).map(Some)
+    }
+
+    /// The stock rows of buckets 1.. of a bucketed product (none for an unbucketed one),
+    /// one `Query` per bucket partition, concurrently.
+    async fn other_buckets(
+        &self,
+        id: &str,
+        k: usize,
+        consistent: bool,
+    ) -> Result<Vec<StockLevel>, StoreError> {
+        let rows = try_join_all((1..k).map(|b| self.stock_rows(stock_pk(id, b), consistent))).await?;
+        Ok(rows.into_iter().flatten().collect())
+    }
+
+    /// `stock_buckets` of a product, or `None` when it does not exist. The setting never
+    /// changes after creation, so callers may keep it.
+    pub async fn product_stock_buckets(&self, id: &str) -> Result<Option<usize>, StoreError> {
+        self.get_item(&product_pk(id), PRODUCT_SK).await?.map(|i| buckets_of(&i)).transpose()
+    }
+
+    /// Each bucket of one warehouse's stock of a bucketed product, indexed by bucket, read
+    /// consistently; a bucket without a row reads as empty. `None`: no bucket has a row
+    /// (the warehouse is unknown).
+    pub async fn stock_buckets(
+        &self,
+        product_id: &str,
+        warehouse: &WarehouseId,
+        k: usize,
+    ) -> Result<Option<Vec<Bucket>>, StoreError> {
+        let keys = (0..k).map(|b| (stock_pk(product_id, b), stock_sk(warehouse.as_str()))).collect();
+        let rows = self.batch_get(keys).await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut buckets = vec![Bucket::default(); k];
+        for row in &rows {
+            let level = stock_from_item(row)?;
+            if let Some(slot) =
+                usize::try_from(row.opt_n("bucket").unwrap_or(0)).ok().and_then(|b| buckets.get_mut(b))
+            {
+                *slot =
+                    Bucket { on_hand: level.on_hand, reserved: level.reserved, available: level.available };
+            }
+        }
+        Ok(Some(buckets))
+    }
+
+    /// Moves available units from `donors` into bucket `into` (net zero on-hand), each
+    /// donor on condition that it still has them. `Ok(false)`: a donor no longer had its
+    /// share (a racing reservation took it); nothing moved.
+    pub async fn gather(
+        &self,
+        product_id: &str,
+        warehouse: &WarehouseId,
+        into: usize,
+        donors: &[(usize, i64)],
+        now: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        let now = format_time(now);
+        let moved: i64 = donors.iter().map(|(_, x)| x).sum();
+        // The receiving row must exist; each donor must still have its share.
+        let shift = |bucket: usize, x: i64| {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key(PK, s(stock_pk(product_id, bucket)))
+                .key(SK, s(stock_sk(warehouse.as_str())))
+                .update_expression(
+                    "SET on_hand = on_hand + :x, available = available + :x, updated_at = :now, last_actor = :actor",
+                )
+                .expression_attribute_values(":x", n(x))
+                .expression_attribute_values(":now", s(&now))
+                .expression_attribute_values(":actor", s(actor));
+            let update = if x >= 0 {
+                update.condition_expression("attribute_exists(on_hand)")
+            } else {
+                update.condition_expression("available >= :need").expression_attribute_values(":need", n(-x))
+            };
+            update.build().map(|u| TransactWriteItem::builder().update(u).build())
+        };
+        let mut items = vec![shift(into, moved)?];
+        for &(bucket, x) in donors {
+            items.push(shift(bucket, -x)?);
+        }
+        match self.transact("gather_stock", items).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Up to `limit` products after `after` (an id), oldest first; `more` says whether
@@ -138,40 +242,58 @@ impl Store {
         heads.truncate(limit);
         let products = try_join_all(heads.iter().map(|h| async move {
             let id = h.s("id")?;
-            let stock = self.stock_rows(id).await?;
+            let mut stock = self.stock_rows(product_pk(id), false).await?;
+            stock.extend(self.other_buckets(id, buckets_of(h)?, false).await?);
             product_from_item(h, stock)
         }))
         .await?;
         Ok((products, more))
     }
 
-    async fn stock_rows(&self, product_id: &str) -> Result<Vec<StockLevel>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :stock)")
-            .expression_attribute_values(":pk", s(product_pk(product_id)))
-            .expression_attribute_values(":stock", s(STOCK_SK_PREFIX))
-            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| classify("stock_rows", e))?;
-        self.metrics.read(out.consumed_capacity());
-        out.items.unwrap_or_default().into_iter().map(|i| stock_from_item(&Item(i))).collect()
+    /// The stock rows in one partition (a product's, or one of its buckets').
+    async fn stock_rows(&self, pk: String, consistent: bool) -> Result<Vec<StockLevel>, StoreError> {
+        let mut rows = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :stock)")
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":stock", s(STOCK_SK_PREFIX))
+                .consistent_read(consistent)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| classify("stock_rows", e))?;
+            self.metrics.read(out.consumed_capacity());
+            for i in out.items.unwrap_or_default() {
+                rows.push(stock_from_item(&Item(i))?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(rows);
+            }
+        }
     }
 
     /// Adds (`delta > 0`, creating the row if needed) or removes on-hand units in one
     /// conditional transaction: the product must exist, removal may only take available
-    /// units, and on-hand may not pass the maximum.
+    /// units, and on-hand may not pass the maximum. `k` is the product's `stock_buckets`.
     pub async fn adjust_stock(
         &self,
         product_id: &str,
         warehouse: &WarehouseId,
         delta: i64,
+        k: usize,
         now: DateTime<Utc>,
         actor: &str,
     ) -> Result<(), AdjustError> {
+        if k > 1 {
+            return self.adjust_buckets(product_id, warehouse, delta, k, now, actor).await;
+        }
         let now = format_time(now);
         let check = ConditionCheck::builder()
             .table_name(&self.table)
@@ -240,6 +362,105 @@ impl Store {
         }
     }
 
+    /// `adjust_stock` for a bucketed product. An addition is split evenly over the buckets
+    /// (creating rows of a new warehouse in every bucket); a removal takes available
+    /// units from the fullest buckets (`plan_removal`), each on condition that they are
+    /// still there, re-planned on a fresh snapshot when a reservation got there first.
+    /// The maximum is checked on the snapshot's sum (and per row in the write), so only
+    /// two admins adding at the same instant could pass it together.
+    async fn adjust_buckets(
+        &self,
+        product_id: &str,
+        warehouse: &WarehouseId,
+        delta: i64,
+        k: usize,
+        now: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<(), AdjustError> {
+        let now_s = format_time(now);
+        let check = TransactWriteItem::builder()
+            .condition_check(
+                ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .key(PK, s(product_pk(product_id)))
+                    .key(SK, s(PRODUCT_SK))
+                    .condition_expression("attribute_exists(pk)")
+                    .build()
+                    .map_err(|e| AdjustError::Store(e.into()))?,
+            )
+            .build();
+        let row = |bucket: usize| {
+            Update::builder()
+                .table_name(&self.table)
+                .key(PK, s(stock_pk(product_id, bucket)))
+                .key(SK, s(stock_sk(warehouse.as_str())))
+                .expression_attribute_values(":now", s(&now_s))
+                .expression_attribute_values(":actor", s(actor))
+        };
+        let fail = |e: aws_sdk_dynamodb::error::BuildError| AdjustError::Store(e.into());
+        for _ in 0..REMOVAL_ATTEMPTS {
+            let snapshot = self.stock_buckets(product_id, warehouse, k).await.map_err(AdjustError::Store)?;
+            let mut items = vec![check.clone()];
+            if delta > 0 {
+                let on_hand: i64 = snapshot.iter().flatten().map(|b| b.on_hand).sum();
+                if on_hand + delta > MAX_QUANTITY {
+                    return Err(AdjustError::TooMuch);
+                }
+                for (bucket, x) in split_evenly(delta, k).into_iter().enumerate() {
+                    let update = row(bucket)
+                        .update_expression(
+                            "SET on_hand = if_not_exists(on_hand, :zero) + :x, \
+                             available = if_not_exists(available, :zero) + :x, \
+                             reserved = if_not_exists(reserved, :zero), \
+                             entity = :entity, product_id = :pid, warehouse_id = :wh, #bucket = :b, \
+                             created_at = if_not_exists(created_at, :now), updated_at = :now, last_actor = :actor",
+                        )
+                        .condition_expression("attribute_not_exists(on_hand) OR on_hand <= :room")
+                        .expression_attribute_values(":zero", n(0))
+                        .expression_attribute_values(":x", n(x))
+                        // BUCKET is one of DynamoDB's reserved words.
+                        .expression_attribute_names("#bucket", "bucket")
+                        .expression_attribute_values(":b", n(bucket as i64))
+                        .expression_attribute_values(":room", n(MAX_QUANTITY - x))
+                        .expression_attribute_values(":entity", s("stock"))
+                        .expression_attribute_values(":pid", s(product_id))
+                        .expression_attribute_values(":wh", s(warehouse.as_str()))
+                        .build()
+                        .map_err(fail)?;
+                    items.push(TransactWriteItem::builder().update(update).build());
+                }
+            } else {
+                let Some(buckets) = snapshot else {
+                    return Err(AdjustError::WarehouseNotFound);
+                };
+                let Some(takes) = plan_removal(&buckets, -delta) else {
+                    return Err(AdjustError::Insufficient {
+                        available: buckets.iter().map(|b| b.available).sum(),
+                    });
+                };
+                for (bucket, x) in takes {
+                    let update = row(bucket)
+                        .update_expression(
+                            "SET on_hand = on_hand - :x, available = available - :x, updated_at = :now, last_actor = :actor",
+                        )
+                        .condition_expression("available >= :x")
+                        .expression_attribute_values(":x", n(x))
+                        .build()
+                        .map_err(fail)?;
+                    items.push(TransactWriteItem::builder().update(update).build());
+                }
+            }
+            match self.transact("adjust_stock", items).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.failed_at(0).is_some() => return Err(AdjustError::ProductNotFound),
+                Err(StoreError::ConditionFailed(_)) if delta > 0 => return Err(AdjustError::TooMuch),
+                Err(StoreError::ConditionFailed(_)) => continue,
+                Err(e) => return Err(AdjustError::Store(e)),
+            }
+        }
+        Err(AdjustError::Contended)
+    }
+
     /// One item by key, read consistently.
     pub(crate) async fn get_item(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
         let out = self
@@ -269,7 +490,7 @@ pub(crate) fn put(
 }
 
 fn product_item(p: &Product, actor: &str) -> std::collections::HashMap<String, AttributeValue> {
-    values([
+    let mut item = values([
         (PK, s(product_pk(&p.id))),
         (SK, s(PRODUCT_SK)),
         (GSI1_PK, s(PRODUCT_LIST_PK)),
@@ -283,17 +504,23 @@ fn product_item(p: &Product, actor: &str) -> std::collections::HashMap<String, A
         ("created_at", s(format_time(p.created_at))),
         ("updated_at", s(format_time(p.updated_at))),
         ("last_actor", s(actor)),
-    ])
+    ]);
+    // Only bucketed products carry the setting, so other products' items stay as they were.
+    if p.stock_buckets > 1 {
+        item.insert("stock_buckets".into(), n(p.stock_buckets as i64));
+    }
+    item
 }
 
 fn stock_item(
     product_id: &str,
+    bucket: usize,
     level: &StockLevel,
     now: &str,
     actor: &str,
 ) -> std::collections::HashMap<String, AttributeValue> {
-    values([
-        (PK, s(product_pk(product_id))),
+    let mut item = values([
+        (PK, s(stock_pk(product_id, bucket))),
         (SK, s(stock_sk(level.warehouse_id.as_str()))),
         ("entity", s("stock")),
         ("product_id", s(product_id)),
@@ -304,7 +531,20 @@ fn stock_item(
         ("created_at", s(now)),
         ("updated_at", s(now)),
         ("last_actor", s(actor)),
-    ])
+    ]);
+    if bucket > 0 {
+        item.insert("bucket".into(), n(bucket as i64));
+    }
+    item
+}
+
+/// A product's `stock_buckets`; products written before the setting existed have one.
+fn buckets_of(head: &Item) -> Result<usize, StoreError> {
+    let k = head.opt_n("stock_buckets").unwrap_or(1);
+    usize::try_from(k)
+        .ok()
+        .filter(|k| *k >= 1)
+        .ok_or_else(|| StoreError::Internal("bad stock_buckets".into()))
 }
 
 pub(crate) fn stock_from_item(i: &Item) -> Result<StockLevel, StoreError> {
@@ -317,8 +557,24 @@ pub(crate) fn stock_from_item(i: &Item) -> Result<StockLevel, StoreError> {
     })
 }
 
-fn product_from_item(i: &Item, mut stock: Vec<StockLevel>) -> Result<Product, StoreError> {
-    stock.sort_by(|a, b| a.warehouse_id.cmp(&b.warehouse_id));
+/// `rows` are the product's stock rows of every bucket; the product shows their sums per
+/// warehouse.
+fn product_from_item(i: &Item, rows: Vec<StockLevel>) -> Result<Product, StoreError> {
+    let mut per_warehouse: std::collections::BTreeMap<WarehouseId, StockLevel> = Default::default();
+    for row in rows {
+        match per_warehouse.get_mut(&row.warehouse_id) {
+            Some(sum) => {
+                sum.on_hand += row.on_hand;
+                sum.reserved += row.reserved;
+                sum.available += row.available;
+                sum.updated_at = sum.updated_at.max(row.updated_at);
+            }
+            None => {
+                per_warehouse.insert(row.warehouse_id.clone(), row);
+            }
+        }
+    }
+    let stock: Vec<StockLevel> = per_warehouse.into_values().collect();
     let own_updated = i.time("updated_at")?;
     let updated_at = stock.iter().map(|s| s.updated_at).fold(own_updated, DateTime::max);
     Ok(Product {
@@ -328,6 +584,7 @@ fn product_from_item(i: &Item, mut stock: Vec<StockLevel>) -> Result<Product, St
         price_cents: i.n("price_cents")?,
         currency: Currency::parse(i.s("currency")?).map_err(StoreError::Internal)?,
         stock,
+        stock_buckets: buckets_of(i)?,
         created_at: i.time("created_at")?,
         updated_at,
     })

@@ -22,6 +22,8 @@ pub enum ReserveError {
     },
     /// The idempotency lease was taken over by a retry; nothing was written.
     LeaseLost,
+    /// A bucketed product's buckets kept changing under each plan; nothing was written.
+    Contended,
     Store(StoreError),
 }
 
@@ -46,7 +48,7 @@ impl Store {
         let now = format_time(r.created_at);
         let hold = Update::builder()
             .table_name(&self.table)
-            .key(PK, s(product_pk(&r.product_id)))
+            .key(PK, s(stock_pk(&r.product_id, r.bucket)))
             .key(SK, s(stock_sk(r.warehouse_id.as_str())))
             .update_expression(
                 "SET available = available - :q, reserved = reserved + :q, updated_at = :now, last_actor = :actor",
@@ -75,7 +77,7 @@ impl Store {
                     let old = match old {
                         Some(item) => Some(item.clone()),
                         None => self
-                            .get_item(&product_pk(&r.product_id), &stock_sk(r.warehouse_id.as_str()))
+                            .get_item(&stock_pk(&r.product_id, r.bucket), &stock_sk(r.warehouse_id.as_str()))
                             .await
                             .map_err(ReserveError::Store)?,
                     };
@@ -126,7 +128,7 @@ impl Store {
             .build()?;
         let give_back = Update::builder()
             .table_name(&self.table)
-            .key(PK, s(product_pk(&r.product_id)))
+            .key(PK, s(stock_pk(&r.product_id, r.bucket)))
             .key(SK, s(stock_sk(r.warehouse_id.as_str())))
             .update_expression(
                 "SET available = available + :q, reserved = reserved - :q, updated_at = :now, last_actor = :actor",
@@ -207,7 +209,8 @@ impl Store {
         Ok((out, more))
     }
 
-    /// The stock row of one warehouse, read consistently.
+    /// The stock row of one warehouse (bucket 0: all of an unbucketed product's), read
+    /// consistently.
     pub async fn get_stock(
         &self,
         product_id: &str,
@@ -240,6 +243,9 @@ fn reservation_item(
         ("updated_at", s(format_time(r.updated_at))),
         ("last_actor", s(actor)),
     ]);
+    if r.bucket > 0 {
+        item.insert("bucket".into(), n(r.bucket as i64));
+    }
     if r.status == ReservationStatus::Active {
         item.insert(SWEEP_PK.into(), s(sweep_pk(&r.id)));
         item.insert(SWEEP_SK.into(), s(sweep_sk(&expires, &r.id)));
@@ -254,6 +260,7 @@ pub(crate) fn reservation_from_item(i: &Item) -> Result<Reservation, StoreError>
         product_id: i.s("product_id")?.to_string(),
         warehouse_id: WarehouseId::parse(i.s("warehouse_id")?).map_err(StoreError::Internal)?,
         quantity: i.n("quantity")?,
+        bucket: super::orders::bucket_of(i)?,
         status: ReservationStatus::parse(i.s("status")?)
             .ok_or_else(|| StoreError::Internal("bad reservation status".into()))?,
         expires_at: i.time("expires_at")?,
