@@ -77,12 +77,12 @@ bench: deps
 # What users run to deploy, checked offline (CI runs it): SAM's own validation and
 # linter, then `sam build`, which runs `cargo lambda build --release --arm64` per function
 # (all nine share one dependency graph, so the tree compiles once), then each artifact's size.
-# SAM_FAST=1 (CI) keeps the release profile but without LTO and with 16 codegen units:
+# SAM_FAST=1 (CI) keeps the release profile but without any LTO and with 16 codegen units:
 # the same build through SAM and cargo-lambda, in a third of the time on 2 cores (the nine
 # thin-LTO links alone take ~15 min); `make lambda` measures the tuned artifacts.
 sam-check: cfn-lint
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
-	$(if $(SAM_FAST),CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_INCREMENTAL=false) \
+	$(if $(SAM_FAST),CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_INCREMENTAL=false) \
 	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/sam build
 	@for f in .aws-sam/build/*Function/bootstrap; do printf '%-34s %8d bytes\n' $$f $$(stat -c %s $$f); done
 

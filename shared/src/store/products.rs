@@ -105,20 +105,29 @@ impl Store {
             .filter(|i| i.opt_s(SK).is_some_and(|sk| sk.starts_with(STOCK_SK_PREFIX)))
             .map(stock_from_item)
             .collect::<Result<Vec<_>, _>>()?;
-        stock.extend(self.other_buckets(id, buckets_of(head)?, true).await?);
+        let more = self.other_buckets(id, buckets_of(head)?, &stock).await?;
+        stock.extend(more);
         product_from_item(head, stock).map(Some)
     }
 
     /// The stock rows of buckets 1.. of a bucketed product (none for an unbucketed one),
-    /// one `Query` per bucket partition, concurrently.
+    /// read consistently in one `BatchGetItem` per 100 rows. Every warehouse has a row in
+    /// every bucket (creation and additions write them all), so bucket 0's rows, which
+    /// come with the product, name the keys.
     async fn other_buckets(
         &self,
         id: &str,
         k: usize,
-        consistent: bool,
+        bucket_zero: &[StockLevel],
     ) -> Result<Vec<StockLevel>, StoreError> {
-        let rows = try_join_all((1..k).map(|b| self.stock_rows(stock_pk(id, b), consistent))).await?;
-        Ok(rows.into_iter().flatten().collect())
+        if k <= 1 {
+            return Ok(Vec::new());
+        }
+        let keys = bucket_zero
+            .iter()
+            .flat_map(|row| (1..k).map(move |b| (stock_pk(id, b), stock_sk(row.warehouse_id.as_str()))))
+            .collect();
+        self.batch_get(keys).await?.iter().map(stock_from_item).collect()
     }
 
     /// `stock_buckets` of a product, or `None` when it does not exist. The setting never
@@ -242,16 +251,18 @@ impl Store {
         heads.truncate(limit);
         let products = try_join_all(heads.iter().map(|h| async move {
             let id = h.s("id")?;
-            let mut stock = self.stock_rows(product_pk(id), false).await?;
-            stock.extend(self.other_buckets(id, buckets_of(h)?, false).await?);
+            let mut stock = self.stock_rows(id).await?;
+            let more = self.other_buckets(id, buckets_of(h)?, &stock).await?;
+            stock.extend(more);
             product_from_item(h, stock)
         }))
         .await?;
         Ok((products, more))
     }
 
-    /// The stock rows in one partition (a product's, or one of its buckets').
-    async fn stock_rows(&self, pk: String, consistent: bool) -> Result<Vec<StockLevel>, StoreError> {
+    /// A product's stock rows in its own partition (all of them, or bucket 0's).
+    async fn stock_rows(&self, product_id: &str) -> Result<Vec<StockLevel>, StoreError> {
+        let pk = product_pk(product_id);
         let mut rows = Vec::new();
         let mut start = None;
         loop {
@@ -262,7 +273,6 @@ impl Store {
                 .key_condition_expression("pk = :pk AND begins_with(sk, :stock)")
                 .expression_attribute_values(":pk", s(&pk))
                 .expression_attribute_values(":stock", s(STOCK_SK_PREFIX))
-                .consistent_read(consistent)
                 .set_exclusive_start_key(start)
                 .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
                 .send()
@@ -407,20 +417,28 @@ impl Store {
                     return Err(AdjustError::TooMuch);
                 }
                 for (bucket, x) in split_evenly(delta, k).into_iter().enumerate() {
-                    let update = row(bucket)
-                        .update_expression(
+                    // Rows of buckets 1.. name their bucket (bucket 0 is the plain row).
+                    // BUCKET is one of DynamoDB's reserved words, hence `#bucket`.
+                    let (tag, update) = match bucket {
+                        0 => ("", row(bucket)),
+                        b => (
+                            ", #bucket = :b",
+                            row(b)
+                                .expression_attribute_names("#bucket", "bucket")
+                                .expression_attribute_values(":b", n(b as i64)),
+                        ),
+                    };
+                    let update = update
+                        .update_expression(format!(
                             "SET on_hand = if_not_exists(on_hand, :zero) + :x, \
                              available = if_not_exists(available, :zero) + :x, \
                              reserved = if_not_exists(reserved, :zero), \
-                             entity = :entity, product_id = :pid, warehouse_id = :wh, #bucket = :b, \
+                             entity = :entity, product_id = :pid, warehouse_id = :wh{tag}, \
                              created_at = if_not_exists(created_at, :now), updated_at = :now, last_actor = :actor",
-                        )
+                        ))
                         .condition_expression("attribute_not_exists(on_hand) OR on_hand <= :room")
                         .expression_attribute_values(":zero", n(0))
                         .expression_attribute_values(":x", n(x))
-                        // BUCKET is one of DynamoDB's reserved words.
-                        .expression_attribute_names("#bucket", "bucket")
-                        .expression_attribute_values(":b", n(bucket as i64))
                         .expression_attribute_values(":room", n(MAX_QUANTITY - x))
                         .expression_attribute_values(":entity", s("stock"))
                         .expression_attribute_values(":pid", s(product_id))
