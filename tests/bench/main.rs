@@ -634,6 +634,9 @@ async fn cost() -> serde_json::Value {
     let b = m();
     gw.get(&format!("/api/products/{product}"), None).await;
     measure("product read", b, m());
+    let b = m();
+    gw.get(&format!("/api/products/{hot}"), None).await;
+    measure("product read (8 buckets)", b, m());
     println!(
         "{:<36} {:>9} {:>11} {:>12}",
         "operation (DynamoDB Local)", "requests", "read units", "write units"
