@@ -75,28 +75,7 @@ impl Store {
 
     /// One product with all its stock rows, read consistently in one `Query`.
     pub async fn get_product(&self, id: &str) -> Result<Option<Product>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(product_pk(id)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(|e| classify("get_product", e))?;
-            self.metrics.read(out.consumed_capacity());
-            items.extend(out.items.unwrap_or_default().into_iter().map(Item));
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
+        let items = self.partition("get_product", &product_pk(id), None, true).await?;
         let Some(head) = items.iter().find(|i| i.opt_s(SK) == Some(PRODUCT_SK)) else {
             return Ok(None);
         };
@@ -262,29 +241,46 @@ impl Store {
 
     /// A product's stock rows in its own partition (all of them, or bucket 0's).
     async fn stock_rows(&self, product_id: &str) -> Result<Vec<StockLevel>, StoreError> {
-        let pk = product_pk(product_id);
-        let mut rows = Vec::new();
+        let rows =
+            self.partition("stock_rows", &product_pk(product_id), Some(STOCK_SK_PREFIX), false).await?;
+        rows.iter().map(stock_from_item).collect()
+    }
+
+    /// Every item of one partition (those whose sort key starts with `sk_prefix`, when
+    /// given), following pages.
+    async fn partition(
+        &self,
+        op: &'static str,
+        pk: &str,
+        sk_prefix: Option<&str>,
+        consistent: bool,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
         let mut start = None;
         loop {
-            let out = self
+            let query = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :stock)")
-                .expression_attribute_values(":pk", s(&pk))
-                .expression_attribute_values(":stock", s(STOCK_SK_PREFIX))
-                .set_exclusive_start_key(start)
+                .expression_attribute_values(":pk", s(pk))
+                .consistent_read(consistent)
+                .set_exclusive_start_key(start);
+            let query = match sk_prefix {
+                Some(prefix) => query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => query.key_condition_expression("pk = :pk"),
+            };
+            let out = query
                 .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
                 .send()
                 .await
-                .map_err(|e| classify("stock_rows", e))?;
+                .map_err(|e| classify(op, e))?;
             self.metrics.read(out.consumed_capacity());
-            for i in out.items.unwrap_or_default() {
-                rows.push(stock_from_item(&Item(i))?);
-            }
+            items.extend(out.items.unwrap_or_default().into_iter().map(Item));
             start = out.last_evaluated_key;
             if start.is_none() {
-                return Ok(rows);
+                return Ok(items);
             }
         }
     }
