@@ -27,6 +27,8 @@ pub const SWEEP_INDEX: &str = "sweep";
 pub const SWEEP_PK: &str = "sweep_pk";
 pub const SWEEP_SK: &str = "sweep_sk";
 pub const TTL: &str = "ttl";
+/// The stock bucket of a stock row, reservation or order line; only buckets 1.. carry it.
+pub const BUCKET: &str = "bucket";
 pub const ORDERS_BY_USER_TIME: &str = "ou_time";
 pub const ORDERS_BY_USER_VALUE: &str = "ou_value";
 pub const ORDERS_BY_USER_STATUS_TIME: &str = "ous_time";

@@ -236,3 +236,12 @@ pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
 pub(crate) fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
+
+/// Names the stock bucket on an item being written. Bucket 0 is left unwritten, so the
+/// items of unbucketed products keep the shape they always had (`Item::bucket` reads it
+/// back as 0).
+pub(crate) fn set_bucket(item: &mut HashMap<String, AttributeValue>, bucket: usize) {
+    if bucket > 0 {
+        item.insert(keys::BUCKET.into(), n(bucket as i64));
+    }
+}

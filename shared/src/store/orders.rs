@@ -3,7 +3,7 @@
 use super::idempotency::Completion;
 use super::keys::*;
 use super::reservations::reservation_from_item;
-use super::{classify, n, s, values, Item, Store, StoreError};
+use super::{classify, n, s, set_bucket, values, Item, Store, StoreError};
 use crate::adapters::clock::format_time;
 use crate::domain::order::{Order, OrderItem, OrderStatus};
 use crate::domain::reservation::{Reservation, ReservationStatus};
@@ -252,9 +252,7 @@ pub(crate) fn order_item(o: &Order, actor: &str) -> HashMap<String, AttributeVal
                 ("quantity", n(l.quantity)),
                 ("unit_price_cents", n(l.unit_price_cents)),
             ]);
-            if l.bucket > 0 {
-                line.insert("bucket".into(), n(l.bucket as i64));
-            }
+            set_bucket(&mut line, l.bucket);
             AttributeValue::M(line)
         })
         .collect();
@@ -299,7 +297,7 @@ pub(crate) fn order_from_item(i: &Item) -> Result<Order, StoreError> {
                 reservation_id: m.s("reservation_id")?.to_string(),
                 quantity: m.n("quantity")?,
                 unit_price_cents: m.n("unit_price_cents")?,
-                bucket: bucket_of(&m)?,
+                bucket: m.bucket()?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -313,9 +311,4 @@ pub(crate) fn order_from_item(i: &Item) -> Result<Order, StoreError> {
         created_at: i.time("created_at")?,
         updated_at: i.time("updated_at")?,
     })
-}
-
-/// The stock bucket a reservation or order line names; absent on unbucketed ones.
-pub(crate) fn bucket_of(i: &Item) -> Result<usize, StoreError> {
-    usize::try_from(i.opt_n("bucket").unwrap_or(0)).map_err(|_| StoreError::Internal("bad bucket".into()))
 }

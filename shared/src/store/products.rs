@@ -1,7 +1,7 @@
 //! Products, SKU claims and stock rows.
 
 use super::keys::*;
-use super::{classify, n, s, values, Item, Store, StoreError};
+use super::{classify, n, s, set_bucket, values, Item, Store, StoreError};
 use crate::adapters::clock::format_time;
 use crate::domain::buckets::{plan_removal, split_evenly, Bucket};
 use crate::domain::product::{Currency, Product, Sku, WarehouseId, MAX_QUANTITY};
@@ -132,9 +132,7 @@ impl Store {
         let mut buckets = vec![Bucket::default(); k];
         for row in &rows {
             let level = stock_from_item(row)?;
-            if let Some(slot) =
-                usize::try_from(row.opt_n("bucket").unwrap_or(0)).ok().and_then(|b| buckets.get_mut(b))
-            {
+            if let Some(slot) = buckets.get_mut(row.bucket()?) {
                 *slot =
                     Bucket { on_hand: level.on_hand, reserved: level.reserved, available: level.available };
             }
@@ -420,7 +418,7 @@ impl Store {
                         b => (
                             ", #bucket = :b",
                             row(b)
-                                .expression_attribute_names("#bucket", "bucket")
+                                .expression_attribute_names("#bucket", BUCKET)
                                 .expression_attribute_values(":b", n(b as i64)),
                         ),
                     };
@@ -546,9 +544,7 @@ fn stock_item(
         ("updated_at", s(now)),
         ("last_actor", s(actor)),
     ]);
-    if bucket > 0 {
-        item.insert("bucket".into(), n(bucket as i64));
-    }
+    set_bucket(&mut item, bucket);
     item
 }
 

@@ -4,7 +4,7 @@
 use super::idempotency::Completion;
 use super::keys::*;
 use super::products::{put, stock_from_item};
-use super::{n, s, values, Item, Store, StoreError};
+use super::{n, s, set_bucket, values, Item, Store, StoreError};
 use crate::adapters::clock::format_time;
 use crate::domain::product::WarehouseId;
 use crate::domain::reservation::{Reservation, ReservationStatus};
@@ -243,9 +243,7 @@ fn reservation_item(
         ("updated_at", s(format_time(r.updated_at))),
         ("last_actor", s(actor)),
     ]);
-    if r.bucket > 0 {
-        item.insert("bucket".into(), n(r.bucket as i64));
-    }
+    set_bucket(&mut item, r.bucket);
     if r.status == ReservationStatus::Active {
         item.insert(SWEEP_PK.into(), s(sweep_pk(&r.id)));
         item.insert(SWEEP_SK.into(), s(sweep_sk(&expires, &r.id)));
@@ -260,7 +258,7 @@ pub(crate) fn reservation_from_item(i: &Item) -> Result<Reservation, StoreError>
         product_id: i.s("product_id")?.to_string(),
         warehouse_id: WarehouseId::parse(i.s("warehouse_id")?).map_err(StoreError::Internal)?,
         quantity: i.n("quantity")?,
-        bucket: super::orders::bucket_of(i)?,
+        bucket: i.bucket()?,
         status: ReservationStatus::parse(i.s("status")?)
             .ok_or_else(|| StoreError::Internal("bad reservation status".into()))?,
         expires_at: i.time("expires_at")?,
