@@ -401,14 +401,7 @@ async fn flash_sale(buyers: usize, units: usize, c: usize, buckets: usize) -> se
         )
         .await;
     }
-    let product = if buckets > 1 {
-        let body = json!({"sku": format!("HOT-{}", ulid::Ulid::new()), "name": "Hot item", "price_cents": 500,
-                          "stock": {"main": units}, "stock_buckets": buckets});
-        let r = gw.post("/api/products", Some(&token("bench-admin", true)), body).await;
-        r.body["id"].as_str().unwrap_or_default().to_string()
-    } else {
-        gw.product(json!({ "main": units })).await
-    };
+    let product = gw.bucketed_product(json!({ "main": units }), buckets).await;
     let run = ulid::Ulid::new().to_string();
     let before = gw.app.store.metrics().snapshot();
     let started = Instant::now();
@@ -597,15 +590,7 @@ async fn cost() -> serde_json::Value {
     let b = m();
     gw.post("/api/reservations", Some(&t), json!({"product_id": product, "quantity": 1})).await;
     measure("reserve (warehouse picked)", b, m());
-    let hot = gw
-        .post(
-            "/api/products",
-            Some(&token("cost-admin", true)),
-            json!({"sku": format!("HOT-{}", ulid::Ulid::new()), "name": "Hot", "price_cents": 500,
-                   "stock": {"main": 1000}, "stock_buckets": 8}),
-        )
-        .await;
-    let hot = hot.body["id"].as_str().unwrap_or_default().to_string();
+    let hot = gw.bucketed_product(json!({"main": 1000}), 8).await;
     let b = m();
     gw.post("/api/reservations", Some(&t), json!({"product_id": hot, "quantity": 1, "warehouse_id": "main"}))
         .await;

@@ -8,15 +8,6 @@ use shared::domain::buckets::Bucket;
 use shared::domain::product::WarehouseId;
 use stockhold_tests::*;
 
-async fn bucketed_product(gw: &TestGateway, stock: Value, k: usize) -> String {
-    let admin = token("admin-setup", true);
-    let body = json!({"sku": unique("HOT"), "name": "Hot item", "price_cents": 500, "stock": stock, "stock_buckets": k});
-    let r = gw.post("/api/products", Some(&admin), body).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    assert_eq!(r.body["stock_buckets"], k);
-    r.body["id"].as_str().expect("id").to_string()
-}
-
 async fn buckets(gw: &TestGateway, product: &str, warehouse: &str, k: usize) -> Vec<Bucket> {
     let w = WarehouseId::parse(warehouse).expect("w");
     let found = gw.app.store.stock_buckets(product, &w, k).await.expect("read buckets");
@@ -34,7 +25,7 @@ fn on_hand(bs: &[Bucket]) -> Vec<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bucketed_product_splits_its_stock_evenly_and_reads_as_the_sums() {
     let gw = gateway().await;
-    let id = bucketed_product(&gw, json!({"main": 10, "east": 3}), 4).await;
+    let id = gw.bucketed_product(json!({"main": 10, "east": 3}), 4).await;
     assert_eq!(on_hand(&buckets(&gw, &id, "main", 4).await), [3, 3, 2, 2]);
     assert_eq!(on_hand(&buckets(&gw, &id, "east", 4).await), [1, 1, 1, 0]);
     let r = gw.get(&format!("/api/products/{id}"), None).await;
@@ -50,7 +41,7 @@ async fn a_bucketed_product_splits_its_stock_evenly_and_reads_as_the_sums() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_buyers_race_for_a_bucketed_item_none_is_oversold_and_no_unit_is_stranded() {
     let gw = gateway().await;
-    let id = bucketed_product(&gw, json!({"main": 30}), 4).await;
+    let id = gw.bucketed_product(json!({"main": 30}), 4).await;
     let run = unique("hot");
     let replies = join_all((0..90).map(|i| {
         let gw = &gw;
@@ -99,7 +90,7 @@ async fn when_buyers_race_for_a_bucketed_item_none_is_oversold_and_no_unit_is_st
 async fn every_unit_of_a_bucketed_item_can_be_bought_whatever_bucket_a_buyer_starts_at() {
     let gw = gateway().await;
     // One unit per bucket: most buyers' home buckets are empty by the time they come.
-    let id = bucketed_product(&gw, json!({"main": 8}), 8).await;
+    let id = gw.bucketed_product(json!({"main": 8}), 8).await;
     let buyer = token(&unique("drain"), false);
     let one = json!({"product_id": id, "quantity": 1, "warehouse_id": "main"});
     for left in (0..8).rev() {
@@ -115,7 +106,7 @@ async fn every_unit_of_a_bucketed_item_can_be_bought_whatever_bucket_a_buyer_sta
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quantity_spread_over_buckets_is_gathered_into_one_and_released_back_there() {
     let gw = gateway().await;
-    let id = bucketed_product(&gw, json!({"main": 4}), 4).await;
+    let id = gw.bucketed_product(json!({"main": 4}), 4).await;
     assert_eq!(on_hand(&buckets(&gw, &id, "main", 4).await), [1, 1, 1, 1]);
     let user = token(&unique("gather"), false);
     let rid = gw.reserve(&user, &id, 4).await;
@@ -139,7 +130,7 @@ async fn a_quantity_spread_over_buckets_is_gathered_into_one_and_released_back_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_sells_from_its_reservations_buckets_and_a_cancellation_puts_them_back() {
     let gw = gateway().await;
-    let id = bucketed_product(&gw, json!({"main": 9}), 3).await;
+    let id = gw.bucketed_product(json!({"main": 9}), 3).await;
     let user = token(&unique("buyer"), false);
     let first = gw.reserve(&user, &id, 2).await;
     let second = gw.reserve(&user, &id, 3).await;
@@ -159,7 +150,7 @@ async fn an_order_sells_from_its_reservations_buckets_and_a_cancellation_puts_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_adjustments_spread_additions_and_take_removals_from_the_fullest_buckets() {
     let gw = gateway().await;
-    let id = bucketed_product(&gw, json!({"main": 8}), 4).await;
+    let id = gw.bucketed_product(json!({"main": 8}), 4).await;
     let admin = token("admin-stock", true);
     let adjust = |warehouse: &'static str, delta: i64| {
         let gw = &gw;

@@ -42,8 +42,8 @@ fn init_logs() {
 /// The application table without its stream. DynamoDB Local does work on every write to a
 /// streamed table that grows with the stream records it holds (`getStreamDescription` in
 /// its SQLite layer: measured, 850 order writes/s on a fresh emulator, 180/s after a few
-/// thousand earlier writes), and a stream that nobody reads only slows every later write. Only the
-/// audit tests read a stream, each on a table of its own.
+/// thousand earlier writes), and a stream that nobody reads only slows every later write.
+/// Only the audit tests read a stream, each on a table of its own.
 pub const TABLE_WITHOUT_STREAM: TableDef = TableDef { stream: false, ..TABLE };
 
 /// An application on the shared test table, with the given clock.
@@ -156,15 +156,21 @@ impl TestGateway {
 
     /// Creates a product with `stock` as an admin and returns its id.
     pub async fn product(&self, stock: Value) -> String {
+        self.bucketed_product(stock, 1).await
+    }
+
+    /// Creates a product with `stock` split over `k` buckets (`stock_buckets`; 1 is a
+    /// plain product) as an admin and returns its id.
+    pub async fn bucketed_product(&self, stock: Value, k: usize) -> String {
         let admin = token("admin-setup", true);
-        let r = self
-            .post(
-                "/api/products",
-                Some(&admin),
-                json!({"sku": unique("SKU"), "name": "Test item", "price_cents": 1999, "stock": stock}),
-            )
-            .await;
+        let mut body =
+            json!({"sku": unique("SKU"), "name": "Test item", "price_cents": 1999, "stock": stock});
+        if k > 1 {
+            body["stock_buckets"] = json!(k);
+        }
+        let r = self.post("/api/products", Some(&admin), body).await;
         assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(r.body["stock_buckets"], k, "{}", r.body);
         r.body["id"].as_str().expect("id").to_string()
     }
 
