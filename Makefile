@@ -5,7 +5,7 @@ CARGO ?= cargo
 PORT ?= 8000
 export PORT
 
-.PHONY: help deps build dev test test-rust fuzz fuzz-quick lint cfn-lint sam-check token lambda docs-assets bench bench-reserve bench-expiry bench-orders
+.PHONY: help deps build dev test iam-reset iam-coverage test-rust fuzz fuzz-quick lint cfn-lint sam-check token lambda docs-assets bench bench-reserve bench-expiry bench-orders
 
 help:
 	@echo "make dev    serve the API on http://127.0.0.1:$(PORT) with DynamoDB Local"
@@ -22,18 +22,28 @@ build:
 dev: deps build
 	infra/scripts/with-stack.sh --persist .local/dev-data -- target/debug/gateway
 
-test: deps cfn-lint test-rust fuzz-quick
+# Every AWS call of every test runs under the IAM policy template.yaml gives the function
+# that makes it in AWS (shared::iam); the grants each process used are collected in
+# IAM_USAGE_DIR, and iam-coverage fails when the template grants something no test used.
+IAM_USAGE_DIR := $(CURDIR)/target/iam-usage
+test: deps cfn-lint iam-reset test-rust fuzz-quick iam-coverage
+
+iam-reset:
+	rm -rf "$(IAM_USAGE_DIR)"
+
+iam-coverage: build
+	$(CARGO) run -q -p stockhold-tests --bin iam-coverage -- "$(IAM_USAGE_DIR)" target/iam-usage.json infra/iam-allowlist.txt
 
 # The end-to-end tests start the real gateway binary, and the Lambda tests run every
 # function binary under cargo-lambda (from .venv), so the binaries are built first.
 test-rust: build
-	PATH="$(CURDIR)/.venv/bin:$$PATH" infra/scripts/with-stack.sh --moto -- $(CARGO) test --workspace
+	IAM_USAGE_DIR="$(IAM_USAGE_DIR)" PATH="$(CURDIR)/.venv/bin:$$PATH" infra/scripts/with-stack.sh --moto -- $(CARGO) test --workspace
 
 # schemathesis against the real gateway binary from openapi.yaml, as an admin and as a
 # customer: a bounded pass in make test, a longer one in make fuzz.
 FUZZ_EXAMPLES ?= 15
 fuzz-quick: deps build
-	infra/scripts/with-stack.sh -- infra/scripts/fuzz.sh $(FUZZ_EXAMPLES)
+	IAM_USAGE_DIR="$(IAM_USAGE_DIR)" infra/scripts/with-stack.sh -- infra/scripts/fuzz.sh $(FUZZ_EXAMPLES)
 
 fuzz: deps build
 	infra/scripts/with-stack.sh -- infra/scripts/fuzz.sh 300

@@ -36,3 +36,4 @@ for who in "fuzz-admin admin" "fuzz-customer -"; do
     --max-examples "$examples" --workers 2 --seed 1 --no-color
 done
 if grep -q "panicked" "$log"; then cat "$log" >&2; echo "fuzz: the gateway panicked" >&2; exit 1; fi
+if grep -q "AccessDenied" "$log"; then grep "AccessDenied" "$log" >&2; echo "fuzz: a call was refused by template.yaml's IAM policy" >&2; exit 1; fi

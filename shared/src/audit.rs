@@ -12,6 +12,9 @@ use thiserror::Error;
 
 pub use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 
+/// The binary (and template function) fed by the stream.
+pub const AUDIT_FN: &str = "audit";
+
 /// A record that cannot become an entry (it would fail again on every retry).
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RecordError {

@@ -29,6 +29,8 @@ pub const DEV_CURSOR_SECRET: &str = "stockhold-local-cursor-secret";
 pub enum ConfigError {
     #[error("{name} must be {expected}, got {value:?}")]
     Invalid { name: &'static str, expected: &'static str, value: String },
+    #[error("local IAM enforcement: {0}")]
+    Iam(#[from] crate::iam::IamError),
 }
 
 #[derive(Debug, Clone)]
@@ -83,10 +85,26 @@ impl Config {
         })
     }
 
+    /// Whether this is the local stack (some service points at a local endpoint): then no
+    /// AWS account is needed, and the template's IAM policies are enforced locally.
+    pub fn is_local(&self) -> bool {
+        self.store.endpoint.is_some() || self.scheduler_endpoint.is_some()
+    }
+
+    /// The names the local stack gives the template's resources.
+    pub fn local_names(&self) -> crate::iam::LocalNames {
+        // The group the template names; a target aimed at any other is refused.
+        let group = var("SCHEDULE_GROUP").unwrap_or_else(|| "stockhold-expiry".into());
+        crate::iam::LocalNames::default()
+            .with("Table", &self.store.table)
+            .with("AuditTable", &self.store.audit_table)
+            .with("ExpiryScheduleGroup", &group)
+    }
+
     /// The SDK configuration: AWS's default chain in Lambda; fixed dummy credentials and
     /// region when any service points at a local endpoint, so no AWS setup is needed.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        if self.store.endpoint.is_some() || self.scheduler_endpoint.is_some() {
+        if self.is_local() {
             // DynamoDB Local is a JVM that slows to seconds per call under bursts on a small
             // machine; a tight timeout there would only turn slow successes into 503s.
             let timeouts = aws_config::timeout::TimeoutConfig::builder()
@@ -129,11 +147,22 @@ impl Config {
         }
     }
 
-    /// Builds the application: SDK clients are made here once and shared by every request.
-    pub async fn build_app(&self, clock: Arc<dyn Clock>) -> App {
-        let sdk = self.sdk_config().await;
+    /// Builds the application with unrestricted clients: what the local platform and test
+    /// harnesses use (table setup, inspection). A function runs `function_app` instead.
+    /// On the local stack the template's IAM policies are loaded here, so that
+    /// `App::for_function` can restrict each function to its own.
+    pub async fn build_app(&self, clock: Arc<dyn Clock>) -> Result<App, ConfigError> {
+        let iam = if self.is_local() {
+            Some(Arc::new(crate::iam::LocalIam::from_env(&self.local_names())?))
+        } else {
+            None
+        };
+        let mut sdk = self.sdk_config().await;
+        if let Some(iam) = &iam {
+            sdk = sdk.into_builder().http_client(iam.base_client()).build();
+        }
         let store = Store::connect(&sdk, &self.store);
-        App::new(
+        Ok(App::new(
             store,
             clock,
             ServiceConfig {
@@ -142,6 +171,14 @@ impl Config {
             },
         )
         .with_scheduler(self.scheduler(&sdk))
+        .with_local_iam(iam))
+    }
+
+    /// The application as the function built as `binary` runs it: in AWS exactly
+    /// `build_app`; on the local stack every AWS call it makes is held to that function's
+    /// policy in the template.
+    pub async fn function_app(&self, binary: &str, clock: Arc<dyn Clock>) -> Result<App, ConfigError> {
+        Ok(self.build_app(clock).await?.for_function(binary)?)
     }
 }
 

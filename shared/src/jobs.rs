@@ -6,6 +6,10 @@ use crate::domain::DomainError;
 use crate::service::{App, ExpireOutcome, SweepReport};
 use serde::{Deserialize, Serialize};
 
+/// The binaries (and template functions) of the two jobs.
+pub const EXPIRE_FN: &str = "expire";
+pub const SWEEP_FN: &str = "sweep";
+
 /// The sweep schedule's payload: whatever EventBridge Scheduler sends, the sweep needs
 /// none of it, so any JSON is accepted.
 pub type SweepEvent = serde::de::IgnoredAny;

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod iam;
 pub mod jobs;
 pub mod lambda;
 pub mod service;

@@ -80,7 +80,10 @@ async fn a_scripted_scenario_yields_exactly_the_expected_entries_with_actors_and
         into_reply(resp).await.body["id"].as_str().expect("id").to_string()
     };
     clock.advance(Duration::seconds(600));
-    assert_eq!(app.expire_reservation(&r2).await, Ok(shared::service::ExpireOutcome::Expired));
+    assert_eq!(
+        as_function(&app, "expire").expire_reservation(&r2).await,
+        Ok(shared::service::ExpireOutcome::Expired)
+    );
     let r3 = gw.reserve(&alice, &product, 1).await;
     let o1 = gw.order(&alice, &[&r3]).await.body["id"].as_str().expect("id").to_string();
     for s in ["confirmed", "processing", "shipped"] {

@@ -100,7 +100,7 @@ async fn restarting_the_gateway_neither_loses_nor_repeats_audit_entries() {
     let mut config = shared::config::Config::from_env().expect("config");
     config.store.table = table.clone();
     config.store.audit_table = format!("{table}-audit");
-    let app = config.build_app(std::sync::Arc::new(shared::adapters::clock::SystemClock)).await;
+    let app = config.build_app(std::sync::Arc::new(shared::adapters::clock::SystemClock)).await.expect("app");
     let warehouse = shared::domain::product::WarehouseId::parse("main").expect("w");
     app.store
         .adjust_stock(&pid, &warehouse, 5, 1, chrono::Utc::now(), "operator")

@@ -18,7 +18,8 @@ fn render(_: &shared::domain::reservation::Reservation) -> (u16, String) {
 async fn reserve(app: &shared::service::App, user: &str, product: &str, q: i64) -> String {
     let caller = Caller { user_id: user.to_string(), is_admin: false };
     let new = NewReservation { product_id: product.to_string(), quantity: q, warehouse_id: None };
-    match app.create_reservation(&caller, new, None, &render).await.expect("reserve") {
+    match as_function(app, "reserve").create_reservation(&caller, new, None, &render).await.expect("reserve")
+    {
         Created::New(r) => r.id,
         Created::Replay { .. } => panic!("no key, no replay"),
     }
@@ -44,13 +45,15 @@ async fn when_expire_sweep_and_release_race_each_hold_returns_its_units_exactly_
     // is a hair before that (release allowed), the jobs' clock at it (expire and sweep
     // allowed), as clocks of different machines may be. All three go at once on every hold.
     let expiry = start.now() + Duration::seconds(600);
-    let owner_app = gw.app.clone().with_clock(Arc::new(ManualClock::new(expiry - Duration::milliseconds(1))));
-    let jobs_app = gw.app.clone().with_clock(Arc::new(ManualClock::new(expiry)));
+    let owner_app = as_function(&gw.app, "reserve")
+        .with_clock(Arc::new(ManualClock::new(expiry - Duration::milliseconds(1))));
+    let expire_app = as_function(&gw.app, "expire").with_clock(Arc::new(ManualClock::new(expiry)));
+    let sweep_app = as_function(&gw.app, "sweep").with_clock(Arc::new(ManualClock::new(expiry)));
     let caller = Caller { user_id: user.clone(), is_admin: false };
 
     let releases = join_all(ids.iter().map(|id| owner_app.release_reservation(&caller, id)));
-    let expires = join_all(ids.iter().map(|id| jobs_app.expire_reservation(id)));
-    let sweeps = join_all((0..3).map(|_| jobs_app.sweep(100)));
+    let expires = join_all(ids.iter().map(|id| expire_app.expire_reservation(id)));
+    let sweeps = join_all((0..3).map(|_| sweep_app.sweep(100)));
     let (releases, expires, sweeps) = tokio::join!(releases, expires, sweeps);
 
     let released = releases.iter().filter(|r| r.is_ok()).count();
@@ -79,7 +82,8 @@ async fn expire_is_idempotent_and_leaves_holds_that_are_not_due_or_not_active_al
     let id = reserve(&app, &user, &product, 4).await;
     let released = reserve(&app, &user, &product, 1).await;
     let caller = Caller { user_id: user.clone(), is_admin: false };
-    app.release_reservation(&caller, &released).await.expect("release");
+    as_function(&app, "reserve").release_reservation(&caller, &released).await.expect("release");
+    let (reserve_app, app) = (as_function(&app, "reserve"), as_function(&app, "expire"));
 
     assert_eq!(app.expire_reservation(&id).await, Ok(ExpireOutcome::NotDue));
     assert_eq!(gw.stock_of(&product, "main").await, (10, 4, 6));
@@ -90,7 +94,7 @@ async fn expire_is_idempotent_and_leaves_holds_that_are_not_due_or_not_active_al
     assert_eq!(app.expire_reservation(&released).await, Ok(ExpireOutcome::NotActive));
     assert_eq!(app.expire_reservation("01NOPE").await, Ok(ExpireOutcome::NotFound));
     assert_eq!(gw.stock_of(&product, "main").await, (10, 0, 10));
-    let r = app.get_reservation(&caller, &id).await.expect("read");
+    let r = reserve_app.get_reservation(&caller, &id).await.expect("read");
     assert_eq!(r.status, ReservationStatus::Expired);
 }
 
@@ -129,6 +133,7 @@ async fn when_creating_the_schedule_fails_the_reservation_stands_and_the_sweep_r
     assert_eq!(gw.stock_of(&product, "main").await, (5, 3, 2));
 
     clock.advance(Duration::seconds(600));
+    let app = as_function(&app, "sweep");
     let report = app.sweep(100).await.expect("sweep");
     assert!(report.expired >= 1 && report.failed == 0, "{report:?}");
     assert_eq!(gw.stock_of(&product, "main").await, (5, 0, 5));
@@ -150,6 +155,7 @@ async fn the_sweep_works_in_bounded_batches_and_says_when_more_are_left() {
         reserve(&app, &user, &product, 1).await;
     }
     clock.advance(Duration::seconds(600));
+    let app = as_function(&app, "sweep");
     // 1 per shard per run: at most 4 a run, and the run says more are left.
     let first = app.sweep(1).await.expect("sweep");
     assert!(first.found <= 4 && first.more, "{first:?}");

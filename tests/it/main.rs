@@ -8,6 +8,7 @@ mod dev_gateway;
 mod edge;
 mod expiry;
 mod faults;
+mod iam;
 mod idempotency;
 mod order_list;
 mod orders;

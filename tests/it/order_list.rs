@@ -146,6 +146,7 @@ fn walking_every_page_of_any_query_gives_exactly_the_reference_answer() {
     proptest!(config, |(specs in orders_strategy(), queries in proptest::collection::vec(query_strategy(), 4))| {
         rt.block_on(async {
             let app = app_on_fresh_table().await;
+            let list = as_function(&app, "list");
             let users: Vec<String> = (0..3).map(|i| unique(&format!("user{i}"))).collect();
             let base = Utc::now() - Duration::days(3);
             let orders: Vec<Order> = specs
@@ -169,7 +170,7 @@ fn walking_every_page_of_any_query_gives_exactly_the_reference_answer() {
                 let mut got = Vec::new();
                 let mut cursor: Option<String> = None;
                 loop {
-                    let page = app.list_orders(&caller, query.clone(), q.limit, cursor.as_deref()).await.expect("page").page;
+                    let page = list.list_orders(&caller, query.clone(), q.limit, cursor.as_deref()).await.expect("page").page;
                     got.extend(page.items.iter().map(|o| o.id.clone()));
                     match page.next_cursor {
                         Some(c) => {
@@ -271,4 +272,28 @@ async fn forged_truncated_foreign_and_replayed_cursors_are_400_and_leak_nothing(
     // The limit may change between pages.
     let wider = gw.get(&format!("/api/orders?limit=3&sort=oldest&cursor={cursor}"), Some(&t)).await;
     assert_eq!(wider.status, 200);
+}
+
+#[tokio::test]
+async fn orders_sort_by_value_for_a_customer_and_for_an_admin() {
+    let gw = gateway_for(app_on_fresh_table().await).await;
+    let product = gw.product(json!({"main": 20})).await;
+    let alice = unique("alice");
+    let t = token(&alice, false);
+    for q in [2, 5, 1] {
+        let hold = gw.reserve(&t, &product, q).await;
+        assert_eq!(gw.order(&t, &[&hold]).await.status, 201);
+    }
+    let totals = |r: &Reply| -> Vec<i64> {
+        r.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|o| o["total_cents"].as_i64().unwrap_or(-1))
+            .collect()
+    };
+    let mine = gw.get("/api/orders?sort=highest_value", Some(&t)).await;
+    assert_eq!((mine.status, totals(&mine)), (200, vec![5 * 1999, 2 * 1999, 1999]), "{}", mine.body);
+    let all = gw.get("/api/orders?sort=lowest_value", Some(&token("root", true))).await;
+    assert_eq!((all.status, totals(&all)), (200, vec![1999, 2 * 1999, 5 * 1999]), "{}", all.body);
 }

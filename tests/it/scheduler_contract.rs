@@ -1,32 +1,55 @@
 //! The EventBridge Scheduler adapter against moto_server, a wire-level peer of the AWS
-//! API: what we send is what AWS expects, and retries of create/delete are harmless.
+//! API: what we send is what AWS expects, and retries of create/delete are harmless. The
+//! schedules are made as the `reserve` and `order` functions make them in AWS: their
+//! target, role and dead-letter queue are the ones template.yaml gives the `reserve`
+//! function, and every call is held to the template's IAM policies (the caller's
+//! scheduler actions and `iam:PassRole`, the role's trust and its right to invoke the
+//! target and to send to the queue).
 
 use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindowMode};
+use shared::adapters::clock::SystemClock;
 use shared::adapters::scheduler::EventBridgeTarget;
 use shared::config::Config;
-use stockhold_tests::*;
+use shared::iam::policy::{Template, EMBEDDED_TEMPLATE};
+use std::sync::Arc;
 
-#[tokio::test]
-async fn a_reservation_schedule_is_a_one_off_utc_at_schedule_that_deletes_itself_and_invokes_expire() {
+/// A configuration whose expiry schedules go to moto, aimed as the template aims them for
+/// the `reserve` function (in the group the local stack names as the template's).
+async fn scheduler_config() -> (Config, EventBridgeTarget, aws_sdk_scheduler::Client) {
     let endpoint = std::env::var("SCHEDULER_ENDPOINT")
         .expect("SCHEDULER_ENDPOINT is not set: run with `make test`, which starts moto_server");
-    let group = unique("expiry");
+    let mut config = Config::from_env().expect("config");
+    config.scheduler_endpoint = Some(endpoint.clone());
+    let names = config.local_names();
+    let group = names.0["ExpiryScheduleGroup"].clone();
+    let template = Template::parse(EMBEDDED_TEMPLATE, &names).expect("template");
+    let env = &template.function("reserve").expect("reserve").environment;
     let target = EventBridgeTarget {
         group: group.clone(),
-        function_arn: "arn:aws:lambda:us-east-1:123456789012:function:stockhold-expire".into(),
-        role_arn: "arn:aws:iam::123456789012:role/stockhold-scheduler".into(),
-        dead_letter_arn: Some("arn:aws:sqs:us-east-1:123456789012:stockhold-expiry-dlq".into()),
+        function_arn: env["EXPIRE_FUNCTION_ARN"].clone(),
+        role_arn: env["SCHEDULER_ROLE_ARN"].clone(),
+        dead_letter_arn: env.get("EXPIRY_DLQ_ARN").cloned(),
     };
-    let mut config = Config::from_env().expect("config");
     config.scheduler = Some(target.clone());
-    config.scheduler_endpoint = Some(endpoint.clone());
     let sdk = config.sdk_config().await;
     let client = aws_sdk_scheduler::Client::from_conf(
         aws_sdk_scheduler::config::Builder::from(&sdk).endpoint_url(&endpoint).build(),
     );
-    client.create_schedule_group().name(&group).send().await.expect("create group");
-    let scheduler = config.scheduler(&sdk);
+    // Both tests create it; the second finds it there.
+    if let Err(e) = client.create_schedule_group().name(&group).send().await {
+        let conflict = e.as_service_error().is_some_and(|e| e.is_conflict_exception());
+        assert!(conflict, "create group: {e:?}");
+    }
+    (config, target, client)
+}
 
+#[tokio::test]
+async fn a_reservation_schedule_is_a_one_off_utc_at_schedule_that_deletes_itself_and_invokes_expire() {
+    let (config, target, client) = scheduler_config().await;
+    let group = target.group.clone();
+    let reserve = config.function_app("reserve", Arc::new(SystemClock)).await.expect("reserve");
+    let order = config.function_app("order", Arc::new(SystemClock)).await.expect("order");
+    let scheduler = reserve.scheduler.clone();
     let id = ulid::Ulid::new().to_string();
     let expires_at = chrono::DateTime::parse_from_rfc3339("2030-01-02T03:04:05.250Z").expect("time").to_utc();
     scheduler.schedule(&id, expires_at).await.expect("create");
@@ -51,8 +74,32 @@ async fn a_reservation_schedule_is_a_one_off_utc_at_schedule_that_deletes_itself
     );
     assert_eq!(t.dead_letter_config().and_then(|d| d.arn()), target.dead_letter_arn.as_deref());
 
-    scheduler.cancel(&id).await.expect("delete");
+    // Converting the hold into an order deletes its schedule (the `order` function).
+    order.scheduler.cancel(&id).await.expect("delete");
     let gone = client.get_schedule().name(&id).group_name(&group).send().await;
     assert!(gone.is_err(), "deleted");
+    // Releasing it deletes it too (the `reserve` function); a missing one is success.
     scheduler.cancel(&id).await.expect("deleting a missing schedule is success");
+}
+
+#[tokio::test]
+async fn a_schedule_aimed_anywhere_but_the_expire_function_through_its_role_is_refused() {
+    let (config, target, _) = scheduler_config().await;
+    let template = Template::parse(EMBEDDED_TEMPLATE, &config.local_names()).expect("template");
+    let sweep_arn = template.function("sweep").expect("sweep").arn.clone();
+    let at = chrono::Utc::now() + chrono::Duration::hours(1);
+    for (what, wrong) in [
+        ("another function", EventBridgeTarget { function_arn: sweep_arn, ..target.clone() }),
+        (
+            "another role",
+            EventBridgeTarget { role_arn: "arn:aws:iam::123456789012:role/admin".into(), ..target.clone() },
+        ),
+        ("another group", EventBridgeTarget { group: "default".into(), ..target.clone() }),
+    ] {
+        let mut c = config.clone();
+        c.scheduler = Some(wrong);
+        let reserve = c.function_app("reserve", Arc::new(SystemClock)).await.expect("reserve");
+        let err = reserve.scheduler.schedule(&ulid::Ulid::new().to_string(), at).await.expect_err(what);
+        assert!(err.to_string().contains("AccessDenied"), "{what}: {err}");
+    }
 }

@@ -63,3 +63,62 @@ fn the_template_tables_match_the_tables_the_local_stack_creates() {
         }
     }
 }
+
+fn resolved() -> shared::iam::Template {
+    use shared::iam::policy::{LocalNames, Template, EMBEDDED_TEMPLATE};
+    Template::parse(EMBEDDED_TEMPLATE, &LocalNames::default()).expect("template")
+}
+
+#[test]
+fn expiry_schedules_invoke_exactly_the_expire_function_through_a_role_that_can_do_only_that() {
+    use shared::iam::Grant;
+    let t = resolved();
+    let arn = |binary: &str| t.function(binary).expect(binary).arn.clone();
+    let role = t.roles.iter().find(|r| r.logical_id == "SchedulerRole").expect("SchedulerRole");
+    assert_eq!(role.trusted_services, ["scheduler.amazonaws.com"]);
+    let g =
+        |a: &str, r: &str| Grant { principal: "SchedulerRole".into(), action: a.into(), resource: r.into() };
+    assert_eq!(
+        role.policy.grants(),
+        [g("lambda:InvokeFunction", "ExpireFunction.Arn"), g("sqs:SendMessage", "ExpiryDeadLetterQueue.Arn")]
+    );
+    let reserve = &t.function("reserve").expect("reserve").environment;
+    assert_eq!(reserve["EXPIRE_FUNCTION_ARN"], arn("expire"));
+    assert_eq!(reserve["SCHEDULER_ROLE_ARN"], role.arn);
+    assert!(reserve["EXPIRY_DLQ_ARN"].ends_with(":stockhold-ExpiryDeadLetterQueue"));
+    // Only the function that creates schedules may pass a role, only that role, only to
+    // the scheduler.
+    for f in &t.functions {
+        for grant in f.policy.grants().iter().filter(|g| g.action == "iam:PassRole") {
+            assert_eq!((f.binary.as_str(), grant.resource.as_str()), ("reserve", "SchedulerRole.Arn"));
+        }
+    }
+    let reserve = &t.function("reserve").expect("reserve").policy;
+    let passed =
+        |service: &str| reserve.evaluate("iam:PassRole", &role.arn, &[("iam:PassedToService", service)]);
+    assert!(matches!(passed("scheduler.amazonaws.com"), shared::iam::Decision::Allowed(_)));
+    assert_eq!(passed("lambda.amazonaws.com"), shared::iam::Decision::Denied);
+}
+
+#[test]
+fn the_stream_feeds_only_the_audit_function_whose_failures_go_to_a_queue_it_may_send_to() {
+    let t = resolved();
+    let stream_events: Vec<_> = t
+        .functions
+        .iter()
+        .flat_map(|f| f.events.iter().map(move |e| (f, e)))
+        .filter(|(_, e)| e.kind == "DynamoDB")
+        .collect();
+    assert_eq!(stream_events.len(), 1, "one stream mapping");
+    let (f, e) = stream_events[0];
+    assert_eq!(f.binary, "audit");
+    assert_eq!(
+        e.stream.as_deref(),
+        Some("arn:aws:dynamodb:us-east-1:123456789012:table/stockhold-Table/stream/*")
+    );
+    let queue = e.on_failure.clone().expect("an on-failure destination");
+    assert!(queue.ends_with(":stockhold-AuditFailureQueue"), "{queue}");
+    // Lambda sends a failed batch's description to the destination with the function's
+    // own role.
+    assert!(matches!(f.policy.evaluate("sqs:SendMessage", &queue, &[]), shared::iam::Decision::Allowed(_)));
+}

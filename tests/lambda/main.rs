@@ -37,9 +37,13 @@ impl Watch {
     fn start(app: &shared::service::App) -> Self {
         let port = free_port();
         let endpoint = std::env::var("DYNAMODB_ENDPOINT").expect("DYNAMODB_ENDPOINT");
+        // The binaries run as on the local stack: each held to its IAM policy in the
+        // template, recording what it used for `iam-coverage`.
+        let usage = std::env::var("IAM_USAGE_DIR").ok().map(|d| format!("IAM_USAGE_DIR={d}"));
         let child = Command::new("cargo")
             .current_dir(root())
             .args(["lambda", "watch", "--ignore-changes", "-P", &port.to_string()])
+            .args(usage.iter().flat_map(|u| ["--env-var", u.as_str()]))
             .args(["--env-var", &format!("TABLE_NAME={}", app.store.table())])
             .args(["--env-var", &format!("AUDIT_TABLE_NAME={}", app.store.audit_table())])
             .args(["--env-var", &format!("DYNAMODB_ENDPOINT={endpoint}")])
@@ -172,7 +176,11 @@ async fn every_function_binary_answers_its_fixtures_under_cargo_lambda() {
         warehouse_id: None,
     };
     let render = |_: &shared::domain::reservation::Reservation| (201u16, String::new());
-    let second = match app.create_reservation(&caller, new, None, &render).await.expect("reserve") {
+    let second = match as_function(&app, "reserve")
+        .create_reservation(&caller, new, None, &render)
+        .await
+        .expect("reserve")
+    {
         shared::service::Created::New(r) => r.id,
         shared::service::Created::Replay { .. } => panic!("no replay without a key"),
     };

@@ -50,7 +50,7 @@ pub const TABLE_WITHOUT_STREAM: TableDef = TableDef { stream: false, ..TABLE };
 pub async fn app_with_clock(clock: Arc<dyn Clock>) -> App {
     init_logs();
     static CREATED: OnceCell<()> = OnceCell::const_new();
-    let app = config().build_app(clock).await;
+    let app = config().build_app(clock).await.expect("app");
     CREATED
         .get_or_init(|| async {
             TABLE_WITHOUT_STREAM
@@ -72,7 +72,13 @@ pub async fn app_via(endpoint: &str) -> App {
     app().await;
     let mut c = config();
     c.store.endpoint = Some(endpoint.to_string());
-    c.build_app(Arc::new(SystemClock)).await
+    c.build_app(Arc::new(SystemClock)).await.expect("app")
+}
+
+/// `app` as the function built as `binary` runs it: held to that function's IAM policy in
+/// `template.yaml`, as every direct service call in a test should be.
+pub fn as_function(app: &App, binary: &str) -> App {
+    app.for_function(binary).unwrap_or_else(|e| panic!("{binary}: {e}"))
 }
 
 pub async fn app() -> App {
@@ -91,7 +97,7 @@ pub async fn gateway_for(app: App) -> TestGateway {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let gw = Gateway { app: app.clone(), verifier: Verifier::new(SECRET) };
+    let gw = Gateway::new(&app, Verifier::new(SECRET)).expect("every route's function is in the template");
     tokio::spawn(async move {
         let _ = serve(listener, gw, async move {
             let _ = stopped.await;
@@ -261,7 +267,7 @@ pub async fn app_on_own_table(def: &TableDef) -> App {
     let mut c = config();
     c.store.table = unique("own");
     c.store.audit_table = format!("{}-audit", c.store.table);
-    let app = c.build_app(Arc::new(SystemClock)).await;
+    let app = c.build_app(Arc::new(SystemClock)).await.expect("app");
     def.create(app.store.client(), app.store.table()).await.expect("create table");
     AUDIT_TABLE.create(app.store.client(), app.store.audit_table()).await.expect("create audit table");
     app
@@ -269,5 +275,6 @@ pub async fn app_on_own_table(def: &TableDef) -> App {
 
 /// Starts the local stream poller (the audit function's event source) for `app`'s table.
 pub async fn start_audit_poller(app: &App) {
-    gateway::stream::spawn_stream_poller(app.clone(), gateway::stream::streams_client(&config()).await);
+    gateway::stream::spawn_stream_poller(app.clone(), gateway::stream::streams_client(&config()).await)
+        .expect("the audit function is in the template");
 }

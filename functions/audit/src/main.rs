@@ -2,7 +2,7 @@
 //! `ReportBatchItemFailures`); writes one audit entry per change of a business entity.
 
 use shared::adapters::clock::SystemClock;
-use shared::audit::{handle_batch, StreamEvent};
+use shared::audit::{handle_batch, StreamEvent, AUDIT_FN};
 use shared::config::{init_tracing, Config};
 use shared::lambda::lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let app = Config::from_env()?.build_app(Arc::new(SystemClock)).await;
+    let app = Config::from_env()?.function_app(AUDIT_FN, Arc::new(SystemClock)).await?;
     run(service_fn(|event: LambdaEvent<StreamEvent>| {
         let app = &app;
         async move { Ok::<_, Error>(handle_batch(app, &event.payload).await) }

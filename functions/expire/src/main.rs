@@ -3,14 +3,14 @@
 
 use shared::adapters::clock::SystemClock;
 use shared::config::{init_tracing, Config};
-use shared::jobs::{expire, ExpireEvent};
+use shared::jobs::{expire, ExpireEvent, EXPIRE_FN};
 use shared::lambda::lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let app = Config::from_env()?.build_app(Arc::new(SystemClock)).await;
+    let app = Config::from_env()?.function_app(EXPIRE_FN, Arc::new(SystemClock)).await?;
     run(service_fn(|event: LambdaEvent<ExpireEvent>| {
         let app = &app;
         async move { Ok::<_, Error>(expire(app, event.payload).await?) }

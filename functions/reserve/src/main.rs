@@ -9,7 +9,7 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let app = Config::from_env()?.build_app(Arc::new(SystemClock)).await;
+    let app = Config::from_env()?.function_app(RESERVE_FN, Arc::new(SystemClock)).await?;
     run(service_fn(|event: Request| {
         let app = &app;
         async move { Ok::<_, Error>(shared::lambda::handle(app, RESERVE_FN, event).await) }

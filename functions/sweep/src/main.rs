@@ -3,14 +3,14 @@
 
 use shared::adapters::clock::SystemClock;
 use shared::config::{init_tracing, Config};
-use shared::jobs::{sweep, sweep_batch_from_env, SweepEvent};
+use shared::jobs::{sweep, sweep_batch_from_env, SweepEvent, SWEEP_FN};
 use shared::lambda::lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let app = Config::from_env()?.build_app(Arc::new(SystemClock)).await;
+    let app = Config::from_env()?.function_app(SWEEP_FN, Arc::new(SystemClock)).await?;
     let per_shard = sweep_batch_from_env()?;
     // The scheduled event's payload carries nothing the sweep needs.
     run(service_fn(|_: LambdaEvent<SweepEvent>| {

@@ -1,7 +1,9 @@
 //! The local gateway: plays API Gateway for development and tests. It reads the body
 //! (refusing more than 256 KiB), verifies HS256 bearer tokens the way API Gateway's JWT
 //! authorizer would and flattens their claims the same way, then hands the request to
-//! the same `shared::http::dispatch` the Lambda functions run.
+//! the same `shared::http::dispatch` the Lambda functions run, under the application of
+//! the function that serves the route in AWS (so each route is held to that function's
+//! IAM policy in `template.yaml`).
 
 pub mod auth;
 pub mod scheduler;
@@ -13,17 +15,44 @@ use axum::Router;
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use shared::http::problem::Problem;
+use shared::http::routes::{resolve, Resolved, ROUTES};
 use shared::http::{dispatch, request_id, ApiRequest, ApiResponse, MAX_BODY_BYTES};
+use shared::iam::IamError;
 use shared::service::App;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// What the gateway needs besides the application.
+/// The HTTP functions' applications and the authorizer.
 #[derive(Clone)]
 pub struct Gateway {
-    pub app: App,
+    functions: HashMap<&'static str, App>,
+    /// Answers what no function serves (unknown routes, oversized bodies).
+    fallback: App,
     pub verifier: auth::Verifier,
+}
+
+impl Gateway {
+    /// One application per HTTP function of the route table, each made from `app` by
+    /// `App::for_function`.
+    pub fn new(app: &App, verifier: auth::Verifier) -> Result<Self, IamError> {
+        let mut functions = HashMap::new();
+        for route in ROUTES {
+            if !functions.contains_key(route.function) {
+                functions.insert(route.function, app.for_function(route.function)?);
+            }
+        }
+        Ok(Self { functions, fallback: app.clone(), verifier })
+    }
+
+    /// The application that serves `method` `path` (the fallback when none does).
+    fn app_for(&self, method: &http::Method, path: &str) -> &App {
+        match resolve(method, path) {
+            Resolved::Found { route, .. } => self.functions.get(route.function).unwrap_or(&self.fallback),
+            _ => &self.fallback,
+        }
+    }
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.
@@ -64,7 +93,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: http::Request<Body>) -> htt
                 auth,
                 request_id: rid.clone(),
             };
-            dispatch(&gw.app, req, None).await
+            dispatch(gw.app_for(&req.method, &req.path), req, None).await
         }
         None => {
             let mut resp = Problem::payload_too_large(MAX_BODY_BYTES).into_response(&rid);

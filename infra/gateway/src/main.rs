@@ -38,7 +38,7 @@ async fn run() -> Result<(), String> {
     let sweep_every =
         shared::config::int_var("SWEEP_INTERVAL_SECONDS", 60, 1, 86_400).map_err(|e| e.to_string())?;
     let per_shard = shared::jobs::sweep_batch_from_env().map_err(|e| e.to_string())?;
-    let app = config.build_app(Arc::new(SystemClock)).await;
+    let app = config.build_app(Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
     for (def, name) in [(&TABLE, app.store.table()), (&AUDIT_TABLE, app.store.audit_table())] {
         def.create(app.store.client(), name)
             .await
@@ -55,12 +55,15 @@ async fn run() -> Result<(), String> {
         app,
         std::time::Duration::from_secs(sweep_every.unsigned_abs()),
         per_shard,
-    );
+    )
+    .map_err(|e| e.to_string())?;
     // Plays the audit function's event source: the table's stream, polled locally.
-    gateway::stream::spawn_stream_poller(app.clone(), gateway::stream::streams_client(&config).await);
+    gateway::stream::spawn_stream_poller(app.clone(), gateway::stream::streams_client(&config).await)
+        .map_err(|e| e.to_string())?;
     let verifier = Verifier::new(secret.as_deref().unwrap_or(gateway::auth::DEFAULT_SECRET));
     tracing::info!(port, table = %config.store.table, ttl_seconds = config.reservation_ttl_seconds, sweep_every_seconds = sweep_every, "stockhold gateway listening on http://127.0.0.1:{port}");
-    serve(listener, Gateway { app, verifier }, shutdown_signal()).await.map_err(|e| e.to_string())
+    let gateway = Gateway::new(&app, verifier).map_err(|e| e.to_string())?;
+    serve(listener, gateway, shutdown_signal()).await.map_err(|e| e.to_string())
 }
 
 async fn shutdown_signal() {

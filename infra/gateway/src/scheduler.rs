@@ -6,7 +6,8 @@
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use shared::adapters::scheduler::{ExpiryScheduler, SchedulerError};
-use shared::jobs::{expire, sweep, ExpireEvent};
+use shared::iam::IamError;
+use shared::jobs::{expire, sweep, ExpireEvent, EXPIRE_FN, SWEEP_FN};
 use shared::service::{App, ExpireOutcome};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -52,19 +53,31 @@ impl ExpiryScheduler for LocalScheduler {
     }
 }
 
-/// Equips `app` with a local scheduler and starts its timer task on the current runtime.
-/// The task ends when every handle on the returned App is dropped.
-pub fn with_local_scheduler(app: App, sweep_every: Duration, sweep_per_shard: usize) -> App {
+/// Equips `app` with a local scheduler and starts its timer task on the current runtime:
+/// expiries run as the `expire` function, sweeps as the `sweep` function (each held to
+/// its own IAM policy). The task ends when every handle on the returned App is dropped.
+pub fn with_local_scheduler(
+    app: App,
+    sweep_every: Duration,
+    sweep_per_shard: usize,
+) -> Result<App, IamError> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let app = app.with_scheduler(Arc::new(LocalScheduler { tx }));
     // The timer task never schedules, and holding the queue's sender itself would keep
-    // it alive forever, so it runs on an App without one.
-    let jobs = app.clone().with_scheduler(Arc::new(shared::adapters::scheduler::NoScheduler));
-    tokio::spawn(run(jobs, rx, sweep_every, sweep_per_shard));
-    app
+    // it alive forever, so its jobs run on Apps without one.
+    let expire_app = app.for_function(EXPIRE_FN)?;
+    let sweep_app = app.for_function(SWEEP_FN)?;
+    let app = app.with_scheduler(Arc::new(LocalScheduler { tx }));
+    tokio::spawn(run(expire_app, sweep_app, rx, sweep_every, sweep_per_shard));
+    Ok(app)
 }
 
-async fn run(app: App, mut rx: mpsc::UnboundedReceiver<Command>, sweep_every: Duration, per_shard: usize) {
+async fn run(
+    app: App,
+    sweep_app: App,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    sweep_every: Duration,
+    per_shard: usize,
+) {
     let mut due: BTreeSet<(DateTime<Utc>, String)> = BTreeSet::new();
     let mut at_of: HashMap<String, DateTime<Utc>> = HashMap::new();
     let mut sweep_tick = tokio::time::interval(sweep_every);
@@ -124,7 +137,7 @@ async fn run(app: App, mut rx: mpsc::UnboundedReceiver<Command>, sweep_every: Du
                 }
             }
             _ = sweep_tick.tick() => {
-                let app = app.clone();
+                let app = sweep_app.clone();
                 tokio::spawn(async move {
                     if let Err(e) = sweep(&app, per_shard).await {
                         tracing::warn!(error = %e, "sweep failed");

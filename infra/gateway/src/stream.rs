@@ -8,7 +8,8 @@
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
 use base64::Engine;
 use serde_json::{json, Map, Value};
-use shared::audit::{handle_batch, StreamEvent};
+use shared::audit::{handle_batch, StreamEvent, AUDIT_FN};
+use shared::iam::IamError;
 use shared::service::App;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -28,16 +29,20 @@ pub async fn streams_client(config: &shared::config::Config) -> aws_sdk_dynamodb
     aws_sdk_dynamodbstreams::Client::from_conf(conf.build())
 }
 
-/// Starts polling the stream of `app`'s table on the current runtime.
-pub fn spawn_stream_poller(app: App, streams: aws_sdk_dynamodbstreams::Client) {
+/// Starts polling the stream of `app`'s table on the current runtime. The poller's own
+/// calls (finding the stream, its checkpoints) are the platform's; each batch is handled
+/// by the `audit` function, held to that function's IAM policy.
+pub fn spawn_stream_poller(app: App, streams: aws_sdk_dynamodbstreams::Client) -> Result<(), IamError> {
+    let audit = app.for_function(AUDIT_FN)?;
     tokio::spawn(async move {
         loop {
-            if let Err(e) = poll(&app, &streams).await {
+            if let Err(e) = poll(&app, &audit, &streams).await {
                 tracing::warn!(error = %e, "stream poller failed; restarting");
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
+    Ok(())
 }
 
 struct ShardState {
@@ -47,7 +52,7 @@ struct ShardState {
     closed_and_done: bool,
 }
 
-async fn poll(app: &App, streams: &aws_sdk_dynamodbstreams::Client) -> Result<(), String> {
+async fn poll(app: &App, audit: &App, streams: &aws_sdk_dynamodbstreams::Client) -> Result<(), String> {
     let table = app
         .store
         .client()
@@ -119,7 +124,7 @@ async fn poll(app: &App, streams: &aws_sdk_dynamodbstreams::Client) -> Result<()
             busy = true;
             let event: StreamEvent = serde_json::from_value(lambda_event(&arn, &records))
                 .map_err(|e| format!("event shape: {e}"))?;
-            let response = handle_batch(app, &event).await;
+            let response = handle_batch(audit, &event).await;
             let failed: Vec<&str> =
                 response.batch_item_failures.iter().filter_map(|f| f.item_identifier.as_deref()).collect();
             let seqs: Vec<&str> =

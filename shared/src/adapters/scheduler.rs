@@ -30,6 +30,14 @@ pub trait ExpiryScheduler: Send + Sync + std::fmt::Debug {
         at: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<(), SchedulerError>>;
     fn cancel<'a>(&'a self, reservation_id: &'a str) -> BoxFuture<'a, Result<(), SchedulerError>>;
+    /// The same scheduler with its AWS calls sent through `http` (local IAM enforcement),
+    /// or `None` when it makes no AWS calls.
+    fn with_http_client(
+        &self,
+        _http: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    ) -> Option<std::sync::Arc<dyn ExpiryScheduler>> {
+        None
+    }
 }
 
 /// Used when no scheduler is configured: holds expire through the sweep alone.
@@ -147,6 +155,16 @@ impl ExpiryScheduler for EventBridgeScheduler {
     }
     fn cancel<'a>(&'a self, reservation_id: &'a str) -> BoxFuture<'a, Result<(), SchedulerError>> {
         Box::pin(self.delete(reservation_id))
+    }
+    fn with_http_client(
+        &self,
+        http: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    ) -> Option<std::sync::Arc<dyn ExpiryScheduler>> {
+        let conf = self.client.config().to_builder().http_client(http).build();
+        Some(std::sync::Arc::new(Self {
+            client: aws_sdk_scheduler::Client::from_conf(conf),
+            target: self.target.clone(),
+        }))
     }
 }
 

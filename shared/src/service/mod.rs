@@ -20,6 +20,7 @@ use crate::adapters::clock::Clock;
 use crate::adapters::scheduler::{ExpiryScheduler, NoScheduler};
 use crate::domain::cursor::CursorCodec;
 use crate::domain::DomainError;
+use crate::iam::{IamError, LocalIam, Service};
 use crate::store::{Store, StoreError};
 use chrono::Duration;
 use std::collections::HashMap;
@@ -44,6 +45,8 @@ pub struct App {
     /// Products' `stock_buckets`, which never change after creation, so a warm instance
     /// reserves without reading the product first.
     bucket_counts: Arc<Mutex<HashMap<String, usize>>>,
+    /// The local stack's IAM (template policies); `None` in AWS, where IAM is AWS's.
+    iam: Option<Arc<LocalIam>>,
 }
 
 /// More products than this in `App::bucket_counts` and it starts over: a bound on memory,
@@ -53,7 +56,14 @@ const BUCKET_COUNTS_KEPT: usize = 10_000;
 impl App {
     /// An application without expiry schedules (the sweep alone expires holds).
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: ServiceConfig) -> Self {
-        Self { store, clock, config, scheduler: Arc::new(NoScheduler), bucket_counts: Arc::default() }
+        Self {
+            store,
+            clock,
+            config,
+            scheduler: Arc::new(NoScheduler),
+            bucket_counts: Arc::default(),
+            iam: None,
+        }
     }
 
     /// A product's `stock_buckets` (`NotFound` when there is no such product), from this
@@ -83,6 +93,31 @@ impl App {
 
     pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
         Self { clock, ..self }
+    }
+
+    /// Enforces `iam` on the applications `for_function` makes (`None`: AWS enforces).
+    pub fn with_local_iam(self, iam: Option<Arc<LocalIam>>) -> Self {
+        Self { iam, ..self }
+    }
+
+    pub fn local_iam(&self) -> Option<&Arc<LocalIam>> {
+        self.iam.as_ref()
+    }
+
+    /// This application as the function built as `binary` runs it: on the local stack its
+    /// DynamoDB and Scheduler clients answer `AccessDeniedException` to every call that
+    /// function's policy in the template does not allow, and it starts with its own
+    /// instance caches, as a separate Lambda function would. Without local IAM (AWS) it is
+    /// this application with fresh caches.
+    pub fn for_function(&self, binary: &str) -> Result<Self, IamError> {
+        let mut app = Self { bucket_counts: Arc::default(), ..self.clone() };
+        if let Some(iam) = &self.iam {
+            app.store = self.store.with_http_client(iam.client_for(binary, Service::DynamoDb)?);
+            if let Some(s) = self.scheduler.with_http_client(iam.client_for(binary, Service::Scheduler)?) {
+                app.scheduler = s;
+            }
+        }
+        Ok(app)
     }
 }
 

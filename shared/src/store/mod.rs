@@ -102,6 +102,12 @@ impl Store {
         Self::new(Client::from_conf(conf.build()), config.table.clone(), config.audit_table.clone())
     }
 
+    /// The same store with its requests sent through `http` (local IAM enforcement).
+    pub fn with_http_client(&self, http: aws_smithy_runtime_api::client::http::SharedHttpClient) -> Self {
+        let conf = self.client.config().to_builder().http_client(http).build();
+        Self { client: Client::from_conf(conf), ..self.clone() }
+    }
+
     pub fn client(&self) -> &Client {
         &self.client
     }

@@ -1,0 +1,76 @@
+//! Local IAM enforcement bites: a call the template does not allow the function fails as
+//! AWS fails it, and removing one action from the template fails the route that needs it.
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::json;
+use shared::iam::policy::EMBEDDED_TEMPLATE;
+use shared::iam::LocalIam;
+use std::sync::Arc;
+use stockhold_tests::*;
+
+#[tokio::test]
+async fn a_call_outside_the_functions_policy_fails_with_aws_access_denied() {
+    let app = app().await;
+    let key = |v: &str| AttributeValue::S(v.into());
+    // The list function may only query the order indexes: reading an item is refused...
+    let list = as_function(&app, "list");
+    let denied = list
+        .store
+        .client()
+        .get_item()
+        .table_name(app.store.table())
+        .key("pk", key("x"))
+        .key("sk", key("y"))
+        .send()
+        .await;
+    let err = denied.expect_err("refused");
+    assert_eq!(err.code(), Some("AccessDeniedException"), "{err:?}");
+    assert!(err.message().unwrap_or_default().contains("dynamodb:GetItem"), "{err:?}");
+    // ...while the order function, which may, reads it (and finds nothing).
+    let order = as_function(&app, "order");
+    let read = order
+        .store
+        .client()
+        .get_item()
+        .table_name(app.store.table())
+        .key("pk", key("x"))
+        .key("sk", key("y"))
+        .send()
+        .await;
+    assert!(read.expect("allowed").item.is_none());
+    // The audit table is another resource: the order function may not touch it.
+    let audit = order
+        .store
+        .client()
+        .get_item()
+        .table_name(app.store.audit_table())
+        .key("pk", key("x"))
+        .key("sk", key("y"))
+        .send()
+        .await;
+    assert_eq!(audit.expect_err("refused").code(), Some("AccessDeniedException"));
+}
+
+#[tokio::test]
+async fn removing_batch_get_item_from_the_products_policy_fails_the_bucketed_product_read() {
+    let products = "Action: [dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:Query, dynamodb:PutItem";
+    assert!(EMBEDDED_TEMPLATE.contains(products), "the products policy changed; update this test");
+    let without = EMBEDDED_TEMPLATE.replacen(products, &products.replace("dynamodb:BatchGetItem, ", ""), 1);
+    let base = app().await;
+    let config_names = shared::iam::LocalNames::default()
+        .with("Table", base.store.table())
+        .with("AuditTable", base.store.audit_table());
+    let iam = LocalIam::new(&without, &config_names, None).expect("template");
+    let crippled = gateway_for(base.clone().with_local_iam(Some(Arc::new(iam)))).await;
+    let intact = gateway_for(base).await;
+
+    let id = intact.bucketed_product(json!({"main": 8}), 4).await;
+    let path = format!("/api/products/{id}");
+    assert_eq!(intact.get(&path, None).await.status, 200);
+    let r = crippled.get(&path, None).await;
+    assert_eq!((r.status, r.code()), (500, "internal"), "{}", r.body);
+    // A plain product needs no BatchGetItem and still reads.
+    let plain = intact.product(json!({"main": 1})).await;
+    assert_eq!(crippled.get(&format!("/api/products/{plain}"), None).await.status, 200);
+}
