@@ -105,3 +105,68 @@ async fn checks_run_in_contract_order_json_then_validation_then_role() {
         gw.post("/api/products", Some(&customer), json!({"sku": "OK", "name": "n", "price_cents": 1})).await;
     assert_eq!((r.status, r.code()), (403, "forbidden"));
 }
+
+/// Path ids of any length or bytes are looked up only when they could exist: a long one
+/// would exceed DynamoDB's key size (a ValidationException, a 500) if it reached a call.
+#[tokio::test]
+async fn any_path_id_of_any_length_or_bytes_is_a_404_never_a_500() {
+    let gw = gateway().await;
+    let admin = token(&unique("admin"), true);
+    let long = "A".repeat(3000);
+    for id in [long.as_str(), "%00", "%FF%FE", "%F0%9F%92%A5", "a%2Fb", "..", "'\"", &"\u{e9}".repeat(129)] {
+        for (method, path, body) in [
+            ("GET", format!("/api/products/{id}"), None),
+            ("POST", format!("/api/products/{id}/stock"), Some(json!({"warehouse_id": "main", "delta": 1}))),
+            ("GET", format!("/api/reservations/{id}"), None),
+            ("DELETE", format!("/api/reservations/{id}"), None),
+            ("GET", format!("/api/orders/{id}"), None),
+            ("PATCH", format!("/api/orders/{id}"), Some(json!({"status": "confirmed"}))),
+        ] {
+            let r = gw.send(method, &path, Some(&admin), body).await;
+            assert_eq!(
+                (r.status, r.code()),
+                (404, "not_found"),
+                "{method} {}: {}",
+                &path[..path.len().min(60)],
+                r.body
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_query_parameters_are_422_on_item_routes_too() {
+    let gw = gateway().await;
+    let admin = token(&unique("admin"), true);
+    let product = gw.product(json!({"main": 3})).await;
+    for (method, path, body) in [
+        ("GET", format!("/api/products/{product}?verbose=1"), None),
+        (
+            "POST",
+            format!("/api/products/{product}/stock?dry_run=1"),
+            Some(json!({"warehouse_id": "main", "delta": 1})),
+        ),
+        (
+            "POST",
+            "/api/products?x=1".to_string(),
+            Some(json!({"sku": unique("S"), "name": "n", "price_cents": 1})),
+        ),
+        ("POST", "/api/reservations?x=1".to_string(), Some(json!({"product_id": product, "quantity": 1}))),
+        ("GET", "/api/reservations/x?x=1".to_string(), None),
+        ("GET", "/api/orders/x?x=1".to_string(), None),
+        ("GET", "/api/openapi.json?x=1".to_string(), None),
+    ] {
+        let r = gw.send(method, &path, Some(&admin), body).await;
+        assert_eq!((r.status, r.code()), (422, "validation_failed"), "{method} {path}: {}", r.body);
+        let name = path.rsplit('?').next().and_then(|q| q.split('=').next()).unwrap_or("?");
+        assert_eq!(r.body["errors"][0]["field"], name, "{}", r.body);
+    }
+    assert_eq!(gw.stock_of(&product, "main").await, (3, 0, 3), "nothing changed");
+}
+
+#[tokio::test]
+async fn a_subject_too_long_for_a_key_is_no_user() {
+    let gw = gateway().await;
+    let r = gw.get("/api/orders", Some(&token(&"u".repeat(3000), false))).await;
+    assert_eq!((r.status, r.code()), (401, "unauthorized"), "{}", r.body);
+}

@@ -12,10 +12,19 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use stockhold_tests::{app_via, free_port, gateway, gateway_for, token, unique};
 
-/// Which DynamoDB operation to fail, and how many more times.
+/// How a planned request fails.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// `ThrottlingException`: capacity trouble.
+    Throttle,
+    /// A cancelled transaction whose every item lost to a concurrent transaction.
+    Conflict,
+}
+
+/// Which DynamoDB operation to fail, how, and how many more times.
 #[derive(Default)]
 struct Faults {
-    plan: Mutex<Option<(&'static str, u32)>>,
+    plan: Mutex<Option<(&'static str, u32, Option<Fault>)>>,
     /// Requests for the planned operation seen so far (failed or passed on).
     attempts: AtomicU32,
 }
@@ -28,7 +37,11 @@ struct Proxy {
 impl Proxy {
     /// Fails the next `times` requests whose `X-Amz-Target` ends with `op` ("" = any).
     fn fail(&self, op: &'static str, times: u32) {
-        *self.faults.plan.lock().expect("lock") = Some((op, times));
+        self.plan(op, times, Fault::Throttle);
+    }
+
+    fn plan(&self, op: &'static str, times: u32, fault: Fault) {
+        *self.faults.plan.lock().expect("lock") = Some((op, times, Some(fault)));
         self.faults.attempts.store(0, Ordering::SeqCst);
     }
 
@@ -63,19 +76,36 @@ async fn forward(
     let fail = {
         let mut plan = faults.plan.lock().expect("lock");
         match plan.as_mut() {
-            Some((op, left)) if target.ends_with(*op) => {
+            Some((op, left, fault)) if target.ends_with(*op) => {
                 faults.attempts.fetch_add(1, Ordering::SeqCst);
                 if *left > 0 {
                     *left -= 1;
-                    true
+                    *fault
                 } else {
-                    false
+                    None
                 }
             }
-            _ => false,
+            _ => None,
         }
     };
-    if fail {
+    if fail == Some(Fault::Conflict) {
+        let items = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|b| b["TransactItems"].as_array().map(Vec::len))
+            .unwrap_or(1);
+        let reasons = vec![
+            json!({"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"});
+            items
+        ];
+        let body = json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons",
+            "CancellationReasons": reasons,
+        });
+        return (StatusCode::BAD_REQUEST, [("content-type", "application/x-amz-json-1.0")], body.to_string())
+            .into_response();
+    }
+    if fail == Some(Fault::Throttle) {
         let body = json!({
             "__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
             "message": "Rate of requests exceeds the allowed throughput."
@@ -144,6 +174,31 @@ async fn when_every_write_is_throttled_a_reservation_gets_503_with_retry_after_a
     let r = gw.reserve_with_key(&buyer, &key, json!({"product_id": product, "quantity": 2})).await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(healthy.stock_of(&product, "main").await, (5, 2, 3));
+}
+
+#[tokio::test]
+async fn when_concurrent_transactions_keep_winning_a_reservation_gets_409_conflict_and_changes_nothing() {
+    let healthy = gateway().await;
+    let product = healthy.product(json!({"main": 5})).await;
+    let proxy = start_proxy().await;
+    let gw = gateway_for(app_via(&proxy.url).await).await;
+    let buyer = token(&unique("buyer"), false);
+    let key = unique("key");
+
+    proxy.plan("TransactWriteItems", u32::MAX, Fault::Conflict);
+    let r = gw
+        .reserve_with_key(&buyer, &key, json!({"product_id": product, "quantity": 2, "warehouse_id": "main"}))
+        .await;
+
+    assert_eq!((r.status, r.code()), (409, "conflict"), "{}", r.body);
+    assert!(proxy.attempts() >= 2, "conflicts are retried before giving up");
+    assert_eq!(healthy.stock_of(&product, "main").await, (5, 0, 5), "nothing changed");
+    // The key was given back: the same request goes through once the contention is over.
+    proxy.plan("TransactWriteItems", 0, Fault::Conflict);
+    let r = gw
+        .reserve_with_key(&buyer, &key, json!({"product_id": product, "quantity": 2, "warehouse_id": "main"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
 }
 
 #[tokio::test]

@@ -6,6 +6,10 @@ use std::collections::HashMap;
 
 pub const ADMIN_GROUP: &str = "admin";
 
+/// Longest usable `sub`: user ids go into index keys, and this keeps the longest key far
+/// under DynamoDB's limits (Cognito's `sub` is a 36-character UUID).
+pub const MAX_USER_ID_CHARS: usize = 256;
+
 /// Claims as the authorizer passes them: every value a string.
 pub type Claims = HashMap<String, String>;
 
@@ -17,14 +21,17 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// `None` when there is no usable `sub`.
+    /// `None` when there is no usable `sub`: a missing, empty or blank one, or one longer
+    /// than `MAX_USER_ID_CHARS`. A usable `sub` is the user id exactly as given (never
+    /// trimmed or case-folded), so two different subjects can never become one user.
     pub fn from_claims(claims: &Claims) -> Option<Self> {
-        let user_id = claims.get("sub").map(|s| s.trim()).filter(|s| !s.is_empty())?;
+        let user_id =
+            claims.get("sub").filter(|s| !s.trim().is_empty() && s.chars().count() <= MAX_USER_ID_CHARS)?;
         let is_admin = ["groups", "cognito:groups"]
             .iter()
             .filter_map(|k| claims.get(*k))
             .any(|v| parse_groups(v).iter().any(|g| g == ADMIN_GROUP));
-        Some(Self { user_id: user_id.to_string(), is_admin })
+        Some(Self { user_id: user_id.clone(), is_admin })
     }
 
     pub fn may_see(&self, owner: &str) -> bool {
@@ -32,20 +39,19 @@ impl Caller {
     }
 }
 
-/// Groups from a claim value in any of the forms seen in practice: a JSON array
-/// (`["admin","ops"]`), API Gateway's flattened form (`[admin ops]`), or a single name
-/// or comma/space separated list (`admin`).
+/// Group names from a claim value, in the two forms an authorizer hands over: a JSON array
+/// (`["admin","ops"]`) and API Gateway's flattening of an array (`[admin ops]`, names
+/// separated by single spaces; Cognito group names cannot contain whitespace). Any other
+/// value is one group name, as a string claim is. Names are compared exactly afterwards,
+/// so a group called `admin,ops`, `"admin"` or `[admin]` never counts as `admin`.
 pub fn parse_groups(v: &str) -> Vec<String> {
     if let Ok(list) = serde_json::from_str::<Vec<String>>(v) {
         return list;
     }
-    v.trim()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .split(|c: char| c.is_whitespace() || c == ',')
-        .filter(|s| !s.is_empty())
-        .map(|s| s.trim_matches('"').to_string())
-        .collect()
+    match v.strip_prefix('[').and_then(|inner| inner.strip_suffix(']')) {
+        Some(inner) => inner.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        None => vec![v.to_string()],
+    }
 }
 
 /// Flattens a claim the way API Gateway HTTP APIs do, so the local gateway hands the
@@ -85,9 +91,35 @@ mod tests {
     }
 
     #[test]
+    fn a_group_whose_name_holds_commas_quotes_brackets_or_spaces_never_makes_an_admin() {
+        for (k, v) in [
+            ("groups", r#"["admin,ops"]"#),
+            ("groups", "[admin,ops]"),
+            ("groups", "admin,ops"),
+            ("groups", r#"["\"admin\""]"#),
+            ("groups", r#"["[admin]"]"#),
+            ("groups", "[[admin]]"),
+            ("groups", "admin ops"),
+            ("groups", r#"["admin ops"]"#),
+            ("cognito:groups", " admin"),
+            ("cognito:groups", "ADMIN"),
+        ] {
+            let c = Caller::from_claims(&claims(&[("sub", "eve"), (k, v)])).unwrap();
+            assert!(!c.is_admin, "{k}={v}");
+        }
+    }
+
+    #[test]
+    fn the_subject_is_the_user_id_exactly_as_given() {
+        assert_eq!(Caller::from_claims(&claims(&[("sub", " Alice ")])).unwrap().user_id, " Alice ");
+    }
+
+    #[test]
     fn a_token_without_a_subject_is_no_caller() {
         assert_eq!(Caller::from_claims(&claims(&[("groups", "[admin]")])), None);
         assert_eq!(Caller::from_claims(&claims(&[("sub", " ")])), None);
+        assert_eq!(Caller::from_claims(&claims(&[("sub", &"x".repeat(257))])), None);
+        assert!(Caller::from_claims(&claims(&[("sub", &"x".repeat(256))])).is_some());
     }
 
     #[test]

@@ -29,6 +29,24 @@ fn param(params: &[String], i: usize) -> Result<&str, DomainError> {
     params.get(i).map(String::as_str).ok_or(DomainError::NotFound("route"))
 }
 
+/// Longest id a path may name: the ids we issue are 26 characters, and a longer one could
+/// exceed DynamoDB's key size, so it can only be a 404, decided before any call.
+const MAX_PATH_ID_CHARS: usize = 128;
+
+/// The id a path names; one that cannot exist is `what` not found.
+fn path_id<'a>(params: &'a [String], what: &'static str) -> Result<&'a str, DomainError> {
+    let id = param(params, 0)?;
+    if id.is_empty() || id.chars().count() > MAX_PATH_ID_CHARS {
+        return Err(DomainError::NotFound(what));
+    }
+    Ok(id)
+}
+
+/// Routes without query parameters refuse any (API.md: unknown query parameters are 422).
+fn no_query(req: &ApiRequest) -> Result<(), DomainError> {
+    query::parse(req.query.as_deref(), &[]).map(|_| ())
+}
+
 pub(super) async fn handle(
     app: &App,
     route: RouteId,
@@ -51,20 +69,28 @@ pub(super) async fn handle(
         }
         RouteId::CreateProduct => {
             let who = caller(who)?;
-            let new = NewProduct::from_json(&parse_object(&req.body)?)?;
+            let body = parse_object(&req.body)?;
+            no_query(req)?;
+            let new = NewProduct::from_json(&body)?;
             let p = app.create_product(who, new).await?;
             json(201, &ProductDto::from(&p))
         }
-        RouteId::GetProduct => json(200, &ProductDto::from(&app.get_product(param(params, 0)?).await?)),
+        RouteId::GetProduct => {
+            no_query(req)?;
+            json(200, &ProductDto::from(&app.get_product(path_id(params, "product")?).await?))
+        }
         RouteId::AdjustStock => {
             let who = caller(who)?;
-            let adj = StockAdjustment::from_json(&parse_object(&req.body)?)?;
-            let p = app.adjust_stock(who, param(params, 0)?, adj).await?;
+            let body = parse_object(&req.body)?;
+            no_query(req)?;
+            let adj = StockAdjustment::from_json(&body)?;
+            let p = app.adjust_stock(who, path_id(params, "product")?, adj).await?;
             json(200, &ProductDto::from(&p))
         }
         RouteId::CreateReservation => {
             let who = caller(who)?;
             let body = parse_object(&req.body)?;
+            no_query(req)?;
             let new = NewReservation::from_json(&body)?;
             let idem = idempotency(req, "POST /api/reservations", body)?;
             let render = |r: &Reservation| {
@@ -73,11 +99,13 @@ pub(super) async fn handle(
             created(app.create_reservation(who, new, idem, &render).await?, &render)
         }
         RouteId::GetReservation => {
-            let r = app.get_reservation(caller(who)?, param(params, 0)?).await?;
+            no_query(req)?;
+            let r = app.get_reservation(caller(who)?, path_id(params, "reservation")?).await?;
             json(200, &ReservationDto::from(&r))
         }
         RouteId::ReleaseReservation => {
-            let r = app.release_reservation(caller(who)?, param(params, 0)?).await?;
+            no_query(req)?;
+            let r = app.release_reservation(caller(who)?, path_id(params, "reservation")?).await?;
             json(200, &ReservationDto::from(&r))
         }
         RouteId::ListOrders => {
@@ -112,21 +140,30 @@ pub(super) async fn handle(
         RouteId::CreateOrder => {
             let who = caller(who)?;
             let body = parse_object(&req.body)?;
+            no_query(req)?;
             let new = NewOrder::from_json(&body)?;
             let idem = idempotency(req, "POST /api/orders", body)?;
             let render = |o: &Order| (201u16, serde_json::to_string(&OrderDto::from(o)).unwrap_or_default());
             created(app.create_order(who, new, idem, &render).await?, &render)
         }
         RouteId::GetOrder => {
-            json(200, &OrderDto::from(&app.get_order(caller(who)?, param(params, 0)?).await?))
+            no_query(req)?;
+            json(200, &OrderDto::from(&app.get_order(caller(who)?, path_id(params, "order")?).await?))
         }
-        RouteId::OpenApi => super::docs::openapi_json(),
+        RouteId::OpenApi => {
+            no_query(req)?;
+            super::docs::openapi_json()
+        }
+        // The docs page and its assets are for browsers, which may add cache-busting
+        // query strings; they are not part of the API's contract.
         RouteId::Docs => Ok(super::docs::page()),
         RouteId::DocsAsset => super::docs::asset(param(params, 0)?).ok_or(DomainError::NotFound("route")),
         RouteId::ChangeOrderStatus => {
             let who = caller(who)?;
-            let change = StatusChange::from_json(&parse_object(&req.body)?)?;
-            let o = app.change_order_status(who, param(params, 0)?, change).await?;
+            let body = parse_object(&req.body)?;
+            no_query(req)?;
+            let change = StatusChange::from_json(&body)?;
+            let o = app.change_order_status(who, path_id(params, "order")?, change).await?;
             json(200, &OrderDto::from(&o))
         }
     }

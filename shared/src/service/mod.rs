@@ -126,6 +126,7 @@ impl From<StoreError> for DomainError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable => DomainError::Unavailable,
+            StoreError::Contended => DomainError::Conflict("a concurrent change won"),
             // A condition no service anticipated means a concurrent change won.
             StoreError::ConditionFailed(_) => DomainError::Conflict("a concurrent change won"),
             StoreError::Internal(detail) => {

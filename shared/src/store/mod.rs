@@ -34,6 +34,10 @@ pub enum StoreError {
     /// Throttled, timed out or unreachable after the SDK's retries; nothing was written.
     #[error("storage unavailable")]
     Unavailable,
+    /// A transaction kept losing to concurrent transactions on the same items
+    /// (`TransactionConflict`) through every retry; it did not apply.
+    #[error("concurrent transactions kept winning")]
+    Contended,
     /// A stored item does not have the expected shape, or DynamoDB refused the request.
     #[error("storage error: {0}")]
     Internal(String),
@@ -169,15 +173,23 @@ impl Store {
                         continue;
                     }
                     if retryable {
-                        tracing::warn!(op, attempt, "transaction kept conflicting; giving up");
-                        return Err(StoreError::Unavailable);
+                        let throttled = reasons.iter().any(|r| {
+                            matches!(r.code(), Some("ThrottlingError" | "ProvisionedThroughputExceeded"))
+                        });
+                        tracing::warn!(op, attempt, throttled, "transaction kept conflicting; giving up");
+                        // Losing to other writers is a conflict (409: a concurrent change
+                        // won); only capacity trouble is unavailability (503).
+                        return Err(if throttled { StoreError::Unavailable } else { StoreError::Contended });
                     }
                     let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
                     return Err(StoreError::Internal(format!("{op}: transaction cancelled: {codes:?}")));
                 }
-                if ctx.err().code() == Some("TransactionInProgressException") && attempt < CONFLICT_ATTEMPTS {
-                    tokio::time::sleep(backoff(attempt)).await;
-                    continue;
+                if ctx.err().code() == Some("TransactionInProgressException") {
+                    if attempt < CONFLICT_ATTEMPTS {
+                        tokio::time::sleep(backoff(attempt)).await;
+                        continue;
+                    }
+                    return Err(StoreError::Contended);
                 }
             }
             return Err(classify(op, err));
