@@ -6,6 +6,7 @@
 //! | `AUDIT_TABLE_NAME` | `<TABLE_NAME>-audit` | the audit table |
 //! | `DYNAMODB_ENDPOINT` | unset (AWS) | e.g. `http://127.0.0.1:8001` for DynamoDB Local |
 //! | `RESERVATION_TTL_SECONDS` | `600` | how long a reservation holds stock (1..=86400) |
+//! | `MAX_ACTIVE_HOLDS_PER_USER` | `20` | active reservations one user may hold at once (1..=1000) |
 //! | `CURSOR_SECRET` | a fixed development value | HMAC key for list cursors; set per deployment |
 //! | `SCHEDULE_GROUP` | `stockhold-expiry` | EventBridge Scheduler group of expiry schedules |
 //! | `EXPIRE_FUNCTION_ARN` | unset | target of expiry schedules; unset: no schedules, the sweep expires holds |
@@ -37,6 +38,7 @@ pub enum ConfigError {
 pub struct Config {
     pub store: StoreConfig,
     pub reservation_ttl_seconds: i64,
+    pub max_active_holds: i64,
     pub cursor_secret: String,
     /// `None`: no per-reservation schedules.
     pub scheduler: Option<EventBridgeTarget>,
@@ -79,6 +81,7 @@ impl Config {
                 }
             },
             reservation_ttl_seconds: int_var("RESERVATION_TTL_SECONDS", 600, 1, 86_400)?,
+            max_active_holds: int_var("MAX_ACTIVE_HOLDS_PER_USER", 20, 1, 1_000)?,
             cursor_secret: var("CURSOR_SECRET").unwrap_or_else(|| DEV_CURSOR_SECRET.into()),
             scheduler,
             scheduler_endpoint: var("SCHEDULER_ENDPOINT"),
@@ -167,6 +170,7 @@ impl Config {
             clock,
             ServiceConfig {
                 reservation_ttl: chrono::Duration::seconds(self.reservation_ttl_seconds),
+                max_active_holds: self.max_active_holds,
                 cursors: CursorCodec::new(self.cursor_secret.as_bytes()),
             },
         )

@@ -29,7 +29,9 @@ async fn reserve(app: &shared::service::App, user: &str, product: &str, q: i64) 
 async fn when_expire_sweep_and_release_race_each_hold_returns_its_units_exactly_once() {
     let _lock = sweep_lock().await;
     let start = past_clock();
-    let gw = gateway_for(app_with_clock(Arc::new(start.clone())).await).await;
+    let mut app = app_with_clock(Arc::new(start.clone())).await;
+    app.config.max_active_holds = 1000; // one user holds 60 at once here
+    let gw = gateway_for(app).await;
     let product = gw.product(json!({"main": 200})).await;
     let user = unique("racer");
     let mut ids = Vec::new();

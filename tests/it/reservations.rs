@@ -131,3 +131,43 @@ async fn a_hold_past_its_time_reads_as_expired_and_cannot_be_released_before_any
     // The units stay held until the expiry job (a later issue) returns them.
     assert_eq!(gw.stock_of(&id, "main").await, (5, 2, 3));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_one_user_races_past_the_hold_cap_exactly_the_cap_is_held_and_ending_holds_frees_slots() {
+    let mut app = app().await;
+    app.config.max_active_holds = 3;
+    let gw = gateway_for(app).await;
+    let product = gw.product(json!({"main": 100})).await;
+    let t = token(&unique("greedy"), false);
+    let body = json!({"product_id": product, "quantity": 1});
+    let replies =
+        futures::future::join_all((0..10).map(|_| gw.post("/api/reservations", Some(&t), body.clone())))
+            .await;
+    let held: Vec<String> = replies
+        .iter()
+        .filter(|r| r.status == 201)
+        .map(|r| r.body["id"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(held.len(), 3, "exactly the cap");
+    for r in replies.iter().filter(|r| r.status != 201) {
+        assert_eq!((r.status, r.code()), (409, "hold_limit_reached"), "{}", r.body);
+    }
+    assert_eq!(gw.stock_of(&product, "main").await, (100, 3, 97), "refused holds took nothing");
+    // Another user is not affected.
+    let other = token(&unique("other"), false);
+    assert_eq!(gw.post("/api/reservations", Some(&other), body.clone()).await.status, 201);
+
+    // A release gives its slot back, once.
+    assert_eq!(
+        gw.send("DELETE", &format!("/api/reservations/{}", held[0]), Some(&t), None).await.status,
+        200
+    );
+    gw.send("DELETE", &format!("/api/reservations/{}", held[0]), Some(&t), None).await;
+    let again = gw.reserve(&t, &product, 1).await;
+    assert_eq!(gw.post("/api/reservations", Some(&t), body.clone()).await.code(), "hold_limit_reached");
+    // Converting holds into an order gives their slots back.
+    assert_eq!(gw.order(&t, &[&held[1], &again]).await.status, 201);
+    gw.reserve(&t, &product, 1).await;
+    gw.reserve(&t, &product, 1).await;
+    assert_eq!(gw.post("/api/reservations", Some(&t), body).await.code(), "hold_limit_reached");
+}

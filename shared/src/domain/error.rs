@@ -36,6 +36,9 @@ pub enum DomainError {
     InsufficientStock { available: i64 },
     #[error("reservation is not active")]
     ReservationNotActive,
+    /// The caller already holds `limit` active reservations.
+    #[error("hold limit reached")]
+    HoldLimitReached { limit: i64 },
     /// An order status change the table does not allow from the current status; carries
     /// the allowed targets, sorted.
     #[error("invalid transition")]

@@ -141,6 +141,14 @@ impl From<DomainError> for Problem {
                 p.available = Some(available);
                 p
             }
+            HoldLimitReached { limit } => Problem::new(
+                S::CONFLICT,
+                "hold_limit_reached",
+                "Hold limit reached",
+                format!(
+                    "you already hold {limit} active reservations; release one or turn them into an order"
+                ),
+            ),
             ReservationNotActive => Problem::new(
                 S::CONFLICT,
                 "reservation_not_active",

@@ -33,6 +33,8 @@ pub struct ServiceConfig {
     pub reservation_ttl: Duration,
     /// Key for list cursors.
     pub cursors: CursorCodec,
+    /// Most active reservations one user may hold at once (`MAX_ACTIVE_HOLDS_PER_USER`).
+    pub max_active_holds: i64,
 }
 
 /// Everything a request needs, built once per cold start (or once by the gateway).

@@ -86,6 +86,9 @@ impl App {
                     });
                 }
                 Err(ReserveError::LeaseLost) => return Err(DomainError::IdempotencyInProgress),
+                Err(ReserveError::HoldLimit) => {
+                    return Err(DomainError::HoldLimitReached { limit: self.config.max_active_holds })
+                }
                 Err(ReserveError::Contended) => {
                     return Err(DomainError::Conflict("stock changed concurrently; retry"))
                 }
@@ -115,7 +118,7 @@ impl App {
     ) -> Result<(), ReserveError> {
         let home = r.bucket;
         for _ in 0..BUCKET_ATTEMPTS {
-            match self.store.create_reservation(r, actor, completion).await {
+            match self.store.create_reservation(r, actor, completion, self.config.max_active_holds).await {
                 Err(ReserveError::Insufficient { .. }) if k > 1 => {}
                 done => return done,
             }

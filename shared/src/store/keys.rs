@@ -78,6 +78,14 @@ pub fn sku_pk(sku: &str) -> String {
     format!("SKU#{sku}")
 }
 
+/// A user's count of active holds (`active`), kept in step with their reservations by the
+/// same transactions that start and end holds, so the per-user cap holds under races.
+pub const HOLDS_SK: &str = "#HOLDS";
+
+pub fn holds_pk(user_id: &str) -> String {
+    format!("HOLDS#{user_id}")
+}
+
 pub fn reservation_pk(id: &str) -> String {
     format!("R#{id}")
 }

@@ -154,6 +154,10 @@ impl Store {
                 .map_err(fail)?;
             items.push(TransactWriteItem::builder().update(update).build());
         }
+        let converted = i64::try_from(order.items.len()).unwrap_or(i64::MAX);
+        let uncount =
+            super::reservations::uncount(&self.table, actor, converted).map_err(ConvertError::Store)?;
+        items.push(TransactWriteItem::builder().update(uncount).build());
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(order_item(order, actor)))

@@ -24,6 +24,8 @@ pub enum ReserveError {
     LeaseLost,
     /// A bucketed product's buckets kept changing under each plan; nothing was written.
     Contended,
+    /// The user already holds as many active reservations as the cap allows.
+    HoldLimit,
     Store(StoreError),
 }
 
@@ -37,13 +39,15 @@ pub enum HoldEnd {
 }
 
 impl Store {
-    /// Holds the units and writes the reservation (and, with a key, completes the
-    /// idempotency record) in one transaction.
+    /// Holds the units, writes the reservation, counts it among the user's active holds
+    /// (refused beyond `hold_cap`) and, with a key, completes the idempotency record, in
+    /// one transaction.
     pub async fn create_reservation(
         &self,
         r: &Reservation,
         actor: &str,
         completion: Option<&Completion>,
+        hold_cap: i64,
     ) -> Result<(), ReserveError> {
         let now = format_time(r.created_at);
         let hold = Update::builder()
@@ -68,9 +72,22 @@ impl Store {
         if let Some(c) = completion {
             items.push(c.transact_item(&self.table).map_err(ReserveError::Store)?);
         }
+        let count = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(holds_pk(&r.user_id)))
+            .key(SK, s(HOLDS_SK))
+            .update_expression("ADD active :one")
+            .condition_expression("attribute_not_exists(active) OR active < :cap")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":cap", n(hold_cap))
+            .build()
+            .map_err(|e| ReserveError::Store(e.into()))?;
+        let count_at = items.len();
+        items.push(TransactWriteItem::builder().update(count).build());
         match self.transact("create_reservation", items).await {
             Ok(()) => Ok(()),
-            Err(e) if e.failed_at(2).is_some() => Err(ReserveError::LeaseLost),
+            Err(e) if e.failed_at(count_at).is_some() => Err(ReserveError::HoldLimit),
+            Err(e) if completion.is_some() && e.failed_at(2).is_some() => Err(ReserveError::LeaseLost),
             Err(e) => match e.failed_at(0) {
                 None => Err(ReserveError::Store(e)),
                 Some(old) => {
@@ -141,6 +158,7 @@ impl Store {
         let items = vec![
             TransactWriteItem::builder().update(flip).build(),
             TransactWriteItem::builder().update(give_back).build(),
+            TransactWriteItem::builder().update(uncount(&self.table, &r.user_id, 1)?).build(),
         ];
         match self.transact("end_hold", items).await {
             Ok(()) => Ok(true),
@@ -249,6 +267,18 @@ fn reservation_item(
         item.insert(SWEEP_SK.into(), s(sweep_sk(&expires, &r.id)));
     }
     item
+}
+
+/// Gives `holds` back to a user's count of active holds. Unconditional: it travels with the
+/// transition that ends those holds, whose own conditions decide whether it applies.
+pub(crate) fn uncount(table: &str, user_id: &str, holds: i64) -> Result<Update, StoreError> {
+    Ok(Update::builder()
+        .table_name(table)
+        .key(PK, s(holds_pk(user_id)))
+        .key(SK, s(HOLDS_SK))
+        .update_expression("ADD active :minus")
+        .expression_attribute_values(":minus", n(-holds))
+        .build()?)
 }
 
 pub(crate) fn reservation_from_item(i: &Item) -> Result<Reservation, StoreError> {
