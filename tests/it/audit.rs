@@ -227,3 +227,32 @@ async fn the_audit_api_is_for_admins_needs_both_filters_and_pages_oldest_first()
         (200, json!([]), json!(null))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucketed_adjustment_audits_only_the_rows_it_changed() {
+    let app = app_on_fresh_table().await;
+    start_audit_poller(&app).await;
+    let gw = gateway_for(app.clone()).await;
+    let admin = token("admin-b", true);
+    let product = gw.bucketed_product(json!({"main": 8}), 4).await;
+    let adjust = |delta: i64| {
+        let (gw, admin, product) = (&gw, &admin, &product);
+        async move {
+            let r = gw
+                .post(
+                    &format!("/api/products/{product}/stock"),
+                    Some(admin),
+                    json!({"warehouse_id": "main", "delta": delta}),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+    };
+    adjust(1).await; // one bucket gets the unit, three get nothing
+    adjust(4).await; // every bucket gets one: the last entries the stream brings
+    let all = entries(&gw, "stock", &product, 9).await;
+    assert_eq!(all.len(), 9, "4 created, 1 for +1, 4 for +4: {all:?}");
+    for e in &all {
+        assert!(e["changes"].as_object().is_some_and(|c| !c.is_empty()), "an entry without changes: {e}");
+    }
+}

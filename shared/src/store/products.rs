@@ -411,6 +411,12 @@ impl Store {
                     return Err(AdjustError::TooMuch);
                 }
                 for (bucket, x) in split_evenly(delta, k).into_iter().enumerate() {
+                    // A known warehouse has a row in every bucket (they are created
+                    // together), so a bucket whose share is 0 is left alone: writing it
+                    // would change nothing but `updated_at` and audit an empty change.
+                    if x == 0 && snapshot.is_some() {
+                        continue;
+                    }
                     // Rows of buckets 1.. name their bucket (bucket 0 is the plain row).
                     // BUCKET is one of DynamoDB's reserved words, hence `#bucket`.
                     let (tag, update) = match bucket {
