@@ -9,6 +9,9 @@
 # DELETE /api/reservations/{id} releases a hold that stays readable as `released`; and
 # "created resource not found" takes API.md's 404 for a negative delta on a warehouse
 # the new product lacks for a missing product. Integration tests cover both behaviours.
+# One worker: with two, schemathesis's threads call ast.parse concurrently, which this
+# machine's CPython 3.11.7 can abort with "SystemError: AST constructor recursion depth
+# mismatch" (a data race fixed in 3.11.8, CPython gh-106905), failing a CI run on a fluke.
 #   fuzz.sh MAX_EXAMPLES
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -33,7 +36,7 @@ for who in "fuzz-admin admin" "fuzz-customer -"; do
     run "$root/openapi.yaml" --url "http://127.0.0.1:$port" \
     -H "Authorization: Bearer $(token "$1" "$groups")" \
     --checks all --exclude-checks ensure_resource_availability,use_after_free \
-    --max-examples "$examples" --workers 2 --seed 1 --no-color
+    --max-examples "$examples" --workers 1 --seed 1 --no-color
 done
 if grep -q "panicked" "$log"; then cat "$log" >&2; echo "fuzz: the gateway panicked" >&2; exit 1; fi
 if grep -q "AccessDenied" "$log"; then grep "AccessDenied" "$log" >&2; echo "fuzz: a call was refused by template.yaml's IAM policy" >&2; exit 1; fi
