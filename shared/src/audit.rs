@@ -95,9 +95,38 @@ pub fn entry_from_record(r: &EventRecord) -> Result<Option<(AuditEntry, String)>
 /// Writes the entries of a batch. Records that fail (unreadable, or storage trouble) are
 /// reported by sequence number so that only they are retried (`ReportBatchItemFailures`);
 /// a redelivered record finds its entry already written and writes nothing.
-pub async fn handle_batch(app: &App, event: &StreamEvent) -> DynamoDbEventResponse {
+///
+/// Near the invocation's `deadline` the records not yet written are reported as failures
+/// (so they are retried) instead of being cut off mid-write.
+pub async fn handle_batch(
+    app: &App,
+    event: &StreamEvent,
+    deadline: Option<tokio::time::Instant>,
+) -> DynamoDbEventResponse {
+    crate::deadline::run(deadline, Box::pin(write_entries(app, event))).await.unwrap_or_else(|_| {
+        // Only reached if a single write outlasted the whole margin: retry everything.
+        let mut response = DynamoDbEventResponse::default();
+        response.batch_item_failures = event.records.iter().map(failure).collect();
+        response
+    })
+}
+
+fn failure(r: &aws_lambda_events::event::dynamodb::EventRecord) -> DynamoDbBatchItemFailure {
+    let mut failure = DynamoDbBatchItemFailure::default();
+    failure.item_identifier = r.change.sequence_number.clone().or_else(|| Some(r.event_id.clone()));
+    failure
+}
+
+/// Time one entry's write may take; none is started with less than twice this left.
+const ENTRY_TIME: std::time::Duration = std::time::Duration::from_millis(200);
+
+async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse {
     let mut failures = Vec::new();
     for r in &event.records {
+        if !crate::deadline::allows(ENTRY_TIME) {
+            failures.push(failure(r));
+            continue;
+        }
         let result = match entry_from_record(r) {
             Ok(None) => Ok(()),
             Ok(Some((entry, order_key))) => {
@@ -107,9 +136,7 @@ pub async fn handle_batch(app: &App, event: &StreamEvent) -> DynamoDbEventRespon
         };
         if let Err(error) = result {
             tracing::warn!(event_id = %r.event_id, sequence_number = ?r.change.sequence_number, error, "audit record failed");
-            let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = r.change.sequence_number.clone().or_else(|| Some(r.event_id.clone()));
-            failures.push(failure);
+            failures.push(failure(r));
         }
     }
     let mut response = DynamoDbEventResponse::default();

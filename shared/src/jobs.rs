@@ -5,6 +5,7 @@ use crate::config::{int_var, ConfigError};
 use crate::domain::DomainError;
 use crate::service::{App, ExpireOutcome, SweepReport};
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 /// The binaries (and template functions) of the two jobs.
 pub const EXPIRE_FN: &str = "expire";
@@ -26,11 +27,29 @@ pub struct ExpireResponse {
     pub outcome: ExpireOutcome,
 }
 
-/// Runs the expiry of one reservation. Errors (storage trouble) fail the invocation so
-/// that EventBridge Scheduler retries it, then sends it to the dead-letter queue.
-pub async fn expire(app: &App, event: ExpireEvent) -> Result<ExpireResponse, DomainError> {
-    let outcome = app.expire_reservation(&event.reservation_id).await?;
+/// Runs the expiry of one reservation within the invocation's `deadline`. Errors (storage
+/// trouble, no time left) fail the invocation so that EventBridge Scheduler retries it,
+/// then sends it to the dead-letter queue.
+pub async fn expire(
+    app: &App,
+    event: ExpireEvent,
+    deadline: Option<Instant>,
+) -> Result<ExpireResponse, DomainError> {
+    let outcome = within(deadline, Box::pin(app.expire_reservation(&event.reservation_id))).await?;
     Ok(ExpireResponse { reservation_id: event.reservation_id, outcome })
+}
+
+/// `f` within `deadline` (see `deadline::run`); running out of time is `OutOfTime`. The
+/// jobs pass their work boxed: their futures nest deep enough that laying them out inline
+/// overflows the compiler's query depth in the job binaries.
+async fn within<T>(
+    deadline: Option<Instant>,
+    f: impl std::future::Future<Output = Result<T, DomainError>>,
+) -> Result<T, DomainError> {
+    match crate::deadline::run(deadline, f).await {
+        Ok(result) => result,
+        Err(cut) => Err(DomainError::OutOfTime { wrote: cut.wrote }),
+    }
 }
 
 /// `SWEEP_BATCH_PER_SHARD` (default 250, 1..=10000): how many overdue holds one sweep
@@ -40,6 +59,12 @@ pub fn sweep_batch_from_env() -> Result<usize, ConfigError> {
     Ok(usize::try_from(int_var("SWEEP_BATCH_PER_SHARD", 250, 1, 10_000)?).unwrap_or(250))
 }
 
-pub async fn sweep(app: &App, per_shard: usize) -> Result<SweepReport, DomainError> {
-    app.sweep(per_shard).await
+/// One sweep run within the invocation's `deadline`: it starts no hold it could not
+/// finish before it, and says `more` for those it left.
+pub async fn sweep(
+    app: &App,
+    per_shard: usize,
+    deadline: Option<Instant>,
+) -> Result<SweepReport, DomainError> {
+    within(deadline, Box::pin(app.sweep(per_shard))).await
 }

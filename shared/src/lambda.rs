@@ -22,6 +22,7 @@ pub async fn handle(app: &App, function: &str, event: Request) -> Response<Body>
         }
         _ => (Auth::Anonymous, None),
     };
+    let deadline = event.lambda_context_ref().map(|c| crate::deadline::from_epoch_millis(c.deadline));
     let (parts, body) = event.into_parts();
     let request_id =
         request_id(&parts.headers, || platform_id.unwrap_or_else(|| ulid::Ulid::new().to_string()));
@@ -33,6 +34,7 @@ pub async fn handle(app: &App, function: &str, event: Request) -> Response<Body>
         body: bytes::Bytes::from(body.to_vec()),
         auth,
         request_id,
+        deadline,
     };
     let (parts, body) = dispatch(app, req, Some(function)).await.into_parts();
     let body = match String::from_utf8(body.to_vec()) {

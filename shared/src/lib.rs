@@ -5,6 +5,7 @@
 pub mod adapters;
 pub mod audit;
 pub mod config;
+pub mod deadline;
 pub mod domain;
 pub mod http;
 pub mod iam;

@@ -165,7 +165,7 @@ fn fixture() -> StreamEvent {
 async fn the_recorded_stream_fixture_yields_its_entries_and_a_redelivery_writes_nothing_new() {
     let gw = gateway_for(app_on_fresh_table().await).await;
     let event = fixture();
-    let first = handle_batch(&gw.app, &event).await;
+    let first = handle_batch(&as_function(&gw.app, "audit"), &event, None).await;
     assert!(first.batch_item_failures.is_empty());
     let order = entries(&gw, "order", "01KFIXTUREORDER00000000000", 1).await;
     assert_eq!(order.len(), 1);
@@ -175,7 +175,7 @@ async fn the_recorded_stream_fixture_yields_its_entries_and_a_redelivery_writes_
     let product = entries(&gw, "product", "01KFIXTUREPRODUCT000000000", 1).await;
     assert_eq!(product[0]["changes"]["sku"], json!({"old": null, "new": "TEE-RED-M"}));
 
-    let again = handle_batch(&gw.app, &event).await;
+    let again = handle_batch(&as_function(&gw.app, "audit"), &event, None).await;
     assert!(again.batch_item_failures.is_empty());
     assert_eq!(entries(&gw, "order", "01KFIXTUREORDER00000000000", 0).await, order);
     assert_eq!(entries(&gw, "product", "01KFIXTUREPRODUCT000000000", 0).await, product);
@@ -192,7 +192,7 @@ async fn a_poisoned_record_is_the_only_one_reported_as_failed() {
     // The product record loses its id: it can never become an entry.
     raw["Records"][0]["dynamodb"]["NewImage"].as_object_mut().expect("image").remove("id");
     let event: StreamEvent = serde_json::from_value(raw).expect("shape");
-    let response = handle_batch(&gw.app, &event).await;
+    let response = handle_batch(&as_function(&gw.app, "audit"), &event, None).await;
     let failed: Vec<Option<String>> =
         response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
     assert_eq!(failed, [Some("100000000000000000001".to_string())]);
@@ -206,7 +206,7 @@ async fn a_poisoned_record_is_the_only_one_reported_as_failed() {
 #[tokio::test]
 async fn the_audit_api_is_for_admins_needs_both_filters_and_pages_oldest_first() {
     let gw = gateway_for(app_on_fresh_table().await).await;
-    handle_batch(&gw.app, &fixture()).await;
+    handle_batch(&as_function(&gw.app, "audit"), &fixture(), None).await;
     let q = "/api/audit?entity_type=order&entity_id=01KFIXTUREORDER00000000000";
     let r = gw.get(q, Some(&token("alice", false))).await;
     assert_eq!((r.status, r.code()), (403, "forbidden"));

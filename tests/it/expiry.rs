@@ -171,3 +171,27 @@ async fn the_sweep_works_in_bounded_batches_and_says_when_more_are_left() {
     assert!(runs >= 5);
     assert_eq!(gw.stock_of(&product, "main").await, (40, 0, 40));
 }
+
+#[tokio::test]
+async fn a_sweep_near_its_deadline_starts_no_hold_it_could_not_finish_and_says_more() {
+    let _lock = sweep_lock().await;
+    let clock = past_clock();
+    let app = app_with_clock(Arc::new(clock.clone())).await;
+    let gw = gateway_for(app.clone()).await;
+    let product = gw.product(json!({"main": 3})).await;
+    reserve(&app, &unique("late"), &product, 3).await;
+    clock.advance(Duration::seconds(600));
+    let sweep = as_function(&app, "sweep");
+
+    let almost_over = shared::deadline::after(std::time::Duration::from_millis(300));
+    let report = shared::jobs::sweep(&sweep, 100, Some(almost_over)).await.expect("sweep");
+    assert!(report.found >= 1 && report.expired == 0 && report.more, "{report:?}");
+    assert_eq!(gw.stock_of(&product, "main").await, (3, 3, 0), "nothing was started");
+
+    let report =
+        shared::jobs::sweep(&sweep, 100, shared::deadline::after(std::time::Duration::from_secs(60)).into())
+            .await
+            .expect("sweep");
+    assert!(report.expired >= 1, "{report:?}");
+    assert_eq!(gw.stock_of(&product, "main").await, (3, 0, 3));
+}

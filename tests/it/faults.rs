@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use serde_json::json;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use stockhold_tests::{app_via, free_port, gateway, gateway_for, token, unique};
+use stockhold_tests::{app, app_via, free_port, gateway, gateway_for, token, unique, Reply, TestGateway};
 
 /// How a planned request fails.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -19,6 +19,11 @@ enum Fault {
     Throttle,
     /// A cancelled transaction whose every item lost to a concurrent transaction.
     Conflict,
+    /// The request reaches DynamoDB only this long after it was sent (whether or not the
+    /// client still waits).
+    HoldBack(std::time::Duration),
+    /// DynamoDB applies the request at once; its answer comes back this long after.
+    AnswerLate(std::time::Duration),
 }
 
 /// Which DynamoDB operation to fail, how, and how many more times.
@@ -27,6 +32,8 @@ struct Faults {
     plan: Mutex<Option<(&'static str, u32, Option<Fault>)>>,
     /// Requests for the planned operation seen so far (failed or passed on).
     attempts: AtomicU32,
+    /// Held-back requests that have reached DynamoDB since.
+    released: tokio::sync::Notify,
 }
 
 struct Proxy {
@@ -105,6 +112,22 @@ async fn forward(
         return (StatusCode::BAD_REQUEST, [("content-type", "application/x-amz-json-1.0")], body.to_string())
             .into_response();
     }
+    if let Some(Fault::HoldBack(delay)) = fail {
+        let (faults, http, upstream) = (faults.clone(), http.clone(), upstream.clone());
+        // Its own task, so that the request goes on when the client gives up on it.
+        let held = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let resp = relay(&http, &upstream, &headers, body).await;
+            faults.released.notify_waiters();
+            resp
+        });
+        return held.await.unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response());
+    }
+    if let Some(Fault::AnswerLate(delay)) = fail {
+        let resp = relay(http, upstream, &headers, body).await;
+        tokio::time::sleep(delay).await;
+        return resp;
+    }
     if fail == Some(Fault::Throttle) {
         let body = json!({
             "__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
@@ -113,8 +136,17 @@ async fn forward(
         return (StatusCode::BAD_REQUEST, [("content-type", "application/x-amz-json-1.0")], body.to_string())
             .into_response();
     }
-    let mut req = http.post(upstream.as_str()).body(body);
-    for (name, value) in &headers {
+    relay(http, upstream, &headers, body).await
+}
+
+async fn relay(
+    http: &reqwest::Client,
+    upstream: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    let mut req = http.post(upstream).body(body);
+    for (name, value) in headers {
         if name != "host" && name != "content-length" {
             req = req.header(name, value);
         }
@@ -278,6 +310,7 @@ async fn every_log_line_of_a_request_carries_its_request_id_and_never_the_token(
         body: Default::default(),
         auth: shared::http::Auth::Claims(claims),
         request_id: "log-test-1".into(),
+        deadline: None,
     };
     let _guard = tracing::subscriber::set_default(subscriber);
     let resp = shared::http::dispatch(&app, req, None).await;
@@ -299,4 +332,98 @@ async fn every_log_line_of_a_request_carries_its_request_id_and_never_the_token(
     assert!(request["latency_ms"].is_number());
     assert!(lines.iter().any(|l| l["level"] == "WARN"), "the store's warning is among them: {text}");
     assert!(!text.contains(&bearer) && !text.contains("Bearer"), "no token in the logs");
+}
+
+/// A gateway whose functions reach DynamoDB through `proxy` and have a 4 s `Timeout` (the
+/// template's, shortened, but long enough that DynamoDB Local under a full test run
+/// applies a transaction well inside it), as the deadline tests need.
+async fn gateway_with_short_timeout(proxy: &Proxy) -> TestGateway {
+    let base = app().await;
+    let template =
+        shared::iam::policy::EMBEDDED_TEMPLATE.replacen("    Timeout: 10\n", "    Timeout: 4\n", 1);
+    assert_ne!(
+        template,
+        shared::iam::policy::EMBEDDED_TEMPLATE,
+        "the global Timeout moved; update this test"
+    );
+    let names = shared::iam::LocalNames::default()
+        .with("Table", base.store.table())
+        .with("AuditTable", base.store.audit_table());
+    let iam = shared::iam::LocalIam::new(&template, &names, None).expect("template");
+    gateway_for(app_via(&proxy.url).await.with_local_iam(Some(Arc::new(iam)))).await
+}
+
+const DEADLINE: std::time::Duration = std::time::Duration::from_secs(4);
+
+async fn timed(f: impl std::future::Future<Output = Reply>) -> (Reply, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let r = f.await;
+    (r, started.elapsed())
+}
+
+#[tokio::test]
+async fn a_keyed_reservation_whose_commit_answers_late_gets_its_committed_result_before_the_deadline() {
+    let healthy = gateway().await;
+    let product = healthy.product(json!({"main": 5})).await;
+    let proxy = start_proxy().await;
+    let gw = gateway_with_short_timeout(&proxy).await;
+    let buyer = token(&unique("buyer"), false);
+    let key = unique("key");
+    let body = json!({"product_id": product, "quantity": 2, "warehouse_id": "main"});
+
+    proxy.plan("TransactWriteItems", 1, Fault::AnswerLate(std::time::Duration::from_secs(8)));
+    let (r, took) = timed(gw.reserve_with_key(&buyer, &key, body.clone())).await;
+
+    assert!(took < DEADLINE, "answered after {took:?}");
+    eprintln!("answered {} after {took:?} (deadline {DEADLINE:?})", r.status);
+    assert_eq!(r.status, 201, "the committed result, from the idempotency record: {}", r.body);
+    assert_eq!(healthy.stock_of(&product, "main").await, (5, 2, 3));
+    let again = gw.reserve_with_key(&buyer, &key, body).await;
+    assert_eq!((again.status, &again.body["id"]), (201, &r.body["id"]), "a retry replays it");
+    assert_eq!(healthy.stock_of(&product, "main").await, (5, 2, 3), "applied once");
+}
+
+#[tokio::test]
+async fn a_keyed_reservation_whose_write_is_held_back_gets_503_in_time_and_the_write_never_applies() {
+    let healthy = gateway().await;
+    let product = healthy.product(json!({"main": 5})).await;
+    let proxy = start_proxy().await;
+    let gw = gateway_with_short_timeout(&proxy).await;
+    let buyer = token(&unique("buyer"), false);
+    let key = unique("key");
+    let body = json!({"product_id": product, "quantity": 2, "warehouse_id": "main"});
+
+    proxy.plan("TransactWriteItems", 1, Fault::HoldBack(std::time::Duration::from_secs(5)));
+    let released = proxy.faults.released.notified();
+    let (r, took) = timed(gw.reserve_with_key(&buyer, &key, body.clone())).await;
+
+    assert!(took < DEADLINE, "answered after {took:?}");
+    eprintln!("answered {} after {took:?} (deadline {DEADLINE:?})", r.status);
+    assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap_or("").contains("nothing was changed"), "{}", r.body);
+    // The lease was given up: the same key works at once...
+    let retry = gw.reserve_with_key(&buyer, &key, body).await;
+    assert_eq!(retry.status, 201, "{}", retry.body);
+    // ...and the held-back transaction, when it finally arrives, applies nothing.
+    released.await;
+    assert_eq!(healthy.stock_of(&product, "main").await, (5, 2, 3), "one hold, the retry's");
+}
+
+#[tokio::test]
+async fn a_reservation_without_a_key_whose_write_answers_late_says_its_outcome_is_unknown_in_time() {
+    let healthy = gateway().await;
+    let product = healthy.product(json!({"main": 5})).await;
+    let proxy = start_proxy().await;
+    let gw = gateway_with_short_timeout(&proxy).await;
+    let buyer = token(&unique("buyer"), false);
+
+    proxy.plan("TransactWriteItems", 1, Fault::AnswerLate(std::time::Duration::from_secs(8)));
+    let body = json!({"product_id": product, "quantity": 1, "warehouse_id": "main"});
+    let (r, took) = timed(gw.post("/api/reservations", Some(&buyer), body)).await;
+
+    assert!(took < DEADLINE, "answered after {took:?}");
+    eprintln!("answered {} after {took:?} (deadline {DEADLINE:?})", r.status);
+    assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap_or("").contains("outcome is unknown"), "{}", r.body);
+    assert_eq!(healthy.stock_of(&product, "main").await, (5, 1, 4), "it did apply: hence 'unknown'");
 }

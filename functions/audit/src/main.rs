@@ -4,6 +4,7 @@
 use shared::adapters::clock::SystemClock;
 use shared::audit::{handle_batch, StreamEvent, AUDIT_FN};
 use shared::config::{init_tracing, Config};
+use shared::deadline::from_epoch_millis;
 use shared::lambda::lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use std::sync::Arc;
 
@@ -13,7 +14,11 @@ async fn main() -> Result<(), Error> {
     let app = Config::from_env()?.function_app(AUDIT_FN, Arc::new(SystemClock)).await?;
     run(service_fn(|event: LambdaEvent<StreamEvent>| {
         let app = &app;
-        async move { Ok::<_, Error>(handle_batch(app, &event.payload).await) }
+        async move {
+            Ok::<_, Error>(
+                handle_batch(app, &event.payload, Some(from_epoch_millis(event.context.deadline))).await,
+            )
+        }
     }))
     .await
 }

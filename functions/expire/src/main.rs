@@ -3,6 +3,7 @@
 
 use shared::adapters::clock::SystemClock;
 use shared::config::{init_tracing, Config};
+use shared::deadline::from_epoch_millis;
 use shared::jobs::{expire, ExpireEvent, EXPIRE_FN};
 use shared::lambda::lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use std::sync::Arc;
@@ -13,7 +14,9 @@ async fn main() -> Result<(), Error> {
     let app = Config::from_env()?.function_app(EXPIRE_FN, Arc::new(SystemClock)).await?;
     run(service_fn(|event: LambdaEvent<ExpireEvent>| {
         let app = &app;
-        async move { Ok::<_, Error>(expire(app, event.payload).await?) }
+        async move {
+            Ok::<_, Error>(expire(app, event.payload, Some(from_epoch_millis(event.context.deadline))).await?)
+        }
     }))
     .await
 }

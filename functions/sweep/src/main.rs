@@ -3,6 +3,7 @@
 
 use shared::adapters::clock::SystemClock;
 use shared::config::{init_tracing, Config};
+use shared::deadline::from_epoch_millis;
 use shared::jobs::{sweep, sweep_batch_from_env, SweepEvent, SWEEP_FN};
 use shared::lambda::lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use std::sync::Arc;
@@ -13,9 +14,11 @@ async fn main() -> Result<(), Error> {
     let app = Config::from_env()?.function_app(SWEEP_FN, Arc::new(SystemClock)).await?;
     let per_shard = sweep_batch_from_env()?;
     // The scheduled event's payload carries nothing the sweep needs.
-    run(service_fn(|_: LambdaEvent<SweepEvent>| {
+    run(service_fn(|event: LambdaEvent<SweepEvent>| {
         let app = &app;
-        async move { Ok::<_, Error>(sweep(app, per_shard).await?) }
+        async move {
+            Ok::<_, Error>(sweep(app, per_shard, Some(from_epoch_millis(event.context.deadline))).await?)
+        }
     }))
     .await
 }

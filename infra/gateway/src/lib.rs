@@ -15,19 +15,21 @@ use axum::Router;
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use shared::http::problem::Problem;
-use shared::http::routes::{resolve, Resolved, ROUTES};
+use shared::http::routes::{resolve, ROUTES};
 use shared::http::{dispatch, request_id, ApiRequest, ApiResponse, MAX_BODY_BYTES};
 use shared::iam::IamError;
 use shared::service::App;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// The HTTP functions' applications and the authorizer.
 #[derive(Clone)]
 pub struct Gateway {
-    functions: HashMap<&'static str, App>,
+    /// Each HTTP function's application and its `Timeout` (the template's, as in AWS).
+    functions: HashMap<&'static str, (App, Option<Duration>)>,
     /// Answers what no function serves (unknown routes, oversized bodies).
     fallback: App,
     pub verifier: auth::Verifier,
@@ -40,17 +42,24 @@ impl Gateway {
         let mut functions = HashMap::new();
         for route in ROUTES {
             if !functions.contains_key(route.function) {
-                functions.insert(route.function, app.for_function(route.function)?);
+                let timeout = match app.local_iam() {
+                    Some(iam) => {
+                        Some(Duration::from_secs(iam.template().function(route.function)?.timeout_seconds))
+                    }
+                    None => None,
+                };
+                functions.insert(route.function, (app.for_function(route.function)?, timeout));
             }
         }
         Ok(Self { functions, fallback: app.clone(), verifier })
     }
 
-    /// The application that serves `method` `path` (the fallback when none does).
-    fn app_for(&self, method: &http::Method, path: &str) -> &App {
-        match resolve(method, path) {
-            Resolved::Found { route, .. } => self.functions.get(route.function).unwrap_or(&self.fallback),
-            _ => &self.fallback,
+    /// The application that serves `method` `path` (the fallback when none does) and
+    /// the deadline its function would have, starting now.
+    fn app_for(&self, method: &http::Method, path: &str) -> (&App, Option<tokio::time::Instant>) {
+        match resolve(method, path).function().and_then(|f| self.functions.get(f)) {
+            Some((app, timeout)) => (app, timeout.map(shared::deadline::after)),
+            None => (&self.fallback, None),
         }
     }
 }
@@ -84,6 +93,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: http::Request<Body>) -> htt
                 "/" => "/api/docs",
                 p => p,
             };
+            let (app, deadline) = gw.app_for(&parts.method, path);
             let req = ApiRequest {
                 method: parts.method,
                 path: path.to_string(),
@@ -92,8 +102,9 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: http::Request<Body>) -> htt
                 body,
                 auth,
                 request_id: rid.clone(),
+                deadline,
             };
-            dispatch(gw.app_for(&req.method, &req.path), req, None).await
+            dispatch(app, req, None).await
         }
         None => {
             let mut resp = Problem::payload_too_large(MAX_BODY_BYTES).into_response(&rid);

@@ -121,7 +121,8 @@ async fn run(
                     at_of.remove(&id);
                     let (app, retry_tx) = (app.clone(), retry_tx.clone());
                     tokio::spawn(async move {
-                        match expire(&app, ExpireEvent { reservation_id: id.clone() }).await {
+                        let deadline = app.local_deadline(EXPIRE_FN);
+                        match expire(&app, ExpireEvent { reservation_id: id.clone() }, deadline).await {
                             Ok(r) if r.outcome == ExpireOutcome::NotDue => {
                                 let _ = retry_tx.send((id, Utc::now() + NOT_DUE_RETRY));
                             }
@@ -139,7 +140,7 @@ async fn run(
             _ = sweep_tick.tick() => {
                 let app = sweep_app.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = sweep(&app, per_shard).await {
+                    if let Err(e) = sweep(&app, per_shard, app.local_deadline(SWEEP_FN)).await {
                         tracing::warn!(error = %e, "sweep failed");
                     }
                 });

@@ -124,7 +124,7 @@ async fn poll(app: &App, audit: &App, streams: &aws_sdk_dynamodbstreams::Client)
             busy = true;
             let event: StreamEvent = serde_json::from_value(lambda_event(&arn, &records))
                 .map_err(|e| format!("event shape: {e}"))?;
-            let response = handle_batch(audit, &event).await;
+            let response = handle_batch(audit, &event, audit.local_deadline(AUDIT_FN)).await;
             let failed: Vec<&str> =
                 response.batch_item_failures.iter().filter_map(|f| f.item_identifier.as_deref()).collect();
             let seqs: Vec<&str> =

@@ -51,6 +51,10 @@ pub enum DomainError {
     IdempotencyKeyReused,
     #[error("storage unavailable")]
     Unavailable,
+    /// The request ran out of time before its deadline; `wrote`: a write had been sent,
+    /// so its outcome is unknown.
+    #[error("out of time")]
+    OutOfTime { wrote: bool },
     #[error("internal error")]
     Internal,
 }

@@ -46,6 +46,9 @@ pub struct ApiRequest {
     pub body: Bytes,
     pub auth: Auth,
     pub request_id: String,
+    /// When the platform ends the invocation (Lambda's deadline; the local gateway plays
+    /// it from the function's `Timeout`). `None`: no deadline.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 /// The request id to use: a well-formed incoming `X-Request-Id` (1..=128 of
@@ -128,9 +131,20 @@ async fn route_and_handle(
         }
     };
     let user = caller.as_ref().map(|c| c.user_id.clone());
-    let resp = match handlers::handle(app, route.id, &params, caller.as_ref(), &req).await {
-        Ok(resp) => resp,
-        Err(e) => Problem::from(e).into_response(&rid),
+    let handled =
+        crate::deadline::run(req.deadline, handlers::handle(app, route.id, &params, caller.as_ref(), &req));
+    let resp = match handled.await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => Problem::from(e).into_response(&rid),
+        Err(out_of_time) => {
+            tracing::warn!(
+                route = route.path,
+                wrote = out_of_time.wrote,
+                "request cut off before its deadline"
+            );
+            Problem::from(crate::domain::DomainError::OutOfTime { wrote: out_of_time.wrote })
+                .into_response(&rid)
+        }
     };
     (route.path, user, resp)
 }

@@ -184,6 +184,19 @@ impl From<DomainError> for Problem {
                 "Service unavailable",
                 "storage is busy or unreachable; nothing was changed; retry later",
             ),
+            OutOfTime { wrote: false } => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                "storage did not answer in time; nothing was changed; retry later",
+            ),
+            OutOfTime { wrote: true } => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                "the request ran out of time after sending a change, so its outcome is unknown; read before \
+                 retrying, or retry with the same Idempotency-Key, which is always safe",
+            ),
             Internal => Problem::new(
                 S::INTERNAL_SERVER_ERROR,
                 "internal",

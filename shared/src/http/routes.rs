@@ -157,6 +157,16 @@ pub enum Resolved {
     NotFound,
 }
 
+impl Resolved {
+    /// The function that serves the route, when it was found.
+    pub fn function(&self) -> Option<&'static str> {
+        match self {
+            Self::Found { route, .. } => Some(route.function),
+            _ => None,
+        }
+    }
+}
+
 fn match_path(pattern: &str, path: &str) -> Option<Vec<String>> {
     let mut params = Vec::new();
     let mut p = pattern.split('/');

@@ -14,6 +14,9 @@ use serde::Serialize;
 pub const SYSTEM_ACTOR: &str = "system";
 /// Holds ended concurrently by one sweep run.
 const SWEEP_CONCURRENCY: usize = 8;
+/// What ending one hold may take; the sweep starts no hold with less time left than
+/// twice this.
+const SWEEP_ITEM_TIME: std::time::Duration = std::time::Duration::from_millis(250);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -73,17 +76,23 @@ impl App {
         let mut report = SweepReport { more, found: batch.len(), ..SweepReport::default() };
         let results: Vec<_> = stream::iter(batch)
             .map(|r| async move {
+                // Near the invocation's deadline no new hold is started on: the next
+                // run takes the rest (reported as `more`).
+                if !crate::deadline::allows(SWEEP_ITEM_TIME) {
+                    return (r.id, None);
+                }
                 let ended = self.store.end_hold(&r, HoldEnd::Expire, now, SYSTEM_ACTOR).await;
-                (r.id, ended)
+                (r.id, Some(ended))
             })
             .buffer_unordered(SWEEP_CONCURRENCY)
             .collect()
             .await;
         for (id, result) in results {
             match result {
-                Ok(true) => report.expired += 1,
-                Ok(false) => report.already_ended += 1,
-                Err(e) => {
+                None => report.more = true,
+                Some(Ok(true)) => report.expired += 1,
+                Some(Ok(false)) => report.already_ended += 1,
+                Some(Err(e)) => {
                     tracing::warn!(reservation_id = %id, error = %e, "sweep could not expire reservation");
                     report.failed += 1;
                 }

@@ -7,7 +7,7 @@ use crate::adapters::identity::Caller;
 use crate::adapters::ids::new_id;
 use crate::domain::fingerprint::hex;
 use crate::domain::DomainError;
-use crate::store::idempotency::{Completion, Existing};
+use crate::store::idempotency::{Completion, Existing, Settled};
 use crate::store::keys::idempotency_pk;
 use sha2::{Digest, Sha256};
 use std::future::Future;
@@ -62,25 +62,49 @@ impl App {
         };
         let scope = hex(&Sha256::digest(format!("{}\0{}\0{}", caller.user_id, idem.route, idem.key)));
         let lease = Lease { pk: idempotency_pk(&scope), token: new_id(self.clock.now()) };
-        match self
-            .store
-            .begin_idempotent(&lease.pk, &idem.fingerprint, &lease.token, self.clock.now())
-            .await?
-        {
-            Ok(()) => {}
-            Err(Existing::OtherRequest) => return Err(DomainError::IdempotencyKeyReused),
-            Err(Existing::InProgress) => return Err(DomainError::IdempotencyInProgress),
-            Err(Existing::Done { status, body }) => return Ok(Created::Replay { status, body }),
-        }
-        match op(Some(lease.clone())).await {
-            Ok(t) => Ok(Created::New(t)),
-            Err(e) => {
+        // The lease and the operation run in a part of the request's time that leaves
+        // room to settle the lease if they are cut off.
+        let attempt = crate::deadline::within_settling(async {
+            let begun = match self
+                .store
+                .begin_idempotent(&lease.pk, &idem.fingerprint, &lease.token, self.clock.now())
+                .await
+            {
+                Ok(begun) => begun,
+                Err(e) => return Step::Early(Err(e.into())),
+            };
+            match begun {
+                Ok(()) => Step::Ran(op(Some(lease.clone())).await),
+                Err(Existing::OtherRequest) => Step::Early(Err(DomainError::IdempotencyKeyReused)),
+                Err(Existing::InProgress) => Step::Early(Err(DomainError::IdempotencyInProgress)),
+                Err(Existing::Done { status, body }) => Step::Early(Ok(Created::Replay { status, body })),
+            }
+        })
+        .await;
+        match attempt {
+            Ok(Step::Early(result)) => result,
+            Ok(Step::Ran(Ok(t))) => Ok(Created::New(t)),
+            Ok(Step::Ran(Err(e))) => {
                 // Lost lease: a retry owns the record now; leave it alone.
                 if e != DomainError::IdempotencyInProgress {
                     self.store.abandon_idempotent(&lease.pk, &lease.token).await;
                 }
                 Err(e)
             }
+            // Cut off: the record says what happened, and settling it frees the key.
+            Err(_) => match self.store.settle_idempotent(&lease.pk, &lease.token).await {
+                Settled::Released | Settled::Gone => Err(DomainError::OutOfTime { wrote: false }),
+                Settled::Done { status, body } => Ok(Created::Replay { status, body }),
+                Settled::Taken => Err(DomainError::IdempotencyInProgress),
+                Settled::Unknown => Err(DomainError::OutOfTime { wrote: true }),
+            },
         }
     }
+}
+
+/// How far a keyed request got before its operation's outcome.
+enum Step<T> {
+    /// It ended before running the operation (a replay, a reused key, storage trouble).
+    Early(Result<Created<T>, DomainError>),
+    Ran(Result<T, DomainError>),
 }

@@ -106,6 +106,13 @@ impl App {
         self.iam.as_ref()
     }
 
+    /// On the local stack, when an invocation of the function built as `binary` started
+    /// now would end: its `Timeout` in the template, as in AWS. `None` elsewhere.
+    pub fn local_deadline(&self, binary: &str) -> Option<tokio::time::Instant> {
+        let f = self.iam.as_ref()?.template().function(binary).ok()?;
+        Some(crate::deadline::after(std::time::Duration::from_secs(f.timeout_seconds)))
+    }
+
     /// This application as the function built as `binary` runs it: on the local stack its
     /// DynamoDB and Scheduler clients answer `AccessDeniedException` to every call that
     /// function's policy in the template does not allow, and it starts with its own

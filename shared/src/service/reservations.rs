@@ -144,8 +144,18 @@ impl App {
 
     /// Creates the hold's expiry schedule. A failure is logged, never returned: the hold
     /// stands, reads as expired on time (lazy expiry), and the sweep returns its units.
+    /// Best effort, and within half of the time the request has left: the hold is
+    /// committed, and its answer must not be lost to a slow scheduler (the sweep expires
+    /// a hold without a schedule).
     async fn schedule_expiry(&self, r: &Reservation) {
-        if let Err(e) = self.scheduler.schedule(&r.id, r.expires_at).await {
+        let schedule = self.scheduler.schedule(&r.id, r.expires_at);
+        let result = match crate::deadline::remaining() {
+            Some(left) => tokio::time::timeout(left / 2, schedule).await.unwrap_or_else(|_| {
+                Err(crate::adapters::scheduler::SchedulerError::Failed("no time left to create it".into()))
+            }),
+            None => schedule.await,
+        };
+        if let Err(e) = result {
             tracing::warn!(reservation_id = %r.id, error = %e, "could not create expiry schedule; the sweep will expire it");
         }
     }

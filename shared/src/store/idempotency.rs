@@ -55,6 +55,21 @@ impl Completion {
     }
 }
 
+/// What settling a cut-off request's lease found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// The lease was this request's and is gone: nothing of the request applied or will.
+    Released,
+    /// No record: the lease was never written (nothing applied).
+    Gone,
+    /// The request completed: its stored response.
+    Done { status: u16, body: String },
+    /// Another attempt with the same key holds the record now.
+    Taken,
+    /// Storage did not say.
+    Unknown,
+}
+
 impl Store {
     /// Takes the lease on `pk` for a request with `fingerprint`, or reports the record
     /// that holds it. Expired records (past retention) and stale leases are taken over.
@@ -129,6 +144,14 @@ impl Store {
     /// Gives up a lease after a request failed without effect. Best effort: if it fails,
     /// the lease simply runs out.
     pub async fn abandon_idempotent(&self, pk: &str, token: &str) {
+        let _ = self.settle_idempotent(pk, token).await;
+    }
+
+    /// Settles a lease whose request was cut off: deletes it if it is still this
+    /// request's pending lease, which also dooms any transaction of the request still in
+    /// flight (its completion requires the lease), so nothing of it can apply afterwards.
+    /// Otherwise says what the record holds now.
+    pub async fn settle_idempotent(&self, pk: &str, token: &str) -> Settled {
         let result = self
             .client
             .delete_item()
@@ -139,15 +162,34 @@ impl Store {
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":token", s(token))
             .expression_attribute_values(":pending", s("pending"))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match result {
-            Ok(out) => self.metrics.write(out.consumed_capacity()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
-            Err(e) => {
-                let _ = classify("abandon_idempotent", e);
+        let old = match result {
+            Ok(out) => {
+                self.metrics.write(out.consumed_capacity());
+                return Settled::Released;
             }
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(c)) => {
+                    c.item().cloned().map(Item)
+                }
+                _ => {
+                    let _ = classify("settle_idempotent", e);
+                    return Settled::Unknown;
+                }
+            },
+        };
+        let Some(old) = old else { return Settled::Gone };
+        if old.opt_s("state") == Some("done") {
+            if let (Ok(status), Ok(body)) = (old.n("response_status"), old.s("response_body")) {
+                if let Ok(status) = u16::try_from(status) {
+                    return Settled::Done { status, body: body.to_string() };
+                }
+            }
+            return Settled::Unknown;
         }
+        Settled::Taken
     }
 }

@@ -136,6 +136,7 @@ impl Store {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            crate::deadline::note_write();
             let result = self
                 .client
                 .transact_write_items()
@@ -168,8 +169,9 @@ impl Store {
                             Some("TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded")
                         )
                     });
-                    if retryable && attempt < CONFLICT_ATTEMPTS {
-                        tokio::time::sleep(backoff(attempt)).await;
+                    let wait = backoff(attempt);
+                    if retryable && attempt < CONFLICT_ATTEMPTS && crate::deadline::allows(wait) {
+                        tokio::time::sleep(wait).await;
                         continue;
                     }
                     if retryable {
@@ -185,8 +187,9 @@ impl Store {
                     return Err(StoreError::Internal(format!("{op}: transaction cancelled: {codes:?}")));
                 }
                 if ctx.err().code() == Some("TransactionInProgressException") {
-                    if attempt < CONFLICT_ATTEMPTS {
-                        tokio::time::sleep(backoff(attempt)).await;
+                    let wait = backoff(attempt);
+                    if attempt < CONFLICT_ATTEMPTS && crate::deadline::allows(wait) {
+                        tokio::time::sleep(wait).await;
                         continue;
                     }
                     return Err(StoreError::Contended);
