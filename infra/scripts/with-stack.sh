@@ -38,7 +38,10 @@ else
 fi
 mkdir -p "$root/.local"
 log="$root/.local/dynamodb-$port.log"
-java -Xmx1g -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$jar" "${storage[@]}" -port "$port" >"$log" 2>&1 &
+# Through a launcher that binds it to 127.0.0.1 (DynamoDB Local alone listens on every
+# interface), with telemetry off.
+java -Xmx1g -Djava.library.path="$dir/DynamoDBLocal_lib" -cp "$jar" "$root/infra/ddb/LoopbackDynamoDB.java" \
+  "${storage[@]}" -port "$port" -disableTelemetry >"$log" 2>&1 &
 ddb=$!
 child=""
 moto_pid=""

@@ -10,6 +10,7 @@ mod expiry;
 mod faults;
 mod iam;
 mod idempotency;
+mod local_stack;
 mod order_list;
 mod orders;
 mod products;

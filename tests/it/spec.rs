@@ -100,6 +100,12 @@ async fn the_docs_page_at_the_root_renders_every_route_in_headless_chromium() {
     let page = gw.http.get(format!("{}/", gw.url)).send().await.expect("request");
     assert_eq!(page.status(), 200);
     assert!(page.headers()["content-type"].to_str().unwrap_or("").starts_with("text/html"));
+    // Chromium enforces the policy below: the page must render under it.
+    let csp = page.headers()["content-security-policy"].to_str().unwrap_or("").to_string();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-eval"), "{csp}");
+    let init = gw.http.get(format!("{}/api/docs/init.js", gw.url)).send().await.expect("init.js");
+    let init = init.text().await.unwrap_or_default();
+    assert!(init.contains("persistAuthorization: false"), "no token kept in the browser: {init}");
     let profile = std::env::temp_dir().join(format!("stockhold-chromium-{}", ulid::Ulid::new()));
     let url = format!("{}/", gw.url);
     let user_data = format!("--user-data-dir={}", profile.display());

@@ -26,12 +26,23 @@ const PAGE: &str = r##"<!doctype html>
 <body>
 <div id="swagger-ui"></div>
 <script src="/api/docs/swagger-ui-bundle.js"></script>
-<script>
-window.ui = SwaggerUIBundle({ url: "/api/openapi.json", dom_id: "#swagger-ui", persistAuthorization: true });
-</script>
+<script src="/api/docs/init.js"></script>
 </body>
 </html>
 "##;
+
+/// Starts the renderer. A file of its own, not an inline script, so that the page's
+/// Content-Security-Policy allows scripts from this origin only. A token typed into the
+/// page lives as long as the tab: `persistAuthorization` off, nothing in localStorage.
+const INIT_JS: &str =
+    "window.ui = SwaggerUIBundle({ url: \"/api/openapi.json\", dom_id: \"#swagger-ui\", persistAuthorization: false });\n";
+
+/// What the page may load and run: its own scripts, styles (Swagger UI also sets inline
+/// styles), images and the spec, nothing from elsewhere; it may not be framed.
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
 
 static BUNDLE_JS: &[u8] = include_bytes!("../../../docs/swagger-ui/swagger-ui-bundle.js.gz");
 static STYLE_CSS: &[u8] = include_bytes!("../../../docs/swagger-ui/swagger-ui.css.gz");
@@ -56,12 +67,23 @@ pub fn openapi_json() -> Result<ApiResponse, DomainError> {
 /// The docs page.
 pub fn page() -> ApiResponse {
     let mut resp = ApiResponse::new(Bytes::from_static(PAGE.as_bytes()));
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(http::header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    h.insert(http::header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(http::header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     resp
 }
 
 /// One of the renderer's files, or `None` for any other name.
 pub fn asset(name: &str) -> Option<ApiResponse> {
+    if name == "init.js" {
+        let mut resp = ApiResponse::new(Bytes::from_static(INIT_JS.as_bytes()));
+        let h = resp.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+        return Some(resp);
+    }
     let (body, content_type) = match name {
         "swagger-ui-bundle.js" => (BUNDLE_JS, "text/javascript; charset=utf-8"),
         "swagger-ui.css" => (STYLE_CSS, "text/css; charset=utf-8"),
@@ -89,9 +111,10 @@ mod tests {
     }
 
     #[test]
-    fn only_the_two_renderer_files_are_served() {
+    fn only_the_renderer_files_are_served() {
         assert!(asset("swagger-ui-bundle.js").is_some());
         assert!(asset("swagger-ui.css").is_some());
+        assert!(asset("init.js").is_some());
         for other in ["index.html", "../Cargo.toml", "swagger-ui.js", ""] {
             assert!(asset(other).is_none(), "{other}");
         }
