@@ -45,10 +45,22 @@ java -Xmx1g -Djava.library.path="$dir/DynamoDBLocal_lib" -cp "$jar" "$root/infra
 ddb=$!
 child=""
 moto_pid=""
+# Stops a process: TERM, then KILL if it is still there after 10 s.
+stop() { # PID
+  kill -TERM "$1" 2>/dev/null || return 0
+  ( sleep 10 && kill -KILL "$1" 2>/dev/null ) &
+  local killer=$!
+  wait "$1" 2>/dev/null
+  kill "$killer" 2>/dev/null
+  return 0
+}
 cleanup() {
-  [ -n "$child" ] && kill -TERM "$child" 2>/dev/null && wait "$child" 2>/dev/null
-  [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null && wait "$moto_pid" 2>/dev/null
-  kill "$ddb" 2>/dev/null && wait "$ddb" 2>/dev/null
+  # A second Ctrl-C (or TERM) while cleaning up must not cut it short and leave
+  # DynamoDB Local running.
+  trap '' INT TERM
+  if [ -n "$child" ]; then stop "$child"; fi
+  if [ -n "$moto_pid" ]; then stop "$moto_pid"; fi
+  stop "$ddb"
   rm -f "$log" "${moto_log:-}"
 }
 trap cleanup EXIT

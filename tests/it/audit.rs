@@ -256,3 +256,41 @@ async fn a_bucketed_adjustment_audits_only_the_rows_it_changed() {
         assert!(e["changes"].as_object().is_some_and(|c| !c.is_empty()), "an entry without changes: {e}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_keeps_failing_is_retried_with_growing_waits_then_skipped_and_the_stream_goes_on() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let app = app_on_fresh_table().await;
+    let stats = start_audit_poller(&app).await;
+    let gw = gateway_for(app.clone()).await;
+    // A stock row without its product id: no entry can ever be made of it.
+    let s = |v: &str| AttributeValue::S(v.into());
+    app.store
+        .client()
+        .put_item()
+        .table_name(app.store.table())
+        .item("pk", s("P#poison"))
+        .item("sk", s("STOCK#main"))
+        .item("entity", s("stock"))
+        .send()
+        .await
+        .expect("put");
+    let give_up = Instant::now() + std::time::Duration::from_secs(30);
+    while stats.skipped.lock().expect("stats").is_empty() {
+        assert!(Instant::now() < give_up, "the poisoned record was never given up on");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // After it the stream goes on.
+    let product = gw.product(json!({"main": 1})).await;
+    assert_eq!(entries(&gw, "product", &product, 1).await.len(), 1, "the stream went on");
+    let attempts: Vec<std::time::Instant> =
+        stats.failed_attempts.lock().expect("stats").iter().map(|(_, at)| *at).collect();
+    // The template's MaximumRetryAttempts is 5: the first try and five retries.
+    assert_eq!(attempts.len(), 6, "{attempts:?}");
+    assert_eq!(stats.skipped.lock().expect("stats").len(), 1);
+    for (k, pair) in attempts.windows(2).enumerate() {
+        let gap = pair[1] - pair[0];
+        let least = std::time::Duration::from_millis(200 << k);
+        assert!(gap >= least, "retry {} came {gap:?} after the one before; at least {least:?}", k + 1);
+    }
+}

@@ -170,3 +170,46 @@ async fn a_subject_too_long_for_a_key_is_no_user() {
     let r = gw.get("/api/orders", Some(&token(&"u".repeat(3000), false))).await;
     assert_eq!((r.status, r.code()), (401, "unauthorized"), "{}", r.body);
 }
+
+/// A client that is still sending a large body when the gateway decides reads its 413,
+/// as API Gateway delivers it, never a connection reset (checked with a raw connection, so
+/// no client library's own buffering hides a reset), declared or chunked.
+#[tokio::test]
+async fn a_client_still_sending_an_oversized_body_reads_its_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = gateway().await;
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    let body = vec![b'x'; 4 * 1024 * 1024];
+    for chunked in [false, true] {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+        let framing = if chunked {
+            "Transfer-Encoding: chunked".to_string()
+        } else {
+            format!("Content-Length: {}", body.len())
+        };
+        let head =
+            format!("POST /api/products HTTP/1.1\r\nHost: {addr}\r\n{framing}\r\nConnection: close\r\n\r\n");
+        conn.write_all(head.as_bytes()).await.expect("head");
+        for piece in body.chunks(64 * 1024) {
+            if chunked {
+                conn.write_all(format!("{:x}\r\n", piece.len()).as_bytes()).await.expect("chunk size");
+                conn.write_all(piece).await.expect("the gateway keeps reading the body");
+                conn.write_all(b"\r\n").await.expect("chunk end");
+            } else {
+                conn.write_all(piece).await.expect("the gateway keeps reading the body");
+            }
+        }
+        if chunked {
+            conn.write_all(b"0\r\n\r\n").await.expect("last chunk");
+        }
+        let mut answer = Vec::new();
+        conn.read_to_end(&mut answer).await.expect("the answer, not a reset");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 413"),
+            "chunked={chunked}: {}",
+            &answer[..answer.len().min(200)]
+        );
+        assert!(answer.contains("payload_too_large"), "{answer}");
+    }
+}

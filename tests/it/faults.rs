@@ -34,6 +34,26 @@ struct Faults {
     attempts: AtomicU32,
     /// Held-back requests that have reached DynamoDB since.
     released: tokio::sync::Notify,
+    /// Requests for the planned operation under way now, and the most there ever were.
+    in_flight: AtomicU32,
+    max_in_flight: AtomicU32,
+}
+
+/// Counts one request of the planned operation as under way while it lives.
+struct InFlight<'a>(&'a Faults);
+
+impl<'a> InFlight<'a> {
+    fn start(faults: &'a Faults) -> Self {
+        let now = faults.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        faults.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(faults)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 struct Proxy {
@@ -124,6 +144,7 @@ async fn forward(
         return held.await.unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response());
     }
     if let Some(Fault::AnswerLate(delay)) = fail {
+        let _counted = InFlight::start(faults);
         let resp = relay(http, upstream, &headers, body).await;
         tokio::time::sleep(delay).await;
         return resp;
@@ -426,4 +447,34 @@ async fn a_reservation_without_a_key_whose_write_answers_late_says_its_outcome_i
     assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.body);
     assert!(r.body["detail"].as_str().unwrap_or("").contains("outcome is unknown"), "{}", r.body);
     assert_eq!(healthy.stock_of(&product, "main").await, (5, 1, 4), "it did apply: hence 'unknown'");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_scheduler_runs_no_more_expiries_at_once_than_expire_may_run_in_aws() {
+    let _lock = stockhold_tests::sweep_lock().await;
+    let healthy = gateway().await;
+    let product = healthy.product(json!({"main": 60})).await;
+    let proxy = start_proxy().await;
+    let mut app = app_via(&proxy.url).await;
+    app.config.reservation_ttl = chrono::Duration::seconds(3);
+    let app = gateway::scheduler::with_local_scheduler(app, std::time::Duration::from_secs(3600), 250)
+        .expect("scheduler");
+    let gw = gateway_for(app).await;
+    let holds = (0..50).map(|_| {
+        let gw = &gw;
+        let product = product.clone();
+        async move { gw.reserve(&token(&unique("u"), false), &product, 1).await }
+    });
+    futures::future::join_all(holds).await;
+    // From now on each write (the expiries) answers 300 ms late, so they pile up.
+    proxy.plan("TransactWriteItems", u32::MAX, Fault::AnswerLate(std::time::Duration::from_millis(300)));
+
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while healthy.stock_of(&product, "main").await != (60, 0, 60) {
+        assert!(std::time::Instant::now() < give_up, "the holds did not all expire");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let most = proxy.faults.max_in_flight.load(Ordering::SeqCst);
+    eprintln!("at most {most} expiries at once");
+    assert!((2..=20).contains(&most), "expire's reserved concurrency is 20; {most} ran at once");
 }

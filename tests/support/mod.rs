@@ -274,7 +274,7 @@ pub async fn app_on_own_table(def: &TableDef) -> App {
 }
 
 /// Starts the local stream poller (the audit function's event source) for `app`'s table.
-pub async fn start_audit_poller(app: &App) {
+pub async fn start_audit_poller(app: &App) -> Arc<gateway::stream::PollerStats> {
     gateway::stream::spawn_stream_poller(app.clone(), gateway::stream::streams_client(&config()).await)
-        .expect("the audit function is in the template");
+        .expect("the audit function is in the template")
 }

@@ -74,18 +74,61 @@ pub async fn serve(
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }
 
+/// Most of an oversized body the gateway reads (and drops) before answering 413, and how
+/// long it waits for it: API Gateway takes up to 10 MB before it refuses a payload.
+const DRAIN_BYTES: usize = 10 * 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What arrived of a request body.
+enum Received {
+    Complete(Bytes),
+    TooLarge,
+    /// The client stopped sending (or took longer than `DRAIN_TIME`).
+    Incomplete,
+}
+
+/// Reads the body. An oversized body is still read to its end (within bounds) and
+/// dropped: answering while the client is still sending would close the connection under
+/// it, and it would see a reset instead of the 413 that API Gateway delivers.
+async fn read_body(body: Body, declared: Option<usize>) -> Received {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut kept = bytes::BytesMut::new();
+    let mut too_large = declared.is_some_and(|n| n > MAX_BODY_BYTES);
+    let mut seen = 0usize;
+    let reading = async {
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else { return false };
+            seen += chunk.len();
+            if seen > MAX_BODY_BYTES {
+                too_large = true;
+                kept.clear();
+            }
+            if !too_large {
+                kept.extend_from_slice(&chunk);
+            }
+            if seen > DRAIN_BYTES {
+                break;
+            }
+        }
+        true
+    };
+    let complete = tokio::time::timeout(DRAIN_TIME, reading).await.unwrap_or(false);
+    match (too_large, complete) {
+        (true, _) => Received::TooLarge,
+        (false, false) => Received::Incomplete,
+        (false, true) => Received::Complete(kept.freeze()),
+    }
+}
+
 async fn handle(State(gw): State<Arc<Gateway>>, req: http::Request<Body>) -> http::Response<Body> {
     let (parts, body) = req.into_parts();
     let rid = request_id(&parts.headers, || ulid::Ulid::new().to_string());
-    let declared_too_large = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|n| n > MAX_BODY_BYTES);
-    let body = if declared_too_large { None } else { axum::body::to_bytes(body, MAX_BODY_BYTES).await.ok() };
+    let declared =
+        parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let body = read_body(body, declared).await;
     let resp: ApiResponse = match body {
-        Some(body) => {
+        Received::Complete(body) => {
             let auth = gw.verifier.authorize(&parts.headers);
             // In local development the site root shows the API docs page (in AWS it is
             // GET /api/docs; the root belongs to whatever fronts the API there).
@@ -106,8 +149,12 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: http::Request<Body>) -> htt
             };
             dispatch(app, req, None).await
         }
-        None => {
-            let mut resp = Problem::payload_too_large(MAX_BODY_BYTES).into_response(&rid);
+        refused => {
+            let problem = match refused {
+                Received::TooLarge => Problem::payload_too_large(MAX_BODY_BYTES),
+                _ => Problem::from(shared::domain::DomainError::InvalidJson),
+            };
+            let mut resp = problem.into_response(&rid);
             if let Ok(v) = http::HeaderValue::from_str(&rid) {
                 resp.headers_mut().insert(shared::http::REQUEST_ID_HEADER, v);
             }

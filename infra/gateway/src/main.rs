@@ -63,8 +63,28 @@ async fn run() -> Result<(), String> {
     let verifier = Verifier::new(secret.as_deref().unwrap_or(gateway::auth::DEFAULT_SECRET));
     tracing::info!(port, table = %config.store.table, ttl_seconds = config.reservation_ttl_seconds, sweep_every_seconds = sweep_every, "stockhold gateway listening on http://127.0.0.1:{port}");
     let gateway = Gateway::new(&app, verifier).map_err(|e| e.to_string())?;
-    serve(listener, gateway, shutdown_signal()).await.map_err(|e| e.to_string())
+    // Requests in flight at shutdown get `SHUTDOWN_GRACE` to finish; then the gateway
+    // stops anyway (every request has its function's deadline, but a client may stall).
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = stopping.send(());
+    };
+    let limit = async move {
+        let _ = stopped.await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = serve(listener, gateway, shutdown) => served.map_err(|e| e.to_string()),
+        () = limit => {
+            tracing::warn!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "requests still running at the end of the grace period; stopping anyway");
+            Ok(())
+        }
+    }
 }
+
+/// How long requests in flight may take to finish once the gateway is asked to stop.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn shutdown_signal() {
     let ctrl_c = async {

@@ -12,7 +12,7 @@ use shared::service::{App, ExpireOutcome};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
 /// A reservation whose job found it not yet due (clock skew) is retried this much later.
 const NOT_DUE_RETRY: chrono::Duration = chrono::Duration::milliseconds(100);
@@ -66,14 +66,38 @@ pub fn with_local_scheduler(
     // it alive forever, so its jobs run on Apps without one.
     let expire_app = app.for_function(EXPIRE_FN)?;
     let sweep_app = app.for_function(SWEEP_FN)?;
+    let slots = Slots { expire: slots(&app, EXPIRE_FN)?, sweep: slots(&app, SWEEP_FN)? };
     let app = app.with_scheduler(Arc::new(LocalScheduler { tx }));
-    tokio::spawn(run(expire_app, sweep_app, rx, sweep_every, sweep_per_shard));
+    tokio::spawn(run(expire_app, sweep_app, slots, rx, sweep_every, sweep_per_shard));
     Ok(app)
+}
+
+/// Runs of a job allowed at once without a template (no local IAM): a bound all the same.
+const DEFAULT_SLOTS: usize = 20;
+
+/// How many runs of each job may go at once: the function's reserved concurrency in the
+/// template, as in AWS, where the platform would throttle any more. A due expiry waits
+/// for a slot (EventBridge Scheduler retries a throttled invocation); a sweep finding the
+/// previous one still running is skipped (the next tick comes a minute later).
+struct Slots {
+    expire: Arc<Semaphore>,
+    sweep: Arc<Semaphore>,
+}
+
+fn slots(app: &App, binary: &str) -> Result<Arc<Semaphore>, IamError> {
+    let n = match app.local_iam() {
+        Some(iam) => {
+            iam.template().function(binary)?.reserved_concurrency.map_or(DEFAULT_SLOTS, |n| n as usize)
+        }
+        None => DEFAULT_SLOTS,
+    };
+    Ok(Arc::new(Semaphore::new(n.max(1))))
 }
 
 async fn run(
     app: App,
     sweep_app: App,
+    slots: Slots,
     mut rx: mpsc::UnboundedReceiver<Command>,
     sweep_every: Duration,
     per_shard: usize,
@@ -119,8 +143,9 @@ async fn run(
                     }
                     due.remove(&(at, id.clone()));
                     at_of.remove(&id);
-                    let (app, retry_tx) = (app.clone(), retry_tx.clone());
+                    let (app, retry_tx, slot) = (app.clone(), retry_tx.clone(), slots.expire.clone());
                     tokio::spawn(async move {
+                        let Ok(_slot) = slot.acquire_owned().await else { return };
                         let deadline = app.local_deadline(EXPIRE_FN);
                         match expire(&app, ExpireEvent { reservation_id: id.clone() }, deadline).await {
                             Ok(r) if r.outcome == ExpireOutcome::NotDue => {
@@ -138,8 +163,13 @@ async fn run(
                 }
             }
             _ = sweep_tick.tick() => {
+                let Ok(slot) = slots.sweep.clone().try_acquire_owned() else {
+                    tracing::info!("the previous sweep is still running; skipping this one");
+                    continue;
+                };
                 let app = sweep_app.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     if let Err(e) = sweep(&app, per_shard, app.local_deadline(SWEEP_FN)).await {
                         tracing::warn!(error = %e, "sweep failed");
                     }

@@ -12,14 +12,27 @@ use shared::audit::{handle_batch, StreamEvent, AUDIT_FN};
 use shared::iam::IamError;
 use shared::service::App;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often an idle stream is polled (entries must appear within 2 s of a change).
 const POLL_EVERY: Duration = Duration::from_millis(200);
-/// A record that keeps failing is skipped after this many batches, as Lambda's
-/// `MaximumRetryAttempts` would (in AWS it then goes to the on-failure queue).
-const MAX_ATTEMPTS: u32 = 3;
+/// Retries of a failing record when the template names none (Lambda's own default is
+/// unbounded; a bound keeps a poisoned record from stopping the local audit for good).
+const DEFAULT_RETRIES: u32 = 5;
+/// Wait before retrying a failed batch: doubled per attempt of the same record, capped.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const BATCH: i32 = 100;
+
+/// What the poller did with failing records, for tests and logs.
+#[derive(Debug, Default)]
+pub struct PollerStats {
+    /// (sequence number, when) of every failed attempt of a record.
+    pub failed_attempts: std::sync::Mutex<Vec<(String, std::time::Instant)>>,
+    /// Records given up on after every retry (in AWS: sent to the on-failure queue).
+    pub skipped: std::sync::Mutex<Vec<String>>,
+}
 
 /// A DynamoDB Streams client for the same endpoint and credentials as the store.
 pub async fn streams_client(config: &shared::config::Config) -> aws_sdk_dynamodbstreams::Client {
@@ -31,28 +44,55 @@ pub async fn streams_client(config: &shared::config::Config) -> aws_sdk_dynamodb
 
 /// Starts polling the stream of `app`'s table on the current runtime. The poller's own
 /// calls (finding the stream, its checkpoints) are the platform's; each batch is handled
-/// by the `audit` function, held to that function's IAM policy.
-pub fn spawn_stream_poller(app: App, streams: aws_sdk_dynamodbstreams::Client) -> Result<(), IamError> {
+/// by the `audit` function, held to that function's IAM policy. A batch whose first
+/// failing record keeps failing is retried with growing waits, at most as often as the
+/// template's `MaximumRetryAttempts` says, counted per record; then that record is skipped.
+pub fn spawn_stream_poller(
+    app: App,
+    streams: aws_sdk_dynamodbstreams::Client,
+) -> Result<Arc<PollerStats>, IamError> {
     let audit = app.for_function(AUDIT_FN)?;
+    let retries = match app.local_iam() {
+        Some(iam) => iam
+            .template()
+            .function(AUDIT_FN)?
+            .events
+            .iter()
+            .find(|e| e.kind == "DynamoDB")
+            .and_then(|e| e.maximum_retry_attempts)
+            .map_or(DEFAULT_RETRIES, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+        None => DEFAULT_RETRIES,
+    };
+    let stats = Arc::new(PollerStats::default());
+    let shared_stats = stats.clone();
     tokio::spawn(async move {
         loop {
-            if let Err(e) = poll(&app, &audit, &streams).await {
+            if let Err(e) = poll(&app, &audit, &streams, retries, &shared_stats).await {
                 tracing::warn!(error = %e, "stream poller failed; restarting");
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
-    Ok(())
+    Ok(stats)
 }
 
 struct ShardState {
     iterator: Option<String>,
     last: Option<String>,
-    attempts: u32,
+    /// The record the last batch failed on first, and its failed attempts so far.
+    failing: Option<(String, u32)>,
+    /// No read of this shard before then (backing off after a failed batch).
+    retry_at: Option<tokio::time::Instant>,
     closed_and_done: bool,
 }
 
-async fn poll(app: &App, audit: &App, streams: &aws_sdk_dynamodbstreams::Client) -> Result<(), String> {
+async fn poll(
+    app: &App,
+    audit: &App,
+    streams: &aws_sdk_dynamodbstreams::Client,
+    retries: u32,
+    stats: &PollerStats,
+) -> Result<(), String> {
     let table = app
         .store
         .client()
@@ -81,7 +121,8 @@ async fn poll(app: &App, audit: &App, streams: &aws_sdk_dynamodbstreams::Client)
                 shards.entry(id.clone()).or_insert_with(|| ShardState {
                     iterator: None,
                     last: checkpoints.get(&id).cloned(),
-                    attempts: 0,
+                    failing: None,
+                    retry_at: None,
                     closed_and_done: false,
                 });
             }
@@ -91,7 +132,11 @@ async fn poll(app: &App, audit: &App, streams: &aws_sdk_dynamodbstreams::Client)
             }
         }
         let mut busy = false;
+        let now = tokio::time::Instant::now();
         for (id, state) in shards.iter_mut().filter(|(_, s)| !s.closed_and_done) {
+            if state.retry_at.is_some_and(|at| at > now) {
+                continue;
+            }
             if state.iterator.is_none() {
                 let req = streams.get_shard_iterator().stream_arn(&arn).shard_id(id.as_str());
                 let req = match &state.last {
@@ -129,21 +174,39 @@ async fn poll(app: &App, audit: &App, streams: &aws_sdk_dynamodbstreams::Client)
                 response.batch_item_failures.iter().filter_map(|f| f.item_identifier.as_deref()).collect();
             let seqs: Vec<&str> =
                 records.iter().filter_map(|r| r.dynamodb.as_ref()?.sequence_number.as_deref()).collect();
-            // Like Lambda: everything before the first failure is done; retry from there.
+            // Like Lambda: everything before the first failure is done; retry from there,
+            // after a wait that grows with that record's failed attempts.
             let first_failed = seqs.iter().position(|s| failed.contains(s));
+            state.retry_at = None;
             let done_upto = match first_failed {
-                Some(i) if state.attempts + 1 < MAX_ATTEMPTS => {
-                    state.attempts += 1;
-                    i
+                None => {
+                    state.failing = None;
+                    seqs.len()
                 }
                 Some(i) => {
-                    tracing::error!(sequence_number = seqs[i], "skipping a record that kept failing");
-                    state.attempts = 0;
-                    seqs.len()
-                }
-                None => {
-                    state.attempts = 0;
-                    seqs.len()
+                    let seq = seqs[i].to_string();
+                    let attempts = match &state.failing {
+                        Some((s, n)) if *s == seq => n + 1,
+                        _ => 1,
+                    };
+                    if let Ok(mut log) = stats.failed_attempts.lock() {
+                        log.push((seq.clone(), std::time::Instant::now()));
+                    }
+                    if attempts > retries {
+                        tracing::error!(sequence_number = %seq, attempts, "skipping a record that kept failing");
+                        if let Ok(mut skipped) = stats.skipped.lock() {
+                            skipped.push(seq);
+                        }
+                        state.failing = None;
+                        // The records after it in this batch were handled; only it is lost.
+                        seqs.len()
+                    } else {
+                        let wait = FIRST_BACKOFF.saturating_mul(1 << (attempts - 1).min(8)).min(MAX_BACKOFF);
+                        tracing::warn!(sequence_number = %seq, attempts, wait_ms = wait.as_millis() as u64, "audit batch failed; retrying");
+                        state.retry_at = Some(tokio::time::Instant::now() + wait);
+                        state.failing = Some((seq, attempts));
+                        i
+                    }
                 }
             };
             if done_upto > 0 {

@@ -171,6 +171,8 @@ pub struct EventDef {
     pub on_failure: Option<String>,
     /// The `Stream` property, resolved.
     pub stream: Option<String>,
+    /// `MaximumRetryAttempts` of a stream mapping.
+    pub maximum_retry_attempts: Option<u64>,
 }
 
 /// A role the template defines (`AWS::IAM::Role`): who may assume it and what it may do.
@@ -424,6 +426,9 @@ impl Template {
                                     .and_then(|o| o.get("Destination")),
                             )?,
                             stream: resolve(ep.and_then(|p| p.get("Stream")))?,
+                            maximum_retry_attempts: ep
+                                .and_then(|p| p.get("MaximumRetryAttempts"))
+                                .and_then(Value::as_u64),
                         });
                     }
                     functions.push(FunctionDef {
