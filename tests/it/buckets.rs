@@ -203,3 +203,34 @@ async fn a_bad_stock_buckets_setting_is_refused_and_creates_nothing() {
     let r = gw.post("/api/products", Some(&admin), json!({"sku": sku, "name": "x", "price_cents": 1})).await;
     assert_eq!(r.status, 201, "the SKU stayed free: {}", r.body);
 }
+
+/// A product read is one snapshot of all its bucket rows: units moving between buckets
+/// (a gather, one transaction) are never seen half-moved, so the total never wavers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_read_never_shows_units_half_moved_between_buckets() {
+    let gw = gateway().await;
+    let id = gw.bucketed_product(json!({"main": 12}), 4).await;
+    let w = WarehouseId::parse("main").expect("w");
+    let store = as_function(&gw.app, "reserve").store;
+    let mover = async {
+        // [3,3,3,3] -> [5,2,2,3] -> [4,3,2,3] -> [3,3,3,3], over and over.
+        let cycle: [(usize, &[(usize, i64)]); 3] = [(0, &[(1, 1), (2, 1)]), (1, &[(0, 1)]), (2, &[(0, 1)])];
+        for round in 0..45 {
+            let (into, donors) = cycle[round % 3];
+            let moved = store.gather(&id, &w, into, donors, chrono::Utc::now(), "mover").await;
+            assert!(moved.expect("gather"), "round {round}");
+        }
+    };
+    let reader = async {
+        let mut totals = std::collections::BTreeSet::new();
+        for _ in 0..60 {
+            let r = gw.get(&format!("/api/products/{id}"), None).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            let rows = r.body["stock"].as_array().cloned().unwrap_or_default();
+            totals.insert(rows.iter().map(|s| s["on_hand"].as_i64().unwrap_or(-100)).sum::<i64>());
+        }
+        totals
+    };
+    let ((), totals) = tokio::join!(mover, reader);
+    assert_eq!(totals.into_iter().collect::<Vec<_>>(), [12], "every read saw all 12 units");
+}

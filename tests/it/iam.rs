@@ -52,25 +52,50 @@ async fn a_call_outside_the_functions_policy_fails_with_aws_access_denied() {
     assert_eq!(audit.expect_err("refused").code(), Some("AccessDeniedException"));
 }
 
-#[tokio::test]
-async fn removing_batch_get_item_from_the_products_policy_fails_the_bucketed_product_read() {
+/// `template` with `action` taken out of the products function's item statement, enforced
+/// on a gateway of its own (beside the intact one).
+async fn products_without(action: &str) -> (TestGateway, TestGateway) {
     let products = "Action: [dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:Query, dynamodb:PutItem";
     assert!(EMBEDDED_TEMPLATE.contains(products), "the products policy changed; update this test");
-    let without = EMBEDDED_TEMPLATE.replacen(products, &products.replace("dynamodb:BatchGetItem, ", ""), 1);
+    let without = EMBEDDED_TEMPLATE.replacen(products, &products.replace(&format!("{action}, "), ""), 1);
+    assert_ne!(without, EMBEDDED_TEMPLATE);
     let base = app().await;
-    let config_names = shared::iam::LocalNames::default()
+    let names = shared::iam::LocalNames::default()
         .with("Table", base.store.table())
         .with("AuditTable", base.store.audit_table());
-    let iam = LocalIam::new(&without, &config_names, None).expect("template");
-    let crippled = gateway_for(base.clone().with_local_iam(Some(Arc::new(iam)))).await;
-    let intact = gateway_for(base).await;
+    let iam = LocalIam::new(&without, &names, None).expect("template");
+    (gateway_for(base.clone().with_local_iam(Some(Arc::new(iam)))).await, gateway_for(base).await)
+}
 
+#[tokio::test]
+async fn removing_batch_get_item_from_the_products_policy_fails_the_bucketed_stock_removal() {
+    let (crippled, intact) = products_without("dynamodb:BatchGetItem").await;
+    let admin = token("iam-admin", true);
+    let remove = json!({"warehouse_id": "main", "delta": -1});
+    let bucketed = intact.bucketed_product(json!({"main": 8}), 4).await;
+    let r = crippled.post(&format!("/api/products/{bucketed}/stock"), Some(&admin), remove.clone()).await;
+    assert_eq!((r.status, r.code()), (500, "internal"), "{}", r.body);
+    // A plain product's removal needs no BatchGetItem and still works; so does the intact stack.
+    let plain = intact.product(json!({"main": 2})).await;
+    assert_eq!(
+        crippled.post(&format!("/api/products/{plain}/stock"), Some(&admin), remove.clone()).await.status,
+        200
+    );
+    assert_eq!(
+        intact.post(&format!("/api/products/{bucketed}/stock"), Some(&admin), remove).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn removing_get_item_from_the_products_policy_fails_the_bucketed_product_read() {
+    let (crippled, intact) = products_without("dynamodb:GetItem").await;
     let id = intact.bucketed_product(json!({"main": 8}), 4).await;
     let path = format!("/api/products/{id}");
     assert_eq!(intact.get(&path, None).await.status, 200);
+    // Its snapshot of every bucket row is a TransactGetItems: GetItem on each row.
     let r = crippled.get(&path, None).await;
     assert_eq!((r.status, r.code()), (500, "internal"), "{}", r.body);
-    // A plain product needs no BatchGetItem and still reads.
     let plain = intact.product(json!({"main": 1})).await;
     assert_eq!(crippled.get(&format!("/api/products/{plain}"), None).await.status, 200);
 }

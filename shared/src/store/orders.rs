@@ -78,6 +78,58 @@ impl Store {
         Ok(out)
     }
 
+    /// The items at `keys` (at most 100) as of one instant (`TransactGetItems`); missing
+    /// ones are absent. A read that meets a transaction in progress on one of them is
+    /// cancelled by DynamoDB and retried here with a short backoff.
+    pub(crate) async fn snapshot(&self, keys: Vec<(String, String)>) -> Result<Vec<Item>, StoreError> {
+        use aws_sdk_dynamodb::types::{Get, TransactGetItem};
+        let gets = keys
+            .iter()
+            .map(|(pk, sk)| {
+                let get = Get::builder().table_name(&self.table).key(PK, s(pk)).key(SK, s(sk)).build()?;
+                Ok(TransactGetItem::builder().get(get).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .transact_get_items()
+                .set_transact_items(Some(gets.clone()))
+                .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            match result {
+                Ok(out) => {
+                    self.metrics.read(out.consumed_capacity());
+                    return Ok(out
+                        .responses
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|r| r.item)
+                        .filter(|i| !i.is_empty())
+                        .map(Item)
+                        .collect());
+                }
+                Err(e) => {
+                    let cancelled =
+                        e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception());
+                    let wait = std::time::Duration::from_millis(10 << attempt.min(6));
+                    if cancelled && attempt < 6 && crate::deadline::allows(wait) {
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    if cancelled {
+                        tracing::warn!(attempt, "snapshot read kept meeting transactions in progress");
+                        return Err(StoreError::Unavailable);
+                    }
+                    return Err(classify("snapshot", e));
+                }
+            }
+        }
+    }
+
     /// The reservations that exist among `ids`, read consistently.
     pub async fn get_reservations(&self, ids: &[String]) -> Result<Vec<Reservation>, StoreError> {
         let keys = ids.iter().map(|id| (reservation_pk(id), RESERVATION_SK.to_string())).collect();

@@ -79,34 +79,36 @@ impl Store {
         let Some(head) = items.iter().find(|i| i.opt_s(SK) == Some(PRODUCT_SK)) else {
             return Ok(None);
         };
-        let mut stock = items
+        let stock = items
             .iter()
             .filter(|i| i.opt_s(SK).is_some_and(|sk| sk.starts_with(STOCK_SK_PREFIX)))
             .map(stock_from_item)
             .collect::<Result<Vec<_>, _>>()?;
-        let more = self.other_buckets(id, buckets_of(head)?, &stock).await?;
-        stock.extend(more);
+        let stock = self.all_buckets(id, buckets_of(head)?, stock).await?;
         product_from_item(head, stock).map(Some)
     }
 
-    /// The stock rows of buckets 1.. of a bucketed product (none for an unbucketed one),
-    /// read consistently in one `BatchGetItem` per 100 rows. Every warehouse has a row in
-    /// every bucket (creation and additions write them all), so bucket 0's rows, which
-    /// come with the product, name the keys.
-    async fn other_buckets(
+    /// A product's stock rows as of one instant. An unbucketed product's rows are bucket
+    /// 0's, which came with the product's own `Query`. A bucketed product's rows, every
+    /// bucket of every warehouse, are read again in one `TransactGetItems`: a gather
+    /// (units moved between buckets by one transaction) is then seen whole or not at all,
+    /// so no read shows a total that never was. Every warehouse has a row in every bucket
+    /// (creation and additions write them all), so bucket 0's rows name the keys;
+    /// `warehouses x stock_buckets <= 98` keeps them within one call's 100 items.
+    async fn all_buckets(
         &self,
         id: &str,
         k: usize,
-        bucket_zero: &[StockLevel],
+        bucket_zero: Vec<StockLevel>,
     ) -> Result<Vec<StockLevel>, StoreError> {
         if k <= 1 {
-            return Ok(Vec::new());
+            return Ok(bucket_zero);
         }
-        let keys = bucket_zero
+        let keys: Vec<(String, String)> = bucket_zero
             .iter()
-            .flat_map(|row| (1..k).map(move |b| (stock_pk(id, b), stock_sk(row.warehouse_id.as_str()))))
+            .flat_map(|row| (0..k).map(move |b| (stock_pk(id, b), stock_sk(row.warehouse_id.as_str()))))
             .collect();
-        self.batch_get(keys).await?.iter().map(stock_from_item).collect()
+        self.snapshot(keys).await?.iter().map(stock_from_item).collect()
     }
 
     /// `stock_buckets` of a product, or `None` when it does not exist. The setting never
@@ -228,9 +230,8 @@ impl Store {
         heads.truncate(limit);
         let products = try_join_all(heads.iter().map(|h| async move {
             let id = h.s("id")?;
-            let mut stock = self.stock_rows(id).await?;
-            let more = self.other_buckets(id, buckets_of(h)?, &stock).await?;
-            stock.extend(more);
+            let stock = self.stock_rows(id).await?;
+            let stock = self.all_buckets(id, buckets_of(h)?, stock).await?;
             product_from_item(h, stock)
         }))
         .await?;
