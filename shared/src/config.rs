@@ -7,7 +7,9 @@
 //! | `DYNAMODB_ENDPOINT` | unset (AWS) | e.g. `http://127.0.0.1:8001` for DynamoDB Local |
 //! | `RESERVATION_TTL_SECONDS` | `600` | how long a reservation holds stock (1..=86400) |
 //! | `MAX_ACTIVE_HOLDS_PER_USER` | `20` | active reservations one user may hold at once (1..=1000) |
-//! | `CURSOR_SECRET` | a fixed development value | HMAC key for list cursors; set per deployment |
+//! | `CURSOR_SECRET_ARN` | unset | Secrets Manager secret holding the cursor key (AWS; read at cold start by `products`, `list`, `audit-api`) |
+//! | `CURSOR_SECRET` | a fixed development value (local stack only) | HMAC key for list cursors, given directly |
+//! | `SECRETS_ENDPOINT` | unset (AWS) | a Secrets Manager-compatible endpoint (moto in tests) |
 //! | `SCHEDULE_GROUP` | `stockhold-expiry` | EventBridge Scheduler group of expiry schedules |
 //! | `EXPIRE_FUNCTION_ARN` | unset | target of expiry schedules; unset: no schedules, the sweep expires holds |
 //! | `SCHEDULER_ROLE_ARN` | unset | role EventBridge Scheduler assumes to invoke `expire` |
@@ -18,6 +20,7 @@
 use crate::adapters::clock::Clock;
 use crate::adapters::scheduler::{EventBridgeScheduler, EventBridgeTarget, ExpiryScheduler, NoScheduler};
 use crate::domain::cursor::CursorCodec;
+use crate::http::routes::{AUDIT_API_FN, LIST_FN, PRODUCTS_FN};
 use crate::service::{App, ServiceConfig};
 use crate::store::{Store, StoreConfig};
 use std::sync::Arc;
@@ -32,6 +35,25 @@ pub enum ConfigError {
     Invalid { name: &'static str, expected: &'static str, value: String },
     #[error("local IAM enforcement: {0}")]
     Iam(#[from] crate::iam::IamError),
+    #[error("{name} is not set: {why}")]
+    Missing { name: &'static str, why: &'static str },
+    #[error("cannot read the cursor key: {0}")]
+    Secret(String),
+}
+
+/// The functions that make or read list cursors (product list, order list, audit
+/// history): only they get the cursor key, and only they may read its secret.
+pub const CURSOR_FUNCTIONS: &[&str] = &[PRODUCTS_FN, LIST_FN, AUDIT_API_FN];
+
+/// Where a function's cursor key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CursorKey {
+    /// `CURSOR_SECRET`, or on the local stack the development value.
+    Given(String),
+    /// The Secrets Manager secret `CURSOR_SECRET_ARN`, read at cold start.
+    Secret(String),
+    /// A function that has no cursors gets a random key it never uses.
+    Throwaway,
 }
 
 #[derive(Debug, Clone)]
@@ -39,7 +61,12 @@ pub struct Config {
     pub store: StoreConfig,
     pub reservation_ttl_seconds: i64,
     pub max_active_holds: i64,
-    pub cursor_secret: String,
+    /// `CURSOR_SECRET`: a key given directly (local development, tests).
+    pub cursor_secret: Option<String>,
+    /// `CURSOR_SECRET_ARN`: the secret holding the key (AWS).
+    pub cursor_secret_arn: Option<String>,
+    /// `SECRETS_ENDPOINT`: a Secrets Manager endpoint other than AWS (moto in tests).
+    pub secrets_endpoint: Option<String>,
     /// `None`: no per-reservation schedules.
     pub scheduler: Option<EventBridgeTarget>,
     pub scheduler_endpoint: Option<String>,
@@ -82,7 +109,9 @@ impl Config {
             },
             reservation_ttl_seconds: int_var("RESERVATION_TTL_SECONDS", 600, 1, 86_400)?,
             max_active_holds: int_var("MAX_ACTIVE_HOLDS_PER_USER", 20, 1, 1_000)?,
-            cursor_secret: var("CURSOR_SECRET").unwrap_or_else(|| DEV_CURSOR_SECRET.into()),
+            cursor_secret: var("CURSOR_SECRET"),
+            cursor_secret_arn: var("CURSOR_SECRET_ARN"),
+            secrets_endpoint: var("SECRETS_ENDPOINT"),
             scheduler,
             scheduler_endpoint: var("SCHEDULER_ENDPOINT"),
         })
@@ -155,6 +184,13 @@ impl Config {
     /// On the local stack the template's IAM policies are loaded here, so that
     /// `App::for_function` can restrict each function to its own.
     pub async fn build_app(&self, clock: Arc<dyn Clock>) -> Result<App, ConfigError> {
+        Ok(self.build_app_with_sdk(clock).await?.0)
+    }
+
+    async fn build_app_with_sdk(
+        &self,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(App, aws_config::SdkConfig), ConfigError> {
         let iam = if self.is_local() {
             Some(Arc::new(crate::iam::LocalIam::from_env(&self.local_names())?))
         } else {
@@ -165,25 +201,80 @@ impl Config {
             sdk = sdk.into_builder().http_client(iam.base_client()).build();
         }
         let store = Store::connect(&sdk, &self.store);
-        Ok(App::new(
+        // The platform's own app (gateway, tests) serves every function's routes locally.
+        let key = match self.cursor_key(None)? {
+            CursorKey::Given(key) => key,
+            _ => throwaway_key(),
+        };
+        let app = App::new(
             store,
             clock,
             ServiceConfig {
                 reservation_ttl: chrono::Duration::seconds(self.reservation_ttl_seconds),
                 max_active_holds: self.max_active_holds,
-                cursors: CursorCodec::new(self.cursor_secret.as_bytes()),
+                cursors: CursorCodec::new(key.as_bytes()),
             },
         )
         .with_scheduler(self.scheduler(&sdk))
-        .with_local_iam(iam))
+        .with_local_iam(iam);
+        Ok((app, sdk))
     }
 
-    /// The application as the function built as `binary` runs it: in AWS exactly
-    /// `build_app`; on the local stack every AWS call it makes is held to that function's
-    /// policy in the template.
-    pub async fn function_app(&self, binary: &str, clock: Arc<dyn Clock>) -> Result<App, ConfigError> {
-        Ok(self.build_app(clock).await?.for_function(binary)?)
+    /// Where the cursor key of the function built as `binary` comes from (`None`: the
+    /// local platform, which serves every function). Outside the local stack a function
+    /// with cursors refuses to start without `CURSOR_SECRET_ARN` (or `CURSOR_SECRET`):
+    /// a development key there would let anyone forge cursors.
+    pub fn cursor_key(&self, binary: Option<&str>) -> Result<CursorKey, ConfigError> {
+        let has_cursors = binary.is_none_or(|b| CURSOR_FUNCTIONS.contains(&b));
+        let secret_reachable = !self.is_local() || self.secrets_endpoint.is_some();
+        match (&self.cursor_secret_arn, &self.cursor_secret) {
+            (Some(arn), _) if has_cursors && secret_reachable => Ok(CursorKey::Secret(arn.clone())),
+            (_, Some(key)) => Ok(CursorKey::Given(key.clone())),
+            _ if self.is_local() => Ok(CursorKey::Given(DEV_CURSOR_SECRET.into())),
+            _ if has_cursors => Err(ConfigError::Missing {
+                name: "CURSOR_SECRET_ARN",
+                why: "this function signs list cursors and needs its key (the template sets it)",
+            }),
+            _ => Ok(CursorKey::Throwaway),
+        }
     }
+
+    /// The application as the function built as `binary` runs it: its cursor key (read
+    /// from Secrets Manager once, here, for the functions that have cursors), and on the
+    /// local stack every AWS call it makes held to that function's policy in the template.
+    pub async fn function_app(&self, binary: &str, clock: Arc<dyn Clock>) -> Result<App, ConfigError> {
+        let key = self.cursor_key(Some(binary))?;
+        let (app, sdk) = self.build_app_with_sdk(clock).await?;
+        let mut app = app.for_function(binary)?;
+        let key = match key {
+            CursorKey::Given(key) => key,
+            CursorKey::Throwaway => throwaway_key(),
+            CursorKey::Secret(arn) => {
+                let mut conf = aws_sdk_secretsmanager::config::Builder::from(&sdk);
+                if let Some(endpoint) = &self.secrets_endpoint {
+                    conf = conf.endpoint_url(endpoint);
+                }
+                if let Some(iam) = app.local_iam() {
+                    conf = conf.http_client(iam.client_for(binary, crate::iam::Service::SecretsManager)?);
+                }
+                let client = aws_sdk_secretsmanager::Client::from_conf(conf.build());
+                let out = client.get_secret_value().secret_id(&arn).send().await.map_err(|e| {
+                    ConfigError::Secret(aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string())
+                })?;
+                out.secret_string()
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .ok_or_else(|| ConfigError::Secret(format!("{arn} holds no string")))?
+            }
+        };
+        app.config.cursors = CursorCodec::new(key.as_bytes());
+        Ok(app)
+    }
+}
+
+/// A random key for a function without cursors (160 random bits from two ULIDs).
+fn throwaway_key() -> String {
+    format!("{}{}", ulid::Ulid::new(), ulid::Ulid::new())
 }
 
 /// Logs to stdout: JSON lines by default (what CloudWatch and Lambda's log format
@@ -223,4 +314,43 @@ where
         .with_current_span(true)
         .with_span_list(false)
         .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(local: bool, secret: Option<&str>, arn: Option<&str>) -> Config {
+        Config {
+            store: StoreConfig {
+                table: "t".into(),
+                audit_table: "t-audit".into(),
+                endpoint: local.then(|| "http://127.0.0.1:1".into()),
+            },
+            reservation_ttl_seconds: 600,
+            max_active_holds: 20,
+            cursor_secret: secret.map(Into::into),
+            cursor_secret_arn: arn.map(Into::into),
+            secrets_endpoint: None,
+            scheduler: None,
+            scheduler_endpoint: None,
+        }
+    }
+
+    #[test]
+    fn outside_the_local_stack_a_function_with_cursors_refuses_to_start_without_its_key() {
+        let aws = config(false, None, None);
+        assert!(matches!(aws.cursor_key(Some("list")), Err(ConfigError::Missing { .. })));
+        assert!(matches!(aws.cursor_key(Some("products")), Err(ConfigError::Missing { .. })));
+        assert_eq!(aws.cursor_key(Some("reserve")).ok(), Some(CursorKey::Throwaway), "no cursors, no key");
+        let with_arn = config(false, None, Some("arn:s"));
+        assert_eq!(with_arn.cursor_key(Some("audit-api")).ok(), Some(CursorKey::Secret("arn:s".into())));
+        assert_eq!(
+            with_arn.cursor_key(Some("order")).ok(),
+            Some(CursorKey::Throwaway),
+            "only cursor functions read it"
+        );
+        let local = config(true, None, Some("arn:s"));
+        assert_eq!(local.cursor_key(Some("list")).ok(), Some(CursorKey::Given(DEV_CURSOR_SECRET.into())));
+    }
 }

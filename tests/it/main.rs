@@ -16,5 +16,6 @@ mod orders;
 mod products;
 mod reservations;
 mod scheduler_contract;
+mod secrets;
 mod spec;
 mod template;

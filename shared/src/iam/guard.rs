@@ -201,7 +201,7 @@ impl Denial {
         );
         let invalid = |e: String| ConnectorError::other(e.into(), None);
         let (status, body) = match service {
-            Service::DynamoDb | Service::DynamoDbStreams => (
+            Service::DynamoDb | Service::DynamoDbStreams | Service::SecretsManager => (
                 400,
                 serde_json::json!({"__type": "com.amazon.coral.service#AccessDeniedException", "Message": message}),
             ),
@@ -212,6 +212,9 @@ impl Denial {
         match service {
             Service::DynamoDb | Service::DynamoDbStreams => {
                 resp.headers_mut().insert("content-type", "application/x-amz-json-1.0");
+            }
+            Service::SecretsManager => {
+                resp.headers_mut().insert("content-type", "application/x-amz-json-1.1");
             }
             Service::Scheduler => {
                 resp.headers_mut().insert("content-type", "application/json");

@@ -13,6 +13,7 @@ pub enum Service {
     DynamoDb,
     DynamoDbStreams,
     Scheduler,
+    SecretsManager,
 }
 
 /// One authorisation the request needs.
@@ -84,6 +85,24 @@ pub fn needs(
             Ok(Needs { operation: op, needs, schedule_target: None })
         }
         Service::Scheduler => scheduler(method, uri, body),
+        Service::SecretsManager => {
+            let op = target
+                .and_then(|t| t.split_once('.'))
+                .map(|(_, op)| op.to_string())
+                .ok_or("no X-Amz-Target")?;
+            let body: Value = serde_json::from_slice(body).map_err(|e| format!("body: {e}"))?;
+            let id = body["SecretId"].as_str().ok_or(format!("{op} without SecretId"))?;
+            let resource = if id.starts_with("arn:") {
+                id.to_string()
+            } else {
+                format!("arn:{PARTITION}:secretsmanager:{REGION}:{ACCOUNT}:secret:{id}")
+            };
+            Ok(Needs {
+                needs: vec![need(format!("secretsmanager:{op}"), resource)],
+                operation: op,
+                schedule_target: None,
+            })
+        }
     }
 }
 
