@@ -122,3 +122,51 @@ fn the_stream_feeds_only_the_audit_function_whose_failures_go_to_a_queue_it_may_
     // own role.
     assert!(matches!(f.policy.evaluate("sqs:SendMessage", &queue, &[]), shared::iam::Decision::Allowed(_)));
 }
+
+/// The variables the code reads (`var("...")`/`int_var("...")` in the shared crate and the
+/// function crates, and `RUST_LOG` through the log filter).
+fn variables_read_in(dir: &std::path::Path, found: &mut BTreeSet<String>) {
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            variables_read_in(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).expect("read source");
+            for pattern in ["int_var(\"", " var(\"", "(var(\"", "::var(\""] {
+                for piece in text.split(pattern).skip(1) {
+                    if let Some(name) = piece
+                        .split('"')
+                        .next()
+                        .filter(|n| n.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+                    {
+                        found.insert(name.to_string());
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_function_declares_exactly_the_variables_its_code_reads() {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let mut shared = BTreeSet::from(["RUST_LOG".to_string()]);
+    variables_read_in(&root.join("shared/src"), &mut shared);
+    // Read by the sweep alone (shared::jobs::sweep_batch_from_env).
+    let sweep_only = "SWEEP_BATCH_PER_SHARD".to_string();
+    assert!(shared.remove(&sweep_only), "the scan no longer finds {sweep_only}");
+    assert!(shared.contains("TABLE_NAME") && shared.contains("DYNAMODB_ENDPOINT"), "{shared:?}");
+    for f in &resolved().functions {
+        let mut read = shared.clone();
+        variables_read_in(&root.join("functions").join(&f.binary).join("src"), &mut read);
+        if f.binary == "sweep" {
+            read.insert(sweep_only.clone());
+        }
+        let declared: BTreeSet<String> = f.environment.keys().cloned().collect();
+        assert_eq!(
+            declared, read,
+            "{}: template Environment (Globals + own) vs variables the code reads",
+            f.binary
+        );
+    }
+}
