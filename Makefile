@@ -5,7 +5,7 @@ CARGO ?= cargo
 PORT ?= 8000
 export PORT
 
-.PHONY: help deps build dev test iam-reset iam-coverage test-rust fuzz fuzz-quick lint cfn-lint sam-check token lambda docs-assets bench bench-reserve bench-expiry bench-orders
+.PHONY: sam-local help deps build dev test iam-reset iam-coverage test-rust fuzz fuzz-quick lint cfn-lint sam-check token lambda docs-assets bench bench-reserve bench-expiry bench-orders
 
 help:
 	@echo "make dev    serve the API on http://127.0.0.1:$(PORT) with DynamoDB Local"
@@ -95,6 +95,12 @@ sam-check: cfn-lint
 	$(if $(SAM_FAST),CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_INCREMENTAL=false) \
 	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/sam build
 	@for f in .aws-sam/build/*Function/bootstrap; do printf '%-34s %8d bytes\n' $$f $$(stat -c %s $$f); done
+
+# Every function's `sam build` artifact under SAM's own emulator (`sam local invoke`), with
+# the Lambda-level tests' checks; sets up (and afterwards removes) a container engine of its
+# own, offline. Needs root and `make sam-check` first. See infra/scripts/sam-local.sh.
+sam-local: deps
+	infra/scripts/with-stack.sh -- infra/scripts/sam-local.sh
 
 # Release bootstraps for Lambda (arm64, linked with zig from .venv), and their sizes.
 FUNCTIONS := products reserve order transition list expire sweep audit audit-api

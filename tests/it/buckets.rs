@@ -234,3 +234,13 @@ async fn a_product_read_never_shows_units_half_moved_between_buckets() {
     let ((), totals) = tokio::join!(mover, reader);
     assert_eq!(totals.into_iter().collect::<Vec<_>>(), [12], "every read saw all 12 units");
 }
+
+#[tokio::test]
+async fn a_bucketed_product_without_stock_reads_and_lists() {
+    let gw = gateway().await;
+    let id = gw.bucketed_product(json!({}), 4).await;
+    let r = gw.get(&format!("/api/products/{id}"), None).await;
+    assert_eq!((r.status, r.body["available"].as_i64()), (200, Some(0)), "{}", r.body);
+    let listed = gw.get("/api/products?limit=100", None).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+}

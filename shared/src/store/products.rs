@@ -101,7 +101,9 @@ impl Store {
         k: usize,
         bucket_zero: Vec<StockLevel>,
     ) -> Result<Vec<StockLevel>, StoreError> {
-        if k <= 1 {
+        // No warehouse yet (a product created without stock): nothing to read, and
+        // TransactGetItems refuses an empty list.
+        if k <= 1 || bucket_zero.is_empty() {
             return Ok(bucket_zero);
         }
         let keys: Vec<(String, String)> = bucket_zero

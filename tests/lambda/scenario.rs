@@ -1,0 +1,159 @@
+//! What every function binary must answer to its fixtures in `events/`, whichever Lambda
+//! emulator runs it: cargo-lambda's (`tests/lambda`, in `make test`) or SAM's
+//! (`tests/sam_local`, in `make sam-local`). One copy of the expectations for both.
+
+use serde_json::{json, Value};
+use shared::adapters::identity::Caller;
+use shared::domain::product::{Currency, Product, Sku, WarehouseId};
+use shared::domain::stock::StockLevel;
+use std::path::PathBuf;
+use stockhold_tests::*;
+
+pub const PRODUCT: &str = "01KFIXTUREPRODUCT000000000";
+pub const RESERVATION: &str = "01KFIXTURERESERVATION00000";
+pub const ORDER: &str = "01KFIXTUREORDER00000000000";
+
+pub fn root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// A Lambda emulator running the function binaries.
+pub trait Invoker {
+    /// Invokes `function` (its binary name) with a fixture (ids substituted) and returns
+    /// its JSON output.
+    fn invoke(&self, function: &str, fixture: &str, ids: &[(&str, &str)]) -> Value;
+
+    /// Invokes an HTTP function; returns status, headers and the parsed body.
+    fn http(&self, function: &str, fixture: &str, ids: &[(&str, &str)]) -> (u64, Value, Value) {
+        let r = self.invoke(function, fixture, ids);
+        let body =
+            r["body"].as_str().map(|b| serde_json::from_str(b).expect("JSON body")).unwrap_or(Value::Null);
+        (r["statusCode"].as_u64().unwrap_or(0), r["headers"].clone(), body)
+    }
+}
+
+/// A fixture with its ids replaced.
+pub fn fixture(name: &str, ids: &[(&str, &str)]) -> String {
+    let mut data = std::fs::read_to_string(root().join("events").join(name)).expect("fixture");
+    for (from, to) in ids {
+        data = data.replace(from, to);
+    }
+    data
+}
+
+pub async fn seed_product(app: &shared::service::App) {
+    let now = chrono::Utc::now();
+    let product = Product {
+        id: PRODUCT.into(),
+        sku: Sku::parse("FIXTURE-SEED").expect("sku"),
+        name: "Seeded".into(),
+        price_cents: 1000,
+        currency: Currency::usd(),
+        stock: vec![StockLevel {
+            warehouse_id: WarehouseId::parse("main").expect("w"),
+            on_hand: 100,
+            reserved: 0,
+            available: 100,
+            updated_at: now,
+        }],
+        stock_buckets: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    app.store.create_product(&product, "seed").await.map_err(|e| format!("{e:?}")).expect("seed");
+}
+
+/// Every function answers its fixtures as the contract says, and the table tells the same
+/// story afterwards. `app` is the table the functions were started on, seeded.
+pub async fn every_function_answers_its_fixtures(app: &shared::service::App, w: &impl Invoker) {
+    // products
+    let (status, _, body) = w.http("products", "apigw/list-products.json", &[]);
+    assert_eq!((status, body["items"][0]["id"].clone()), (200, json!(PRODUCT)));
+    let (status, _, body) = w.http("products", "apigw/create-product.json", &[]);
+    assert_eq!(
+        (status, body["sku"].clone(), body["available"].clone()),
+        (201, json!("FIXTURE-TEE"), json!(120))
+    );
+    let (status, headers, body) = w.http("products", "apigw/create-product.json", &[]);
+    assert_eq!((status, body["code"].clone()), (409, json!("conflict")));
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(body["request_id"], "fixture-create-product", "the incoming X-Request-Id is echoed");
+    let (status, _, body) = w.http("products", "apigw/adjust-stock.json", &[]);
+    assert_eq!((status, body["stock"][0]["on_hand"].clone()), (200, json!(105)));
+    let (status, _, body) = w.http("products", "apigw/get-openapi.json", &[]);
+    assert_eq!((status, &body["openapi"]), (200, &json!("3.1.0")), "the spec, as JSON");
+    // A binary body (the gzip-encoded style sheet) must reach API Gateway base64-encoded.
+    let css = w.invoke("products", "apigw/get-docs-asset.json", &[]);
+    assert_eq!((css["statusCode"].as_u64(), &css["isBase64Encoded"]), (Some(200), &json!(true)), "{css}");
+    assert_eq!(css["headers"]["content-encoding"], "gzip");
+    let (status, _, body) = w.http("products", "apigw/get-product.json", &[]);
+    assert_eq!((status, body["available"].clone()), (200, json!(105)));
+    // A route of another function is not this function's.
+    let (status, _, _) = w.http("products", "apigw/list-orders.json", &[]);
+    assert_eq!(status, 404);
+
+    // reserve (with its Idempotency-Key: the retry returns the same reservation)
+    let (status, _, first) = w.http("reserve", "apigw/create-reservation.json", &[]);
+    assert_eq!(status, 201, "{first}");
+    let (_, _, again) = w.http("reserve", "apigw/create-reservation.json", &[]);
+    assert_eq!(again, first);
+    let rid = first["id"].as_str().expect("id").to_string();
+    let (status, headers, body) = w.http("reserve", "apigw/get-reservation.json", &[(RESERVATION, &rid)]);
+    assert_eq!((status, body["status"].clone()), (200, json!("active")));
+    assert_eq!(headers["x-request-id"], "fixture-get-reservation");
+
+    // order, transition, list
+    let (status, _, order) = w.http("order", "apigw/create-order.json", &[(RESERVATION, &rid)]);
+    assert_eq!((status, order["total_cents"].clone()), (201, json!(2000)));
+    let oid = order["id"].as_str().expect("id").to_string();
+    let (status, _, body) = w.http("order", "apigw/get-order.json", &[(ORDER, &oid)]);
+    assert_eq!((status, body["status"].clone()), (200, json!("pending")));
+    let (status, _, body) = w.http("transition", "apigw/change-order-status.json", &[(ORDER, &oid)]);
+    assert_eq!((status, body["status"].clone()), (200, json!("confirmed")));
+    let (status, _, body) = w.http("list", "apigw/list-orders.json", &[]);
+    assert_eq!(
+        (status, body["items"][0]["id"].clone(), body["next_cursor"].clone()),
+        (200, json!(oid), json!(null))
+    );
+
+    // a second hold: released over HTTP, and the jobs find nothing to do
+    let caller = Caller { user_id: "alice".into(), is_admin: false };
+    let new = shared::domain::reservation::NewReservation {
+        product_id: PRODUCT.into(),
+        quantity: 3,
+        warehouse_id: None,
+    };
+    let render = |_: &shared::domain::reservation::Reservation| (201u16, String::new());
+    let second = match as_function(app, "reserve")
+        .create_reservation(&caller, new, None, &render)
+        .await
+        .expect("reserve")
+    {
+        shared::service::Created::New(r) => r.id,
+        shared::service::Created::Replay { .. } => panic!("no replay without a key"),
+    };
+    let r = w.invoke("expire", "expire.json", &[(RESERVATION, &second)]);
+    assert_eq!(r, json!({"reservation_id": second, "outcome": "not_due"}));
+    let r = w.invoke("expire", "expire.json", &[]);
+    assert_eq!(r["outcome"], "not_found");
+    let (status, _, body) = w.http("reserve", "apigw/release-reservation.json", &[(RESERVATION, &second)]);
+    assert_eq!((status, body["status"].clone()), (200, json!("released")));
+    let r = w.invoke("sweep", "sweep.json", &[]);
+    assert_eq!((r["found"].clone(), r["failed"].clone()), (json!(0), json!(0)));
+
+    // audit: the recorded stream batch, then its entries through audit-api
+    let r = w.invoke("audit", "audit-stream-batch.json", &[]);
+    assert_eq!(r, json!({"batchItemFailures": []}));
+    let (status, _, body) = w.http("audit-api", "apigw/list-audit.json", &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"][0]["changes"]["sku"], json!({"old": null, "new": "TEE-RED-M"}));
+
+    // The table tells the same story: 105 on hand, 2 sold, nothing held.
+    let stock = app
+        .store
+        .get_stock(PRODUCT, &WarehouseId::parse("main").expect("w"))
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!((stock.on_hand, stock.reserved, stock.available), (103, 0, 103));
+}
