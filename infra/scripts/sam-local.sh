@@ -10,8 +10,8 @@
 # - A stand-in for the image SAM builds its invoke image FROM,
 #   public.ecr.aws/lambda/provided:al2023-arm64: a minimal Debian bookworm arm64 root file
 #   system (debootstrap, first stage, with ca-certificates) under that tag. It is NOT
-#   Amazon Linux 2023; what the bootstraps need of it is /bin/sh and glibc >= 2.17, which
-#   both have (AL2023: 2.34, the stand-in: 2.36). With internet access, drop
+#   Amazon Linux 2023; what the bootstraps need of it is /bin/sh and glibc >= 2.30 (the
+#   newest symbol version they link), which both have (AL2023: 2.34, the stand-in: 2.36). With internet access, drop
 #   --skip-pull-image (tests/sam_local) and SAM pulls AWS's real image instead.
 # - arm64 binaries run under qemu-user-static through binfmt_misc.
 # Traffic stays on this machine: containers talk only to the host over Docker's bridge
@@ -58,8 +58,10 @@ enabled_qemu=""
 dockerd_pid=""
 forwarder_pid=""
 restore() {
+  # Every step runs whatever the one before did; a second Ctrl-C does not cut it short.
+  set +e
   trap '' INT TERM
-  [ -n "$forwarder_pid" ] && kill "$forwarder_pid" 2>/dev/null && wait "$forwarder_pid" 2>/dev/null
+  if [ -n "$forwarder_pid" ]; then kill "$forwarder_pid" 2>/dev/null; wait "$forwarder_pid" 2>/dev/null; fi
   if [ -n "$dockerd_pid" ]; then
     kill -TERM "$dockerd_pid" 2>/dev/null
     for _ in $(seq 1 150); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.1; done
@@ -68,10 +70,10 @@ restore() {
   fi
   ip link delete docker0 2>/dev/null || true
   iptables-restore <"$state/iptables-before" 2>/dev/null || true
-  [ -s "$state/ip6tables-before" ] && { ip6tables-restore <"$state/ip6tables-before" 2>/dev/null || true; }
-  echo "$ip_forward" >/proc/sys/net/ipv4/ip_forward 2>/dev/null || true
-  [ -n "$enabled_qemu" ] && { update-binfmts --disable qemu-aarch64 >/dev/null 2>&1 || true; }
-  [ -n "$mounted_binfmt" ] && { umount /proc/sys/fs/binfmt_misc 2>/dev/null || true; }
+  if [ -s "$state/ip6tables-before" ]; then ip6tables-restore <"$state/ip6tables-before" 2>/dev/null; fi
+  echo "$ip_forward" >/proc/sys/net/ipv4/ip_forward 2>/dev/null
+  if [ -n "$enabled_qemu" ]; then update-binfmts --disable qemu-aarch64 >/dev/null 2>&1; fi
+  if [ -n "$mounted_binfmt" ]; then umount /proc/sys/fs/binfmt_misc 2>/dev/null; fi
   host_state >"$state/host-after"
   if ! diff -u "$state/host-before" "$state/host-after" >&2; then
     say "the host does not look as before (above)"
@@ -135,8 +137,11 @@ ddb_port=${DYNAMODB_ENDPOINT##*:}
 fwd_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 python3 "$root/infra/scripts/forward.py" "$bridge" "$fwd_port" 127.0.0.1 "$ddb_port" &
 forwarder_pid=$!
-# Only from the containers' side (and this machine itself), whatever routes others have.
-iptables -I INPUT -p tcp -d "$bridge" --dport "$fwd_port" ! -i docker0 ! -i lo -j DROP
+# Only from the containers' side (and this machine itself), whatever routes others have:
+# the first two rules end up above the third.
+iptables -I INPUT -p tcp -d "$bridge" --dport "$fwd_port" -j DROP
+iptables -I INPUT -p tcp -d "$bridge" --dport "$fwd_port" -i docker0 -j ACCEPT
+iptables -I INPUT -p tcp -d "$bridge" --dport "$fwd_port" -i lo -j ACCEPT
 for _ in $(seq 1 100); do (exec 3<>/dev/tcp/"$bridge"/"$fwd_port") 2>/dev/null && break; sleep 0.1; done
 
 say "invoking every function under sam local invoke"
