@@ -37,8 +37,8 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   command -v apt-get >/dev/null 2>&1 || { say "install ${missing[*]} (Debian packages)"; exit 1; }
   say "installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >"$state/apt.log" 2>&1 \
-    || { cat "$state/apt.log" >&2; exit 1; }
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}"; } >"$state/apt.log" 2>&1 || { cat "$state/apt.log" >&2; exit 1; }
 fi
 
 # The host as it is now, to compare with at the end.
