@@ -90,6 +90,61 @@ impl Drop for SamLocal {
     }
 }
 
+/// `sam local start-api` serving the HTTP routes on 127.0.0.1; stopped when dropped.
+struct StartApi(std::process::Child);
+
+impl Drop for StartApi {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+/// What `sam local start-api` can and cannot play of API Gateway: it routes every HTTP
+/// route of the template to its function with an HTTP API v2 event, but it does not run a
+/// JWT authorizer, so no claims reach the functions (in AWS the authorizer would have
+/// refused a request without a valid token before the function ran). Public routes answer
+/// as in AWS; private ones answer the function's own 401, which proves the routing but not
+/// the authorizer (the local gateway's authorizer is tested in tests/it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_routes_answer_under_sam_local_start_api() {
+    let app = app_on_fresh_table().await;
+    seed_product(&app).await;
+    let sam = SamLocal::new(&app);
+    let port = free_port();
+    let child = Command::new("sam")
+        .current_dir(root())
+        .args(["local", "start-api", "--skip-pull-image", "--template", ".aws-sam/build/template.yaml"])
+        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--warm-containers", "LAZY"])
+        .arg("--env-vars")
+        .arg(&sam.env_file)
+        .env("SAM_CLI_TELEMETRY", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("`sam` (make deps installs it into .venv)");
+    let _api = StartApi(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let ready_by = Instant::now() + std::time::Duration::from_secs(120);
+    let first = loop {
+        if let Ok(r) = http.get(format!("{base}/api/products")).send().await {
+            break r;
+        }
+        assert!(Instant::now() < ready_by, "sam local start-api did not answer");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert_eq!(first.status(), 200);
+    let list: Value = first.json().await.expect("json");
+    assert_eq!(list["items"][0]["id"], scenario::PRODUCT);
+    let one = http.get(format!("{base}/api/products/{}", scenario::PRODUCT)).send().await.expect("get");
+    assert_eq!(one.status(), 200);
+    let spec = http.get(format!("{base}/api/openapi.json")).send().await.expect("spec");
+    assert_eq!(spec.status(), 200);
+    let private = http.get(format!("{base}/api/orders")).send().await.expect("orders");
+    assert_eq!(private.status(), 401, "no authorizer, no claims: the function's own 401");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_function_answers_its_fixtures_under_sam_local_invoke() {
     let app = app_on_fresh_table().await;
