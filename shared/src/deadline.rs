@@ -40,6 +40,13 @@ pub struct TimedOut {
     pub wrote: bool,
 }
 
+/// Running out of time, as the services report it: 503, with whether a write was sent.
+impl From<TimedOut> for crate::domain::DomainError {
+    fn from(cut: TimedOut) -> Self {
+        Self::OutOfTime { wrote: cut.wrote }
+    }
+}
+
 /// Runs `f` under a budget that ends a margin before `deadline`; `None`: no deadline (a
 /// test, a tool), `f` runs to the end.
 pub async fn run<F: Future>(deadline: Option<Instant>, f: F) -> Result<F::Output, TimedOut> {

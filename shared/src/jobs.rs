@@ -2,6 +2,7 @@
 //! Lambda functions and the local gateway's scheduler.
 
 use crate::config::{int_var, ConfigError};
+use crate::deadline::run;
 use crate::domain::DomainError;
 use crate::service::{App, ExpireOutcome, SweepReport};
 use serde::{Deserialize, Serialize};
@@ -35,21 +36,10 @@ pub async fn expire(
     event: ExpireEvent,
     deadline: Option<Instant>,
 ) -> Result<ExpireResponse, DomainError> {
-    let outcome = within(deadline, Box::pin(app.expire_reservation(&event.reservation_id))).await?;
+    // Boxed: the job futures nest deep enough that laying them out inline overflows the
+    // compiler's query depth in the job binaries.
+    let outcome = run(deadline, Box::pin(app.expire_reservation(&event.reservation_id))).await??;
     Ok(ExpireResponse { reservation_id: event.reservation_id, outcome })
-}
-
-/// `f` within `deadline` (see `deadline::run`); running out of time is `OutOfTime`. The
-/// jobs pass their work boxed: their futures nest deep enough that laying them out inline
-/// overflows the compiler's query depth in the job binaries.
-async fn within<T>(
-    deadline: Option<Instant>,
-    f: impl std::future::Future<Output = Result<T, DomainError>>,
-) -> Result<T, DomainError> {
-    match crate::deadline::run(deadline, f).await {
-        Ok(result) => result,
-        Err(cut) => Err(DomainError::OutOfTime { wrote: cut.wrote }),
-    }
 }
 
 /// `SWEEP_BATCH_PER_SHARD` (default 250, 1..=10000): how many overdue holds one sweep
@@ -66,5 +56,5 @@ pub async fn sweep(
     per_shard: usize,
     deadline: Option<Instant>,
 ) -> Result<SweepReport, DomainError> {
-    within(deadline, Box::pin(app.sweep(per_shard))).await
+    run(deadline, Box::pin(app.sweep(per_shard))).await?
 }

@@ -379,28 +379,43 @@ async fn gateway_with_short_timeout(proxy: &Proxy) -> TestGateway {
 
 const DEADLINE: std::time::Duration = std::time::Duration::from_secs(4);
 
-async fn timed(f: impl std::future::Future<Output = Reply>) -> (Reply, std::time::Duration) {
-    let started = std::time::Instant::now();
-    let r = f.await;
-    (r, started.elapsed())
+/// A deadline test's stage: a product with 5 units in "main", read through a healthy
+/// gateway, and a buyer calling through `gw`, whose store answers through `proxy`.
+struct DeadlineScene {
+    healthy: TestGateway,
+    product: String,
+    proxy: Proxy,
+    gw: TestGateway,
+    buyer: String,
 }
 
-#[tokio::test]
-async fn a_keyed_reservation_whose_commit_answers_late_gets_its_committed_result_before_the_deadline() {
+async fn deadline_scene() -> DeadlineScene {
     let healthy = gateway().await;
     let product = healthy.product(json!({"main": 5})).await;
     let proxy = start_proxy().await;
     let gw = gateway_with_short_timeout(&proxy).await;
-    let buyer = token(&unique("buyer"), false);
+    DeadlineScene { healthy, product, proxy, gw, buyer: token(&unique("buyer"), false) }
+}
+
+/// The reply of `f`, which must arrive before the deadline.
+async fn in_time(f: impl std::future::Future<Output = Reply>) -> Reply {
+    let started = std::time::Instant::now();
+    let r = f.await;
+    let took = started.elapsed();
+    assert!(took < DEADLINE, "answered after {took:?}");
+    eprintln!("answered {} after {took:?} (deadline {DEADLINE:?})", r.status);
+    r
+}
+
+#[tokio::test]
+async fn a_keyed_reservation_whose_commit_answers_late_gets_its_committed_result_before_the_deadline() {
+    let DeadlineScene { healthy, product, proxy, gw, buyer } = deadline_scene().await;
     let key = unique("key");
     let body = json!({"product_id": product, "quantity": 2, "warehouse_id": "main"});
 
     proxy.plan("TransactWriteItems", 1, Fault::AnswerLate(std::time::Duration::from_secs(8)));
     let answered = proxy.faults.answered.notified();
-    let (r, took) = timed(gw.reserve_with_key(&buyer, &key, body.clone())).await;
-
-    assert!(took < DEADLINE, "answered after {took:?}");
-    eprintln!("answered {} after {took:?} (deadline {DEADLINE:?})", r.status);
+    let r = in_time(gw.reserve_with_key(&buyer, &key, body.clone())).await;
     answered.await;
     // DynamoDB Local applies the write at once when it is not busy: the request then
     // finds it committed and returns its result. When it is busy enough to apply it only
@@ -423,20 +438,13 @@ async fn a_keyed_reservation_whose_commit_answers_late_gets_its_committed_result
 
 #[tokio::test]
 async fn a_keyed_reservation_whose_write_is_held_back_gets_503_in_time_and_the_write_never_applies() {
-    let healthy = gateway().await;
-    let product = healthy.product(json!({"main": 5})).await;
-    let proxy = start_proxy().await;
-    let gw = gateway_with_short_timeout(&proxy).await;
-    let buyer = token(&unique("buyer"), false);
+    let DeadlineScene { healthy, product, proxy, gw, buyer } = deadline_scene().await;
     let key = unique("key");
     let body = json!({"product_id": product, "quantity": 2, "warehouse_id": "main"});
 
     proxy.plan("TransactWriteItems", 1, Fault::HoldBack(std::time::Duration::from_secs(5)));
     let released = proxy.faults.released.notified();
-    let (r, took) = timed(gw.reserve_with_key(&buyer, &key, body.clone())).await;
-
-    assert!(took < DEADLINE, "answered after {took:?}");
-    eprintln!("answered {} after {took:?} (deadline {DEADLINE:?})", r.status);
+    let r = in_time(gw.reserve_with_key(&buyer, &key, body.clone())).await;
     assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.body);
     assert!(r.body["detail"].as_str().unwrap_or("").contains("nothing was changed"), "{}", r.body);
     // The lease was given up: the same key works at once...
@@ -449,19 +457,12 @@ async fn a_keyed_reservation_whose_write_is_held_back_gets_503_in_time_and_the_w
 
 #[tokio::test]
 async fn a_reservation_without_a_key_whose_write_answers_late_says_its_outcome_is_unknown_in_time() {
-    let healthy = gateway().await;
-    let product = healthy.product(json!({"main": 5})).await;
-    let proxy = start_proxy().await;
-    let gw = gateway_with_short_timeout(&proxy).await;
-    let buyer = token(&unique("buyer"), false);
+    let DeadlineScene { healthy, product, proxy, gw, buyer } = deadline_scene().await;
 
     proxy.plan("TransactWriteItems", 1, Fault::AnswerLate(std::time::Duration::from_secs(8)));
     let body = json!({"product_id": product, "quantity": 1, "warehouse_id": "main"});
     let answered = proxy.faults.answered.notified();
-    let (r, took) = timed(gw.post("/api/reservations", Some(&buyer), body)).await;
-
-    assert!(took < DEADLINE, "answered after {took:?}");
-    eprintln!("answered {} after {took:?} (deadline {DEADLINE:?})", r.status);
+    let r = in_time(gw.post("/api/reservations", Some(&buyer), body)).await;
     assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.body);
     assert!(r.body["detail"].as_str().unwrap_or("").contains("outcome is unknown"), "{}", r.body);
     answered.await;

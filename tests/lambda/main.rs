@@ -6,7 +6,7 @@
 
 mod scenario;
 
-use scenario::{every_function_answers_its_fixtures, fixture, root, seed_product, Invoker};
+use scenario::{every_function_answers_its_fixtures, fixture, json_output, root, seed_product, Invoker};
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,10 +64,7 @@ impl Invoker for Watch {
             .args(["--data-ascii", &data])
             .output()
             .expect("cargo lambda invoke");
-        assert!(out.status.success(), "{function} {fixture_name}: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("{function} output is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
-        })
+        json_output(function, fixture_name, &out, |all| all)
     }
 }
 

@@ -32,6 +32,21 @@ pub trait Invoker {
     }
 }
 
+/// An emulator's answer to one invocation: the JSON in the part of its output that
+/// `pick` chooses (all of it for cargo-lambda; SAM prints lines of its own first).
+pub fn json_output(
+    function: &str,
+    fixture_name: &str,
+    out: &std::process::Output,
+    pick: fn(&str) -> &str,
+) -> Value {
+    assert!(out.status.success(), "{function} {fixture_name}: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(pick(&stdout)).unwrap_or_else(|e| {
+        panic!("{function} output is not JSON ({e}): {stdout}\n{}", String::from_utf8_lossy(&out.stderr))
+    })
+}
+
 /// A fixture with its ids replaced.
 pub fn fixture(name: &str, ids: &[(&str, &str)]) -> String {
     let mut data = std::fs::read_to_string(root().join("events").join(name)).expect("fixture");

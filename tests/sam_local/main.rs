@@ -8,7 +8,7 @@
 #[path = "../lambda/scenario.rs"]
 mod scenario;
 
-use scenario::{every_function_answers_its_fixtures, fixture, root, seed_product, Invoker};
+use scenario::{every_function_answers_its_fixtures, fixture, json_output, root, seed_product, Invoker};
 use serde_json::{json, Value};
 use shared::iam::policy::{LocalNames, Template, EMBEDDED_TEMPLATE};
 use std::collections::HashMap;
@@ -74,12 +74,9 @@ impl Invoker for SamLocal {
             .env("SAM_CLI_TELEMETRY", "0")
             .output()
             .expect("`sam` (make deps installs it into .venv)");
-        let stdout = String::from_utf8_lossy(&out.stdout);
         eprintln!("sam local invoke {logical} {fixture_name}: {:.1} s", started.elapsed().as_secs_f64());
-        assert!(out.status.success(), "{function} {fixture_name}: {}", String::from_utf8_lossy(&out.stderr));
-        let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or_default();
-        serde_json::from_str(line).unwrap_or_else(|e| {
-            panic!("{function} output is not JSON ({e}): {stdout}\n{}", String::from_utf8_lossy(&out.stderr))
+        json_output(function, fixture_name, &out, |all| {
+            all.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or_default()
         })
     }
 }

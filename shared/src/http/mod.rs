@@ -142,8 +142,7 @@ async fn route_and_handle(
                 wrote = out_of_time.wrote,
                 "request cut off before its deadline"
             );
-            Problem::from(crate::domain::DomainError::OutOfTime { wrote: out_of_time.wrote })
-                .into_response(&rid)
+            Problem::from(crate::domain::DomainError::from(out_of_time)).into_response(&rid)
         }
     };
     (route.path, user, resp)

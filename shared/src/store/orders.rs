@@ -80,7 +80,7 @@ impl Store {
 
     /// The items at `keys` (at most 100) as of one instant (`TransactGetItems`); missing
     /// ones are absent. A read that meets a transaction in progress on one of them is
-    /// cancelled by DynamoDB and retried here with a short backoff.
+    /// cancelled by DynamoDB and retried here with the transactions' jittered backoff.
     pub(crate) async fn snapshot(&self, keys: Vec<(String, String)>) -> Result<Vec<Item>, StoreError> {
         use aws_sdk_dynamodb::types::{Get, TransactGetItem};
         let gets = keys
@@ -115,7 +115,7 @@ impl Store {
                 Err(e) => {
                     let cancelled =
                         e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception());
-                    let wait = std::time::Duration::from_millis(10 << attempt.min(6));
+                    let wait = super::backoff(attempt);
                     if cancelled && attempt < 6 && crate::deadline::allows(wait) {
                         tokio::time::sleep(wait).await;
                         continue;
