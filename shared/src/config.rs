@@ -17,10 +17,10 @@
 //! | `SCHEDULER_ENDPOINT` | unset (AWS) | a Scheduler-compatible endpoint (moto in tests) |
 //! | `LOG_FORMAT` | `json` | `json` (Lambda style) or `text` |
 
-use crate::adapters::clock::Clock;
-use crate::adapters::scheduler::{EventBridgeScheduler, EventBridgeTarget, ExpiryScheduler, NoScheduler};
+use crate::adapters::scheduler::{EventBridgeScheduler, EventBridgeTarget};
 use crate::domain::cursor::CursorCodec;
 use crate::http::routes::{AUDIT_API_FN, LIST_FN, PRODUCTS_FN};
+use crate::service::ports::{Clock, ExpiryScheduler, NoScheduler};
 use crate::service::{App, ServiceConfig};
 use crate::store::{Store, StoreConfig};
 use std::sync::Arc;

@@ -1,16 +1,23 @@
-//! Payloads and entry points of the scheduled jobs, shared by the `expire` and `sweep`
-//! Lambda functions and the local gateway's scheduler.
+//! Payloads and entry points of the functions that are not HTTP: the scheduled jobs
+//! (`expire`, `sweep`; also run by the local gateway's scheduler) and the `audit`
+//! function fed by the table's stream (also run by the local stream poller).
 
 use crate::config::{int_var, ConfigError};
 use crate::deadline::run;
 use crate::domain::DomainError;
 use crate::service::{App, ExpireOutcome, SweepReport};
+use crate::store::records::audit::entry_from_record;
+use aws_lambda_events::event::dynamodb::EventRecord;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-/// The binaries (and template functions) of the two jobs.
+pub use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+
+/// The binaries (and template functions) of the jobs and of the stream consumer.
 pub const EXPIRE_FN: &str = "expire";
 pub const SWEEP_FN: &str = "sweep";
+pub const AUDIT_FN: &str = "audit";
 
 /// The sweep schedule's payload: whatever EventBridge Scheduler sends, the sweep needs
 /// none of it, so any JSON is accepted.
@@ -57,4 +64,56 @@ pub async fn sweep(
     deadline: Option<Instant>,
 ) -> Result<SweepReport, DomainError> {
     run(deadline, Box::pin(app.sweep(per_shard))).await?
+}
+
+/// Writes the entries of a batch. Records that fail (unreadable, or storage trouble) are
+/// reported by sequence number so that only they are retried (`ReportBatchItemFailures`);
+/// a redelivered record finds its entry already written and writes nothing.
+///
+/// Near the invocation's `deadline` the records not yet written are reported as failures
+/// (so they are retried) instead of being cut off mid-write.
+pub async fn handle_batch(
+    app: &App,
+    event: &StreamEvent,
+    deadline: Option<tokio::time::Instant>,
+) -> DynamoDbEventResponse {
+    crate::deadline::run(deadline, Box::pin(write_entries(app, event))).await.unwrap_or_else(|_| {
+        // Only reached if a single write outlasted the whole margin: retry everything.
+        let mut response = DynamoDbEventResponse::default();
+        response.batch_item_failures = event.records.iter().map(failure).collect();
+        response
+    })
+}
+
+fn failure(r: &EventRecord) -> DynamoDbBatchItemFailure {
+    let mut failure = DynamoDbBatchItemFailure::default();
+    failure.item_identifier = r.change.sequence_number.clone().or_else(|| Some(r.event_id.clone()));
+    failure
+}
+
+/// Time one entry's write may take; none is started with less than twice this left.
+const ENTRY_TIME: std::time::Duration = std::time::Duration::from_millis(200);
+
+async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse {
+    let mut failures = Vec::new();
+    for r in &event.records {
+        if !crate::deadline::allows(ENTRY_TIME) {
+            failures.push(failure(r));
+            continue;
+        }
+        let result = match entry_from_record(r) {
+            Ok(None) => Ok(()),
+            Ok(Some((entry, order_key))) => {
+                app.record_audit(&entry, &order_key).await.map(|_| ()).map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(error) = result {
+            tracing::warn!(event_id = %r.event_id, sequence_number = ?r.change.sequence_number, error, "audit record failed");
+            failures.push(failure(r));
+        }
+    }
+    let mut response = DynamoDbEventResponse::default();
+    response.batch_item_failures = failures;
+    response
 }

@@ -1,6 +1,6 @@
 //! Adapter from API Gateway HTTP API events (through lambda_http) to `http::dispatch`
-//! and back. The authorizer has already validated the token; its claims arrive in the
-//! request context.
+//! and back, and the one entry point of every HTTP function. The authorizer has already
+//! validated the token; its claims arrive in the request context.
 
 /// The Lambda runtimes, re-exported so that each function crate depends on `shared` and
 /// `tokio` only: `sam build` compiles every function as its own package, and one shared
@@ -8,13 +8,29 @@
 pub use lambda_http;
 pub use lambda_runtime;
 
-use crate::http::{dispatch, request_id, ApiRequest, Auth};
+use crate::adapters::clock::SystemClock;
+use crate::config::{init_tracing, Config};
+use crate::http::routes::HttpFunction;
+use crate::http::{dispatch, request_id, ApiRequest, Auth, Serving};
 use crate::service::App;
 use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
+use std::sync::Arc;
+
+/// Runs the HTTP function `function`: logs, configuration and clients once per cold
+/// start, then one `dispatch` per request over that function's routes only.
+pub async fn run_http(function: &'static HttpFunction) -> Result<(), Error> {
+    init_tracing();
+    let app = Config::from_env()?.function_app(function.name, Arc::new(SystemClock)).await?;
+    lambda_http::run(service_fn(|event: Request| {
+        let app = &app;
+        async move { Ok::<_, Error>(handle(app, function, event).await) }
+    }))
+    .await
+}
 
 /// Serves one API Gateway request for the routes of `function`.
-pub async fn handle(app: &App, function: &str, event: Request) -> Response<Body> {
+pub async fn handle(app: &App, function: &'static HttpFunction, event: Request) -> Response<Body> {
     let (auth, platform_id) = match event.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => {
             let claims = ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|j| j.claims.clone());
@@ -36,7 +52,7 @@ pub async fn handle(app: &App, function: &str, event: Request) -> Response<Body>
         request_id,
         deadline,
     };
-    let (parts, body) = dispatch(app, req, Some(function)).await.into_parts();
+    let (parts, body) = dispatch(app, req, Serving::Function(function)).await.into_parts();
     let body = match String::from_utf8(body.to_vec()) {
         Ok(text) => Body::Text(text),
         Err(e) => Body::Binary(e.into_bytes()),

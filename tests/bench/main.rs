@@ -176,7 +176,7 @@ fn bench_order(user: &str, i: usize, base: chrono::DateTime<chrono::Utc>) -> sha
     let status = OrderStatus::ALL[usize::try_from(r % 6).unwrap_or(0)];
     let price = i64::try_from(100 + r % 100_000).unwrap_or(100);
     Order {
-        id: shared::adapters::ids::new_id(created),
+        id: shared::domain::ids::new_id(created),
         user_id: user.to_string(),
         status,
         currency: "USD".into(),
@@ -201,7 +201,7 @@ async fn load(app: &shared::service::App, orders: Vec<shared::domain::order::Ord
     let chunks: Vec<Vec<_>> = orders.chunks(250).map(<[_]>::to_vec).collect();
     stream::iter(chunks)
         .for_each_concurrent(4, |chunk| async move {
-            app.store.import_orders(&chunk).await.expect("import");
+            import_orders(app, &chunk).await;
         })
         .await;
     let secs = started.elapsed().as_secs_f64();
@@ -227,10 +227,10 @@ async fn measure_shapes(
     app: &shared::service::App,
     base: chrono::DateTime<chrono::Utc>,
 ) -> serde_json::Value {
-    use shared::adapters::identity::Caller;
+    use shared::domain::caller::Caller;
     use shared::domain::order_query::OrderQuery;
-    let mid = shared::adapters::clock::format_time(base + chrono::Duration::days(20));
-    let late = shared::adapters::clock::format_time(base + chrono::Duration::days(40));
+    let mid = shared::domain::time::format_time(base + chrono::Duration::days(20));
+    let late = shared::domain::time::format_time(base + chrono::Duration::days(40));
     let user = Caller { user_id: HEAVY.into(), is_admin: false };
     let admin = Caller { user_id: "bench-admin".into(), is_admin: true };
     /// A named query shape: who asks, and with which parameters.
@@ -292,15 +292,18 @@ async fn measure_shapes(
             (Vec::new(), 0u64, 0u64, 0u64, 0.0, 0u64);
         let mut cursor: Option<String> = None;
         for _ in 0..25 {
+            // Pages are read one at a time, so the store's counters around one are its cost.
+            let before = app.store.metrics().snapshot();
             let t = Instant::now();
             let page = app.list_orders(caller, query.clone(), 20, cursor.as_deref()).await.expect("page");
             ms.push(t.elapsed().as_secs_f64() * 1000.0);
-            queries += u64::from(page.stats.queries);
-            read += page.stats.items_read;
-            returned += page.page.items.len() as u64;
-            rcu += page.stats.read_units;
+            let cost = app.store.metrics().snapshot() - before;
+            queries += cost.requests;
+            read += cost.scanned;
+            returned += page.items.len() as u64;
+            rcu += cost.read_units;
             pages += 1;
-            cursor = page.page.next_cursor;
+            cursor = page.next_cursor;
             if cursor.is_none() {
                 break;
             }
@@ -469,7 +472,7 @@ async fn bare_transactions(app: &shared::service::App, n: usize, c: usize) -> se
     use shared::store::keys;
     let s = |v: &str| AttributeValue::S(v.to_string());
     let product = format!("bare-{}", ulid::Ulid::new());
-    let client = app.store.client().clone();
+    let client = raw_client().await;
     let table = app.store.table().to_string();
     client
         .put_item()

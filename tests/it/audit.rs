@@ -4,7 +4,7 @@
 use chrono::Duration;
 use serde_json::{json, Value};
 use shared::adapters::clock::ManualClock;
-use shared::audit::{handle_batch, StreamEvent};
+use shared::jobs::{handle_batch, StreamEvent};
 use std::sync::Arc;
 use std::time::Instant;
 use stockhold_tests::*;
@@ -265,8 +265,8 @@ async fn a_record_that_keeps_failing_is_retried_with_growing_waits_then_skipped_
     let gw = gateway_for(app.clone()).await;
     // A stock row without its product id: no entry can ever be made of it.
     let s = |v: &str| AttributeValue::S(v.into());
-    app.store
-        .client()
+    raw_client()
+        .await
         .put_item()
         .table_name(app.store.table())
         .item("pk", s("P#poison"))

@@ -4,13 +4,13 @@
 
 use futures::future::join_all;
 use serde_json::{json, Value};
-use shared::domain::buckets::Bucket;
-use shared::domain::product::WarehouseId;
+use shared::domain::stock::Units as Bucket;
+use shared::domain::stock::WarehouseId;
 use stockhold_tests::*;
 
 async fn buckets(gw: &TestGateway, product: &str, warehouse: &str, k: usize) -> Vec<Bucket> {
     let w = WarehouseId::parse(warehouse).expect("w");
-    let found = gw.app.store.stock_buckets(product, &w, k).await.expect("read buckets");
+    let found = gw.app.store.stock.buckets(product, &w, k).await.expect("read buckets");
     let found = found.expect("rows");
     for b in &found {
         assert!(b.on_hand == b.reserved + b.available && b.reserved >= 0 && b.available >= 0, "{found:?}");
@@ -111,7 +111,7 @@ async fn a_quantity_spread_over_buckets_is_gathered_into_one_and_released_back_t
     let user = token(&unique("gather"), false);
     let rid = gw.reserve(&user, &id, 4).await;
     assert_eq!(gw.stock_of(&id, "main").await, (4, 4, 0));
-    let hold = gw.app.store.get_reservation(&rid).await.expect("read").expect("hold");
+    let hold = gw.app.store.reservations.get(&rid).await.expect("read").expect("hold");
     let bs = buckets(&gw, &id, "main", 4).await;
     assert_eq!(bs[hold.bucket], Bucket { on_hand: 4, reserved: 4, available: 0 }, "{bs:?}");
     assert_eq!(bs.iter().map(|b| b.on_hand).sum::<i64>(), 4);
@@ -217,8 +217,8 @@ async fn a_product_read_never_shows_units_half_moved_between_buckets() {
         let cycle: [(usize, &[(usize, i64)]); 3] = [(0, &[(1, 1), (2, 1)]), (1, &[(0, 1)]), (2, &[(0, 1)])];
         for round in 0..45 {
             let (into, donors) = cycle[round % 3];
-            let moved = store.gather(&id, &w, into, donors, chrono::Utc::now(), "mover").await;
-            assert!(moved.expect("gather"), "round {round}");
+            let moved = store.stock.gather(&id, &w, into, donors, chrono::Utc::now(), "mover").await;
+            assert_eq!(moved.expect("gather"), shared::store::stock::Gathered::Moved, "round {round}");
         }
     };
     let reader = async {

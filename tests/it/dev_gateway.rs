@@ -101,12 +101,16 @@ async fn restarting_the_gateway_neither_loses_nor_repeats_audit_entries() {
     config.store.table = table.clone();
     config.store.audit_table = format!("{table}-audit");
     let app = config.build_app(std::sync::Arc::new(shared::adapters::clock::SystemClock)).await.expect("app");
-    let warehouse = shared::domain::product::WarehouseId::parse("main").expect("w");
-    app.store
-        .adjust_stock(&pid, &warehouse, 5, 1, chrono::Utc::now(), "operator")
-        .await
-        .map_err(|e| format!("{e:?}"))
-        .expect("adjust");
+    let warehouse = shared::domain::stock::WarehouseId::parse("main").expect("w");
+    let adjustment = shared::store::stock::Adjustment {
+        product_id: &pid,
+        warehouse: &warehouse,
+        delta: 5,
+        buckets: 1,
+        now: chrono::Utc::now(),
+        actor: "operator",
+    };
+    app.store.stock.adjust(adjustment).await.map_err(|e| format!("{e:?}")).expect("adjust");
 
     let (second, base) = start_gateway(&table, &[]).await;
     let stock = audit_entries(&http, &base, "stock", &pid, 2).await;

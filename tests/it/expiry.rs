@@ -3,25 +3,21 @@
 use chrono::Duration;
 use futures::future::{join_all, BoxFuture};
 use serde_json::json;
-use shared::adapters::clock::{Clock, ManualClock};
-use shared::adapters::identity::Caller;
-use shared::adapters::scheduler::{ExpiryScheduler, SchedulerError};
+use shared::adapters::clock::ManualClock;
+use shared::domain::caller::Caller;
 use shared::domain::reservation::{NewReservation, ReservationStatus};
+use shared::service::ports::Clock;
+use shared::service::ports::{ExpiryScheduler, SchedulerError};
 use shared::service::{Created, ExpireOutcome};
 use std::sync::Arc;
 use stockhold_tests::*;
 
-fn render(_: &shared::domain::reservation::Reservation) -> (u16, String) {
-    (201, String::new())
-}
-
 async fn reserve(app: &shared::service::App, user: &str, product: &str, q: i64) -> String {
     let caller = Caller { user_id: user.to_string(), is_admin: false };
     let new = NewReservation { product_id: product.to_string(), quantity: q, warehouse_id: None };
-    match as_function(app, "reserve").create_reservation(&caller, new, None, &render).await.expect("reserve")
-    {
+    match as_function(app, "reserve").create_reservation(&caller, new, None).await.expect("reserve") {
         Created::New(r) => r.id,
-        Created::Replay { .. } => panic!("no key, no replay"),
+        Created::Replay(_) => panic!("no key, no replay"),
     }
 }
 
@@ -68,7 +64,7 @@ async fn when_expire_sweep_and_release_race_each_hold_returns_its_units_exactly_
     assert_eq!(released + expired_by_job + expired_by_sweep, ids.len(), "each hold ended exactly once");
     assert_eq!(gw.stock_of(&product, "main").await, (200, 0, 200));
     for id in &ids {
-        let r = gw.app.store.get_reservation(id).await.expect("read").expect("exists");
+        let r = gw.app.store.reservations.get(id).await.expect("read").expect("exists");
         assert!(matches!(r.status, ReservationStatus::Released | ReservationStatus::Expired), "{id}");
     }
 }

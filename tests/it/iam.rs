@@ -9,30 +9,30 @@ use shared::iam::LocalIam;
 use std::sync::Arc;
 use stockhold_tests::*;
 
-/// A `GetItem` of a key that does not exist, in `table`, as `app`'s function.
+/// A `GetItem` of a key that does not exist, in `table`, as the function `binary`.
 async fn get_nothing(
-    app: &shared::service::App,
+    binary: &str,
     table: &str,
 ) -> Result<
     aws_sdk_dynamodb::operation::get_item::GetItemOutput,
     aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::get_item::GetItemError>,
 > {
     let key = |v: &str| AttributeValue::S(v.into());
-    app.store.client().get_item().table_name(table).key("pk", key("x")).key("sk", key("y")).send().await
+    let client = function_client(&app().await, binary).await;
+    client.get_item().table_name(table).key("pk", key("x")).key("sk", key("y")).send().await
 }
 
 #[tokio::test]
 async fn a_call_outside_the_functions_policy_fails_with_aws_access_denied() {
     let app = app().await;
     // The list function may only query the order indexes: reading an item is refused...
-    let err = get_nothing(&as_function(&app, "list"), app.store.table()).await.expect_err("refused");
+    let err = get_nothing("list", app.store.table()).await.expect_err("refused");
     assert_eq!(err.code(), Some("AccessDeniedException"), "{err:?}");
     assert!(err.message().unwrap_or_default().contains("dynamodb:GetItem"), "{err:?}");
     // ...while the order function, which may, reads it (and finds nothing).
-    let order = as_function(&app, "order");
-    assert!(get_nothing(&order, app.store.table()).await.expect("allowed").item.is_none());
+    assert!(get_nothing("order", app.store.table()).await.expect("allowed").item.is_none());
     // The audit table is another resource: the order function may not touch it.
-    let audit = get_nothing(&order, app.store.audit_table()).await;
+    let audit = get_nothing("order", app.store.audit_table()).await;
     assert_eq!(audit.expect_err("refused").code(), Some("AccessDeniedException"));
 }
 

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use serde_json::json;
-use shared::adapters::identity::Caller;
+use shared::domain::caller::Caller;
 use shared::domain::order::{Order, OrderItem, OrderStatus};
 use shared::domain::order_query::{OrderQuery, SortOrder};
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,7 +12,7 @@ use stockhold_tests::*;
 
 fn order(user: &str, status: OrderStatus, total: i64, created: DateTime<Utc>) -> Order {
     Order {
-        id: shared::adapters::ids::new_id(created),
+        id: shared::domain::ids::new_id(created),
         user_id: user.to_string(),
         status,
         currency: "USD".into(),
@@ -118,7 +118,7 @@ fn params(q: &Q, users: &[String], base: DateTime<Utc>) -> BTreeMap<String, Stri
     if !statuses.is_empty() {
         p.insert("status".into(), statuses.join(","));
     }
-    let t = |s: i64| shared::adapters::clock::format_time(base + Duration::seconds(s));
+    let t = |s: i64| shared::domain::time::format_time(base + Duration::seconds(s));
     if let Some(f) = q.from {
         p.insert("created_from".into(), t(f));
     }
@@ -153,7 +153,7 @@ fn walking_every_page_of_any_query_gives_exactly_the_reference_answer() {
                 .iter()
                 .map(|&(u, s, total, t)| order(&users[u], OrderStatus::ALL[s], total * 100, base + Duration::seconds(t)))
                 .collect();
-            app.store.import_orders(&orders).await.expect("import");
+            import_orders(&app, &orders).await;
             for q in &queries {
                 let valid_range = !matches!((q.from, q.to), (Some(f), Some(t)) if f >= t)
                     && !matches!((q.min, q.max), (Some(a), Some(b)) if a > b);
@@ -170,7 +170,7 @@ fn walking_every_page_of_any_query_gives_exactly_the_reference_answer() {
                 let mut got = Vec::new();
                 let mut cursor: Option<String> = None;
                 loop {
-                    let page = list.list_orders(&caller, query.clone(), q.limit, cursor.as_deref()).await.expect("page").page;
+                    let page = list.list_orders(&caller, query.clone(), q.limit, cursor.as_deref()).await.expect("page");
                     got.extend(page.items.iter().map(|o| o.id.clone()));
                     match page.next_cursor {
                         Some(c) => {
@@ -196,7 +196,7 @@ async fn seeded_user(gw: &TestGateway, n: usize) -> String {
             order(&user, OrderStatus::ALL[i % 6], (i as i64 % 4) * 100, base + Duration::seconds(i as i64))
         })
         .collect();
-    gw.app.store.import_orders(&orders).await.expect("import");
+    import_orders(&gw.app, &orders).await;
     user
 }
 

@@ -4,8 +4,9 @@
 use gateway::{auth::Verifier, serve, Gateway};
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
-use shared::adapters::clock::{Clock, SystemClock};
+use shared::adapters::clock::SystemClock;
 use shared::config::Config;
+use shared::service::ports::Clock;
 use shared::service::App;
 use shared::store::schema::{TableDef, AUDIT_TABLE, TABLE};
 use std::sync::{Arc, OnceLock};
@@ -46,6 +47,25 @@ fn init_logs() {
 /// Only the audit tests read a stream, each on a table of its own.
 pub const TABLE_WITHOUT_STREAM: TableDef = TableDef { stream: false, ..TABLE };
 
+/// A DynamoDB client of the test harness itself (creating tables, planting items no
+/// service would write): the platform's, held to no function's policy.
+pub async fn raw_client() -> aws_sdk_dynamodb::Client {
+    let c = config();
+    let sdk = c.sdk_config().await;
+    let mut conf = aws_sdk_dynamodb::config::Builder::from(&sdk);
+    conf.set_endpoint_url(c.store.endpoint.clone());
+    aws_sdk_dynamodb::Client::from_conf(conf.build())
+}
+
+/// A DynamoDB client as the function built as `binary` has it on the local stack: every
+/// call held to that function's policy in `template.yaml`.
+pub async fn function_client(app: &App, binary: &str) -> aws_sdk_dynamodb::Client {
+    let iam = app.local_iam().expect("the local stack enforces IAM");
+    let http = iam.client_for(binary, shared::iam::Service::DynamoDb).expect("function in the template");
+    let conf = raw_client().await.config().to_builder().http_client(http).build();
+    aws_sdk_dynamodb::Client::from_conf(conf)
+}
+
 /// An application on the shared test table, with the given clock.
 pub async fn app_with_clock(clock: Arc<dyn Clock>) -> App {
     init_logs();
@@ -53,14 +73,9 @@ pub async fn app_with_clock(clock: Arc<dyn Clock>) -> App {
     let app = config().build_app(clock).await.expect("app");
     CREATED
         .get_or_init(|| async {
-            TABLE_WITHOUT_STREAM
-                .create(app.store.client(), app.store.table())
-                .await
-                .expect("create test table");
-            AUDIT_TABLE
-                .create(app.store.client(), app.store.audit_table())
-                .await
-                .expect("create audit table");
+            let client = raw_client().await;
+            TABLE_WITHOUT_STREAM.create(&client, app.store.table()).await.expect("create test table");
+            AUDIT_TABLE.create(&client, app.store.audit_table()).await.expect("create audit table");
         })
         .await;
     app
@@ -268,13 +283,42 @@ pub async fn app_on_own_table(def: &TableDef) -> App {
     c.store.table = unique("own");
     c.store.audit_table = format!("{}-audit", c.store.table);
     let app = c.build_app(Arc::new(SystemClock)).await.expect("app");
-    def.create(app.store.client(), app.store.table()).await.expect("create table");
-    AUDIT_TABLE.create(app.store.client(), app.store.audit_table()).await.expect("create audit table");
+    let client = raw_client().await;
+    def.create(&client, app.store.table()).await.expect("create table");
+    AUDIT_TABLE.create(&client, app.store.audit_table()).await.expect("create audit table");
     app
 }
 
 /// Starts the local stream poller (the audit function's event source) for `app`'s table.
 pub async fn start_audit_poller(app: &App) -> Arc<gateway::stream::PollerStats> {
-    gateway::stream::spawn_stream_poller(app.clone(), gateway::stream::streams_client(&config()).await)
+    gateway::stream::spawn_stream_poller(app.clone(), gateway::stream::Platform::connect(&config()).await)
         .expect("the audit function is in the template")
+}
+
+/// Writes orders as they are, without conditions or stock effects (seeding list tests
+/// and benchmarks): `BatchWriteItem` of the items the store would write.
+pub async fn import_orders(app: &App, orders: &[shared::domain::order::Order]) {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    let client = raw_client().await;
+    for chunk in orders.chunks(25) {
+        let mut requests: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|o| {
+                let item = shared::store::records::order::item(o, "import").expect("order item");
+                WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(item)).build().expect("put"))
+                    .build()
+            })
+            .collect();
+        while !requests.is_empty() {
+            let res = client
+                .batch_write_item()
+                .request_items(app.store.table(), requests)
+                .send()
+                .await
+                .expect("import");
+            requests =
+                res.unprocessed_items.and_then(|mut m| m.remove(app.store.table())).unwrap_or_default();
+        }
+    }
 }

@@ -2,9 +2,9 @@
 //! `ReportBatchItemFailures`); writes one audit entry per change of a business entity.
 
 use shared::adapters::clock::SystemClock;
-use shared::audit::{handle_batch, StreamEvent, AUDIT_FN};
 use shared::config::{init_tracing, Config};
 use shared::deadline::from_epoch_millis;
+use shared::jobs::{handle_batch, StreamEvent, AUDIT_FN};
 use shared::lambda::lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use std::sync::Arc;
 

@@ -1,18 +1,6 @@
 //! `transition` Lambda: PATCH /api/orders/{id}, order status changes under the state machine.
 
-use shared::adapters::clock::SystemClock;
-use shared::config::{init_tracing, Config};
-use shared::http::routes::TRANSITION_FN;
-use shared::lambda::lambda_http::{run, service_fn, Error, Request};
-use std::sync::Arc;
-
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    init_tracing();
-    let app = Config::from_env()?.function_app(TRANSITION_FN, Arc::new(SystemClock)).await?;
-    run(service_fn(|event: Request| {
-        let app = &app;
-        async move { Ok::<_, Error>(shared::lambda::handle(app, TRANSITION_FN, event).await) }
-    }))
-    .await
+async fn main() -> Result<(), shared::lambda::lambda_http::Error> {
+    shared::lambda::run_http(&shared::http::routes::TRANSITION).await
 }

@@ -8,7 +8,7 @@
 use http::HeaderMap;
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
-use shared::adapters::identity::{flatten_claim, Claims};
+use shared::http::identity::{flatten_claim, Claims};
 use shared::http::Auth;
 
 pub const DEFAULT_SECRET: &str = "local-dev-secret";

@@ -15,8 +15,8 @@ use axum::Router;
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use shared::http::problem::Problem;
-use shared::http::routes::{resolve, ROUTES};
-use shared::http::{dispatch, request_id, ApiRequest, ApiResponse, MAX_BODY_BYTES};
+use shared::http::routes::{resolve, routes_of, API};
+use shared::http::{dispatch, request_id, ApiError, ApiRequest, ApiResponse, Serving, MAX_BODY_BYTES};
 use shared::iam::IamError;
 use shared::service::App;
 use std::collections::HashMap;
@@ -40,7 +40,7 @@ impl Gateway {
     /// `App::for_function`.
     pub fn new(app: &App, verifier: auth::Verifier) -> Result<Self, IamError> {
         let mut functions = HashMap::new();
-        for route in ROUTES {
+        for route in routes_of(API) {
             if !functions.contains_key(route.function) {
                 let timeout = match app.local_iam() {
                     Some(iam) => {
@@ -57,7 +57,7 @@ impl Gateway {
     /// The application that serves `method` `path` (the fallback when none does) and
     /// the deadline its function would have, starting now.
     fn app_for(&self, method: &http::Method, path: &str) -> (&App, Option<tokio::time::Instant>) {
-        match resolve(method, path).function().and_then(|f| self.functions.get(f)) {
+        match resolve(API, method, path).function().and_then(|f| self.functions.get(f)) {
             Some((app, timeout)) => (app, timeout.map(shared::deadline::after)),
             None => (&self.fallback, None),
         }
@@ -147,12 +147,12 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: http::Request<Body>) -> htt
                 request_id: rid.clone(),
                 deadline,
             };
-            dispatch(app, req, None).await
+            dispatch(app, req, Serving::Api(API)).await
         }
         refused => {
             let problem = match refused {
                 Received::TooLarge => Problem::payload_too_large(MAX_BODY_BYTES),
-                _ => Problem::from(shared::domain::DomainError::InvalidJson),
+                _ => Problem::from(ApiError::InvalidJson),
             };
             let mut resp = problem.into_response(&rid);
             if let Ok(v) = http::HeaderValue::from_str(&rid) {

@@ -9,7 +9,6 @@
 use gateway::{auth::Verifier, serve, Gateway};
 use shared::adapters::clock::SystemClock;
 use shared::config::{init_tracing, Config};
-use shared::store::schema::{AUDIT_TABLE, TABLE};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -39,11 +38,10 @@ async fn run() -> Result<(), String> {
         shared::config::int_var("SWEEP_INTERVAL_SECONDS", 60, 1, 86_400).map_err(|e| e.to_string())?;
     let per_shard = shared::jobs::sweep_batch_from_env().map_err(|e| e.to_string())?;
     let app = config.build_app(Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
-    for (def, name) in [(&TABLE, app.store.table()), (&AUDIT_TABLE, app.store.audit_table())] {
-        def.create(app.store.client(), name)
-            .await
-            .map_err(|e| format!("cannot create table {name} at {:?}: {e}", config.store.endpoint))?;
-    }
+    app.store
+        .ensure_tables()
+        .await
+        .map_err(|e| format!("cannot create the tables at {:?}: {e}", config.store.endpoint))?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             format!("port {port} is already in use; stop what uses it or set PORT to a free port")
@@ -58,7 +56,7 @@ async fn run() -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     // Plays the audit function's event source: the table's stream, polled locally.
-    gateway::stream::spawn_stream_poller(app.clone(), gateway::stream::streams_client(&config).await)
+    gateway::stream::spawn_stream_poller(app.clone(), gateway::stream::Platform::connect(&config).await)
         .map_err(|e| e.to_string())?;
     let verifier = Verifier::new(secret.as_deref().unwrap_or(gateway::auth::DEFAULT_SECRET));
     tracing::info!(port, table = %config.store.table, ttl_seconds = config.reservation_ttl_seconds, sweep_every_seconds = sweep_every, "stockhold gateway listening on http://127.0.0.1:{port}");

@@ -5,9 +5,9 @@
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use shared::adapters::scheduler::{ExpiryScheduler, SchedulerError};
 use shared::iam::IamError;
 use shared::jobs::{expire, sweep, ExpireEvent, EXPIRE_FN, SWEEP_FN};
+use shared::service::ports::{ExpiryScheduler, SchedulerError};
 use shared::service::{App, ExpireOutcome};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

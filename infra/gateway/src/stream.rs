@@ -1,15 +1,16 @@
 //! Local stand-in for the Lambda event source mapping on the table's DynamoDB stream:
 //! polls every shard (aws-sdk-dynamodbstreams against DynamoDB Local), turns each batch
 //! into the exact JSON event Lambda delivers, and hands it to the same
-//! `audit::handle_batch` the `audit` function runs. Its position per shard is saved in
-//! the audit table, so a restart of `make dev` resumes where it stopped (and entries are
-//! keyed by stream record, so a batch handled twice writes nothing twice).
+//! `jobs::handle_batch` the `audit` function runs. Its position per shard is saved in a
+//! table of its own (`<table>-stream-checkpoints`; in AWS the event source mapping keeps
+//! it), so a restart of `make dev` resumes where it stopped (and entries are keyed by
+//! stream record, so a batch handled twice writes nothing twice).
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
 use base64::Engine;
 use serde_json::{json, Map, Value};
-use shared::audit::{handle_batch, StreamEvent, AUDIT_FN};
 use shared::iam::IamError;
+use shared::jobs::{handle_batch, StreamEvent, AUDIT_FN};
 use shared::service::App;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,12 +35,114 @@ pub struct PollerStats {
     pub skipped: std::sync::Mutex<Vec<String>>,
 }
 
-/// A DynamoDB Streams client for the same endpoint and credentials as the store.
-pub async fn streams_client(config: &shared::config::Config) -> aws_sdk_dynamodbstreams::Client {
-    let sdk = config.sdk_config().await;
-    let mut conf = aws_sdk_dynamodbstreams::config::Builder::from(&sdk);
-    conf.set_endpoint_url(config.store.endpoint.clone());
-    aws_sdk_dynamodbstreams::Client::from_conf(conf.build())
+/// The poller's own connections, for the same endpoint and credentials as the store: the
+/// platform's calls (finding the stream, reading it, keeping its position), which are not
+/// any function's and go through no function's IAM policy.
+#[derive(Debug, Clone)]
+pub struct Platform {
+    dynamodb: aws_sdk_dynamodb::Client,
+    streams: aws_sdk_dynamodbstreams::Client,
+}
+
+impl Platform {
+    pub async fn connect(config: &shared::config::Config) -> Self {
+        let sdk = config.sdk_config().await;
+        let mut streams = aws_sdk_dynamodbstreams::config::Builder::from(&sdk);
+        streams.set_endpoint_url(config.store.endpoint.clone());
+        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk);
+        dynamodb.set_endpoint_url(config.store.endpoint.clone());
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
+            streams: aws_sdk_dynamodbstreams::Client::from_conf(streams.build()),
+        }
+    }
+}
+
+/// Where the poller keeps its position per shard: a small table of its own next to the
+/// application table (created on first use).
+struct Checkpoints<'a> {
+    client: &'a aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl Checkpoints<'_> {
+    async fn open<'a>(
+        client: &'a aws_sdk_dynamodb::Client,
+        app_table: &str,
+    ) -> Result<Checkpoints<'a>, String> {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let table = format!("{app_table}-stream-checkpoints");
+        let created = client
+            .create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("shard")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("shard")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            )
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
+            Err(e) => return Err(format!("create {table}: {e}")),
+        }
+        Ok(Checkpoints { client, table })
+    }
+
+    /// The last sequence number handled, per shard.
+    async fn load(&self) -> Result<HashMap<String, String>, String> {
+        let mut out = HashMap::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| format!("read checkpoints: {e}"))?;
+            for item in page.items() {
+                if let (Some(shard), Some(seq)) = (
+                    item.get("shard").and_then(|v| v.as_s().ok()),
+                    item.get("sequence_number").and_then(|v| v.as_s().ok()),
+                ) {
+                    out.insert(shard.clone(), seq.clone());
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn save(&self, shard: &str, sequence_number: &str) -> Result<(), String> {
+        use aws_sdk_dynamodb::types::AttributeValue::S;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("shard", S(shard.into()))
+            .item("sequence_number", S(sequence_number.into()))
+            .send()
+            .await
+            .map_err(|e| format!("save checkpoint: {e}"))?;
+        Ok(())
+    }
 }
 
 /// Starts polling the stream of `app`'s table on the current runtime. The poller's own
@@ -47,10 +150,7 @@ pub async fn streams_client(config: &shared::config::Config) -> aws_sdk_dynamodb
 /// by the `audit` function, held to that function's IAM policy. A batch whose first
 /// failing record keeps failing is retried with growing waits, at most as often as the
 /// template's `MaximumRetryAttempts` says, counted per record; then that record is skipped.
-pub fn spawn_stream_poller(
-    app: App,
-    streams: aws_sdk_dynamodbstreams::Client,
-) -> Result<Arc<PollerStats>, IamError> {
+pub fn spawn_stream_poller(app: App, platform: Platform) -> Result<Arc<PollerStats>, IamError> {
     let audit = app.for_function(AUDIT_FN)?;
     let retries = match app.local_iam() {
         Some(iam) => iam
@@ -67,7 +167,7 @@ pub fn spawn_stream_poller(
     let shared_stats = stats.clone();
     tokio::spawn(async move {
         loop {
-            if let Err(e) = poll(&app, &audit, &streams, retries, &shared_stats).await {
+            if let Err(e) = poll(&app, &audit, &platform, retries, &shared_stats).await {
                 tracing::warn!(error = %e, "stream poller failed; restarting");
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -89,13 +189,13 @@ struct ShardState {
 async fn poll(
     app: &App,
     audit: &App,
-    streams: &aws_sdk_dynamodbstreams::Client,
+    platform: &Platform,
     retries: u32,
     stats: &PollerStats,
 ) -> Result<(), String> {
-    let table = app
-        .store
-        .client()
+    let streams = &platform.streams;
+    let table = platform
+        .dynamodb
         .describe_table()
         .table_name(app.store.table())
         .send()
@@ -103,7 +203,8 @@ async fn poll(
         .map_err(|e| format!("describe_table: {e}"))?;
     let arn = table.table.and_then(|t| t.latest_stream_arn).ok_or("the table has no stream")?;
     let mut shards: HashMap<String, ShardState> = HashMap::new();
-    let checkpoints = app.store.stream_checkpoints().await.map_err(|e| e.to_string())?;
+    let store = Checkpoints::open(&platform.dynamodb, app.store.table()).await?;
+    let checkpoints = store.load().await?;
     loop {
         // New shards appear as DynamoDB rolls them; pick them up every round.
         let mut start = None;
@@ -211,7 +312,7 @@ async fn poll(
             };
             if done_upto > 0 {
                 let last = seqs[done_upto - 1].to_string();
-                app.store.save_stream_checkpoint(id, &last).await.map_err(|e| e.to_string())?;
+                store.save(id, &last).await?;
                 state.last = Some(last);
             }
             if done_upto < seqs.len() {

@@ -1,7 +1,5 @@
-//! Edges to the outside world that differ between AWS, local runs and tests: the clock,
-//! id generation and the caller's identity from the authorizer's claims.
+//! The edge: implementations of the service ports that differ between AWS, local runs
+//! and tests (the clock, the EventBridge Scheduler client).
 
 pub mod clock;
-pub mod identity;
-pub mod ids;
 pub mod scheduler;

@@ -1,5 +1,5 @@
-//! Audit entries: one per change of a business entity, with a field-level diff that
-//! leaves out bookkeeping (keys, index attributes, TTL, `last_actor`, `updated_at`).
+//! Audit entries: one per change of a business entity, with a field-level diff of its
+//! business fields (the store leaves out its own bookkeeping before diffing).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -75,28 +75,8 @@ pub struct AuditEntry {
     pub changes: BTreeMap<String, FieldChange>,
 }
 
-/// Attributes that are storage bookkeeping, not business data.
-pub const BOOKKEEPING: &[&str] = &[
-    "pk",
-    "sk",
-    "entity",
-    "last_actor",
-    "updated_at",
-    "ttl",
-    "gsi1pk",
-    "gsi1sk",
-    "sweep_pk",
-    "sweep_sk",
-    "ou_pk",
-    "ous_pk",
-    "oa_pk",
-    "oss_pk",
-    "o_time",
-    "o_value",
-];
-
-/// Field-level changes between two images (either may be absent), business fields only.
-/// On creation every business field appears with `old: null`.
+/// Field-level changes between two images of an entity's business fields (either may be
+/// absent). On creation every field appears with `old: null`.
 pub fn diff(
     old: Option<&Map<String, Value>>,
     new: Option<&Map<String, Value>>,
@@ -105,7 +85,6 @@ pub fn diff(
     let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
     old.keys()
         .chain(new.keys())
-        .filter(|k| !BOOKKEEPING.contains(&k.as_str()))
         .filter_map(|k| {
             let (o, n) =
                 (old.get(k).cloned().unwrap_or(Value::Null), new.get(k).cloned().unwrap_or(Value::Null));
@@ -124,11 +103,8 @@ mod tests {
     }
 
     #[test]
-    fn a_creation_lists_every_business_field_with_old_null_and_no_bookkeeping() {
-        let new = m(
-            json!({"pk": "R#1", "sk": "#RESERVATION", "entity": "reservation", "id": "1", "status": "active",
-                            "quantity": 2, "last_actor": "alice", "updated_at": "t", "sweep_pk": "ACTIVE#0"}),
-        );
+    fn a_creation_lists_every_field_with_old_null() {
+        let new = m(json!({"id": "1", "status": "active", "quantity": 2}));
         let d = diff(None, Some(&new));
         assert_eq!(d.keys().collect::<Vec<_>>(), ["id", "quantity", "status"]);
         assert_eq!(d["quantity"], FieldChange { old: Value::Null, new: json!(2) });
@@ -136,8 +112,8 @@ mod tests {
 
     #[test]
     fn an_update_lists_only_what_changed() {
-        let old = m(json!({"status": "pending", "total_cents": 5, "updated_at": "a", "last_actor": "x"}));
-        let new = m(json!({"status": "confirmed", "total_cents": 5, "updated_at": "b", "last_actor": "y"}));
+        let old = m(json!({"status": "pending", "total_cents": 5}));
+        let new = m(json!({"status": "confirmed", "total_cents": 5}));
         let d = diff(Some(&old), Some(&new));
         assert_eq!(d.len(), 1);
         assert_eq!(d["status"], FieldChange { old: json!("pending"), new: json!("confirmed") });

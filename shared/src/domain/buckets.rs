@@ -11,13 +11,7 @@
 //! the product's partition and buckets 1.. in partitions of their own, and the
 //! reservation service applies `plan_reservation` when the home bucket is short.
 
-/// One bucket's counters; `on_hand = reserved + available`, all >= 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Bucket {
-    pub on_hand: i64,
-    pub reserved: i64,
-    pub available: i64,
-}
+use super::stock::Units;
 
 /// What a reservation of `quantity` should do, decided on a snapshot of the buckets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +36,7 @@ pub fn home_bucket(reservation_id: &str, k: usize) -> usize {
 
 /// Decides a reservation. A refusal happens only when the *sum* is short, so no unit
 /// is ever out of reach of a buyer (no stranding).
-pub fn plan_reservation(buckets: &[Bucket], home: usize, quantity: i64) -> ReservePlan {
+pub fn plan_reservation(buckets: &[Units], home: usize, quantity: i64) -> ReservePlan {
     if buckets.get(home).is_some_and(|b| b.available >= quantity) {
         return ReservePlan::Take(home);
     }
@@ -83,7 +77,7 @@ pub fn split_evenly(total: i64, k: usize) -> Vec<i64> {
 
 /// How a removal of `quantity` available units is spread (fullest buckets first), or
 /// `None` when all buckets together have fewer available units.
-pub fn plan_removal(buckets: &[Bucket], quantity: i64) -> Option<Vec<(usize, i64)>> {
+pub fn plan_removal(buckets: &[Units], quantity: i64) -> Option<Vec<(usize, i64)>> {
     let total: i64 = buckets.iter().map(|b| b.available).sum();
     if total < quantity {
         return None;
@@ -118,7 +112,7 @@ mod tests {
     /// of its changes or none.
     #[derive(Debug, Clone)]
     struct Table {
-        buckets: Vec<Bucket>,
+        buckets: Vec<Units>,
     }
 
     impl Table {
@@ -220,7 +214,7 @@ mod tests {
     /// failed condition read again and decide again (bounded, like the store's retries).
     /// Returns the bucket reserved from, or `None` if refused, and checks that a refusal
     /// is only ever given when the units were really not there.
-    fn reserve(table: &mut Table, snapshot: Vec<Bucket>, id: u16, q: i64) -> Option<usize> {
+    fn reserve(table: &mut Table, snapshot: Vec<Units>, id: u16, q: i64) -> Option<usize> {
         let home = home_bucket(&id.to_string(), table.buckets.len());
         let mut seen = snapshot;
         for _ in 0..8 {
@@ -264,7 +258,7 @@ mod tests {
             initial in 0i64..60,
             ops in proptest::collection::vec(op(), 1..60),
         ) {
-            let mut table = Table { buckets: vec![Bucket::default(); k] };
+            let mut table = Table { buckets: vec![Units::default(); k] };
             let mut on_hand_expected = 0;
             // Initial stock is split like any addition.
             table.add(initial);
@@ -330,9 +324,9 @@ mod tests {
     #[test]
     fn a_quantity_spread_over_buckets_is_gathered_not_refused() {
         let buckets = [
-            Bucket { on_hand: 3, reserved: 0, available: 3 },
-            Bucket { on_hand: 4, reserved: 1, available: 3 },
-            Bucket { on_hand: 2, reserved: 0, available: 2 },
+            Units { on_hand: 3, reserved: 0, available: 3 },
+            Units { on_hand: 4, reserved: 1, available: 3 },
+            Units { on_hand: 2, reserved: 0, available: 2 },
         ];
         assert_eq!(plan_reservation(&buckets, 2, 2), ReservePlan::Take(2));
         assert_eq!(plan_reservation(&buckets, 2, 3), ReservePlan::Take(0));

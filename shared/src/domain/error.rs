@@ -20,12 +20,8 @@ impl FieldError {
 /// internal causes are logged where they happen and never travel in this type.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DomainError {
-    #[error("request body is not a JSON object")]
-    InvalidJson,
     #[error("cursor is not valid for this query")]
     InvalidCursor,
-    #[error("authentication required")]
-    Unauthorized,
     #[error("not allowed for this role")]
     Forbidden,
     #[error("{0} not found")]

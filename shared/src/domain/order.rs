@@ -128,8 +128,7 @@ impl NewOrder {
             }
             Ok(ids)
         });
-        f.finish()?;
-        ids.map(|reservation_ids| Self { reservation_ids }).ok_or(DomainError::Internal)
+        f.finish(|| Some(Self { reservation_ids: ids? }))
     }
 }
 
@@ -149,8 +148,7 @@ impl StatusChange {
                 format!("must be one of {}", names.join(", "))
             })
         });
-        f.finish()?;
-        status.map(|status| Self { status }).ok_or(DomainError::Internal)
+        f.finish(|| Some(Self { status: status? }))
     }
 }
 

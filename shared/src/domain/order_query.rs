@@ -3,7 +3,7 @@
 
 use super::order::OrderStatus;
 use super::{DomainError, FieldError};
-use crate::adapters::clock::{format_time, parse_time};
+use crate::domain::time::{format_time, parse_time};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,6 +1,6 @@
 //! Products and their validated value types.
 
-use super::stock::StockLevel;
+use super::stock::{StockLevel, WarehouseId, MAX_QUANTITY};
 use super::validate::{int_in, matches_charset, string, Fields};
 use super::DomainError;
 use chrono::{DateTime, Utc};
@@ -8,7 +8,6 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 pub const MAX_PRICE_CENTS: i64 = 1_000_000_000;
-pub const MAX_QUANTITY: i64 = 1_000_000_000;
 pub const MAX_WAREHOUSES: usize = 50;
 /// Most buckets one warehouse's stock of a product may be split into (BENCHMARKS.md,
 /// "Hot items"): 16 partitions take about 16,000 write units/s.
@@ -27,23 +26,6 @@ impl Sku {
             Ok(Self(s.to_string()))
         } else {
             Err("must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'".into())
-        }
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A warehouse id: `^[a-z0-9-]{1,32}$`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct WarehouseId(String);
-
-impl WarehouseId {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        if matches_charset(s, 1, 32, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-            Ok(Self(s.to_string()))
-        } else {
-            Err("must be 1 to 32 characters of a-z, 0-9 or '-'".into())
         }
     }
     pub fn as_str(&self) -> &str {
@@ -134,18 +116,16 @@ impl NewProduct {
                 );
             }
         }
-        f.finish()?;
-        match (sku, name, price_cents) {
-            (Some(sku), Some(name), Some(price_cents)) => Ok(Self {
-                sku,
-                name,
-                price_cents,
+        f.finish(|| {
+            Some(Self {
+                sku: sku?,
+                name: name?,
+                price_cents: price_cents?,
                 currency: currency.unwrap_or_else(Currency::usd),
                 stock: stock.unwrap_or_default(),
                 stock_buckets: stock_buckets.unwrap_or(1),
-            }),
-            _ => Err(DomainError::Internal),
-        }
+            })
+        })
     }
 }
 
@@ -164,11 +144,7 @@ impl StockAdjustment {
             0 => Err("must not be zero".into()),
             d => Ok(d),
         });
-        f.finish()?;
-        match (warehouse_id, delta) {
-            (Some(warehouse_id), Some(delta)) => Ok(Self { warehouse_id, delta }),
-            _ => Err(DomainError::Internal),
-        }
+        f.finish(|| Some(Self { warehouse_id: warehouse_id?, delta: delta? }))
     }
 }
 
@@ -192,6 +168,6 @@ pub struct Product {
 
 impl Product {
     pub fn available(&self) -> i64 {
-        self.stock.iter().map(|s| s.available).sum()
+        self.stock.iter().map(|s| s.units.available).sum()
     }
 }

@@ -1,7 +1,7 @@
 //! Reservations: the request to hold stock, the entity and its status rules, including
 //! lazy expiry (a hold past `expires_at` is expired whether or not a job has run).
 
-use super::product::WarehouseId;
+use super::stock::WarehouseId;
 use super::validate::{int_in, string, Fields};
 use super::DomainError;
 use chrono::{DateTime, Utc};
@@ -59,11 +59,7 @@ impl NewReservation {
         });
         let quantity = f.required("quantity", |v| int_in(v, 1, MAX_RESERVATION_QUANTITY));
         let warehouse_id = f.optional("warehouse_id", |v| WarehouseId::parse(string(v)?));
-        f.finish()?;
-        match (product_id, quantity) {
-            (Some(product_id), Some(quantity)) => Ok(Self { product_id, quantity, warehouse_id }),
-            _ => Err(DomainError::Internal),
-        }
+        f.finish(|| Some(Self { product_id: product_id?, quantity: quantity?, warehouse_id }))
     }
 }
 

@@ -1,61 +1,65 @@
-//! Stock arithmetic for one (product, warehouse) row and the warehouse choice rule.
-//! The store enforces the same rules atomically with condition expressions; these
-//! functions decide up front and explain failures.
+//! Stock of a product per warehouse, and the warehouse choice rule. The store moves units
+//! atomically with condition expressions; these types and functions describe what it
+//! holds and decide up front.
 
-use super::product::{WarehouseId, MAX_QUANTITY};
+use super::validate::matches_charset;
 use chrono::{DateTime, Utc};
 
-/// Units of one product in one warehouse. Invariant: `on_hand = reserved + available`,
-/// all three >= 0.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StockLevel {
-    pub warehouse_id: WarehouseId,
+/// Most units one stock row may hold on hand.
+pub const MAX_QUANTITY: i64 = 1_000_000_000;
+
+/// A warehouse id: `^[a-z0-9-]{1,32}$`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WarehouseId(String);
+
+impl WarehouseId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if matches_charset(s, 1, 32, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+            Ok(Self(s.to_string()))
+        } else {
+            Err("must be 1 to 32 characters of a-z, 0-9 or '-'".into())
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The counters of a stock row (or a bucket of one, or their sum). Invariant:
+/// `on_hand = reserved + available`, all three >= 0; the store's conditions keep it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Units {
     pub on_hand: i64,
     pub reserved: i64,
     pub available: i64,
+}
+
+/// The stock of one product in one warehouse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockLevel {
+    pub warehouse_id: WarehouseId,
+    pub units: Units,
     pub updated_at: DateTime<Utc>,
 }
 
-/// Why a stock change cannot apply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StockError {
-    /// Fewer than the requested units are available; carries what is.
-    Insufficient { available: i64 },
-    /// The change would take `on_hand` past the maximum.
-    TooMuch,
-}
-
-impl StockLevel {
-    pub fn is_consistent(&self) -> bool {
-        self.on_hand >= 0
-            && self.reserved >= 0
-            && self.available >= 0
-            && self.on_hand == self.reserved + self.available
-    }
-
-    /// Holds `q` units: available -> reserved.
-    pub fn reserve(&self, q: i64) -> Result<Self, StockError> {
-        if self.available < q {
-            return Err(StockError::Insufficient { available: self.available });
+/// Sums rows of the same warehouse (a bucketed product's buckets) into one level each,
+/// sorted by warehouse id; the latest `updated_at` of a warehouse's rows is its.
+pub fn sum_per_warehouse(rows: Vec<StockLevel>) -> Vec<StockLevel> {
+    let mut per_warehouse: std::collections::BTreeMap<WarehouseId, StockLevel> = Default::default();
+    for row in rows {
+        match per_warehouse.get_mut(&row.warehouse_id) {
+            Some(sum) => {
+                sum.units.on_hand += row.units.on_hand;
+                sum.units.reserved += row.units.reserved;
+                sum.units.available += row.units.available;
+                sum.updated_at = sum.updated_at.max(row.updated_at);
+            }
+            None => {
+                per_warehouse.insert(row.warehouse_id.clone(), row);
+            }
         }
-        Ok(Self { reserved: self.reserved + q, available: self.available - q, ..self.clone() })
     }
-
-    /// Gives back `q` held units: reserved -> available.
-    pub fn release(&self, q: i64) -> Self {
-        Self { reserved: self.reserved - q, available: self.available + q, ..self.clone() }
-    }
-
-    /// Adds or removes on-hand units. Reserved units cannot be removed.
-    pub fn adjust(&self, delta: i64) -> Result<Self, StockError> {
-        if delta < 0 && self.available < -delta {
-            return Err(StockError::Insufficient { available: self.available });
-        }
-        if self.on_hand + delta > MAX_QUANTITY {
-            return Err(StockError::TooMuch);
-        }
-        Ok(Self { on_hand: self.on_hand + delta, available: self.available + delta, ..self.clone() })
-    }
+    per_warehouse.into_values().collect()
 }
 
 /// The result of picking a warehouse for a reservation.
@@ -70,12 +74,12 @@ pub enum WarehouseChoice {
 /// API.md: the one warehouse that can fill the whole quantity with the most available
 /// units; ties go to the smallest warehouse id. Splitting across warehouses is not done.
 pub fn choose_warehouse(stock: &[StockLevel], quantity: i64) -> WarehouseChoice {
-    let best = stock
-        .iter()
-        .max_by(|a, b| a.available.cmp(&b.available).then_with(|| b.warehouse_id.cmp(&a.warehouse_id)));
+    let best = stock.iter().max_by(|a, b| {
+        a.units.available.cmp(&b.units.available).then_with(|| b.warehouse_id.cmp(&a.warehouse_id))
+    });
     match best {
-        Some(s) if s.available >= quantity => WarehouseChoice::Fill(s.warehouse_id.clone()),
-        Some(s) => WarehouseChoice::Insufficient { available: s.available },
+        Some(s) if s.units.available >= quantity => WarehouseChoice::Fill(s.warehouse_id.clone()),
+        Some(s) => WarehouseChoice::Insufficient { available: s.units.available },
         None => WarehouseChoice::Insufficient { available: 0 },
     }
 }
@@ -87,42 +91,17 @@ mod tests {
     fn level(w: &str, on_hand: i64, reserved: i64) -> StockLevel {
         StockLevel {
             warehouse_id: WarehouseId::parse(w).unwrap(),
-            on_hand,
-            reserved,
-            available: on_hand - reserved,
+            units: Units { on_hand, reserved, available: on_hand - reserved },
             updated_at: Utc::now(),
         }
     }
 
     #[test]
-    fn reserving_moves_units_from_available_to_reserved() {
-        let s = level("main", 10, 2).reserve(3).unwrap();
-        assert_eq!((s.on_hand, s.reserved, s.available), (10, 5, 5));
-        assert!(s.is_consistent());
-    }
-
-    #[test]
-    fn reserving_more_than_available_reports_what_is_available() {
-        assert_eq!(level("main", 10, 8).reserve(3), Err(StockError::Insufficient { available: 2 }));
-    }
-
-    #[test]
-    fn releasing_returns_units_to_available() {
-        let s = level("main", 10, 5).release(5);
-        assert_eq!((s.on_hand, s.reserved, s.available), (10, 0, 10));
-    }
-
-    #[test]
-    fn removing_stock_cannot_touch_reserved_units() {
-        assert_eq!(level("main", 10, 8).adjust(-3), Err(StockError::Insufficient { available: 2 }));
-        let s = level("main", 10, 8).adjust(-2).unwrap();
-        assert_eq!((s.on_hand, s.reserved, s.available), (8, 8, 0));
-    }
-
-    #[test]
-    fn adding_stock_cannot_pass_the_maximum() {
-        assert_eq!(level("main", MAX_QUANTITY, 0).adjust(1), Err(StockError::TooMuch));
-        assert!(level("main", MAX_QUANTITY - 1, 0).adjust(1).is_ok());
+    fn rows_of_one_warehouse_sum_and_warehouses_sort() {
+        let rows = vec![level("b", 3, 1), level("a", 2, 0), level("b", 4, 2)];
+        let sums = sum_per_warehouse(rows);
+        assert_eq!(sums.iter().map(|s| s.warehouse_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(sums[1].units, Units { on_hand: 7, reserved: 3, available: 4 });
     }
 
     #[test]

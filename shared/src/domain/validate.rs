@@ -5,14 +5,6 @@ use super::{DomainError, FieldError};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 
-/// Parses a request body: anything that is not a JSON object is `InvalidJson` (400).
-pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, DomainError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(DomainError::InvalidJson),
-    }
-}
-
 /// Walks the fields of one object; `finish` reports unknown fields and all errors.
 pub struct Fields<'a> {
     obj: &'a Map<String, Value>,
@@ -67,17 +59,19 @@ impl<'a> Fields<'a> {
         self.optional(name, parse)
     }
 
-    /// Ends the walk: unknown fields and collected errors become one 422.
-    pub fn finish(mut self) -> Result<(), DomainError> {
+    /// Ends the walk: unknown fields and collected errors become one 422; without any,
+    /// `build` makes the value from the fields read. `build` sees `None` only for fields
+    /// that already recorded an error (a missing required field says "is required"), so
+    /// it is never the reason for a refusal.
+    pub fn finish<T>(mut self, build: impl FnOnce() -> Option<T>) -> Result<T, DomainError> {
         let unknown: Vec<String> =
             self.obj.keys().filter(|k| !self.seen.contains(k.as_str())).cloned().collect();
         for k in unknown {
             self.error(&k, "unknown field");
         }
-        if self.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(DomainError::Validation(self.errors))
+        match build() {
+            Some(value) if self.errors.is_empty() => Ok(value),
+            _ => Err(DomainError::Validation(self.errors)),
         }
     }
 }

@@ -1,19 +1,14 @@
-//! The API's own description: `openapi.yaml` (the repository's single spec, embedded at
-//! compile time and served as JSON) and a page rendering it with Swagger UI. The
+//! The API's own description: `openapi.yaml` (the repository's single spec, converted to
+//! JSON at build time by `build.rs` and served as such) and a page rendering it with Swagger UI. The
 //! renderer's two files are vendored gzip-compressed from the npm package
 //! `swagger-ui-dist` (docs/swagger-ui/, refreshed by `make docs-assets` and checked
 //! against the npm package by the tests), so the page works offline and in AWS without
 //! any CDN.
 
 use super::{json_response, ApiResponse};
-use crate::domain::DomainError;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE};
 use http::HeaderValue;
-use std::sync::OnceLock;
-
-/// The spec as written (YAML, the reviewable form).
-pub const OPENAPI_YAML: &str = include_str!("../../../openapi.yaml");
 
 const PAGE: &str = r##"<!doctype html>
 <html lang="en">
@@ -47,21 +42,11 @@ pub const CONTENT_SECURITY_POLICY: &str =
 static BUNDLE_JS: &[u8] = include_bytes!("../../../docs/swagger-ui/swagger-ui-bundle.js.gz");
 static STYLE_CSS: &[u8] = include_bytes!("../../../docs/swagger-ui/swagger-ui.css.gz");
 
-/// The spec as JSON, converted once per process. A spec that does not parse is a build
-/// mistake that the spec test catches; here it is an internal error, never a panic.
-pub fn openapi_json() -> Result<ApiResponse, DomainError> {
-    static JSON: OnceLock<Option<Bytes>> = OnceLock::new();
-    let json = JSON.get_or_init(|| {
-        let value: serde_json::Value = match serde_yaml::from_str(OPENAPI_YAML) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::error!(error = %e, "openapi.yaml does not parse");
-                return None;
-            }
-        };
-        serde_json::to_vec(&value).ok().map(Bytes::from)
-    });
-    json.clone().map(|body| json_response(200, body)).ok_or(DomainError::Internal)
+/// The spec as JSON (converted from `openapi.yaml` at build time).
+pub static OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
+
+pub fn openapi_json() -> ApiResponse {
+    json_response(200, Bytes::from_static(OPENAPI_JSON.as_bytes()))
 }
 
 /// The docs page.
@@ -105,7 +90,7 @@ mod tests {
 
     #[test]
     fn the_embedded_spec_converts_to_json_and_names_itself_openapi_3_1() {
-        let resp = openapi_json().expect("spec parses");
+        let resp = openapi_json();
         let v: serde_json::Value = serde_json::from_slice(resp.body()).expect("json");
         assert_eq!(v["openapi"], "3.1.0");
     }

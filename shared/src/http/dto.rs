@@ -1,10 +1,10 @@
 //! Wire shapes of responses, kept apart from the entities they render.
 
-use crate::adapters::clock::format_time;
 use crate::domain::audit::{AuditEntry, FieldChange};
 use crate::domain::order::Order;
 use crate::domain::product::Product;
 use crate::domain::reservation::Reservation;
+use crate::domain::time::format_time;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -43,9 +43,9 @@ impl<'a> From<&'a Product> for ProductDto<'a> {
                 .iter()
                 .map(|s| StockDto {
                     warehouse_id: s.warehouse_id.as_str(),
-                    on_hand: s.on_hand,
-                    reserved: s.reserved,
-                    available: s.available,
+                    on_hand: s.units.on_hand,
+                    reserved: s.units.reserved,
+                    available: s.units.available,
                 })
                 .collect(),
             available: p.available(),

@@ -1,32 +1,53 @@
-//! One thin function per route: parse, call a service, map the result.
+//! One thin handler per route: parse the request, call a service, render the result.
+//! Transport failures (no caller, a body that is not JSON) are `ApiError`s; everything
+//! a service says is a `DomainError` inside one.
 
 use super::dto::{AuditDto, ListDto, OrderDto, ProductDto, ReservationDto};
-use super::routes::RouteId;
-use super::{json_response, query, ApiRequest, ApiResponse};
-use crate::adapters::identity::Caller;
+use super::routes::Ctx;
+use super::{json_response, query, ApiError, ApiRequest, ApiResponse};
+use crate::domain::caller::Caller;
 use crate::domain::fingerprint::fingerprint;
-use crate::domain::order::{NewOrder, Order, StatusChange};
+use crate::domain::order::{NewOrder, StatusChange};
 use crate::domain::order_query::{OrderQuery, ORDER_LIST_PARAMS};
 use crate::domain::product::{NewProduct, StockAdjustment};
-use crate::domain::reservation::{NewReservation, Reservation};
-use crate::domain::validate::parse_object;
+use crate::domain::reservation::NewReservation;
 use crate::domain::DomainError;
 use crate::service::{App, AuditQuery, Created, IdempotencyRequest, AUDIT_PARAMS};
+use futures::future::BoxFuture;
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
-fn json<T: Serialize>(status: u16, body: &T) -> Result<ApiResponse, DomainError> {
+/// A handler: `Box::pin`s the body so that every route fits one `fn` pointer type.
+macro_rules! handler {
+    ($(#[$m:meta])* $name:ident($app:ident, $cx:ident) $body:block) => {
+        $(#[$m])*
+        pub(super) fn $name<'a>($app: &'a App, $cx: Ctx<'a>) -> BoxFuture<'a, Result<ApiResponse, ApiError>> {
+            Box::pin(async move $body)
+        }
+    };
+}
+
+fn json<T: Serialize>(status: u16, body: &T) -> Result<ApiResponse, ApiError> {
     let bytes = serde_json::to_vec(body).map_err(|_| DomainError::Internal)?;
     Ok(json_response(status, bytes))
 }
 
-fn caller(c: Option<&Caller>) -> Result<&Caller, DomainError> {
-    c.ok_or(DomainError::Unauthorized)
+fn caller<'a>(cx: &Ctx<'a>) -> Result<&'a Caller, ApiError> {
+    cx.caller.ok_or(ApiError::Unauthorized)
 }
 
-fn param(params: &[String], i: usize) -> Result<&str, DomainError> {
-    params.get(i).map(String::as_str).ok_or(DomainError::NotFound("route"))
+/// The request body: anything that is not a JSON object is `InvalidJson` (400).
+fn body(req: &ApiRequest) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(&req.body) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(ApiError::InvalidJson),
+    }
+}
+
+fn param<'a>(cx: &Ctx<'a>, i: usize) -> Result<&'a str, ApiError> {
+    cx.params.get(i).map(String::as_str).ok_or(ApiError::RouteNotFound)
 }
 
 /// Longest id a path may name: the ids we issue are 26 characters, and a longer one could
@@ -34,170 +55,162 @@ fn param(params: &[String], i: usize) -> Result<&str, DomainError> {
 const MAX_PATH_ID_CHARS: usize = 128;
 
 /// The id a path names; one that cannot exist is `what` not found.
-fn path_id<'a>(params: &'a [String], what: &'static str) -> Result<&'a str, DomainError> {
-    let id = param(params, 0)?;
+fn path_id<'a>(cx: &Ctx<'a>, what: &'static str) -> Result<&'a str, ApiError> {
+    let id = param(cx, 0)?;
     if id.is_empty() || id.chars().count() > MAX_PATH_ID_CHARS {
-        return Err(DomainError::NotFound(what));
+        return Err(DomainError::NotFound(what).into());
     }
     Ok(id)
 }
 
-/// Routes without query parameters refuse any (API.md: unknown query parameters are 422).
-fn no_query(req: &ApiRequest) -> Result<(), DomainError> {
-    query::parse(req.query.as_deref(), &[]).map(|_| ())
+/// Routes without query parameters refuse any (unknown query parameters are a 422).
+fn no_query(req: &ApiRequest) -> Result<(), ApiError> {
+    query::parse(req.query.as_deref(), &[])?;
+    Ok(())
 }
 
-pub(super) async fn handle(
-    app: &App,
-    route: RouteId,
-    params: &[String],
-    who: Option<&Caller>,
-    req: &ApiRequest,
-) -> Result<ApiResponse, DomainError> {
-    match route {
-        RouteId::ListProducts => {
-            let q = query::parse(req.query.as_deref(), &["limit", "cursor"])?;
-            let limit = query::limit(&q)?;
-            let page = app.list_products(limit, q.get("cursor").map(String::as_str)).await?;
-            json(
-                200,
-                &ListDto {
-                    items: page.items.iter().map(ProductDto::from).collect(),
-                    next_cursor: page.next_cursor,
-                },
-            )
-        }
-        RouteId::CreateProduct => {
-            let who = caller(who)?;
-            let body = parse_object(&req.body)?;
-            no_query(req)?;
-            let new = NewProduct::from_json(&body)?;
-            let p = app.create_product(who, new).await?;
-            json(201, &ProductDto::from(&p))
-        }
-        RouteId::GetProduct => {
-            no_query(req)?;
-            json(200, &ProductDto::from(&app.get_product(path_id(params, "product")?).await?))
-        }
-        RouteId::AdjustStock => {
-            let who = caller(who)?;
-            let body = parse_object(&req.body)?;
-            no_query(req)?;
-            let adj = StockAdjustment::from_json(&body)?;
-            let p = app.adjust_stock(who, path_id(params, "product")?, adj).await?;
-            json(200, &ProductDto::from(&p))
-        }
-        RouteId::CreateReservation => {
-            let who = caller(who)?;
-            let body = parse_object(&req.body)?;
-            no_query(req)?;
-            let new = NewReservation::from_json(&body)?;
-            let idem = idempotency(req, "POST /api/reservations", body)?;
-            let render = |r: &Reservation| {
-                (201u16, serde_json::to_string(&ReservationDto::from(r)).unwrap_or_default())
-            };
-            created(app.create_reservation(who, new, idem, &render).await?, &render)
-        }
-        RouteId::GetReservation => {
-            no_query(req)?;
-            let r = app.get_reservation(caller(who)?, path_id(params, "reservation")?).await?;
-            json(200, &ReservationDto::from(&r))
-        }
-        RouteId::ReleaseReservation => {
-            no_query(req)?;
-            let r = app.release_reservation(caller(who)?, path_id(params, "reservation")?).await?;
-            json(200, &ReservationDto::from(&r))
-        }
-        RouteId::ListOrders => {
-            let who = caller(who)?;
-            let q = query::parse(req.query.as_deref(), ORDER_LIST_PARAMS)?;
-            let limit = query::limit(&q)?;
-            let order_query = OrderQuery::from_params(&q)?;
-            let page =
-                app.list_orders(who, order_query, limit, q.get("cursor").map(String::as_str)).await?.page;
-            json(
-                200,
-                &ListDto {
-                    items: page.items.iter().map(OrderDto::from).collect(),
-                    next_cursor: page.next_cursor,
-                },
-            )
-        }
-        RouteId::ListAudit => {
-            let who = caller(who)?;
-            let q = query::parse(req.query.as_deref(), AUDIT_PARAMS)?;
-            let limit = query::limit(&q)?;
-            let audit_query = AuditQuery::from_params(&q)?;
-            let page = app.list_audit(who, audit_query, limit, q.get("cursor").map(String::as_str)).await?;
-            json(
-                200,
-                &ListDto {
-                    items: page.items.iter().map(AuditDto::from).collect(),
-                    next_cursor: page.next_cursor,
-                },
-            )
-        }
-        RouteId::CreateOrder => {
-            let who = caller(who)?;
-            let body = parse_object(&req.body)?;
-            no_query(req)?;
-            let new = NewOrder::from_json(&body)?;
-            let idem = idempotency(req, "POST /api/orders", body)?;
-            let render = |o: &Order| (201u16, serde_json::to_string(&OrderDto::from(o)).unwrap_or_default());
-            created(app.create_order(who, new, idem, &render).await?, &render)
-        }
-        RouteId::GetOrder => {
-            no_query(req)?;
-            json(200, &OrderDto::from(&app.get_order(caller(who)?, path_id(params, "order")?).await?))
-        }
-        RouteId::OpenApi => {
-            no_query(req)?;
-            super::docs::openapi_json()
-        }
-        // The docs page and its assets are for browsers, which may add cache-busting
-        // query strings; they are not part of the API's contract.
-        RouteId::Docs => Ok(super::docs::page()),
-        RouteId::DocsAsset => super::docs::asset(param(params, 0)?).ok_or(DomainError::NotFound("route")),
-        RouteId::ChangeOrderStatus => {
-            let who = caller(who)?;
-            let body = parse_object(&req.body)?;
-            no_query(req)?;
-            let change = StatusChange::from_json(&body)?;
-            let o = app.change_order_status(who, path_id(params, "order")?, change).await?;
-            json(200, &OrderDto::from(&o))
-        }
+fn list<D: Serialize>(items: Vec<D>, next_cursor: Option<String>) -> Result<ApiResponse, ApiError> {
+    json(200, &ListDto { items, next_cursor })
+}
+
+/// A create's response: the new entity rendered, or the first response replayed as it
+/// was stored (both 201).
+fn created<T>(result: Created<T>, encode: fn(&T) -> String) -> ApiResponse {
+    match result {
+        Created::New(t) => json_response(201, encode(&t)),
+        Created::Replay(stored) => json_response(201, stored),
     }
-}
-
-/// The response of a create: the new entity rendered, or the stored first response.
-fn created<T>(result: Created<T>, render: &dyn Fn(&T) -> (u16, String)) -> Result<ApiResponse, DomainError> {
-    let (status, body) = match result {
-        Created::New(t) => render(&t),
-        Created::Replay { status, body } => (status, body),
-    };
-    Ok(json_response(status, body))
 }
 
 /// The idempotency request of a create, if it carries a valid `Idempotency-Key`.
-fn idempotency(
+fn idempotency<T>(
     req: &ApiRequest,
     route: &'static str,
-    body: serde_json::Map<String, serde_json::Value>,
-) -> Result<Option<IdempotencyRequest>, DomainError> {
-    Ok(idempotency_key(req)?.map(|key| IdempotencyRequest {
-        key,
-        route,
-        fingerprint: fingerprint(&serde_json::Value::Object(body)),
-    }))
+    body: Map<String, Value>,
+    encode: fn(&T) -> String,
+) -> Result<Option<IdempotencyRequest<T>>, ApiError> {
+    let Some(v) = req.headers.get(IDEMPOTENCY_KEY) else { return Ok(None) };
+    // 1..=255 visible ASCII characters.
+    let key = match v.to_str() {
+        Ok(s) if (1..=255).contains(&s.len()) && s.chars().all(|c| c.is_ascii_graphic() || c == ' ') => {
+            s.to_string()
+        }
+        _ => {
+            return Err(
+                DomainError::invalid("Idempotency-Key", "must be 1 to 255 visible ASCII characters").into()
+            )
+        }
+    };
+    Ok(Some(IdempotencyRequest { key, route, fingerprint: fingerprint(&Value::Object(body)), encode }))
 }
 
-/// `Idempotency-Key`: 1..=255 visible ASCII characters when present.
-fn idempotency_key(req: &ApiRequest) -> Result<Option<String>, DomainError> {
-    let Some(v) = req.headers.get(IDEMPOTENCY_KEY) else { return Ok(None) };
-    match v.to_str() {
-        Ok(s) if (1..=255).contains(&s.len()) && s.chars().all(|c| c.is_ascii_graphic() || c == ' ') => {
-            Ok(Some(s.to_string()))
-        }
-        _ => Err(DomainError::invalid("Idempotency-Key", "must be 1 to 255 visible ASCII characters")),
-    }
+fn encode_reservation(r: &crate::domain::reservation::Reservation) -> String {
+    serde_json::to_string(&ReservationDto::from(r)).unwrap_or_default()
 }
+
+fn encode_order(o: &crate::domain::order::Order) -> String {
+    serde_json::to_string(&OrderDto::from(o)).unwrap_or_default()
+}
+
+handler!(list_products(app, cx) {
+    let q = query::parse(cx.req.query.as_deref(), &["limit", "cursor"])?;
+    let page = app.list_products(query::limit(&q)?, q.get("cursor").map(String::as_str)).await?;
+    list(page.items.iter().map(ProductDto::from).collect(), page.next_cursor)
+});
+
+handler!(create_product(app, cx) {
+    let who = caller(&cx)?;
+    let body = body(cx.req)?;
+    no_query(cx.req)?;
+    let p = app.create_product(who, NewProduct::from_json(&body)?).await?;
+    json(201, &ProductDto::from(&p))
+});
+
+handler!(get_product(app, cx) {
+    no_query(cx.req)?;
+    json(200, &ProductDto::from(&app.get_product(path_id(&cx, "product")?).await?))
+});
+
+handler!(adjust_stock(app, cx) {
+    let who = caller(&cx)?;
+    let body = body(cx.req)?;
+    no_query(cx.req)?;
+    let adj = StockAdjustment::from_json(&body)?;
+    json(200, &ProductDto::from(&app.adjust_stock(who, path_id(&cx, "product")?, adj).await?))
+});
+
+handler!(create_reservation(app, cx) {
+    let who = caller(&cx)?;
+    let body = body(cx.req)?;
+    no_query(cx.req)?;
+    let new = NewReservation::from_json(&body)?;
+    let idem = idempotency(cx.req, "POST /api/reservations", body, encode_reservation)?;
+    Ok(created(app.create_reservation(who, new, idem).await?, encode_reservation))
+});
+
+handler!(get_reservation(app, cx) {
+    no_query(cx.req)?;
+    let r = app.get_reservation(caller(&cx)?, path_id(&cx, "reservation")?).await?;
+    json(200, &ReservationDto::from(&r))
+});
+
+handler!(release_reservation(app, cx) {
+    no_query(cx.req)?;
+    let r = app.release_reservation(caller(&cx)?, path_id(&cx, "reservation")?).await?;
+    json(200, &ReservationDto::from(&r))
+});
+
+handler!(list_orders(app, cx) {
+    let who = caller(&cx)?;
+    let q = query::parse(cx.req.query.as_deref(), ORDER_LIST_PARAMS)?;
+    let limit = query::limit(&q)?;
+    let order_query = OrderQuery::from_params(&q)?;
+    let page = app.list_orders(who, order_query, limit, q.get("cursor").map(String::as_str)).await?;
+    list(page.items.iter().map(OrderDto::from).collect(), page.next_cursor)
+});
+
+handler!(create_order(app, cx) {
+    let who = caller(&cx)?;
+    let body = body(cx.req)?;
+    no_query(cx.req)?;
+    let new = NewOrder::from_json(&body)?;
+    let idem = idempotency(cx.req, "POST /api/orders", body, encode_order)?;
+    Ok(created(app.create_order(who, new, idem).await?, encode_order))
+});
+
+handler!(get_order(app, cx) {
+    no_query(cx.req)?;
+    json(200, &OrderDto::from(&app.get_order(caller(&cx)?, path_id(&cx, "order")?).await?))
+});
+
+handler!(change_order_status(app, cx) {
+    let who = caller(&cx)?;
+    let body = body(cx.req)?;
+    no_query(cx.req)?;
+    let change = StatusChange::from_json(&body)?;
+    json(200, &OrderDto::from(&app.change_order_status(who, path_id(&cx, "order")?, change).await?))
+});
+
+handler!(list_audit(app, cx) {
+    let who = caller(&cx)?;
+    let q = query::parse(cx.req.query.as_deref(), AUDIT_PARAMS)?;
+    let limit = query::limit(&q)?;
+    let audit_query = AuditQuery::from_params(&q)?;
+    let page = app.list_audit(who, audit_query, limit, q.get("cursor").map(String::as_str)).await?;
+    list(page.items.iter().map(AuditDto::from).collect(), page.next_cursor)
+});
+
+handler!(openapi(_app, cx) {
+    no_query(cx.req)?;
+    Ok(super::docs::openapi_json())
+});
+
+// The docs page and its assets are for browsers, which may add cache-busting query
+// strings; they are not part of the API's contract.
+handler!(docs_page(_app, _cx) {
+    Ok(super::docs::page())
+});
+
+handler!(docs_asset(_app, cx) {
+    super::docs::asset(param(&cx, 0)?).ok_or(ApiError::RouteNotFound)
+});

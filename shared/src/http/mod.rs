@@ -1,21 +1,24 @@
 //! HTTP mapping shared by every Lambda function and the local gateway: a request in
-//! platform-neutral form goes through the checks in API.md's order (size, route, token,
-//! JSON, validation, role, resource, state) and comes back as a response with
-//! `X-Request-Id` set.
+//! platform-neutral form goes through the checks in the contract's order (size, route,
+//! token, JSON, validation, role, resource, state) and comes back as a response with
+//! `X-Request-Id` set. This layer owns the transport's own failures (`ApiError`) and the
+//! one mapping of every failure to problem+json (`problem`).
 
 pub mod docs;
 pub mod dto;
 mod handlers;
+pub mod identity;
 pub mod problem;
 pub mod query;
 pub mod routes;
 
-use crate::adapters::identity::{Caller, Claims};
+use crate::domain::DomainError;
 use crate::service::App;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
+use identity::{caller_from_claims, Claims};
 use problem::Problem;
-use routes::{resolve, Resolved};
+use routes::{resolve, HttpFunction, Resolved};
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -24,6 +27,29 @@ pub type ApiResponse = http::Response<Bytes>;
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Why a request failed: what a service said, or what only the transport knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("request body is not a JSON object")]
+    InvalidJson,
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("no such route")]
+    RouteNotFound,
+}
+
+/// What a dispatch serves.
+#[derive(Debug, Clone, Copy)]
+pub enum Serving<'a> {
+    /// The whole API (the local gateway): a known path with another method is a 405.
+    Api(&'a [&'static HttpFunction]),
+    /// One Lambda function's routes: anything else is a 404, as API Gateway would never
+    /// have sent it there.
+    Function(&'static HttpFunction),
+}
 
 /// What the authorizer concluded about the request's token.
 #[derive(Debug, Clone)]
@@ -64,16 +90,15 @@ pub fn request_id(headers: &HeaderMap, platform_id: impl FnOnce() -> String) -> 
         .map_or_else(platform_id, str::to_string)
 }
 
-/// Serves one request. `function` restricts the routes to those of one Lambda function
-/// (a route of another function is then unknown); the local gateway passes `None`.
-pub async fn dispatch(app: &App, req: ApiRequest, function: Option<&str>) -> ApiResponse {
+/// Serves one request with the routes of `serving`.
+pub async fn dispatch(app: &App, req: ApiRequest, serving: Serving<'_>) -> ApiResponse {
     let started = Instant::now();
     let request_id = req.request_id.clone();
     let method = req.method.clone();
     // Every line logged while serving the request (storage warnings included) carries
     // its id through this span.
     let span = tracing::info_span!("request", request_id = %request_id);
-    let (route_path, user, mut resp) = route_and_handle(app, req, function).instrument(span.clone()).await;
+    let (route_path, user, mut resp) = route_and_handle(app, req, serving).instrument(span.clone()).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
@@ -94,46 +119,40 @@ pub async fn dispatch(app: &App, req: ApiRequest, function: Option<&str>) -> Api
 async fn route_and_handle(
     app: &App,
     req: ApiRequest,
-    function: Option<&str>,
+    serving: Serving<'_>,
 ) -> (&'static str, Option<String>, ApiResponse) {
     let rid = req.request_id.clone();
     if req.body.len() > MAX_BODY_BYTES {
         return ("-", None, Problem::payload_too_large(MAX_BODY_BYTES).into_response(&rid));
     }
-    let (route, params) = match resolve(&req.method, &req.path) {
-        Resolved::Found { route, params } if function.is_none_or(|f| f == route.function) => (route, params),
-        Resolved::MethodNotAllowed(allow) if function.is_none() => {
+    let one;
+    let (functions, whole_api): (&[&'static HttpFunction], bool) = match serving {
+        Serving::Api(functions) => (functions, true),
+        Serving::Function(f) => {
+            one = [f];
+            (&one, false)
+        }
+    };
+    let (route, params) = match resolve(functions, &req.method, &req.path) {
+        Resolved::Found { route, params } => (route, params),
+        Resolved::MethodNotAllowed(allow) if whole_api => {
             return ("-", None, Problem::method_not_allowed(&allow).into_response(&rid))
         }
         _ => return ("-", None, Problem::route_not_found().into_response(&rid)),
     };
-    let caller = if route.public {
-        None
-    } else {
-        match &req.auth {
-            Auth::Claims(claims) => match Caller::from_claims(claims) {
-                Some(c) => Some(c),
-                None => {
-                    return (
-                        route.path,
-                        None,
-                        Problem::from(crate::domain::DomainError::Unauthorized).into_response(&rid),
-                    )
-                }
-            },
-            Auth::Anonymous | Auth::Rejected => {
-                return (
-                    route.path,
-                    None,
-                    Problem::from(crate::domain::DomainError::Unauthorized).into_response(&rid),
-                )
-            }
+    let caller = match (&req.auth, route.public) {
+        (_, true) => None,
+        (Auth::Claims(claims), false) => match caller_from_claims(claims) {
+            Some(c) => Some(c),
+            None => return (route.path, None, Problem::from(ApiError::Unauthorized).into_response(&rid)),
+        },
+        (Auth::Anonymous | Auth::Rejected, false) => {
+            return (route.path, None, Problem::from(ApiError::Unauthorized).into_response(&rid))
         }
     };
     let user = caller.as_ref().map(|c| c.user_id.clone());
-    let handled =
-        crate::deadline::run(req.deadline, handlers::handle(app, route.id, &params, caller.as_ref(), &req));
-    let resp = match handled.await {
+    let cx = routes::Ctx { params: &params, caller: caller.as_ref(), req: &req };
+    let resp = match crate::deadline::run(req.deadline, (route.handler)(app, cx)).await {
         Ok(Ok(resp)) => resp,
         Ok(Err(e)) => Problem::from(e).into_response(&rid),
         Err(out_of_time) => {
@@ -142,7 +161,7 @@ async fn route_and_handle(
                 wrote = out_of_time.wrote,
                 "request cut off before its deadline"
             );
-            Problem::from(crate::domain::DomainError::from(out_of_time)).into_response(&rid)
+            Problem::from(DomainError::from(out_of_time)).into_response(&rid)
         }
     };
     (route.path, user, resp)

@@ -1,7 +1,7 @@
-//! problem+json responses (RFC 9457). `From<DomainError>` is the one place that decides
-//! a domain failure's status, code and wording.
+//! problem+json responses (RFC 9457). `From<ApiError>` (with `From<DomainError>` for the
+//! domain's part) is the one place that decides a failure's status, code and wording.
 
-use super::ApiResponse;
+use super::{ApiError, ApiResponse};
 use crate::domain::{DomainError, FieldError};
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
@@ -93,28 +93,37 @@ impl Problem {
     }
 }
 
+impl From<ApiError> for Problem {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::Domain(e) => e.into(),
+            ApiError::InvalidJson => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                "Invalid JSON",
+                "the request body must be a JSON object",
+            ),
+            ApiError::Unauthorized => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                "a valid bearer token is required",
+            ),
+            ApiError::RouteNotFound => Problem::route_not_found(),
+        }
+    }
+}
+
 impl From<DomainError> for Problem {
     fn from(e: DomainError) -> Self {
         use DomainError::*;
         use StatusCode as S;
         match e {
-            InvalidJson => Problem::new(
-                S::BAD_REQUEST,
-                "invalid_json",
-                "Invalid JSON",
-                "the request body must be a JSON object",
-            ),
             InvalidCursor => Problem::new(
                 S::BAD_REQUEST,
                 "invalid_cursor",
                 "Invalid cursor",
                 "the cursor is malformed or does not belong to this query",
-            ),
-            Unauthorized => Problem::new(
-                S::UNAUTHORIZED,
-                "unauthorized",
-                "Unauthorized",
-                "a valid bearer token is required",
             ),
             Forbidden => Problem::new(S::FORBIDDEN, "forbidden", "Forbidden", "your role may not do this"),
             NotFound(what) => {

@@ -1,8 +1,15 @@
-//! The route table: the one list of routes that the local gateway serves, each Lambda
-//! function answers, and a test compares with `template.yaml`.
+//! The route tables: each HTTP Lambda function's routes with their handlers. The local
+//! gateway serves all of them (`API`), each function binary only its own, and a test
+//! compares them with `template.yaml`.
 
+use super::handlers as h;
+use super::{ApiError, ApiRequest, ApiResponse};
+use crate::domain::caller::Caller;
+use crate::service::App;
+use futures::future::BoxFuture;
 use http::Method;
 
+/// Names every route (logs, tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RouteId {
     ListProducts,
@@ -22,16 +29,39 @@ pub enum RouteId {
     DocsAsset,
 }
 
-/// One API route and the Lambda function that serves it.
+/// A route's handler: parse, call a service, map the result.
+pub type Handler = for<'a> fn(&'a App, Ctx<'a>) -> BoxFuture<'a, Result<ApiResponse, ApiError>>;
+
+/// What a handler gets besides the application.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    /// The values of the path's `{name}` segments, in order.
+    pub params: &'a [String],
+    /// The authenticated caller; `None` on public routes.
+    pub caller: Option<&'a Caller>,
+    pub req: &'a ApiRequest,
+}
+
+/// One API route.
 #[derive(Debug, Clone)]
 pub struct Route {
     pub id: RouteId,
     pub method: Method,
     /// API Gateway syntax: `{name}` matches one non-empty path segment.
     pub path: &'static str,
+    /// The Lambda function that serves it (its binary and template name).
     pub function: &'static str,
     /// Public routes need no token and ignore any Authorization header.
     pub public: bool,
+    pub handler: Handler,
+}
+
+/// An HTTP Lambda function and the routes it serves. A function's binary names only its
+/// own table, so it links only its own handlers (and the docs assets only where served).
+#[derive(Debug)]
+pub struct HttpFunction {
+    pub name: &'static str,
+    pub routes: &'static [Route],
 }
 
 pub const PRODUCTS_FN: &str = "products";
@@ -41,109 +71,106 @@ pub const TRANSITION_FN: &str = "transition";
 pub const LIST_FN: &str = "list";
 pub const AUDIT_API_FN: &str = "audit-api";
 
-pub static ROUTES: &[Route] = &[
-    Route {
-        id: RouteId::ListProducts,
-        method: Method::GET,
-        path: "/api/products",
-        function: PRODUCTS_FN,
-        public: true,
-    },
-    Route {
-        id: RouteId::CreateProduct,
-        method: Method::POST,
-        path: "/api/products",
-        function: PRODUCTS_FN,
-        public: false,
-    },
-    Route {
-        id: RouteId::GetProduct,
-        method: Method::GET,
-        path: "/api/products/{id}",
-        function: PRODUCTS_FN,
-        public: true,
-    },
-    Route {
-        id: RouteId::AdjustStock,
-        method: Method::POST,
-        path: "/api/products/{id}/stock",
-        function: PRODUCTS_FN,
-        public: false,
-    },
-    Route {
-        id: RouteId::CreateReservation,
-        method: Method::POST,
-        path: "/api/reservations",
-        function: RESERVE_FN,
-        public: false,
-    },
-    Route {
-        id: RouteId::GetReservation,
-        method: Method::GET,
-        path: "/api/reservations/{id}",
-        function: RESERVE_FN,
-        public: false,
-    },
-    Route {
-        id: RouteId::ReleaseReservation,
-        method: Method::DELETE,
-        path: "/api/reservations/{id}",
-        function: RESERVE_FN,
-        public: false,
-    },
-    Route {
-        id: RouteId::ListOrders,
-        method: Method::GET,
-        path: "/api/orders",
-        function: LIST_FN,
-        public: false,
-    },
-    Route {
-        id: RouteId::CreateOrder,
-        method: Method::POST,
-        path: "/api/orders",
-        function: ORDER_FN,
-        public: false,
-    },
-    Route {
-        id: RouteId::GetOrder,
-        method: Method::GET,
-        path: "/api/orders/{id}",
-        function: ORDER_FN,
-        public: false,
-    },
-    Route {
-        id: RouteId::ChangeOrderStatus,
-        method: Method::PATCH,
-        path: "/api/orders/{id}",
-        function: TRANSITION_FN,
-        public: false,
-    },
-    Route {
-        id: RouteId::ListAudit,
-        method: Method::GET,
-        path: "/api/audit",
-        function: AUDIT_API_FN,
-        public: false,
-    },
-    // The API's own description: public, served by the catalogue function (the one
-    // public-facing function) so that no tenth function exists only for documentation.
-    Route {
-        id: RouteId::OpenApi,
-        method: Method::GET,
-        path: "/api/openapi.json",
-        function: PRODUCTS_FN,
-        public: true,
-    },
-    Route { id: RouteId::Docs, method: Method::GET, path: "/api/docs", function: PRODUCTS_FN, public: true },
-    Route {
-        id: RouteId::DocsAsset,
-        method: Method::GET,
-        path: "/api/docs/{asset}",
-        function: PRODUCTS_FN,
-        public: true,
-    },
-];
+const fn route(
+    id: RouteId,
+    method: Method,
+    path: &'static str,
+    function: &'static str,
+    public: bool,
+    handler: Handler,
+) -> Route {
+    Route { id, method, path, function, public, handler }
+}
+
+/// The catalogue, and the API's own description: public, served by the catalogue function
+/// (the one public-facing function) so that no function exists only for documentation.
+pub static PRODUCTS: HttpFunction = HttpFunction {
+    name: PRODUCTS_FN,
+    routes: &[
+        route(RouteId::ListProducts, Method::GET, "/api/products", PRODUCTS_FN, true, h::list_products),
+        route(RouteId::CreateProduct, Method::POST, "/api/products", PRODUCTS_FN, false, h::create_product),
+        route(RouteId::GetProduct, Method::GET, "/api/products/{id}", PRODUCTS_FN, true, h::get_product),
+        route(
+            RouteId::AdjustStock,
+            Method::POST,
+            "/api/products/{id}/stock",
+            PRODUCTS_FN,
+            false,
+            h::adjust_stock,
+        ),
+        route(RouteId::OpenApi, Method::GET, "/api/openapi.json", PRODUCTS_FN, true, h::openapi),
+        route(RouteId::Docs, Method::GET, "/api/docs", PRODUCTS_FN, true, h::docs_page),
+        route(RouteId::DocsAsset, Method::GET, "/api/docs/{asset}", PRODUCTS_FN, true, h::docs_asset),
+    ],
+};
+
+pub static RESERVE: HttpFunction = HttpFunction {
+    name: RESERVE_FN,
+    routes: &[
+        route(
+            RouteId::CreateReservation,
+            Method::POST,
+            "/api/reservations",
+            RESERVE_FN,
+            false,
+            h::create_reservation,
+        ),
+        route(
+            RouteId::GetReservation,
+            Method::GET,
+            "/api/reservations/{id}",
+            RESERVE_FN,
+            false,
+            h::get_reservation,
+        ),
+        route(
+            RouteId::ReleaseReservation,
+            Method::DELETE,
+            "/api/reservations/{id}",
+            RESERVE_FN,
+            false,
+            h::release_reservation,
+        ),
+    ],
+};
+
+pub static ORDER: HttpFunction = HttpFunction {
+    name: ORDER_FN,
+    routes: &[
+        route(RouteId::CreateOrder, Method::POST, "/api/orders", ORDER_FN, false, h::create_order),
+        route(RouteId::GetOrder, Method::GET, "/api/orders/{id}", ORDER_FN, false, h::get_order),
+    ],
+};
+
+pub static TRANSITION: HttpFunction = HttpFunction {
+    name: TRANSITION_FN,
+    routes: &[route(
+        RouteId::ChangeOrderStatus,
+        Method::PATCH,
+        "/api/orders/{id}",
+        TRANSITION_FN,
+        false,
+        h::change_order_status,
+    )],
+};
+
+pub static LIST: HttpFunction = HttpFunction {
+    name: LIST_FN,
+    routes: &[route(RouteId::ListOrders, Method::GET, "/api/orders", LIST_FN, false, h::list_orders)],
+};
+
+pub static AUDIT_API: HttpFunction = HttpFunction {
+    name: AUDIT_API_FN,
+    routes: &[route(RouteId::ListAudit, Method::GET, "/api/audit", AUDIT_API_FN, false, h::list_audit)],
+};
+
+/// The whole API, as the local gateway serves it (and tests compare with the template).
+pub static API: &[&HttpFunction] = &[&PRODUCTS, &RESERVE, &ORDER, &TRANSITION, &LIST, &AUDIT_API];
+
+/// Every route of `functions`.
+pub fn routes_of<'s>(functions: &'s [&'static HttpFunction]) -> impl Iterator<Item = &'static Route> + 's {
+    functions.iter().flat_map(|f| f.routes.iter())
+}
 
 /// What a method and path resolve to.
 #[derive(Debug)]
@@ -186,9 +213,10 @@ fn match_path(pattern: &str, path: &str) -> Option<Vec<String>> {
     }
 }
 
-pub fn resolve(method: &Method, path: &str) -> Resolved {
+/// The route of `functions` that `method` and `path` name.
+pub fn resolve(functions: &[&'static HttpFunction], method: &Method, path: &str) -> Resolved {
     let mut allowed = Vec::new();
-    for route in ROUTES {
+    for route in routes_of(functions) {
         if let Some(params) = match_path(route.path, path) {
             if route.method == method {
                 return Resolved::Found { route, params };
@@ -211,7 +239,7 @@ mod tests {
 
     #[test]
     fn paths_resolve_with_their_parameters() {
-        let Resolved::Found { route, params } = resolve(&Method::POST, "/api/products/01X/stock") else {
+        let Resolved::Found { route, params } = resolve(API, &Method::POST, "/api/products/01X/stock") else {
             panic!()
         };
         assert_eq!((route.id, params), (RouteId::AdjustStock, vec!["01X".to_string()]));
@@ -219,7 +247,7 @@ mod tests {
 
     #[test]
     fn a_known_path_with_another_method_lists_the_allowed_ones() {
-        match resolve(&Method::PUT, "/api/reservations/x") {
+        match resolve(API, &Method::PUT, "/api/reservations/x") {
             Resolved::MethodNotAllowed(allow) => assert_eq!(allow, ["DELETE", "GET"]),
             other => panic!("{other:?}"),
         }
@@ -228,7 +256,7 @@ mod tests {
     #[test]
     fn unknown_paths_and_empty_segments_are_not_found() {
         for p in ["/api/nothing", "/api/products/", "/api/products/x/y", "/api//stock", ""] {
-            assert!(matches!(resolve(&Method::GET, p), Resolved::NotFound), "{p}");
+            assert!(matches!(resolve(API, &Method::GET, p), Resolved::NotFound), "{p}");
         }
     }
 }

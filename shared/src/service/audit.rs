@@ -1,10 +1,12 @@
-//! Reading the audit log (admins only).
+//! The audit log: writing entries (the audit function) and reading an entity's history
+//! (admins only).
 
 use super::products::Page;
 use super::App;
-use crate::adapters::identity::Caller;
 use crate::domain::audit::{AuditEntry, EntityType};
+use crate::domain::caller::Caller;
 use crate::domain::{DomainError, FieldError};
+use crate::store::audit::Recorded;
 use std::collections::BTreeMap;
 
 /// A validated `GET /api/audit` query.
@@ -62,12 +64,17 @@ impl App {
         }
         let binding = format!("audit\0{}\0{}\0{}", caller.user_id, q.entity_type.as_str(), q.entity_id);
         let after = cursor.map(|c| self.config.cursors.decode(&binding, c)).transpose()?;
-        let (entries, more) =
-            self.store.list_audit(q.entity_type, &q.entity_id, after.as_deref(), limit).await?;
-        let next_cursor = match entries.last() {
-            Some((key, _)) if more => Some(self.config.cursors.encode(&binding, key)?),
+        let history = self.store.audit.history(q.entity_type, &q.entity_id, after.as_deref(), limit).await?;
+        let next_cursor = match history.entries.last() {
+            Some((key, _)) if history.more => Some(self.config.cursors.encode(&binding, key)?),
             _ => None,
         };
-        Ok(Page { items: entries.into_iter().map(|(_, e)| e).collect(), next_cursor })
+        Ok(Page { items: history.entries.into_iter().map(|(_, e)| e).collect(), next_cursor })
+    }
+
+    /// Records one entry; `order_key` orders it among entries of the same millisecond.
+    /// Writing an entry that is already there (a redelivery) changes nothing.
+    pub async fn record_audit(&self, entry: &AuditEntry, order_key: &str) -> Result<Recorded, DomainError> {
+        Ok(self.store.audit.put(entry, order_key).await?)
     }
 }

@@ -1,12 +1,12 @@
 //! Expiry: the `expire` job (one reservation, invoked by its schedule) and the `sweep`
 //! (every overdue active reservation, through the sparse sweep index). Both end holds
-//! through `Store::end_hold`, the same conditional transaction a release uses, so
+//! through `Reservations::end_hold`, the same conditional transaction a release uses, so
 //! whichever of expire, sweep and release runs first wins and the units come back once.
 
 use super::App;
 use crate::domain::reservation::ReservationStatus;
 use crate::domain::DomainError;
-use crate::store::reservations::HoldEnd;
+use crate::store::reservations::{Ended, HoldEnd};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
@@ -50,7 +50,7 @@ impl App {
     /// Ends one reservation if it is active and due. Idempotent: repeated or late calls
     /// change nothing and succeed. Storage trouble is an error so the scheduler retries.
     pub async fn expire_reservation(&self, id: &str) -> Result<ExpireOutcome, DomainError> {
-        let Some(r) = self.store.get_reservation(id).await? else {
+        let Some(r) = self.store.reservations.get(id).await? else {
             return Ok(ExpireOutcome::NotFound);
         };
         if r.status != ReservationStatus::Active {
@@ -60,7 +60,7 @@ impl App {
         if r.expires_at > now {
             return Ok(ExpireOutcome::NotDue);
         }
-        if self.store.end_hold(&r, HoldEnd::Expire, now, SYSTEM_ACTOR).await? {
+        if self.store.reservations.end_hold(&r, HoldEnd::Expire, now, SYSTEM_ACTOR).await? == Ended::Now {
             tracing::info!(reservation_id = %r.id, quantity = r.quantity, "reservation expired");
             Ok(ExpireOutcome::Expired)
         } else {
@@ -72,16 +72,17 @@ impl App {
     /// shard, `SWEEP_CONCURRENCY` at a time.
     pub async fn sweep(&self, per_shard: usize) -> Result<SweepReport, DomainError> {
         let now = self.clock.now();
-        let (batch, more) = self.store.overdue_reservations(now, per_shard).await?;
-        let mut report = SweepReport { more, found: batch.len(), ..SweepReport::default() };
-        let results: Vec<_> = stream::iter(batch)
+        let overdue = self.store.reservations.overdue(now, per_shard).await?;
+        let mut report =
+            SweepReport { more: overdue.more, found: overdue.holds.len(), ..SweepReport::default() };
+        let results: Vec<_> = stream::iter(overdue.holds)
             .map(|r| async move {
                 // Near the invocation's deadline no new hold is started on: the next
                 // run takes the rest (reported as `more`).
                 if !crate::deadline::allows(SWEEP_ITEM_TIME) {
                     return (r.id, None);
                 }
-                let ended = self.store.end_hold(&r, HoldEnd::Expire, now, SYSTEM_ACTOR).await;
+                let ended = self.store.reservations.end_hold(&r, HoldEnd::Expire, now, SYSTEM_ACTOR).await;
                 (r.id, Some(ended))
             })
             .buffer_unordered(SWEEP_CONCURRENCY)
@@ -90,8 +91,8 @@ impl App {
         for (id, result) in results {
             match result {
                 None => report.more = true,
-                Some(Ok(true)) => report.expired += 1,
-                Some(Ok(false)) => report.already_ended += 1,
+                Some(Ok(Ended::Now)) => report.expired += 1,
+                Some(Ok(Ended::NotActive)) => report.already_ended += 1,
                 Some(Err(e)) => {
                     tracing::warn!(reservation_id = %id, error = %e, "sweep could not expire reservation");
                     report.failed += 1;

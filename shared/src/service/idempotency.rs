@@ -1,83 +1,82 @@
 //! The Idempotency-Key flow shared by every create (reservations, orders): take the
 //! lease, run the operation (which completes the record inside its own transaction),
-//! and give the lease up if the operation failed without effect.
+//! and give the lease up if the operation failed without effect. What is stored for
+//! replay is opaque here: the caller's `encode` makes it from the new entity.
 
 use super::App;
-use crate::adapters::identity::Caller;
-use crate::adapters::ids::new_id;
-use crate::domain::fingerprint::hex;
+use crate::domain::caller::Caller;
+use crate::domain::ids::new_id;
 use crate::domain::DomainError;
-use crate::store::idempotency::{Completion, Existing, Settled};
-use crate::store::keys::idempotency_pk;
-use sha2::{Digest, Sha256};
+use crate::store::idempotency::{Begun, Completion, IdemKey, Settled};
 use std::future::Future;
 
-/// A create request's Idempotency-Key, already validated, and its body's fingerprint.
-#[derive(Debug, Clone)]
-pub struct IdempotencyRequest {
+/// A create request's Idempotency-Key, already validated, its body's fingerprint, and how
+/// its first response is stored.
+pub struct IdempotencyRequest<T> {
     pub key: String,
     /// The route the key is scoped to (keys are per user and route).
     pub route: &'static str,
     pub fingerprint: String,
+    /// What a retry gets back: the new entity as the caller would show it.
+    pub encode: fn(&T) -> String,
 }
 
 /// Result of a create: a new entity, or the stored first response of a retried key.
 #[derive(Debug, Clone)]
 pub enum Created<T> {
     New(T),
-    Replay { status: u16, body: String },
+    Replay(String),
 }
 
 /// The lease a keyed request holds on its record while it runs.
-#[derive(Debug, Clone)]
-pub struct Lease {
-    pk: String,
+pub struct Lease<T> {
+    key: IdemKey,
     token: String,
-}
-
-impl Lease {
-    /// The write that marks the record done with this response; it goes into the
-    /// operation's own transaction.
-    pub fn complete(&self, (status, body): (u16, String)) -> Completion {
-        Completion { pk: self.pk.clone(), token: self.token.clone(), status, body }
-    }
+    encode: fn(&T) -> String,
 }
 
 impl App {
+    /// The write that marks the lease's record done with `t`'s stored response; it goes
+    /// into the operation's own transaction.
+    pub(crate) fn completion<T>(
+        &self,
+        lease: Option<&Lease<T>>,
+        t: &T,
+    ) -> Result<Option<Completion>, DomainError> {
+        let Some(l) = lease else { return Ok(None) };
+        Ok(Some(self.store.idempotency.completion(&l.key, &l.token, &(l.encode)(t))?))
+    }
+
     /// Runs `op` at most once per (caller, route, key): a retry with the same body gets
     /// the stored response, another body `IdempotencyKeyReused`, and a retry while the
     /// first is running `IdempotencyInProgress`. Without a key, `op` just runs.
     pub(crate) async fn idempotently<T, F, Fut>(
         &self,
         caller: &Caller,
-        idem: Option<IdempotencyRequest>,
+        idem: Option<IdempotencyRequest<T>>,
         op: F,
     ) -> Result<Created<T>, DomainError>
     where
-        F: FnOnce(Option<Lease>) -> Fut,
+        F: FnOnce(Option<Lease<T>>) -> Fut,
         Fut: Future<Output = Result<T, DomainError>>,
     {
         let Some(idem) = idem else {
             return op(None).await.map(Created::New);
         };
-        let scope = hex(&Sha256::digest(format!("{}\0{}\0{}", caller.user_id, idem.route, idem.key)));
-        let lease = Lease { pk: idempotency_pk(&scope), token: new_id(self.clock.now()) };
+        let key = IdemKey::new(&caller.user_id, idem.route, &idem.key);
+        let token = new_id(self.clock.now());
+        let repo = &self.store.idempotency;
         // The lease and the operation run in a part of the request's time that leaves
         // room to settle the lease if they are cut off.
         let attempt = crate::deadline::within_settling(async {
-            let begun = match self
-                .store
-                .begin_idempotent(&lease.pk, &idem.fingerprint, &lease.token, self.clock.now())
-                .await
-            {
-                Ok(begun) => begun,
-                Err(e) => return Step::Early(Err(e.into())),
-            };
-            match begun {
-                Ok(()) => Step::Ran(op(Some(lease.clone())).await),
-                Err(Existing::OtherRequest) => Step::Early(Err(DomainError::IdempotencyKeyReused)),
-                Err(Existing::InProgress) => Step::Early(Err(DomainError::IdempotencyInProgress)),
-                Err(Existing::Done { status, body }) => Step::Early(Ok(Created::Replay { status, body })),
+            match repo.begin(&key, &idem.fingerprint, &token, self.clock.now()).await {
+                Err(e) => Step::Early(Err(e.into())),
+                Ok(Begun::Leased) => Step::Ran(
+                    op(Some(Lease { key: key.clone(), token: token.clone(), encode: idem.encode })).await,
+                ),
+                Ok(Begun::OtherRequest) => Step::Early(Err(DomainError::IdempotencyKeyReused)),
+                Ok(Begun::InProgress) => Step::Early(Err(DomainError::IdempotencyInProgress)),
+                Ok(Begun::Done(stored)) => Step::Early(Ok(Created::Replay(stored))),
             }
         })
         .await;
@@ -87,14 +86,14 @@ impl App {
             Ok(Step::Ran(Err(e))) => {
                 // Lost lease: a retry owns the record now; leave it alone.
                 if e != DomainError::IdempotencyInProgress {
-                    self.store.abandon_idempotent(&lease.pk, &lease.token).await;
+                    repo.abandon(&key, &token).await;
                 }
                 Err(e)
             }
             // Cut off: the record says what happened, and settling it frees the key.
-            Err(_) => match self.store.settle_idempotent(&lease.pk, &lease.token).await {
+            Err(_) => match repo.settle(&key, &token).await {
                 Settled::Released | Settled::Gone => Err(DomainError::OutOfTime { wrote: false }),
-                Settled::Done { status, body } => Ok(Created::Replay { status, body }),
+                Settled::Done(stored) => Ok(Created::Replay(stored)),
                 Settled::Taken => Err(DomainError::IdempotencyInProgress),
                 Settled::Unknown => Err(DomainError::OutOfTime { wrote: true }),
             },

@@ -1,28 +1,28 @@
 //! Business operations: one implementation of every rule, called by the Lambda handlers
 //! and the local gateway alike. Services take validated input and the caller, talk to
-//! the store, and return entities or a `DomainError`.
+//! the store's repositories and the ports, and return entities or a `DomainError`. They
+//! know nothing of HTTP: no status codes, no rendering.
 
 mod audit;
 mod expiry;
 mod idempotency;
 mod orders;
+pub mod ports;
 mod products;
 mod reservations;
 
 pub use audit::{AuditQuery, AUDIT_PARAMS};
 pub use expiry::{ExpireOutcome, SweepReport};
-pub use orders::OrderListPage;
 pub use products::Page;
 
 pub use idempotency::{Created, IdempotencyRequest};
 
-use crate::adapters::clock::Clock;
-use crate::adapters::scheduler::{ExpiryScheduler, NoScheduler};
 use crate::domain::cursor::CursorCodec;
 use crate::domain::DomainError;
 use crate::iam::{IamError, LocalIam, Service};
 use crate::store::{Store, StoreError};
 use chrono::Duration;
+use ports::{Clock, ExpiryScheduler, NoScheduler};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -75,7 +75,7 @@ impl App {
             return Ok(k);
         }
         let k =
-            self.store.product_stock_buckets(product_id).await?.ok_or(DomainError::NotFound("product"))?;
+            self.store.catalogue.stock_buckets(product_id).await?.ok_or(DomainError::NotFound("product"))?;
         self.remember_stock_buckets(product_id, k);
         Ok(k)
     }
@@ -136,8 +136,13 @@ impl From<StoreError> for DomainError {
         match e {
             StoreError::Unavailable => DomainError::Unavailable,
             StoreError::Contended => DomainError::Conflict("a concurrent change won"),
-            // A condition no service anticipated means a concurrent change won.
-            StoreError::ConditionFailed(_) => DomainError::Conflict("a concurrent change won"),
+            // A condition the operation does not turn into an outcome failed: a change
+            // the code did not foresee won. Said as such in the log; the client gets a
+            // conflict (nothing was written) and may retry.
+            e @ StoreError::ConditionFailed { .. } => {
+                tracing::error!(error = %e, "unexpected failed condition");
+                DomainError::Conflict("a concurrent change won")
+            }
             StoreError::Internal(detail) => {
                 tracing::error!(detail, "internal store error");
                 DomainError::Internal

@@ -3,25 +3,18 @@
 use super::idempotency::{Created, IdempotencyRequest, Lease};
 use super::products::Page;
 use super::App;
-use crate::adapters::identity::Caller;
-use crate::adapters::ids::new_id;
+use crate::domain::caller::Caller;
+use crate::domain::ids::new_id;
 use crate::domain::order::{
     judge, role_may_request, NewOrder, Order, OrderItem, OrderStatus, StatusChange, TransitionError,
 };
 use crate::domain::order_query::{OrderQuery, Scope};
 use crate::domain::reservation::ReservationStatus;
 use crate::domain::DomainError;
-use crate::store::order_list::ReadStats;
-use crate::store::orders::ConvertError;
+use crate::store::order_list::PageError;
+use crate::store::orders::{ConvertError, StatusWrite};
 use futures::future::join_all;
 use std::collections::{BTreeSet, HashMap};
-
-/// A page of orders, with what reading it cost (for logs and benchmarks).
-#[derive(Debug, Clone)]
-pub struct OrderListPage {
-    pub page: Page<Order>,
-    pub stats: ReadStats,
-}
 
 /// How often a status change is judged again after losing a race.
 const TRANSITION_ATTEMPTS: usize = 5;
@@ -33,12 +26,13 @@ impl App {
         &self,
         caller: &Caller,
         new: NewOrder,
-        idem: Option<IdempotencyRequest>,
-        render: &(dyn Fn(&Order) -> (u16, String) + Sync),
+        idem: Option<IdempotencyRequest<Order>>,
     ) -> Result<Created<Order>, DomainError> {
-        self.idempotently(caller, idem, |lease| async move {
-            self.convert(caller, &new, lease.as_ref(), render).await
-        })
+        self.idempotently(
+            caller,
+            idem,
+            |lease| async move { self.convert(caller, &new, lease.as_ref()).await },
+        )
         .await
     }
 
@@ -46,10 +40,9 @@ impl App {
         &self,
         caller: &Caller,
         new: &NewOrder,
-        lease: Option<&Lease>,
-        render: &(dyn Fn(&Order) -> (u16, String) + Sync),
+        lease: Option<&Lease<Order>>,
     ) -> Result<Order, DomainError> {
-        let found = self.store.get_reservations(&new.reservation_ids).await?;
+        let found = self.store.reservations.get_many(&new.reservation_ids).await?;
         let by_id: HashMap<&str, _> =
             found.iter().filter(|r| r.user_id == caller.user_id).map(|r| (r.id.as_str(), r)).collect();
         // Someone else's reservation is as unknown as a missing one.
@@ -59,7 +52,8 @@ impl App {
             .map(|id| by_id.get(id.as_str()).copied().ok_or(DomainError::NotFound("reservation")))
             .collect::<Result<Vec<_>, _>>()?;
         let product_ids: BTreeSet<&str> = reservations.iter().map(|r| r.product_id.as_str()).collect();
-        let prices = self.store.price_snapshots(&product_ids.into_iter().collect::<Vec<_>>()).await?;
+        let prices =
+            self.store.catalogue.price_snapshots(&product_ids.into_iter().collect::<Vec<_>>()).await?;
         let currencies: BTreeSet<&str> = prices.values().map(|p| p.currency.as_str()).collect();
         if currencies.len() > 1 {
             return Err(DomainError::invalid(
@@ -96,8 +90,8 @@ impl App {
             created_at: now,
             updated_at: now,
         };
-        let completion = lease.map(|l| l.complete(render(&order)));
-        match self.store.create_order(&order, now, completion.as_ref()).await {
+        let completion = self.completion(lease, &order)?;
+        match self.store.orders.create(&order, now, completion).await {
             Ok(()) => {}
             Err(ConvertError::ReservationsChanged) => return Err(DomainError::ReservationNotActive),
             Err(ConvertError::LeaseLost) => return Err(DomainError::IdempotencyInProgress),
@@ -122,7 +116,7 @@ impl App {
         query: OrderQuery,
         limit: usize,
         cursor: Option<&str>,
-    ) -> Result<OrderListPage, DomainError> {
+    ) -> Result<Page<Order>, DomainError> {
         let scope = match (&query.user_id, caller.is_admin) {
             (Some(_), false) => return Err(DomainError::Forbidden),
             (Some(u), true) => Scope::User(u.clone()),
@@ -131,18 +125,19 @@ impl App {
         };
         let binding = query.binding(&caller.user_id, &scope);
         let after = cursor.map(|c| self.config.cursors.decode(&binding, c)).transpose()?;
-        if let Some(p) = &after {
-            // Authenticated, so ours; still refuse anything that is not a position.
-            crate::store::order_list::step_position(p, false).map_err(|_| DomainError::InvalidCursor)?;
-        }
-        let page = self.store.list_orders(&scope, &query, after.as_deref(), limit).await?;
+        let page = match self.store.order_lists.page(&scope, &query, after.as_deref(), limit).await {
+            Ok(page) => page,
+            // Authenticated, so ours; still refused when it is not a position.
+            Err(PageError::Position(_)) => return Err(DomainError::InvalidCursor),
+            Err(PageError::Store(e)) => return Err(e.into()),
+        };
         let next_cursor = page.next.map(|p| self.config.cursors.encode(&binding, &p)).transpose()?;
-        Ok(OrderListPage { page: Page { items: page.orders, next_cursor }, stats: page.stats })
+        Ok(Page { items: page.orders, next_cursor })
     }
 
     /// The owner's or an admin's view; anyone else gets `NotFound`.
     pub async fn get_order(&self, caller: &Caller, id: &str) -> Result<Order, DomainError> {
-        let order = self.store.get_order(id).await?.filter(|o| caller.may_see(&o.user_id));
+        let order = self.store.orders.get(id).await?.filter(|o| caller.may_see(&o.user_id));
         order.ok_or(DomainError::NotFound("order"))
     }
 
@@ -168,7 +163,9 @@ impl App {
                 }
             }
             let now = self.clock.now();
-            if self.store.change_order_status(&order, change.status, now, &caller.user_id).await? {
+            if self.store.orders.change_status(&order, change.status, now, &caller.user_id).await?
+                == StatusWrite::Applied
+            {
                 return Ok(Order { status: change.status, updated_at: now, ..order });
             }
         }

@@ -1,12 +1,13 @@
 //! Product catalogue and stock adjustments.
 
 use super::App;
-use crate::adapters::identity::Caller;
-use crate::adapters::ids::new_id;
+use crate::domain::caller::Caller;
+use crate::domain::ids::new_id;
 use crate::domain::product::{NewProduct, Product, StockAdjustment};
-use crate::domain::stock::StockLevel;
+use crate::domain::stock::{StockLevel, Units};
 use crate::domain::DomainError;
-use crate::store::products::{AdjustError, CreateError};
+use crate::store::catalogue::CreateError;
+use crate::store::stock::{AdjustError, Adjustment};
 
 /// One page of a list and the position after its last item, if there is more.
 #[derive(Debug, Clone)]
@@ -35,9 +36,7 @@ impl App {
                 .into_iter()
                 .map(|(warehouse_id, q)| StockLevel {
                     warehouse_id,
-                    on_hand: q,
-                    reserved: 0,
-                    available: q,
+                    units: Units { on_hand: q, reserved: 0, available: q },
                     updated_at: now,
                 })
                 .collect(),
@@ -45,7 +44,7 @@ impl App {
             created_at: now,
             updated_at: now,
         };
-        match self.store.create_product(&product, &caller.user_id).await {
+        match self.store.catalogue.create(&product, &caller.user_id).await {
             Ok(()) => {
                 self.remember_stock_buckets(&product.id, product.stock_buckets);
                 Ok(product)
@@ -56,7 +55,7 @@ impl App {
     }
 
     pub async fn get_product(&self, id: &str) -> Result<Product, DomainError> {
-        let product = self.store.get_product(id).await?.ok_or(DomainError::NotFound("product"))?;
+        let product = self.store.catalogue.get(id).await?.ok_or(DomainError::NotFound("product"))?;
         self.remember_stock_buckets(&product.id, product.stock_buckets);
         Ok(product)
     }
@@ -69,7 +68,7 @@ impl App {
         cursor: Option<&str>,
     ) -> Result<Page<Product>, DomainError> {
         let after = cursor.map(|c| self.config.cursors.decode(PRODUCT_LIST_BINDING, c)).transpose()?;
-        let (items, more) = self.store.list_products(after.as_deref(), limit).await?;
+        let (items, more) = self.store.catalogue.list(after.as_deref(), limit).await?;
         let next_cursor = match items.last() {
             Some(last) if more => Some(self.config.cursors.encode(PRODUCT_LIST_BINDING, &last.id)?),
             _ => None,
@@ -90,8 +89,15 @@ impl App {
         }
         let k = self.stock_buckets_of(product_id).await?;
         let now = self.clock.now();
-        match self.store.adjust_stock(product_id, &adj.warehouse_id, adj.delta, k, now, &caller.user_id).await
-        {
+        let adjustment = Adjustment {
+            product_id,
+            warehouse: &adj.warehouse_id,
+            delta: adj.delta,
+            buckets: k,
+            now,
+            actor: &caller.user_id,
+        };
+        match self.store.stock.adjust(adjustment).await {
             Ok(()) => self.get_product(product_id).await,
             Err(AdjustError::ProductNotFound) => Err(DomainError::NotFound("product")),
             Err(AdjustError::WarehouseNotFound) => Err(DomainError::NotFound("warehouse")),

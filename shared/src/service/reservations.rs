@@ -1,14 +1,17 @@
 //! Reserving, reading and releasing stock holds, with Idempotency-Key support.
 
 use super::idempotency::{Created, IdempotencyRequest, Lease};
+use super::ports::SchedulerError;
 use super::App;
-use crate::adapters::identity::Caller;
-use crate::adapters::ids::new_id;
 use crate::domain::buckets::{home_bucket, plan_reservation, ReservePlan};
+use crate::domain::caller::Caller;
+use crate::domain::ids::new_id;
 use crate::domain::reservation::{NewReservation, Reservation, ReservationStatus};
 use crate::domain::stock::{choose_warehouse, WarehouseChoice};
 use crate::domain::DomainError;
-use crate::store::reservations::{HoldEnd, ReserveError};
+use crate::store::idempotency::Completion;
+use crate::store::reservations::{Ended, HoldEnd, ReserveError};
+use crate::store::stock::Gathered;
 
 /// When the auto-picked warehouse sells out between read and write, pick again.
 const PICK_ATTEMPTS: usize = 3;
@@ -19,17 +22,18 @@ const BUCKET_ATTEMPTS: usize = 6;
 
 impl App {
     /// Holds `quantity` units. With an idempotency request, the first successful response
-    /// (rendered by `render` as status and body) is stored with the effect and replayed.
+    /// is stored with the effect and replayed.
     pub async fn create_reservation(
         &self,
         caller: &Caller,
         new: NewReservation,
-        idem: Option<IdempotencyRequest>,
-        render: &(dyn Fn(&Reservation) -> (u16, String) + Sync),
+        idem: Option<IdempotencyRequest<Reservation>>,
     ) -> Result<Created<Reservation>, DomainError> {
-        self.idempotently(caller, idem, |lease| async move {
-            self.reserve(caller, &new, lease.as_ref(), render).await
-        })
+        self.idempotently(
+            caller,
+            idem,
+            |lease| async move { self.reserve(caller, &new, lease.as_ref()).await },
+        )
         .await
     }
 
@@ -37,8 +41,7 @@ impl App {
         &self,
         caller: &Caller,
         new: &NewReservation,
-        lease: Option<&Lease>,
-        render: &(dyn Fn(&Reservation) -> (u16, String) + Sync),
+        lease: Option<&Lease<Reservation>>,
     ) -> Result<Reservation, DomainError> {
         for _ in 0..PICK_ATTEMPTS {
             let (warehouse, k) = match &new.warehouse_id {
@@ -67,8 +70,8 @@ impl App {
                 created_at: now,
                 updated_at: now,
             };
-            let completion = lease.map(|l| l.complete(render(&reservation)));
-            match self.hold(&mut reservation, k, &caller.user_id, completion.as_ref()).await {
+            let completion = self.completion(lease, &reservation)?;
+            match self.hold(&mut reservation, k, &caller.user_id, completion).await {
                 Ok(()) => {
                     self.schedule_expiry(&reservation).await;
                     return Ok(reservation);
@@ -80,7 +83,7 @@ impl App {
                 }
                 Err(ReserveError::NoStockRow) => {
                     // Tell an unknown product from an unknown warehouse.
-                    return Err(match self.store.get_product(&new.product_id).await? {
+                    return Err(match self.store.catalogue.get(&new.product_id).await? {
                         None => DomainError::NotFound("product"),
                         Some(_) => DomainError::NotFound("warehouse"),
                     });
@@ -114,16 +117,20 @@ impl App {
         r: &mut Reservation,
         k: usize,
         actor: &str,
-        completion: Option<&crate::store::idempotency::Completion>,
+        completion: Option<Completion>,
     ) -> Result<(), ReserveError> {
         let home = r.bucket;
         for _ in 0..BUCKET_ATTEMPTS {
-            match self.store.create_reservation(r, actor, completion, self.config.max_active_holds).await {
+            match self
+                .store
+                .reservations
+                .create(r, actor, completion.clone(), self.config.max_active_holds)
+                .await
+            {
                 Err(ReserveError::Insufficient { .. }) if k > 1 => {}
                 done => return done,
             }
-            let buckets = self.store.stock_buckets(&r.product_id, &r.warehouse_id, k).await;
-            let Some(buckets) = buckets.map_err(ReserveError::Store)? else {
+            let Some(buckets) = self.store.stock.buckets(&r.product_id, &r.warehouse_id, k).await? else {
                 return Err(ReserveError::NoStockRow);
             };
             match plan_reservation(&buckets, home, r.quantity) {
@@ -131,8 +138,8 @@ impl App {
                 ReservePlan::Gather { into, donors } => {
                     let now = self.clock.now();
                     let gathered =
-                        self.store.gather(&r.product_id, &r.warehouse_id, into, &donors, now, actor);
-                    if gathered.await.map_err(ReserveError::Store)? {
+                        self.store.stock.gather(&r.product_id, &r.warehouse_id, into, &donors, now, actor);
+                    if gathered.await? == Gathered::Moved {
                         r.bucket = into;
                     }
                 }
@@ -150,9 +157,9 @@ impl App {
     async fn schedule_expiry(&self, r: &Reservation) {
         let schedule = self.scheduler.schedule(&r.id, r.expires_at);
         let result = match crate::deadline::remaining() {
-            Some(left) => tokio::time::timeout(left / 2, schedule).await.unwrap_or_else(|_| {
-                Err(crate::adapters::scheduler::SchedulerError::Failed("no time left to create it".into()))
-            }),
+            Some(left) => tokio::time::timeout(left / 2, schedule)
+                .await
+                .unwrap_or_else(|_| Err(SchedulerError::Failed("no time left to create it".into()))),
             None => schedule.await,
         };
         if let Err(e) = result {
@@ -162,7 +169,7 @@ impl App {
 
     /// The owner's or an admin's view; anyone else gets `NotFound` (existence is not leaked).
     pub async fn get_reservation(&self, caller: &Caller, id: &str) -> Result<Reservation, DomainError> {
-        let r = self.store.get_reservation(id).await?.filter(|r| caller.may_see(&r.user_id));
+        let r = self.store.reservations.get(id).await?.filter(|r| caller.may_see(&r.user_id));
         let r = r.ok_or(DomainError::NotFound("reservation"))?;
         Ok(r.as_seen_at(self.clock.now()))
     }
@@ -179,7 +186,7 @@ impl App {
             ReservationStatus::Active => {}
         }
         let now = self.clock.now();
-        if self.store.end_hold(&r, HoldEnd::Release, now, &caller.user_id).await? {
+        if self.store.reservations.end_hold(&r, HoldEnd::Release, now, &caller.user_id).await? == Ended::Now {
             if let Err(e) = self.scheduler.cancel(&r.id).await {
                 // A leftover schedule fires, finds the hold not active and does nothing.
                 tracing::warn!(reservation_id = %r.id, error = %e, "could not delete expiry schedule");

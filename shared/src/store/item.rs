@@ -2,7 +2,6 @@
 
 use super::StoreError;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
 /// One item as DynamoDB returns it.
@@ -24,16 +23,5 @@ impl Item {
 
     pub fn n(&self, name: &str) -> Result<i64, StoreError> {
         self.opt_n(name).ok_or_else(|| StoreError::Internal(format!("item lacks number {name}")))
-    }
-
-    /// The stock bucket the item names (`keys::BUCKET`); absent means bucket 0.
-    pub fn bucket(&self) -> Result<usize, StoreError> {
-        usize::try_from(self.opt_n(super::keys::BUCKET).unwrap_or(0))
-            .map_err(|_| StoreError::Internal("bad bucket".into()))
-    }
-
-    pub fn time(&self, name: &str) -> Result<DateTime<Utc>, StoreError> {
-        crate::adapters::clock::parse_time(self.s(name)?)
-            .ok_or_else(|| StoreError::Internal(format!("item has a bad time in {name}")))
     }
 }

@@ -11,6 +11,7 @@
 //! | reservation | `R#<id>` | `#RESERVATION` | while active: `sweep_pk = ACTIVE#<shard>`, `sweep_sk = <expires_at>#<id>` |
 //! | order | `O#<id>` | `#ORDER` | `ou_pk = U#<user>`, `ous_pk = U#<user>#<status>`, `oa_pk = A#<shard>`, `oss_pk = S#<status>#<shard>`, `o_time = <created_at>#<id>`, `o_value = <total, 16 digits>#<id>` (see `order_list`) |
 //! | idempotency record | `I#<sha256(user, route, key)>` | `#IDEM` | none; `ttl` expires it |
+//! | a user's active-hold count | `HOLDS#<user>` | `#HOLDS` | none |
 //!
 //! A product and its stock rows share a partition so that one consistent `Query` reads a
 //! whole unbucketed product (bucket 0 is the stock row; a bucketed product's other
@@ -43,6 +44,31 @@ pub const OA_PK: &str = "oa_pk";
 pub const OSS_PK: &str = "oss_pk";
 pub const O_TIME: &str = "o_time";
 pub const O_VALUE: &str = "o_value";
+
+/// Attributes that are storage bookkeeping, not business data: keys, index keys, TTL and
+/// the write stamp. Audit diffs leave them out.
+pub const BOOKKEEPING: &[&str] = &[
+    PK,
+    SK,
+    "entity",
+    "last_actor",
+    "updated_at",
+    TTL,
+    GSI1_PK,
+    GSI1_SK,
+    SWEEP_PK,
+    SWEEP_SK,
+    OU_PK,
+    OUS_PK,
+    OA_PK,
+    OSS_PK,
+    O_TIME,
+    O_VALUE,
+];
+
+pub fn is_bookkeeping(attribute: &str) -> bool {
+    BOOKKEEPING.contains(&attribute)
+}
 
 pub const PRODUCT_SK: &str = "#PRODUCT";
 pub const PRODUCT_LIST_PK: &str = "PRODUCT";

@@ -12,6 +12,7 @@ pub struct StoreMetrics {
     /// Thousandths of a capacity unit, to keep the counters integer.
     read_milli: AtomicU64,
     write_milli: AtomicU64,
+    scanned: AtomicU64,
 }
 
 /// A reading of the counters; subtract two to price what happened in between.
@@ -20,6 +21,8 @@ pub struct MetricsSnapshot {
     pub requests: u64,
     pub read_units: f64,
     pub write_units: f64,
+    /// Items queries evaluated (before filter expressions).
+    pub scanned: u64,
 }
 
 impl std::ops::Sub for MetricsSnapshot {
@@ -29,6 +32,7 @@ impl std::ops::Sub for MetricsSnapshot {
             requests: self.requests - o.requests,
             read_units: self.read_units - o.read_units,
             write_units: self.write_units - o.write_units,
+            scanned: self.scanned - o.scanned,
         }
     }
 }
@@ -40,6 +44,10 @@ impl StoreMetrics {
 
     pub(crate) fn write<'a>(&self, ccs: impl IntoIterator<Item = &'a ConsumedCapacity>) {
         self.count(&self.write_milli, ccs);
+    }
+
+    pub(crate) fn scanned(&self, items: u64) {
+        self.scanned.fetch_add(items, Ordering::Relaxed);
     }
 
     /// One request and the units it consumed (every request passes here: no allocation).
@@ -54,6 +62,7 @@ impl StoreMetrics {
             requests: self.requests.load(Ordering::Relaxed),
             read_units: self.read_milli.load(Ordering::Relaxed) as f64 / 1000.0,
             write_units: self.write_milli.load(Ordering::Relaxed) as f64 / 1000.0,
+            scanned: self.scanned.load(Ordering::Relaxed),
         }
     }
 }

@@ -28,50 +28,47 @@
 //! the order between partitions of the four status indexes and rewrites it in the other
 //! four (the status is projected).
 
+use super::exec::Key;
 use super::keys::*;
-use super::orders::{order_from_item, order_item};
-use super::{classify, n, s, Item, Store, StoreError};
-use crate::adapters::clock::format_time;
+use super::records::order::order;
+use super::records::{n, s};
+use super::{Item, Repo, StoreError};
 use crate::domain::order::Order;
 use crate::domain::order_query::{OrderQuery, Scope};
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnConsumedCapacity, WriteRequest};
+use crate::domain::time::format_time;
+use aws_sdk_dynamodb::types::AttributeValue;
 use futures::future::join_all;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
-type Key = HashMap<String, AttributeValue>;
-
-/// What reading one page cost.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ReadStats {
-    pub queries: u32,
-    /// Items DynamoDB evaluated (before filter expressions).
-    pub items_read: u64,
-    pub read_units: f64,
-}
-
-impl ReadStats {
-    fn add(&mut self, other: &ReadStats) {
-        self.queries += other.queries;
-        self.items_read += other.items_read;
-        self.read_units += other.read_units;
-    }
-}
-
-/// One page of orders and the position after its last one, if more follow.
+/// One page of orders and the position after its last one, if more follow. What reading
+/// it cost shows in the store's metrics (queries, items evaluated, read units).
 #[derive(Debug, Clone)]
 pub struct OrderPage {
     pub orders: Vec<Order>,
     pub next: Option<String>,
-    pub stats: ReadStats,
+}
+
+/// A list position that is not one this module made (`OrderLists::page` refuses it
+/// before any read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed list position")]
+pub struct BadPosition;
+
+/// Why a page could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error(transparent)]
+    Position(#[from] BadPosition),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// A cursor position (the last item's sort key) moved one step past that item, as an
 /// inclusive bound: ULIDs are 128-bit numbers in fixed-width base32, so the key just
 /// below `X#id` is `X#(id-1)` and just above is `X#(id+1)`. `None`: nothing lies beyond.
-pub fn step_position(position: &str, descending: bool) -> Result<Option<String>, StoreError> {
-    let bad = || StoreError::Internal("malformed list position".into());
-    let (prefix, id) = position.rsplit_once('#').ok_or_else(bad)?;
-    let id = ulid::Ulid::from_string(id).map_err(|_| bad())?;
+fn step_position(position: &str, descending: bool) -> Result<Option<String>, BadPosition> {
+    let (prefix, id) = position.rsplit_once('#').ok_or(BadPosition)?;
+    let id = ulid::Ulid::from_string(id).map_err(|_| BadPosition)?;
     let stepped = if descending { id.0.checked_sub(1) } else { id.0.checked_add(1) };
     Ok(stepped.map(|v| format!("{prefix}#{}", ulid::Ulid(v))))
 }
@@ -100,16 +97,19 @@ struct Partition {
 /// Upper bound of a partition's query `Limit`.
 const MAX_BATCH: i32 = 200;
 
-impl Store {
+#[derive(Debug, Clone)]
+pub struct OrderLists(pub(crate) Repo);
+
+impl OrderLists {
     /// One page of `limit` orders of `scope` matching `query`, after `after` (a position
     /// from an earlier page, already authenticated by the caller's cursor).
-    pub async fn list_orders(
+    pub async fn page(
         &self,
         scope: &Scope,
         query: &OrderQuery,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<OrderPage, StoreError> {
+    ) -> Result<OrderPage, PageError> {
         let by_value = query.sort.by_value();
         let descending = query.sort.descending();
         // Bounds on the sorted dimension, inclusive; ' ' and '~' sort below and above
@@ -129,13 +129,13 @@ impl Store {
         };
         if let Some(p) = after {
             match step_position(p, descending)? {
-                None => return Ok(OrderPage { orders: vec![], next: None, stats: ReadStats::default() }),
+                None => return Ok(OrderPage { orders: vec![], next: None }),
                 Some(bound) if descending => hi = hi.min(bound),
                 Some(bound) => lo = lo.max(bound),
             }
         }
         if lo > hi {
-            return Ok(OrderPage { orders: vec![], next: None, stats: ReadStats::default() });
+            return Ok(OrderPage { orders: vec![], next: None });
         }
         let filter = if by_value {
             match (query.created_from, query.created_to) {
@@ -213,7 +213,7 @@ impl Store {
             .into_iter()
             .map(|pk| Partition { pk, buf: VecDeque::new(), start: None, done: false, batch })
             .collect();
-        let mut stats = ReadStats::default();
+        let mut queries = 0u32;
         let mut out: Vec<(String, Item)> = Vec::with_capacity(want);
         while out.len() < want {
             // Every partition that may still hold the next item must show its head.
@@ -227,8 +227,8 @@ impl Store {
                 )
                 .await;
                 for (&i, result) in empty.iter().zip(fetched) {
-                    let (items, start, cost) = result?;
-                    stats.add(&cost);
+                    let (items, start, sent) = result?;
+                    queries += sent;
                     let part = &mut parts[i];
                     part.buf.extend(items);
                     part.done = start.is_none();
@@ -253,33 +253,28 @@ impl Store {
         let more = out.len() > limit;
         out.truncate(limit);
         let next = if more { out.last().map(|(k, _)| k.clone()) } else { None };
-        let orders = out.iter().map(|(_, item)| order_from_item(item)).collect::<Result<Vec<_>, _>>()?;
-        tracing::debug!(
-            queries = stats.queries,
-            items_read = stats.items_read,
-            read_units = stats.read_units,
-            returned = orders.len(),
-            "order page"
-        );
-        Ok(OrderPage { orders, next, stats })
+        let orders = out.iter().map(|(_, item)| order(item)).collect::<Result<Vec<_>, _>>()?;
+        tracing::debug!(queries, returned = orders.len(), "order page");
+        Ok(OrderPage { orders, next })
     }
 
     /// Reads one partition from `start` until at least one matching item shows up or the
-    /// key range ends (a filter expression may leave a page empty).
+    /// key range ends (a filter expression may leave a page empty). Also says how many
+    /// queries it sent.
     async fn fetch(
         &self,
         plan: &Plan,
         pk: &str,
         mut start: Option<Key>,
         mut batch: i32,
-    ) -> Result<(Vec<(String, Item)>, Option<Key>, ReadStats), StoreError> {
-        let mut stats = ReadStats::default();
+    ) -> Result<(Vec<(String, Item)>, Option<Key>, u32), StoreError> {
+        let mut queries = 0;
         let mut out = Vec::new();
         loop {
             let mut q = self
-                .client
-                .query()
-                .table_name(&self.table)
+                .0
+                .db
+                .query(&self.0.table)
                 .index_name(plan.index)
                 .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
                 .expression_attribute_names("#pk", plan.pk_attr)
@@ -288,69 +283,25 @@ impl Store {
                 .expression_attribute_values(":lo", s(&plan.lo))
                 .expression_attribute_values(":hi", s(&plan.hi))
                 .scan_index_forward(!plan.descending)
-                .limit(batch)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .set_exclusive_start_key(start);
+                .limit(batch);
             if let Some((expr, vals)) = &plan.filter {
                 q = q.filter_expression(expr);
                 for (k, v) in vals {
                     q = q.expression_attribute_values(*k, v.clone());
                 }
             }
-            let res = q
-                .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(|e| classify("list_orders", e))?;
-            self.metrics.read(res.consumed_capacity());
-            stats.queries += 1;
-            stats.items_read += u64::try_from(res.scanned_count).unwrap_or(0);
-            stats.read_units += res.consumed_capacity.as_ref().and_then(|c| c.capacity_units).unwrap_or(0.0);
-            for item in res.items.unwrap_or_default() {
-                let item = Item(item);
+            let page = self.0.db.query_page("list_orders", q, start).await?;
+            queries += 1;
+            for item in page.items {
                 let key = item.s(plan.sort_attr)?.to_string();
                 out.push((key, item));
             }
-            start = res.last_evaluated_key;
+            start = page.next;
             if !out.is_empty() || start.is_none() {
-                return Ok((out, start, stats));
+                return Ok((out, start, queries));
             }
             // Everything so far was filtered out: read further ahead next time.
             batch = (batch * 2).min(MAX_BATCH);
         }
-    }
-
-    /// Writes orders as they are, without conditions or stock effects: for seeding
-    /// benchmarks and tests, and for migrations. Never on a request path.
-    pub async fn import_orders(&self, orders: &[Order]) -> Result<(), StoreError> {
-        for chunk in orders.chunks(25) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|o| {
-                    Ok(WriteRequest::builder()
-                        .put_request(PutRequest::builder().set_item(Some(order_item(o, "import"))).build()?)
-                        .build())
-                })
-                .collect::<Result<_, StoreError>>()?;
-            let mut attempt = 0u32;
-            while !requests.is_empty() {
-                attempt += 1;
-                if attempt > 10 {
-                    return Err(StoreError::Unavailable);
-                }
-                let res = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests)
-                    .send()
-                    .await
-                    .map_err(|e| classify("import_orders", e))?;
-                requests = res.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
-                if !requests.is_empty() {
-                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(5))).await;
-                }
-            }
-        }
-        Ok(())
     }
 }

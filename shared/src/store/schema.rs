@@ -2,8 +2,9 @@
 //! `cloudformation_properties` renders it in `AWS::DynamoDB::Table` form, which a test
 //! compares with `template.yaml` so the two can never drift apart.
 
+use super::exec::classify;
 use super::keys::*;
-use super::{classify, StoreError};
+use super::StoreError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,

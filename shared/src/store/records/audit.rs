@@ -1,21 +1,77 @@
-//! The audit function's work: each DynamoDB stream record of a business entity becomes
-//! one audit entry. Used by the `audit` Lambda (stream event source mapping) and by the
-//! local gateway's stream poller, which hands over batches in the same event shape.
+//! Audit entries (in the audit table, keyed by entity and time) and the decoding of the
+//! application table's stream records they are made from. Entry keys derive from the
+//! stream record, so a redelivered record finds its entry already there.
 
+use super::{from_item, to_attrs, Attrs};
 use crate::domain::audit::{diff, AuditAction, AuditEntry, EntityType};
-use crate::service::App;
+use crate::domain::time::{format_time, parse_time};
+use crate::store::keys::{is_bookkeeping, SK};
+use crate::store::{Item, StoreError};
 use aws_lambda_events::event::dynamodb::EventRecord;
-use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-pub use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+/// The audit key of an entity.
+pub fn audit_pk(entity_type: EntityType, entity_id: &str) -> String {
+    format!("E#{}#{entity_id}", entity_type.as_str())
+}
 
-/// The binary (and template function) fed by the stream.
-pub const AUDIT_FN: &str = "audit";
+#[derive(Debug, Serialize, Deserialize)]
+struct AuditRecord {
+    pk: String,
+    sk: String,
+    id: String,
+    entity_type: String,
+    entity_id: String,
+    action: String,
+    actor: String,
+    at: String,
+    /// The field changes as a JSON document.
+    changes: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    warehouse_id: Option<String>,
+}
 
-/// A record that cannot become an entry (it would fail again on every retry).
+/// The entry's item. `order_key` (the stream record's sequence number) orders entries of
+/// the same millisecond.
+pub fn item(e: &AuditEntry, order_key: &str) -> Result<Attrs, StoreError> {
+    to_attrs(&AuditRecord {
+        pk: audit_pk(e.entity_type, &e.entity_id),
+        sk: format!("{}#{order_key}", format_time(e.at)),
+        id: e.id.clone(),
+        entity_type: e.entity_type.as_str().into(),
+        entity_id: e.entity_id.clone(),
+        action: e.action.as_str().into(),
+        actor: e.actor.clone(),
+        at: format_time(e.at),
+        changes: serde_json::to_string(&e.changes).map_err(|x| StoreError::Internal(x.to_string()))?,
+        warehouse_id: e.warehouse_id.clone(),
+    })
+}
+
+/// An entry and its position (sort key) in its entity's history.
+pub fn entry(i: &Item) -> Result<(String, AuditEntry), StoreError> {
+    let r: AuditRecord = from_item(i)?;
+    let bad = |what: &str| StoreError::Internal(format!("bad audit {what}"));
+    let position = i.s(SK)?.to_string();
+    Ok((
+        position,
+        AuditEntry {
+            entity_type: EntityType::parse(&r.entity_type).ok_or_else(|| bad("entity type"))?,
+            action: AuditAction::parse(&r.action).ok_or_else(|| bad("action"))?,
+            at: parse_time(&r.at).ok_or_else(|| bad("time"))?,
+            changes: serde_json::from_str(&r.changes).map_err(|_| bad("changes"))?,
+            id: r.id,
+            entity_id: r.entity_id,
+            warehouse_id: r.warehouse_id,
+            actor: r.actor,
+        },
+    ))
+}
+
+/// A stream record that cannot become an entry (it would fail again on every retry).
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RecordError {
     #[error("unknown event name {0:?}")]
@@ -28,6 +84,7 @@ pub enum RecordError {
     Missing(&'static str, &'static str),
 }
 
+/// An image as a JSON map (empty when the record has none).
 fn image(item: &serde_dynamo::Item) -> Result<Map<String, Value>, RecordError> {
     if item.is_empty() {
         return Ok(Map::new());
@@ -41,7 +98,7 @@ fn image(item: &serde_dynamo::Item) -> Result<Map<String, Value>, RecordError> {
 
 /// The entry a record yields and the key that orders it among entries of the same
 /// millisecond (the stream sequence number), or `None` for records of items that are not
-/// business entities (SKU claims, idempotency records).
+/// business entities (SKU claims, idempotency records, hold counts).
 pub fn entry_from_record(r: &EventRecord) -> Result<Option<(AuditEntry, String)>, RecordError> {
     let action = match r.event_name.as_str() {
         "INSERT" => AuditAction::Created,
@@ -49,7 +106,7 @@ pub fn entry_from_record(r: &EventRecord) -> Result<Option<(AuditEntry, String)>
         "REMOVE" => AuditAction::Deleted,
         other => return Err(RecordError::EventName(other.to_string())),
     };
-    let (old, new) = (image(&r.change.old_image)?, image(&r.change.new_image)?);
+    let (mut old, mut new) = (image(&r.change.old_image)?, image(&r.change.new_image)?);
     let current = if action == AuditAction::Deleted { &old } else { &new };
     let Some(entity_type) = current.get("entity").and_then(Value::as_str).and_then(EntityType::parse) else {
         return Ok(None);
@@ -71,12 +128,15 @@ pub fn entry_from_record(r: &EventRecord) -> Result<Option<(AuditEntry, String)>
     let written_at = ["updated_at", "created_at"]
         .iter()
         .filter(|_| action != AuditAction::Deleted)
-        .find_map(|k| current.get(*k).and_then(Value::as_str).and_then(crate::adapters::clock::parse_time));
+        .find_map(|k| current.get(*k).and_then(Value::as_str).and_then(parse_time));
     let at: DateTime<Utc> = written_at.unwrap_or(r.change.approximate_creation_date_time);
     let order_key = match &r.change.sequence_number {
         Some(seq) if seq.bytes().all(|b| b.is_ascii_digit()) => format!("{seq:0>40}"),
         _ => r.event_id.clone(),
     };
+    // The diff shows business fields only.
+    old.retain(|k, _| !is_bookkeeping(k));
+    new.retain(|k, _| !is_bookkeeping(k));
     let old_ref = (action != AuditAction::Created).then_some(&old);
     let new_ref = (action != AuditAction::Deleted).then_some(&new);
     let entry = AuditEntry {
@@ -90,56 +150,4 @@ pub fn entry_from_record(r: &EventRecord) -> Result<Option<(AuditEntry, String)>
         changes: diff(old_ref, new_ref),
     };
     Ok(Some((entry, order_key)))
-}
-
-/// Writes the entries of a batch. Records that fail (unreadable, or storage trouble) are
-/// reported by sequence number so that only they are retried (`ReportBatchItemFailures`);
-/// a redelivered record finds its entry already written and writes nothing.
-///
-/// Near the invocation's `deadline` the records not yet written are reported as failures
-/// (so they are retried) instead of being cut off mid-write.
-pub async fn handle_batch(
-    app: &App,
-    event: &StreamEvent,
-    deadline: Option<tokio::time::Instant>,
-) -> DynamoDbEventResponse {
-    crate::deadline::run(deadline, Box::pin(write_entries(app, event))).await.unwrap_or_else(|_| {
-        // Only reached if a single write outlasted the whole margin: retry everything.
-        let mut response = DynamoDbEventResponse::default();
-        response.batch_item_failures = event.records.iter().map(failure).collect();
-        response
-    })
-}
-
-fn failure(r: &aws_lambda_events::event::dynamodb::EventRecord) -> DynamoDbBatchItemFailure {
-    let mut failure = DynamoDbBatchItemFailure::default();
-    failure.item_identifier = r.change.sequence_number.clone().or_else(|| Some(r.event_id.clone()));
-    failure
-}
-
-/// Time one entry's write may take; none is started with less than twice this left.
-const ENTRY_TIME: std::time::Duration = std::time::Duration::from_millis(200);
-
-async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse {
-    let mut failures = Vec::new();
-    for r in &event.records {
-        if !crate::deadline::allows(ENTRY_TIME) {
-            failures.push(failure(r));
-            continue;
-        }
-        let result = match entry_from_record(r) {
-            Ok(None) => Ok(()),
-            Ok(Some((entry, order_key))) => {
-                app.store.put_audit_entry(&entry, &order_key).await.map(|_| ()).map_err(|e| e.to_string())
-            }
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(error) = result {
-            tracing::warn!(event_id = %r.event_id, sequence_number = ?r.change.sequence_number, error, "audit record failed");
-            failures.push(failure(r));
-        }
-    }
-    let mut response = DynamoDbEventResponse::default();
-    response.batch_item_failures = failures;
-    response
 }

@@ -2,41 +2,24 @@
 //! API authorizer validates the token and passes claims as strings (arrays flattened to
 //! `"[admin ops]"`); locally the gateway verifies the token and passes the same shape.
 
+use crate::domain::caller::{Caller, ADMIN_GROUP, MAX_USER_ID_CHARS};
 use std::collections::HashMap;
-
-pub const ADMIN_GROUP: &str = "admin";
-
-/// Longest usable `sub`: user ids go into index keys, and this keeps the longest key far
-/// under DynamoDB's limits (Cognito's `sub` is a 36-character UUID).
-pub const MAX_USER_ID_CHARS: usize = 256;
 
 /// Claims as the authorizer passes them: every value a string.
 pub type Claims = HashMap<String, String>;
 
-/// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub user_id: String,
-    pub is_admin: bool,
-}
-
-impl Caller {
-    /// `None` when there is no usable `sub`: a missing, empty or blank one, or one longer
-    /// than `MAX_USER_ID_CHARS`. A usable `sub` is the user id exactly as given (never
-    /// trimmed or case-folded), so two different subjects can never become one user.
-    pub fn from_claims(claims: &Claims) -> Option<Self> {
-        let user_id =
-            claims.get("sub").filter(|s| !s.trim().is_empty() && s.chars().count() <= MAX_USER_ID_CHARS)?;
-        let is_admin = ["groups", "cognito:groups"]
-            .iter()
-            .filter_map(|k| claims.get(*k))
-            .any(|v| parse_groups(v).iter().any(|g| g == ADMIN_GROUP));
-        Some(Self { user_id: user_id.clone(), is_admin })
-    }
-
-    pub fn may_see(&self, owner: &str) -> bool {
-        self.is_admin || self.user_id == owner
-    }
+/// The caller the claims name; `None` when there is no usable `sub`: a missing, empty or
+/// blank one, or one longer than `MAX_USER_ID_CHARS`. A usable `sub` is the user id
+/// exactly as given (never trimmed or case-folded), so two different subjects can never
+/// become one user.
+pub fn caller_from_claims(claims: &Claims) -> Option<Caller> {
+    let user_id =
+        claims.get("sub").filter(|s| !s.trim().is_empty() && s.chars().count() <= MAX_USER_ID_CHARS)?;
+    let is_admin = ["groups", "cognito:groups"]
+        .iter()
+        .filter_map(|k| claims.get(*k))
+        .any(|v| parse_groups(v).iter().any(|g| g == ADMIN_GROUP));
+    Some(Caller { user_id: user_id.clone(), is_admin })
 }
 
 /// Group names from a claim value, in the two forms an authorizer hands over: a JSON array
@@ -83,10 +66,10 @@ mod tests {
             ("cognito:groups", "[admin]"),
             ("cognito:groups", "admin"),
         ] {
-            let c = Caller::from_claims(&claims(&[("sub", "alice"), (k, v)])).unwrap();
+            let c = caller_from_claims(&claims(&[("sub", "alice"), (k, v)])).unwrap();
             assert!(c.is_admin, "{k}={v}");
         }
-        let c = Caller::from_claims(&claims(&[("sub", "bob"), ("groups", "[administrators]")])).unwrap();
+        let c = caller_from_claims(&claims(&[("sub", "bob"), ("groups", "[administrators]")])).unwrap();
         assert!(!c.is_admin);
     }
 
@@ -104,22 +87,22 @@ mod tests {
             ("cognito:groups", " admin"),
             ("cognito:groups", "ADMIN"),
         ] {
-            let c = Caller::from_claims(&claims(&[("sub", "eve"), (k, v)])).unwrap();
+            let c = caller_from_claims(&claims(&[("sub", "eve"), (k, v)])).unwrap();
             assert!(!c.is_admin, "{k}={v}");
         }
     }
 
     #[test]
     fn the_subject_is_the_user_id_exactly_as_given() {
-        assert_eq!(Caller::from_claims(&claims(&[("sub", " Alice ")])).unwrap().user_id, " Alice ");
+        assert_eq!(caller_from_claims(&claims(&[("sub", " Alice ")])).unwrap().user_id, " Alice ");
     }
 
     #[test]
     fn a_token_without_a_subject_is_no_caller() {
-        assert_eq!(Caller::from_claims(&claims(&[("groups", "[admin]")])), None);
-        assert_eq!(Caller::from_claims(&claims(&[("sub", " ")])), None);
-        assert_eq!(Caller::from_claims(&claims(&[("sub", &"x".repeat(257))])), None);
-        assert!(Caller::from_claims(&claims(&[("sub", &"x".repeat(256))])).is_some());
+        assert_eq!(caller_from_claims(&claims(&[("groups", "[admin]")])), None);
+        assert_eq!(caller_from_claims(&claims(&[("sub", " ")])), None);
+        assert_eq!(caller_from_claims(&claims(&[("sub", &"x".repeat(257))])), None);
+        assert!(caller_from_claims(&claims(&[("sub", &"x".repeat(256))])).is_some());
     }
 
     #[test]

@@ -1,0 +1,141 @@
+//! The catalogue: products with their SKU claims, read with their stock.
+
+use super::keys::*;
+use super::records::{self, product, stock as stock_rec};
+use super::stock::Stock;
+use super::{Repo, StoreError};
+use crate::domain::buckets::split_evenly;
+use crate::domain::product::Product;
+use crate::domain::stock::{StockLevel, Units};
+use crate::domain::time::format_time;
+use futures::future::try_join_all;
+use std::collections::HashMap;
+use thiserror::Error;
+
+pub use records::product::PriceSnapshot;
+
+/// Why a product was not created.
+#[derive(Debug, Error)]
+pub enum CreateError {
+    #[error("the sku is taken")]
+    SkuTaken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    pub(crate) repo: Repo,
+    pub(crate) stock: Stock,
+}
+
+impl Catalogue {
+    /// Creates the product, claims its SKU and writes its stock rows in one transaction.
+    pub async fn create(&self, p: &Product, actor: &str) -> Result<(), CreateError> {
+        let table = &*self.repo.table;
+        let now = format_time(p.created_at);
+        let mut items = vec![
+            records::put(table, product::item(p, actor)?, "attribute_not_exists(pk)")?,
+            records::put(table, product::sku_claim(p, actor), "attribute_not_exists(pk)")?,
+        ];
+        for level in &p.stock {
+            let k = p.stock_buckets.max(1);
+            let shares =
+                split_evenly(level.units.on_hand, k).into_iter().zip(split_evenly(level.units.available, k));
+            for (bucket, (on_hand, available)) in shares.enumerate() {
+                let share = StockLevel {
+                    units: Units { on_hand, available, reserved: on_hand - available },
+                    ..level.clone()
+                };
+                let item = stock_rec::item(&p.id, bucket, &share, &now, actor)?;
+                items.push(records::put(table, item, "attribute_not_exists(pk)")?);
+            }
+        }
+        match self.repo.db.transact("create_product", items).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.failed_at(1).is_some() => Err(CreateError::SkuTaken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One product with all its stock rows, read consistently in one `Query` (plus one
+    /// snapshot of the other buckets of a bucketed product).
+    pub async fn get(&self, id: &str) -> Result<Option<Product>, StoreError> {
+        let q = self.partition(&product_pk(id), None).consistent_read(true);
+        let items = self.repo.db.query_all("get_product", q, None).await?;
+        let Some(head) = items.iter().find(|i| i.opt_s(SK) == Some(PRODUCT_SK)) else {
+            return Ok(None);
+        };
+        let stock = items
+            .iter()
+            .filter(|i| i.opt_s(SK).is_some_and(|sk| sk.starts_with(STOCK_SK_PREFIX)))
+            .map(stock_rec::level)
+            .collect::<Result<Vec<_>, _>>()?;
+        let stock = self.stock.all_buckets(id, product::buckets_of(head)?, stock).await?;
+        product::product(head, stock).map(Some)
+    }
+
+    /// `stock_buckets` of a product, or `None` when it does not exist. The setting never
+    /// changes after creation, so callers may keep it.
+    pub async fn stock_buckets(&self, id: &str) -> Result<Option<usize>, StoreError> {
+        let head =
+            self.repo.db.get("product_stock_buckets", &self.repo.table, &product_pk(id), PRODUCT_SK).await?;
+        head.map(|i| product::buckets_of(&i)).transpose()
+    }
+
+    /// Up to `limit` products after `after` (an id), oldest first; `more` says whether
+    /// another page exists. The product index is eventually consistent: a product created
+    /// a moment ago may show on the next call.
+    pub async fn list(&self, after: Option<&str>, limit: usize) -> Result<(Vec<Product>, bool), StoreError> {
+        let q = self
+            .repo
+            .db
+            .query(&self.repo.table)
+            .index_name(GSI1)
+            .expression_attribute_values(":pk", records::s(PRODUCT_LIST_PK));
+        let q = match after {
+            Some(a) => q
+                .key_condition_expression("gsi1pk = :pk AND gsi1sk > :after")
+                .expression_attribute_values(":after", records::s(a)),
+            None => q.key_condition_expression("gsi1pk = :pk"),
+        };
+        // One more than asked tells whether a next page exists without returning a cursor
+        // that leads to an empty page.
+        let mut heads = self.repo.db.query_all("list_products", q, Some(limit + 1)).await?;
+        let more = heads.len() > limit;
+        heads.truncate(limit);
+        let products = try_join_all(heads.iter().map(|h| async move {
+            let id = h.s("id")?;
+            let q = self.partition(&product_pk(id), Some(STOCK_SK_PREFIX));
+            let rows = self.repo.db.query_all("stock_rows", q, None).await?;
+            let stock = rows.iter().map(stock_rec::level).collect::<Result<Vec<_>, _>>()?;
+            let stock = self.stock.all_buckets(id, product::buckets_of(h)?, stock).await?;
+            product::product(h, stock)
+        }))
+        .await?;
+        Ok((products, more))
+    }
+
+    /// Price snapshots of the products that exist among `ids`.
+    pub async fn price_snapshots(&self, ids: &[&str]) -> Result<HashMap<String, PriceSnapshot>, StoreError> {
+        let keys = ids.iter().map(|id| (product_pk(id), PRODUCT_SK.to_string())).collect();
+        let heads = self.repo.db.batch_get(&self.repo.table, keys).await?;
+        heads.iter().map(product::price_snapshot).collect()
+    }
+
+    /// A query of one partition (the items whose sort key starts with `sk_prefix`, when
+    /// given).
+    fn partition(
+        &self,
+        pk: &str,
+        sk_prefix: Option<&str>,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        let q = self.repo.db.query(&self.repo.table).expression_attribute_values(":pk", records::s(pk));
+        match sk_prefix {
+            Some(prefix) => q
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", records::s(prefix)),
+            None => q.key_condition_expression("pk = :pk"),
+        }
+    }
+}

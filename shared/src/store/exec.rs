@@ -1,0 +1,420 @@
+//! The executor: every request the store sends to DynamoDB goes through here, so that
+//! error classification, retries of lost transactions, consumed-capacity counting and
+//! (on the local stack) the IAM check of the HTTP connector live in one place.
+//! Repositories build requests and read outcomes; they never call `send` themselves.
+
+use super::item::Item;
+use super::keys::{PK, SK};
+use super::metrics::StoreMetrics;
+use super::StoreError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Get, KeysAndAttributes, ReturnConsumedCapacity, TransactGetItem, TransactWriteItem,
+};
+use aws_sdk_dynamodb::Client;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A key as DynamoDB returns it (`LastEvaluatedKey`).
+pub type Key = HashMap<String, AttributeValue>;
+
+/// How often a transaction that lost to a concurrent one on the same items is retried.
+const CONFLICT_ATTEMPTS: u32 = 8;
+/// How often a snapshot read that met a transaction in progress is retried.
+const SNAPSHOT_ATTEMPTS: u32 = 6;
+/// How often a batch read asks again for keys DynamoDB left unprocessed.
+const BATCH_ATTEMPTS: u32 = 8;
+/// Most keys in one `BatchGetItem`.
+const BATCH_GET_KEYS: usize = 100;
+
+/// The outcome of a single conditional write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    Applied,
+    /// The condition failed; the item as it was, when DynamoDB returned it
+    /// (`ReturnValuesOnConditionCheckFailure: ALL_OLD`), or `None` when there is none.
+    ConditionFailed(Option<Item>),
+}
+
+/// One page of a `Query`.
+#[derive(Debug, Clone, Default)]
+pub struct QueryPage {
+    pub items: Vec<Item>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Key>,
+    /// Items DynamoDB evaluated before any filter expression.
+    pub scanned: u64,
+    pub read_units: f64,
+}
+
+/// The DynamoDB client with its counters. Cheap to clone (the counters are shared).
+#[derive(Debug, Clone)]
+pub struct Db {
+    client: Client,
+    metrics: Arc<StoreMetrics>,
+}
+
+impl Db {
+    pub fn new(client: Client) -> Self {
+        Self { client, metrics: Arc::default() }
+    }
+
+    /// The same executor with its requests sent through `http` (local IAM enforcement);
+    /// the counters stay shared.
+    pub fn with_http_client(&self, http: aws_smithy_runtime_api::client::http::SharedHttpClient) -> Self {
+        let conf = self.client.config().to_builder().http_client(http).build();
+        Self { client: Client::from_conf(conf), metrics: self.metrics.clone() }
+    }
+
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.metrics
+    }
+
+    /// The client, for the table definitions (`schema`) only.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// A `Query` on `table` to fill in and hand to `query_page` or `query_all`.
+    pub fn query(&self, table: &str) -> QueryFluentBuilder {
+        self.client.query().table_name(table)
+    }
+
+    /// A `PutItem` on `table` to fill in and hand to `put`.
+    pub fn put_item(&self, table: &str) -> PutItemFluentBuilder {
+        self.client.put_item().table_name(table)
+    }
+
+    /// A `DeleteItem` on `table` to fill in and hand to `delete`.
+    pub fn delete_item(&self, table: &str) -> DeleteItemFluentBuilder {
+        self.client.delete_item().table_name(table)
+    }
+
+    /// One item by key, read consistently.
+    pub async fn get(
+        &self,
+        op: &'static str,
+        table: &str,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key(PK, AttributeValue::S(pk.into()))
+            .key(SK, AttributeValue::S(sk.into()))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| classify(op, e))?;
+        self.metrics.read(out.consumed_capacity());
+        Ok(out.item.map(Item))
+    }
+
+    /// One page of `query`, from `start`.
+    pub async fn query_page(
+        &self,
+        op: &'static str,
+        query: QueryFluentBuilder,
+        start: Option<Key>,
+    ) -> Result<QueryPage, StoreError> {
+        let out = query
+            .set_exclusive_start_key(start)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| classify(op, e))?;
+        self.metrics.read(out.consumed_capacity());
+        self.metrics.scanned(u64::try_from(out.scanned_count).unwrap_or(0));
+        Ok(QueryPage {
+            read_units: out.consumed_capacity.as_ref().and_then(|c| c.capacity_units).unwrap_or(0.0),
+            scanned: u64::try_from(out.scanned_count).unwrap_or(0),
+            items: out.items.unwrap_or_default().into_iter().map(Item).collect(),
+            next: out.last_evaluated_key,
+        })
+    }
+
+    /// Every item `query` matches, following pages until `enough` of them are read
+    /// (`None`: all).
+    pub async fn query_all(
+        &self,
+        op: &'static str,
+        query: QueryFluentBuilder,
+        enough: Option<usize>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut q = query.clone();
+            if let Some(want) = enough {
+                q = q.limit(i32::try_from(want - items.len()).unwrap_or(i32::MAX));
+            }
+            let page = self.query_page(op, q, start).await?;
+            items.extend(page.items);
+            start = page.next;
+            if start.is_none() || enough.is_some_and(|want| items.len() >= want) {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// Consistent reads of many items of `table` by key (100 keys a call, unprocessed keys
+    /// asked again). Missing items are simply absent from the result.
+    pub async fn batch_get(&self, table: &str, keys: Vec<(String, String)>) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in keys.chunks(BATCH_GET_KEYS) {
+            let mut request = KeysAndAttributes::builder().consistent_read(true);
+            for (pk, sk) in chunk {
+                request = request.keys(key(pk, sk));
+            }
+            let mut pending = Some(HashMap::from([(table.to_string(), request.build()?)]));
+            let mut attempt = 0u32;
+            while let Some(items) = pending.take().filter(|m| !m.is_empty()) {
+                attempt += 1;
+                if attempt > BATCH_ATTEMPTS {
+                    return Err(StoreError::Unavailable);
+                }
+                if attempt > 1 {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                let res = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(items))
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(|e| classify("batch_get", e))?;
+                self.metrics.read(res.consumed_capacity());
+                if let Some(found) = res.responses.and_then(|mut r| r.remove(table)) {
+                    out.extend(found.into_iter().map(Item));
+                }
+                pending = res.unprocessed_keys;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The items of `table` at `keys` (at most 100) as of one instant
+    /// (`TransactGetItems`); missing ones are absent. A read that meets a transaction in
+    /// progress on one of them is cancelled by DynamoDB and retried here with the
+    /// transactions' jittered backoff.
+    pub async fn snapshot(&self, table: &str, keys: Vec<(String, String)>) -> Result<Vec<Item>, StoreError> {
+        let gets = keys
+            .iter()
+            .map(|(pk, sk)| {
+                let get = Get::builder().table_name(table).set_key(Some(key(pk, sk))).build()?;
+                Ok(TransactGetItem::builder().get(get).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .transact_get_items()
+                .set_transact_items(Some(gets.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            let e = match result {
+                Ok(out) => {
+                    self.metrics.read(out.consumed_capacity());
+                    return Ok(out
+                        .responses
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|r| r.item)
+                        .filter(|i| !i.is_empty())
+                        .map(Item)
+                        .collect());
+                }
+                Err(e) => e,
+            };
+            let cancelled = e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception());
+            if !cancelled {
+                return Err(classify("snapshot", e));
+            }
+            let wait = backoff(attempt);
+            if attempt < SNAPSHOT_ATTEMPTS && crate::deadline::allows(wait) {
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            tracing::warn!(attempt, "snapshot read kept meeting transactions in progress");
+            return Err(StoreError::Unavailable);
+        }
+    }
+
+    /// Runs one `TransactWriteItems`. Losing to a concurrent transaction on the same items
+    /// (`TransactionConflict`) is retried with jittered backoff: the transaction did not
+    /// apply, so retrying cannot double-apply it. Failed conditions come back as
+    /// `ConditionFailed` with the index (and, where asked for, the old image) of each.
+    pub async fn transact(&self, op: &'static str, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            crate::deadline::note_write();
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            let err = match result {
+                Ok(out) => {
+                    self.metrics.write(out.consumed_capacity());
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            let retry = match &err {
+                SdkError::ServiceError(ctx) => match ctx.err() {
+                    TransactWriteItemsError::TransactionCanceledException(tc) => {
+                        let reasons = tc.cancellation_reasons();
+                        let failed: Vec<(usize, Option<Item>)> = reasons
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                            .map(|(i, r)| (i, r.item().map(|m| Item(m.clone()))))
+                            .collect();
+                        if !failed.is_empty() {
+                            return Err(StoreError::ConditionFailed { op, items: failed });
+                        }
+                        let throttled = reasons
+                            .iter()
+                            .filter_map(|r| r.code())
+                            .any(|c| matches!(c, "ThrottlingError" | "ProvisionedThroughputExceeded"));
+                        let conflict =
+                            reasons.iter().filter_map(|r| r.code()).any(|c| c == "TransactionConflict");
+                        if !throttled && !conflict {
+                            let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
+                            tracing::error!(op, ?codes, "transaction cancelled");
+                            return Err(StoreError::Internal(format!(
+                                "{op}: transaction cancelled: {codes:?}"
+                            )));
+                        }
+                        // Losing to other writers is a conflict (409: a concurrent change
+                        // won); only capacity trouble is unavailability (503).
+                        Some(if throttled { StoreError::Unavailable } else { StoreError::Contended })
+                    }
+                    e if e.code() == Some("TransactionInProgressException") => Some(StoreError::Contended),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let Some(give_up) = retry else { return Err(classify(op, err)) };
+            let wait = backoff(attempt);
+            if attempt < CONFLICT_ATTEMPTS && crate::deadline::allows(wait) {
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            tracing::warn!(op, attempt, error = %give_up, "transaction kept losing; giving up");
+            return Err(give_up);
+        }
+    }
+
+    /// Sends a conditional `PutItem`.
+    pub async fn put(&self, op: &'static str, put: PutItemFluentBuilder) -> Result<Write, StoreError> {
+        crate::deadline::note_write();
+        match put.return_consumed_capacity(ReturnConsumedCapacity::Total).send().await {
+            Ok(out) => {
+                self.metrics.write(out.consumed_capacity());
+                Ok(Write::Applied)
+            }
+            Err(SdkError::ServiceError(ctx)) if ctx.err().is_conditional_check_failed_exception() => {
+                let old = match ctx.err() {
+                    PutItemError::ConditionalCheckFailedException(c) => c.item().cloned().map(Item),
+                    _ => None,
+                };
+                Ok(Write::ConditionFailed(old))
+            }
+            Err(e) => Err(classify(op, e)),
+        }
+    }
+
+    /// Sends a conditional `DeleteItem`.
+    pub async fn delete(
+        &self,
+        op: &'static str,
+        delete: DeleteItemFluentBuilder,
+    ) -> Result<Write, StoreError> {
+        crate::deadline::note_write();
+        match delete.return_consumed_capacity(ReturnConsumedCapacity::Total).send().await {
+            Ok(out) => {
+                self.metrics.write(out.consumed_capacity());
+                Ok(Write::Applied)
+            }
+            Err(SdkError::ServiceError(ctx)) if ctx.err().is_conditional_check_failed_exception() => {
+                let old = match ctx.err() {
+                    DeleteItemError::ConditionalCheckFailedException(c) => c.item().cloned().map(Item),
+                    _ => None,
+                };
+                Ok(Write::ConditionFailed(old))
+            }
+            Err(e) => Err(classify(op, e)),
+        }
+    }
+}
+
+fn key(pk: &str, sk: &str) -> Key {
+    HashMap::from([
+        (PK.to_string(), AttributeValue::S(pk.into())),
+        (SK.to_string(), AttributeValue::S(sk.into())),
+    ])
+}
+
+/// Exponential backoff with jitter: half the step fixed, half random, so that buyers who
+/// lost the same race do not come back together.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    let base = 10u64 << attempt.min(6);
+    Duration::from_millis(base / 2 + fastrand::u64(0..base))
+}
+
+/// Maps an SDK error to a store error, logging what the client will not see.
+pub(crate) fn classify<E, R>(op: &'static str, err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match &err {
+        SdkError::ServiceError(ctx) => {
+            let code = ctx.err().code().unwrap_or("unknown");
+            match code {
+                "ConditionalCheckFailedException" => {
+                    StoreError::ConditionFailed { op, items: vec![(0, None)] }
+                }
+                "ThrottlingException"
+                | "ProvisionedThroughputExceededException"
+                | "RequestLimitExceeded"
+                | "InternalServerError"
+                | "ServiceUnavailable" => {
+                    tracing::warn!(op, code, "storage throttled or failing");
+                    StoreError::Unavailable
+                }
+                _ => {
+                    let message = ctx.err().message().unwrap_or_default().to_string();
+                    tracing::error!(op, code, message, "storage request refused");
+                    StoreError::Internal(format!("{op}: {code}"))
+                }
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            tracing::warn!(op, error = %aws_smithy_types::error::display::DisplayErrorContext(&err), "storage unreachable");
+            StoreError::Unavailable
+        }
+        _ => {
+            tracing::error!(op, error = %aws_smithy_types::error::display::DisplayErrorContext(&err), "storage request failed");
+            StoreError::Internal(format!("{op}: request failed"))
+        }
+    }
+}

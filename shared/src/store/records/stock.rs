@@ -1,0 +1,172 @@
+//! Stock rows: one per (product, warehouse, bucket), with every stock move as an update
+//! whose condition keeps `on_hand = reserved + available`, all >= 0.
+
+use super::{n, s, to_attrs, update_at, Attrs};
+use crate::domain::stock::{StockLevel, Units, WarehouseId, MAX_QUANTITY};
+use crate::domain::time::parse_time;
+use crate::store::keys::{stock_pk, stock_sk, BUCKET};
+use crate::store::{Item, StoreError};
+use aws_sdk_dynamodb::types::builders::UpdateBuilder;
+use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, Update};
+use serde::{Deserialize, Serialize};
+
+/// A stock row as stored.
+#[derive(Debug, Serialize, Deserialize)]
+struct StockRecord {
+    pk: String,
+    sk: String,
+    entity: String,
+    product_id: String,
+    warehouse_id: String,
+    on_hand: i64,
+    reserved: i64,
+    available: i64,
+    created_at: String,
+    updated_at: String,
+    last_actor: String,
+    /// Only buckets 1.. name theirs, so unbucketed rows keep the shape they always had.
+    #[serde(default, skip_serializing_if = "super::is_zero")]
+    bucket: usize,
+}
+
+/// A new row holding `level`'s units.
+pub fn item(
+    product_id: &str,
+    bucket: usize,
+    level: &StockLevel,
+    now: &str,
+    actor: &str,
+) -> Result<Attrs, StoreError> {
+    to_attrs(&StockRecord {
+        pk: stock_pk(product_id, bucket),
+        sk: stock_sk(level.warehouse_id.as_str()),
+        entity: "stock".into(),
+        product_id: product_id.into(),
+        warehouse_id: level.warehouse_id.as_str().into(),
+        on_hand: level.units.on_hand,
+        reserved: level.units.reserved,
+        available: level.units.available,
+        created_at: now.into(),
+        updated_at: now.into(),
+        last_actor: actor.into(),
+        bucket,
+    })
+}
+
+pub fn level(i: &Item) -> Result<StockLevel, StoreError> {
+    let r: StockRecord = super::from_item(i)?;
+    Ok(StockLevel {
+        warehouse_id: WarehouseId::parse(&r.warehouse_id).map_err(StoreError::Internal)?,
+        units: Units { on_hand: r.on_hand, reserved: r.reserved, available: r.available },
+        updated_at: parse_time(&r.updated_at).ok_or_else(|| StoreError::Internal("bad stock time".into()))?,
+    })
+}
+
+/// The bucket a stock row, reservation or order line names (absent: 0).
+pub fn bucket_of(i: &Item) -> Result<usize, StoreError> {
+    usize::try_from(i.opt_n(BUCKET).unwrap_or(0)).map_err(|_| StoreError::Internal("bad bucket".into()))
+}
+
+/// An update of one stock row stamped with the time and actor.
+fn row(
+    table: &str,
+    product_id: &str,
+    bucket: usize,
+    warehouse: &str,
+    now: &str,
+    actor: &str,
+) -> UpdateBuilder {
+    update_at(table, stock_pk(product_id, bucket), stock_sk(warehouse))
+        .expression_attribute_values(":now", s(now))
+        .expression_attribute_values(":actor", s(actor))
+}
+
+/// Where a stock move happens.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    pub table: &'a str,
+    pub product_id: &'a str,
+    pub warehouse: &'a str,
+    pub bucket: usize,
+    pub now: &'a str,
+    pub actor: &'a str,
+}
+
+impl Row<'_> {
+    fn update(&self) -> UpdateBuilder {
+        row(self.table, self.product_id, self.bucket, self.warehouse, self.now, self.actor)
+    }
+
+    /// Adds `x` on-hand units, creating the row (and naming its bucket) if it is new; on
+    /// condition that on-hand stays within the maximum.
+    pub fn add(&self, x: i64) -> Result<Update, StoreError> {
+        // BUCKET is one of DynamoDB's reserved words, hence `#bucket`.
+        let (tag, update) = match self.bucket {
+            0 => ("", self.update()),
+            b => (
+                ", #bucket = :b",
+                self.update()
+                    .expression_attribute_names("#bucket", BUCKET)
+                    .expression_attribute_values(":b", n(b as i64)),
+            ),
+        };
+        Ok(update
+            .update_expression(format!(
+                "SET on_hand = if_not_exists(on_hand, :zero) + :x, \
+                 available = if_not_exists(available, :zero) + :x, \
+                 reserved = if_not_exists(reserved, :zero), \
+                 entity = :entity, product_id = :pid, warehouse_id = :wh{tag}, \
+                 created_at = if_not_exists(created_at, :now), updated_at = :now, last_actor = :actor",
+            ))
+            .condition_expression("attribute_not_exists(on_hand) OR on_hand <= :room")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":x", n(x))
+            .expression_attribute_values(":room", n(MAX_QUANTITY - x))
+            .expression_attribute_values(":entity", s("stock"))
+            .expression_attribute_values(":pid", s(self.product_id))
+            .expression_attribute_values(":wh", s(self.warehouse))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?)
+    }
+
+    /// Removes `x` on-hand units, on condition that they are available.
+    pub fn remove(&self, x: i64) -> Result<Update, StoreError> {
+        self.moved("on_hand = on_hand - :x, available = available - :x", "available >= :x", x)
+    }
+
+    /// Moves `x` into the row from elsewhere in the same transaction (on-hand and
+    /// available), on condition that the row exists.
+    pub fn receive(&self, x: i64) -> Result<Update, StoreError> {
+        self.moved("on_hand = on_hand + :x, available = available + :x", "attribute_exists(on_hand)", x)
+    }
+
+    /// Holds `x` units: available -> reserved, on condition that they are available.
+    pub fn hold(&self, x: i64) -> Result<Update, StoreError> {
+        self.moved("available = available - :x, reserved = reserved + :x", "available >= :x", x)
+    }
+
+    /// Gives `x` held units back: reserved -> available.
+    pub fn give_back(&self, x: i64) -> Result<Update, StoreError> {
+        self.moved("available = available + :x, reserved = reserved - :x", "reserved >= :x", x)
+    }
+
+    /// Sells `x` held units: they leave reserved and on-hand.
+    pub fn sell(&self, x: i64) -> Result<Update, StoreError> {
+        self.moved("on_hand = on_hand - :x, reserved = reserved - :x", "reserved >= :x", x)
+    }
+
+    /// Puts `x` sold units back on hand and on sale (a cancelled order).
+    pub fn restock(&self, x: i64) -> Result<Update, StoreError> {
+        self.moved("on_hand = on_hand + :x, available = available + :x", "attribute_exists(pk)", x)
+    }
+
+    fn moved(&self, set: &str, condition: &str, x: i64) -> Result<Update, StoreError> {
+        Ok(self
+            .update()
+            .update_expression(format!("SET {set}, updated_at = :now, last_actor = :actor"))
+            .condition_expression(condition)
+            .expression_attribute_values(":x", n(x))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?)
+    }
+}

@@ -1,0 +1,252 @@
+//! Stock: adjustments of on-hand units and the buckets of hot products. Holds and sales
+//! move stock too, but inside the reservation and order transactions (see
+//! `records::stock::Row`).
+
+use super::keys::*;
+use super::records::stock::{self as rec, Row};
+use super::records::{self, update};
+use super::{Repo, StoreError};
+use crate::domain::buckets::{plan_removal, split_evenly};
+use crate::domain::stock::{StockLevel, Units, WarehouseId, MAX_QUANTITY};
+use crate::domain::time::format_time;
+use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+
+/// Why a stock adjustment did not apply.
+#[derive(Debug, Error)]
+pub enum AdjustError {
+    #[error("no such product")]
+    ProductNotFound,
+    #[error("no stock in that warehouse")]
+    WarehouseNotFound,
+    #[error("only {available} available")]
+    Insufficient { available: i64 },
+    #[error("on-hand would pass the maximum")]
+    TooMuch,
+    /// A bucketed removal kept losing races with reservations; nothing was written.
+    #[error("buckets kept changing")]
+    Contended,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What gathering units into one bucket did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gathered {
+    Moved,
+    /// A donor no longer had its share (a racing reservation took it); nothing moved.
+    Raced,
+}
+
+/// How often a bucketed removal re-plans on a fresh snapshot after losing a race.
+const REMOVAL_ATTEMPTS: usize = 4;
+
+/// An adjustment of one product's stock in one warehouse.
+#[derive(Debug, Clone, Copy)]
+pub struct Adjustment<'a> {
+    pub product_id: &'a str,
+    pub warehouse: &'a WarehouseId,
+    pub delta: i64,
+    /// The product's `stock_buckets`.
+    pub buckets: usize,
+    pub now: DateTime<Utc>,
+    pub actor: &'a str,
+}
+
+#[derive(Debug, Clone)]
+pub struct Stock(pub(crate) Repo);
+
+impl Stock {
+    fn row<'a>(&'a self, a: &Adjustment<'a>, bucket: usize, now: &'a str) -> Row<'a> {
+        Row {
+            table: &self.0.table,
+            product_id: a.product_id,
+            warehouse: a.warehouse.as_str(),
+            bucket,
+            now,
+            actor: a.actor,
+        }
+    }
+
+    /// The check that the product exists, first in every adjustment.
+    fn product_exists(&self, product_id: &str) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&*self.0.table)
+            .key(PK, records::s(product_pk(product_id)))
+            .key(SK, records::s(PRODUCT_SK))
+            .condition_expression("attribute_exists(pk)")
+            .build()?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    /// Adds (`delta > 0`, creating the row if needed) or removes on-hand units in one
+    /// conditional transaction: the product must exist, removal may only take available
+    /// units, and on-hand may not pass the maximum.
+    pub async fn adjust(&self, a: Adjustment<'_>) -> Result<(), AdjustError> {
+        if a.buckets > 1 {
+            return self.adjust_buckets(a).await;
+        }
+        let now = format_time(a.now);
+        let row = self.row(&a, 0, &now);
+        let change = if a.delta > 0 { row.add(a.delta)? } else { row.remove(-a.delta)? };
+        let items = vec![self.product_exists(a.product_id)?, update(change)];
+        let e = match self.0.db.transact("adjust_stock", items).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if e.failed_at(0).is_some() {
+            return Err(AdjustError::ProductNotFound);
+        }
+        let Some(old) = e.failed_at(1) else { return Err(e.into()) };
+        if a.delta > 0 {
+            return Err(AdjustError::TooMuch);
+        }
+        let old = match old {
+            Some(item) => Some(item.clone()),
+            None => {
+                self.0
+                    .db
+                    .get(
+                        "adjust_stock",
+                        &self.0.table,
+                        &product_pk(a.product_id),
+                        &stock_sk(a.warehouse.as_str()),
+                    )
+                    .await?
+            }
+        };
+        match old.and_then(|i| i.opt_n("available")) {
+            None => Err(AdjustError::WarehouseNotFound),
+            Some(available) => Err(AdjustError::Insufficient { available }),
+        }
+    }
+
+    /// `adjust` for a bucketed product. An addition is split evenly over the buckets
+    /// (creating rows of a new warehouse in every bucket); a removal takes available
+    /// units from the fullest buckets (`plan_removal`), each on condition that they are
+    /// still there, re-planned on a fresh snapshot when a reservation got there first.
+    /// The maximum is checked on the snapshot's sum (and per row in the write), so only
+    /// two admins adding at the same instant could pass it together.
+    async fn adjust_buckets(&self, a: Adjustment<'_>) -> Result<(), AdjustError> {
+        let now = format_time(a.now);
+        let k = a.buckets;
+        for _ in 0..REMOVAL_ATTEMPTS {
+            let snapshot = self.buckets(a.product_id, a.warehouse, k).await?;
+            let mut items = vec![self.product_exists(a.product_id)?];
+            if a.delta > 0 {
+                let on_hand: i64 = snapshot.iter().flatten().map(|b| b.on_hand).sum();
+                if on_hand + a.delta > MAX_QUANTITY {
+                    return Err(AdjustError::TooMuch);
+                }
+                for (bucket, x) in split_evenly(a.delta, k).into_iter().enumerate() {
+                    // A known warehouse has a row in every bucket (they are created
+                    // together), so a bucket whose share is 0 is left alone: writing it
+                    // would change nothing but `updated_at` and audit an empty change.
+                    if x == 0 && snapshot.is_some() {
+                        continue;
+                    }
+                    items.push(update(self.row(&a, bucket, &now).add(x)?));
+                }
+            } else {
+                let Some(buckets) = snapshot else { return Err(AdjustError::WarehouseNotFound) };
+                let Some(takes) = plan_removal(&buckets, -a.delta) else {
+                    return Err(AdjustError::Insufficient {
+                        available: buckets.iter().map(|b| b.available).sum(),
+                    });
+                };
+                for (bucket, x) in takes {
+                    items.push(update(self.row(&a, bucket, &now).remove(x)?));
+                }
+            }
+            match self.0.db.transact("adjust_stock", items).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.failed_at(0).is_some() => return Err(AdjustError::ProductNotFound),
+                Err(StoreError::ConditionFailed { .. }) if a.delta > 0 => return Err(AdjustError::TooMuch),
+                Err(StoreError::ConditionFailed { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AdjustError::Contended)
+    }
+
+    /// Each bucket of one warehouse's stock of a bucketed product, indexed by bucket, read
+    /// consistently; a bucket without a row reads as empty. `None`: no bucket has a row
+    /// (the warehouse is unknown).
+    pub async fn buckets(
+        &self,
+        product_id: &str,
+        warehouse: &WarehouseId,
+        k: usize,
+    ) -> Result<Option<Vec<Units>>, StoreError> {
+        let keys = (0..k).map(|b| (stock_pk(product_id, b), stock_sk(warehouse.as_str()))).collect();
+        let rows = self.0.db.batch_get(&self.0.table, keys).await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut buckets = vec![Units::default(); k];
+        for row in &rows {
+            if let Some(slot) = buckets.get_mut(rec::bucket_of(row)?) {
+                *slot = rec::level(row)?.units;
+            }
+        }
+        Ok(Some(buckets))
+    }
+
+    /// Moves available units from `donors` into bucket `into` (net zero on-hand), each
+    /// donor on condition that it still has them.
+    pub async fn gather(
+        &self,
+        product_id: &str,
+        warehouse: &WarehouseId,
+        into: usize,
+        donors: &[(usize, i64)],
+        now: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<Gathered, StoreError> {
+        let now = format_time(now);
+        let row = |bucket| Row {
+            table: &self.0.table,
+            product_id,
+            warehouse: warehouse.as_str(),
+            bucket,
+            now: &now,
+            actor,
+        };
+        let moved: i64 = donors.iter().map(|(_, x)| x).sum();
+        let mut items = vec![update(row(into).receive(moved)?)];
+        for &(bucket, x) in donors {
+            items.push(update(row(bucket).remove(x)?));
+        }
+        match self.0.db.transact("gather_stock", items).await {
+            Ok(()) => Ok(Gathered::Moved),
+            Err(StoreError::ConditionFailed { .. }) => Ok(Gathered::Raced),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A product's stock rows as of one instant. An unbucketed product's rows are bucket
+    /// 0's, which came with the product's own `Query`. A bucketed product's rows, every
+    /// bucket of every warehouse, are read again in one `TransactGetItems`: a gather
+    /// (units moved between buckets by one transaction) is then seen whole or not at all,
+    /// so no read shows a total that never was. Every warehouse has a row in every bucket
+    /// (creation and additions write them all), so bucket 0's rows name the keys;
+    /// `warehouses x stock_buckets <= 98` keeps them within one call's 100 items.
+    pub(crate) async fn all_buckets(
+        &self,
+        id: &str,
+        k: usize,
+        bucket_zero: Vec<StockLevel>,
+    ) -> Result<Vec<StockLevel>, StoreError> {
+        // No warehouse yet (a product created without stock): nothing to read, and
+        // TransactGetItems refuses an empty list.
+        if k <= 1 || bucket_zero.is_empty() {
+            return Ok(bucket_zero);
+        }
+        let keys: Vec<(String, String)> = bucket_zero
+            .iter()
+            .flat_map(|row| (0..k).map(move |b| (stock_pk(id, b), stock_sk(row.warehouse_id.as_str()))))
+            .collect();
+        self.0.db.snapshot(&self.0.table, keys).await?.iter().map(rec::level).collect()
+    }
+}
