@@ -5,13 +5,28 @@ CARGO ?= cargo
 PORT ?= 8000
 export PORT
 
-.PHONY: sam-local help deps build dev test iam-reset iam-coverage test-rust fuzz fuzz-quick lint cfn-lint sam-check token lambda docs-assets bench bench-reserve bench-expiry bench-orders
+.PHONY: sam-local help deps build dev test iam-reset iam-coverage test-rust fuzz fuzz-quick lint check-template sam-check token lambda docs-assets bench bench-reserve bench-expiry bench-orders
 
 help:
-	@echo "make dev    serve the API on http://127.0.0.1:$(PORT) with DynamoDB Local"
-	@echo "make test   run every test against a throwaway DynamoDB Local"
-	@echo "make lint   rustfmt and clippy"
-	@echo "make token SUB=alice GROUPS=admin   print a token for the local gateway"
+	@echo "The two commands:"
+	@echo "  make dev             serve the API on http://127.0.0.1:$(PORT) with its local stack (Ctrl-C stops all)"
+	@echo "  make test            every test against a throwaway local stack, then the IAM coverage check"
+	@echo "Checks:"
+	@echo "  make lint            rustfmt and clippy"
+	@echo "  make check-template  cfn-lint and sam validate --lint on template.yaml"
+	@echo "  make test-rust       the Rust tests alone (unit, integration, Lambda-level)"
+	@echo "  make fuzz            schemathesis, 300 examples per operation (make fuzz-quick: 15)"
+	@echo "  make iam-coverage    every IAM grant of template.yaml used by some test (after make test-rust)"
+	@echo "  make sam-check       template checks, then sam build of the nine functions and their sizes"
+	@echo "  make sam-local       each sam build artifact under sam local invoke and start-api (root)"
+	@echo "Figures (never asserted; see BENCHMARKS.md):"
+	@echo "  make bench           every benchmark (make bench-reserve, bench-expiry, bench-orders: one each)"
+	@echo "  make lambda          release arm64 bootstraps and their sizes"
+	@echo "Tools:"
+	@echo "  make token SUB=alice GROUPS=admin   print a token for the local gateway"
+	@echo "  make deps            install the local stack's tools (make dev and make test do it too)"
+	@echo "  make build           build the workspace"
+	@echo "  make docs-assets     refresh the docs page's Swagger UI files from npm"
 
 deps:
 	@infra/scripts/deps.sh
@@ -26,7 +41,7 @@ dev: deps build
 # that makes it in AWS (shared::iam); the grants each process used are collected in
 # IAM_USAGE_DIR, and iam-coverage fails when the template grants something no test used.
 IAM_USAGE_DIR := $(CURDIR)/target/iam-usage
-test: deps cfn-lint iam-reset test-rust fuzz-quick iam-coverage
+test: deps check-template iam-reset test-rust fuzz-quick iam-coverage
 
 iam-reset:
 	rm -rf "$(IAM_USAGE_DIR)"
@@ -49,7 +64,7 @@ fuzz: deps build
 	infra/scripts/with-stack.sh -- infra/scripts/fuzz.sh 300
 
 # Template checks: cfn-lint, and SAM's own validation with its linter (offline).
-cfn-lint: deps
+check-template: deps
 	.venv/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/sam validate --lint --region us-east-1
 
@@ -90,7 +105,7 @@ bench: deps
 # SAM_FAST=1 (CI) keeps the release profile but without any LTO and with 16 codegen units:
 # the same build through SAM and cargo-lambda, in a third of the time on 2 cores (the nine
 # thin-LTO links alone take ~15 min); `make lambda` measures the tuned artifacts.
-sam-check: cfn-lint
+sam-check: check-template
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
 	$(if $(SAM_FAST),CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_INCREMENTAL=false) \
 	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/sam build

@@ -7,7 +7,7 @@
 # stateful phase ignores per-operation settings, so they are excluded here rather than in
 # infra/schemathesis.toml): "use after free" assumes DELETE removes a resource, while
 # DELETE /api/reservations/{id} releases a hold that stays readable as `released`; and
-# "created resource not found" takes API.md's 404 for a negative delta on a warehouse
+# "created resource not found" takes docs/api.md's 404 for a negative delta on a warehouse
 # the new product lacks for a missing product. Integration tests cover both behaviours.
 # One worker: with two, schemathesis's threads call ast.parse concurrently, which this
 # machine's CPython 3.11.7 can abort with "SystemError: AST constructor recursion depth

@@ -1,6 +1,16 @@
-//! Benchmarks that print figures, run against DynamoDB Local through the in-process
-//! local gateway (`make bench-reserve`, `make bench-expiry`).
+//! Benchmarks that print figures (never asserted), run against DynamoDB Local through the
+//! in-process local gateway. `make bench` runs `bench all`; `make bench-reserve`,
+//! `make bench-expiry` and `make bench-orders` run one each. BENCHMARKS.md explains every
+//! figure. Subcommands:
 //!
+//! - `bench all`: every benchmark below with its default sizes, writing
+//!   `target/bench/<name>.json`.
+//! - `bench flash [BUYERS] [UNITS] [C] [BUCKETS]`: a flash sale (default 2,000 buyers, 200
+//!   units, 64 concurrent) beside the bare transaction at the same concurrency.
+//! - `bench walk [USERS] [C]`: reserve, order and confirm per user, step latencies.
+//! - `bench lists`: order list pages at 1,000 and 50,000 orders.
+//! - `bench cold [RUNS]`: each function binary's start to first response.
+//! - `bench cost`: DynamoDB requests and capacity units per operation.
 //! - `bench reserve [N] [CONCURRENCY]`: POST /api/reservations latency (p50/p90/p99/max)
 //!   and throughput, N requests (default 300) at each concurrency (default 1 and 16).
 //! - `bench expiry [N] [TTL]`: N holds (default 100) with a TTL of TTL seconds (default 2)

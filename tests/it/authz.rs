@@ -1,5 +1,5 @@
 //! The authorization matrix: every route, called anonymously, by the owner of the thing,
-//! by another user and by an admin, answers what API.md says; every id-taking route
+//! by another user and by an admin, answers what docs/api.md says; every id-taking route
 //! treats another user's id exactly like an id that does not exist (no BOLA, no leak of
 //! existence), and a refused call changes nothing.
 

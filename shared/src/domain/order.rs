@@ -1,5 +1,5 @@
 //! Orders: the conversion request, the entity, and the status state machine with the
-//! role rules of API.md.
+//! role rules of docs/api.md.
 
 use super::validate::{string, Fields};
 use super::DomainError;

@@ -71,7 +71,7 @@ pub enum WarehouseChoice {
     Insufficient { available: i64 },
 }
 
-/// API.md: the one warehouse that can fill the whole quantity with the most available
+/// docs/api.md: the one warehouse that can fill the whole quantity with the most available
 /// units; ties go to the smallest warehouse id. Splitting across warehouses is not done.
 pub fn choose_warehouse(stock: &[StockLevel], quantity: i64) -> WarehouseChoice {
     let best = stock.iter().max_by(|a, b| {

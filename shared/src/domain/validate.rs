@@ -1,5 +1,5 @@
 //! Turns an untyped JSON object into validated values, collecting every field error so
-//! that a client sees all problems at once. Unknown fields are errors (API.md).
+//! that a client sees all problems at once. Unknown fields are errors (docs/api.md).
 
 use super::{DomainError, FieldError};
 use serde_json::{Map, Value};

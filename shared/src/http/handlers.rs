@@ -3,7 +3,6 @@
 //! a service says is a `DomainError` inside one.
 
 use super::dto::{AuditDto, ListDto, OrderDto, ProductDto, ReservationDto};
-use super::routes::Ctx;
 use super::{json_response, query, ApiError, ApiRequest, ApiResponse};
 use crate::domain::caller::Caller;
 use crate::domain::fingerprint::fingerprint;
@@ -16,6 +15,21 @@ use crate::service::{App, AuditQuery, Created, IdempotencyRequest, AUDIT_PARAMS}
 use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{Map, Value};
+
+/// A route's handler: parse, call a service, map the result.
+pub type Handler = for<'a> fn(&'a App, Ctx<'a>) -> BoxFuture<'a, Result<ApiResponse, ApiError>>;
+
+/// What a handler gets besides the application.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    /// The values of the path's `{name}` segments, in order.
+    pub params: &'a [String],
+    /// The route's path pattern (`/api/orders/{id}`).
+    pub pattern: &'static str,
+    /// The authenticated caller; `None` on public routes.
+    pub caller: Option<&'a Caller>,
+    pub req: &'a ApiRequest,
+}
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
@@ -82,13 +96,15 @@ fn created<T>(result: Created<T>, encode: fn(&T) -> String) -> ApiResponse {
     }
 }
 
-/// The idempotency request of a create, if it carries a valid `Idempotency-Key`.
+/// The idempotency request of a create, if it carries a valid `Idempotency-Key`; keys are
+/// scoped to the route (`POST /api/orders`).
 fn idempotency<T>(
-    req: &ApiRequest,
-    route: &'static str,
+    cx: &Ctx<'_>,
     body: Map<String, Value>,
     encode: fn(&T) -> String,
 ) -> Result<Option<IdempotencyRequest<T>>, ApiError> {
+    let req = cx.req;
+    let route = format!("{} {}", req.method, cx.pattern);
     let Some(v) = req.headers.get(IDEMPOTENCY_KEY) else { return Ok(None) };
     // 1..=255 visible ASCII characters.
     let key = match v.to_str() {
@@ -144,7 +160,7 @@ handler!(create_reservation(app, cx) {
     let body = body(cx.req)?;
     no_query(cx.req)?;
     let new = NewReservation::from_json(&body)?;
-    let idem = idempotency(cx.req, "POST /api/reservations", body, encode_reservation)?;
+    let idem = idempotency(&cx, body, encode_reservation)?;
     Ok(created(app.create_reservation(who, new, idem).await?, encode_reservation))
 });
 
@@ -174,7 +190,7 @@ handler!(create_order(app, cx) {
     let body = body(cx.req)?;
     no_query(cx.req)?;
     let new = NewOrder::from_json(&body)?;
-    let idem = idempotency(cx.req, "POST /api/orders", body, encode_order)?;
+    let idem = idempotency(&cx, body, encode_order)?;
     Ok(created(app.create_order(who, new, idem).await?, encode_order))
 });
 

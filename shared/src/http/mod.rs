@@ -151,7 +151,7 @@ async fn route_and_handle(
         }
     };
     let user = caller.as_ref().map(|c| c.user_id.clone());
-    let cx = routes::Ctx { params: &params, caller: caller.as_ref(), req: &req };
+    let cx = handlers::Ctx { params: &params, pattern: route.path, caller: caller.as_ref(), req: &req };
     let resp = match crate::deadline::run(req.deadline, (route.handler)(app, cx)).await {
         Ok(Ok(resp)) => resp,
         Ok(Err(e)) => Problem::from(e).into_response(&rid),

@@ -2,11 +2,7 @@
 //! gateway serves all of them (`API`), each function binary only its own, and a test
 //! compares them with `template.yaml`.
 
-use super::handlers as h;
-use super::{ApiError, ApiRequest, ApiResponse};
-use crate::domain::caller::Caller;
-use crate::service::App;
-use futures::future::BoxFuture;
+use super::handlers::{self as h, Handler};
 use http::Method;
 
 /// Names every route (logs, tests).
@@ -27,19 +23,6 @@ pub enum RouteId {
     OpenApi,
     Docs,
     DocsAsset,
-}
-
-/// A route's handler: parse, call a service, map the result.
-pub type Handler = for<'a> fn(&'a App, Ctx<'a>) -> BoxFuture<'a, Result<ApiResponse, ApiError>>;
-
-/// What a handler gets besides the application.
-#[derive(Debug, Clone, Copy)]
-pub struct Ctx<'a> {
-    /// The values of the path's `{name}` segments, in order.
-    pub params: &'a [String],
-    /// The authenticated caller; `None` on public routes.
-    pub caller: Option<&'a Caller>,
-    pub req: &'a ApiRequest,
 }
 
 /// One API route.

@@ -42,12 +42,12 @@ impl LocalIam {
     /// The template of `IAM_TEMPLATE` (a path) or the one built in, recording into
     /// `IAM_USAGE_DIR` when set.
     pub fn from_env(names: &LocalNames) -> Result<Self, IamError> {
-        let text = match crate::config::var("IAM_TEMPLATE") {
+        let text = match var("IAM_TEMPLATE") {
             Some(path) => std::fs::read_to_string(&path)
                 .map_err(|e| IamError::Template(format!("IAM_TEMPLATE {path}: {e}")))?,
             None => EMBEDDED_TEMPLATE.to_string(),
         };
-        Self::new(&text, names, crate::config::var("IAM_USAGE_DIR").map(Into::into))
+        Self::new(&text, names, var("IAM_USAGE_DIR").map(Into::into))
     }
 
     pub fn template(&self) -> &Template {
@@ -265,4 +265,10 @@ impl HttpConnector for GuardedConnector {
             }
         }
     }
+}
+
+/// A set, non-empty environment variable (read here, not through `config`, which is built
+/// on top of this module).
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }

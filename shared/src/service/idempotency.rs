@@ -15,7 +15,7 @@ use std::future::Future;
 pub struct IdempotencyRequest<T> {
     pub key: String,
     /// The route the key is scoped to (keys are per user and route).
-    pub route: &'static str,
+    pub route: String,
     pub fingerprint: String,
     /// What a retry gets back: the new entity as the caller would show it.
     pub encode: fn(&T) -> String,
@@ -63,7 +63,7 @@ impl App {
         let Some(idem) = idem else {
             return op(None).await.map(Created::New);
         };
-        let key = IdemKey::new(&caller.user_id, idem.route, &idem.key);
+        let key = IdemKey::new(&caller.user_id, &idem.route, &idem.key);
         let token = new_id(self.clock.now());
         let repo = &self.store.idempotency;
         // The lease and the operation run in a part of the request's time that leaves

@@ -75,14 +75,7 @@ impl Reservations {
     ) -> Result<(), ReserveError> {
         let table = &*self.0.table;
         let now = format_time(r.created_at);
-        let row = Row {
-            table,
-            product_id: &r.product_id,
-            warehouse: r.warehouse_id.as_str(),
-            bucket: r.bucket,
-            now: &now,
-            actor,
-        };
+        let row = held_row(table, r, &now, actor);
         let mut items = vec![
             update(row.hold(r.quantity)?),
             records::put(table, rec::item(r, actor)?, "attribute_not_exists(pk)")?,
@@ -143,14 +136,7 @@ impl Reservations {
             HoldEnd::Release => (ReservationStatus::Released, "expires_at > :now"),
             HoldEnd::Expire => (ReservationStatus::Expired, "expires_at <= :now"),
         };
-        let row = Row {
-            table,
-            product_id: &r.product_id,
-            warehouse: r.warehouse_id.as_str(),
-            bucket: r.bucket,
-            now: &now,
-            actor,
-        };
+        let row = held_row(table, r, &now, actor);
         let items = vec![
             update(rec::end(table, &r.id, status, timing, &now, actor)?),
             update(row.give_back(r.quantity)?),
@@ -195,4 +181,9 @@ impl Reservations {
         }
         Ok(out)
     }
+}
+
+/// The stock row a reservation holds its units in.
+fn held_row<'a>(table: &'a str, r: &'a Reservation, now: &'a str, actor: &'a str) -> Row<'a> {
+    Row { table, product_id: &r.product_id, warehouse: r.warehouse_id.as_str(), bucket: r.bucket, now, actor }
 }
