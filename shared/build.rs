@@ -1,10 +1,19 @@
-//! Converts `openapi.yaml` (the reviewable form of the spec) to the JSON that
-//! `GET /api/openapi.json` serves, at build time: no YAML parser ships in a Lambda
-//! function, and a spec that does not parse fails the build instead of a request.
+//! Converts the repository's two YAML documents to JSON at build time, so that no YAML
+//! parser ships in a Lambda function and a document that does not parse fails the build:
+//! `openapi.yaml` (served at `GET /api/openapi.json`) and `template.yaml` (whose IAM
+//! policies, timeouts and events the local stack enforces, `iam::policy`).
 
 use std::path::PathBuf;
 
 fn main() {
+    let template = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    println!("cargo:rerun-if-changed={}", template.display());
+    let text =
+        std::fs::read_to_string(&template).unwrap_or_else(|e| panic!("read {}: {e}", template.display()));
+    let json = template_json::to_json_text(&text).unwrap_or_else(|e| panic!("{}: {e}", template.display()));
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("template.json");
+    std::fs::write(&out, json).unwrap_or_else(|e| panic!("write {}: {e}", out.display()));
+
     let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../openapi.yaml");
     println!("cargo:rerun-if-changed={}", spec.display());
     let text = std::fs::read_to_string(&spec).unwrap_or_else(|e| panic!("read {}: {e}", spec.display()));

@@ -41,7 +41,7 @@ fn pair(action: &str, actor: &str) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scripted_scenario_yields_exactly_the_expected_entries_with_actors_and_diffs() {
     let clock = ManualClock::new(chrono::Utc::now());
-    let app = app_on_fresh_table().await.with_clock(Arc::new(clock.clone()));
+    let app = with_clock(app_on_fresh_table().await, Arc::new(clock.clone()));
     start_audit_poller(&app).await;
     let gw = gateway_for(app.clone()).await;
     let admin = token("admin-1", true);

@@ -43,10 +43,12 @@ async fn when_expire_sweep_and_release_race_each_hold_returns_its_units_exactly_
     // is a hair before that (release allowed), the jobs' clock at it (expire and sweep
     // allowed), as clocks of different machines may be. All three go at once on every hold.
     let expiry = start.now() + Duration::seconds(600);
-    let owner_app = as_function(&gw.app, "reserve")
-        .with_clock(Arc::new(ManualClock::new(expiry - Duration::milliseconds(1))));
-    let expire_app = as_function(&gw.app, "expire").with_clock(Arc::new(ManualClock::new(expiry)));
-    let sweep_app = as_function(&gw.app, "sweep").with_clock(Arc::new(ManualClock::new(expiry)));
+    let owner_app = with_clock(
+        as_function(&gw.app, "reserve"),
+        Arc::new(ManualClock::new(expiry - Duration::milliseconds(1))),
+    );
+    let expire_app = with_clock(as_function(&gw.app, "expire"), Arc::new(ManualClock::new(expiry)));
+    let sweep_app = with_clock(as_function(&gw.app, "sweep"), Arc::new(ManualClock::new(expiry)));
     let caller = Caller { user_id: user.clone(), is_admin: false };
 
     let releases = join_all(ids.iter().map(|id| owner_app.release_reservation(&caller, id)));

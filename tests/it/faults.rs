@@ -10,7 +10,10 @@ use axum::response::IntoResponse;
 use serde_json::json;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use stockhold_tests::{app, app_via, free_port, gateway, gateway_for, token, unique, Reply, TestGateway};
+use stockhold_tests::{
+    app, app_via, free_port, gateway, gateway_for, template_json, token, unique, Reply, TestGateway,
+    TEMPLATE_YAML,
+};
 
 /// How a planned request fails.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -363,13 +366,9 @@ async fn every_log_line_of_a_request_carries_its_request_id_and_never_the_token(
 /// applies a transaction well inside it), as the deadline tests need.
 async fn gateway_with_short_timeout(proxy: &Proxy) -> TestGateway {
     let base = app().await;
-    let template =
-        shared::iam::policy::EMBEDDED_TEMPLATE.replacen("    Timeout: 10\n", "    Timeout: 4\n", 1);
-    assert_ne!(
-        template,
-        shared::iam::policy::EMBEDDED_TEMPLATE,
-        "the global Timeout moved; update this test"
-    );
+    let template = TEMPLATE_YAML.replacen("    Timeout: 10\n", "    Timeout: 4\n", 1);
+    assert_ne!(template, TEMPLATE_YAML, "the global Timeout moved; update this test");
+    let template = template_json(&template);
     let names = shared::iam::LocalNames::default()
         .with("Table", base.store.table())
         .with("AuditTable", base.store.audit_table());

@@ -14,6 +14,15 @@ use tokio::sync::OnceCell;
 
 pub const SECRET: &str = "test-secret";
 
+/// `template.yaml` as written, for tests that enforce a changed copy of it.
+pub const TEMPLATE_YAML: &str = include_str!("../../template.yaml");
+
+/// A (changed) template in the JSON form the local IAM reads, converted as the build
+/// converts `template.yaml`.
+pub fn template_json(yaml: &str) -> String {
+    template_json::to_json_text(yaml).expect("the template parses")
+}
+
 fn table_name() -> &'static str {
     static NAME: OnceLock<String> = OnceLock::new();
     NAME.get_or_init(|| format!("it-{}", ulid::Ulid::new().to_string().to_lowercase()))
@@ -64,6 +73,12 @@ pub async fn function_client(app: &App, binary: &str) -> aws_sdk_dynamodb::Clien
     let http = iam.client_for(binary, shared::iam::Service::DynamoDb).expect("function in the template");
     let conf = raw_client().await.config().to_builder().http_client(http).build();
     aws_sdk_dynamodb::Client::from_conf(conf)
+}
+
+/// `app` on another clock.
+pub fn with_clock(mut app: App, clock: Arc<dyn Clock>) -> App {
+    app.clock = clock;
+    app
 }
 
 /// An application on the shared test table, with the given clock.

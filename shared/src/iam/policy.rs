@@ -5,7 +5,7 @@
 //! resolved to the names the local stack gives each resource, so that a resource pattern
 //! in the template is compared with the ARN a local call really touches.
 
-use serde_yaml::Value;
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use thiserror::Error;
 
@@ -17,8 +17,10 @@ pub const PARTITION: &str = "aws";
 /// a name of their own: `<stack>-<LogicalId>`).
 pub const STACK: &str = "stockhold";
 
-/// The template every local binary enforces unless `IAM_TEMPLATE` names another file.
-pub const EMBEDDED_TEMPLATE: &str = include_str!("../../../template.yaml");
+/// The template every local binary enforces unless `IAM_TEMPLATE` names another file:
+/// `template.yaml` in its JSON form (converted at build time, so that no YAML parser
+/// ships in a function; `template-json` converts a changed copy the same way).
+pub const EMBEDDED_TEMPLATE: &str = include_str!(concat!(env!("OUT_DIR"), "/template.json"));
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum IamError {
@@ -205,8 +207,8 @@ impl LocalNames {
 }
 
 struct Resolver<'a> {
-    resources: &'a serde_yaml::Mapping,
-    parameters: Option<&'a serde_yaml::Mapping>,
+    resources: &'a Map<String, Value>,
+    parameters: Option<&'a Map<String, Value>>,
     names: &'a LocalNames,
 }
 
@@ -235,7 +237,7 @@ impl Resolver<'_> {
             return Ok(match p.get("Default") {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Number(n)) => n.to_string(),
-                Some(Value::Sequence(items)) => {
+                Some(Value::Array(items)) => {
                     items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")
                 }
                 _ => String::new(),
@@ -295,10 +297,9 @@ impl Resolver<'_> {
             Value::String(s) => return Ok((s.clone(), s.clone())),
             Value::Number(n) => return Ok((n.to_string(), n.to_string())),
             Value::Bool(b) => return Ok((b.to_string(), b.to_string())),
-            Value::Tagged(t) => (t.tag.to_string().trim_start_matches('!').to_string(), &t.value),
-            Value::Mapping(m) if m.len() == 1 => match m.iter().next() {
-                Some((Value::String(k), inner)) => (k.trim_start_matches("Fn::").to_string(), inner),
-                _ => return Err(bad(format!("unsupported value {v:?}"))),
+            Value::Object(m) if m.len() == 1 => match m.iter().next() {
+                Some((k, inner)) => (k.trim_start_matches("Fn::").to_string(), inner),
+                None => return Err(bad(format!("unsupported value {v:?}"))),
             },
             _ => return Err(bad(format!("unsupported value {v:?}"))),
         };
@@ -308,7 +309,7 @@ impl Resolver<'_> {
                 let (id, attr) = s.split_once('.').ok_or_else(|| bad(format!("!GetAtt {s}")))?;
                 Ok((s.clone(), self.attribute(id, attr)?))
             }
-            ("GetAtt", Value::Sequence(parts)) if parts.len() == 2 => {
+            ("GetAtt", Value::Array(parts)) if parts.len() == 2 => {
                 let (id, attr) = (parts[0].as_str().unwrap_or(""), parts[1].as_str().unwrap_or(""));
                 Ok((format!("{id}.{attr}"), self.attribute(id, attr)?))
             }
@@ -320,15 +321,15 @@ impl Resolver<'_> {
     fn values(&self, v: Option<&Value>) -> Result<Vec<(String, String)>, IamError> {
         match v {
             None => Ok(Vec::new()),
-            Some(Value::Sequence(items)) => items.iter().map(|i| self.value(i)).collect(),
+            Some(Value::Array(items)) => items.iter().map(|i| self.value(i)).collect(),
             Some(one) => Ok(vec![self.value(one)?]),
         }
     }
 
     fn statements(&self, doc: &Value, principal: &str) -> Result<Vec<Statement>, IamError> {
         let list = match doc.get("Statement") {
-            Some(Value::Sequence(s)) => s.clone(),
-            Some(one @ Value::Mapping(_)) => vec![one.clone()],
+            Some(Value::Array(s)) => s.clone(),
+            Some(one @ Value::Object(_)) => vec![one.clone()],
             _ => return Err(bad(format!("{principal}: a policy without Statement"))),
         };
         list.iter()
@@ -344,13 +345,13 @@ impl Resolver<'_> {
                 let actions = self.values(s.get("Action"))?.into_iter().map(|(a, _)| a).collect();
                 let resources = self.values(s.get("Resource"))?;
                 let mut conditions = Vec::new();
-                if let Some(Value::Mapping(ops)) = s.get("Condition") {
+                if let Some(Value::Object(ops)) = s.get("Condition") {
                     for (op, keys) in ops {
-                        let Some(Value::Mapping(keys)) = Some(keys) else { continue };
+                        let Some(Value::Object(keys)) = Some(keys) else { continue };
                         for (key, vals) in keys {
                             conditions.push(Condition {
-                                operator: op.as_str().unwrap_or_default().to_string(),
-                                key: key.as_str().unwrap_or_default().to_string(),
+                                operator: op.clone(),
+                                key: key.clone(),
                                 values: self.values(Some(vals))?.into_iter().map(|(_, v)| v).collect(),
                             });
                         }
@@ -363,20 +364,20 @@ impl Resolver<'_> {
 }
 
 impl Template {
-    /// Reads the functions and roles of `text` (a SAM template), naming resources as
+    /// Reads the functions and roles of `text` (a SAM template in its JSON form), naming resources as
     /// `names` says. A policy form the local enforcement does not model (a SAM policy
     /// template, a managed policy) is an error, so that nobody adds one believing it is
     /// checked.
     pub fn parse(text: &str, names: &LocalNames) -> Result<Self, IamError> {
-        let root: Value = serde_yaml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let root: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         let resources =
-            root.get("Resources").and_then(Value::as_mapping).ok_or_else(|| bad("no Resources"))?;
-        let r = Resolver { resources, parameters: root.get("Parameters").and_then(Value::as_mapping), names };
+            root.get("Resources").and_then(Value::as_object).ok_or_else(|| bad("no Resources"))?;
+        let r = Resolver { resources, parameters: root.get("Parameters").and_then(Value::as_object), names };
         let globals = root.get("Globals").and_then(|g| g.get("Function"));
         let mut functions = Vec::new();
         let mut roles = Vec::new();
         for (id, res) in resources {
-            let id = id.as_str().ok_or_else(|| bad("a resource id is not a string"))?;
+            let id = id.as_str();
             let props = res.get("Properties");
             match res.get("Type").and_then(Value::as_str) {
                 Some("AWS::Serverless::Function") => {
@@ -387,11 +388,8 @@ impl Template {
                         .and_then(Value::as_str)
                         .ok_or_else(|| bad(format!("{id}: no Metadata.BuildProperties.Binary")))?;
                     let mut statements = Vec::new();
-                    for p in props
-                        .and_then(|p| p.get("Policies"))
-                        .and_then(Value::as_sequence)
-                        .into_iter()
-                        .flatten()
+                    for p in
+                        props.and_then(|p| p.get("Policies")).and_then(Value::as_array).into_iter().flatten()
                     {
                         if p.get("Statement").is_none() {
                             return Err(bad(format!(
@@ -406,19 +404,19 @@ impl Template {
                     let mut environment = BTreeMap::new();
                     for source in [globals, props] {
                         let vars = source.and_then(|s| s.get("Environment")).and_then(|e| e.get("Variables"));
-                        for (k, v) in vars.and_then(Value::as_mapping).into_iter().flatten() {
-                            let key = k.as_str().unwrap_or_default().to_string();
+                        for (k, v) in vars.and_then(Value::as_object).into_iter().flatten() {
+                            let key = k.clone();
                             environment.insert(key, r.value(v)?.1);
                         }
                     }
                     let mut events = Vec::new();
                     for (name, ev) in
-                        props.and_then(|p| p.get("Events")).and_then(Value::as_mapping).into_iter().flatten()
+                        props.and_then(|p| p.get("Events")).and_then(Value::as_object).into_iter().flatten()
                     {
                         let ep = ev.get("Properties");
                         let resolve = |v: Option<&Value>| v.map(|v| r.value(v).map(|x| x.1)).transpose();
                         events.push(EventDef {
-                            name: name.as_str().unwrap_or_default().to_string(),
+                            name: name.clone(),
                             kind: ev.get("Type").and_then(Value::as_str).unwrap_or_default().to_string(),
                             on_failure: resolve(
                                 ep.and_then(|p| p.get("DestinationConfig"))
@@ -444,11 +442,8 @@ impl Template {
                 }
                 Some("AWS::IAM::Role") => {
                     let mut statements = Vec::new();
-                    for p in props
-                        .and_then(|p| p.get("Policies"))
-                        .and_then(Value::as_sequence)
-                        .into_iter()
-                        .flatten()
+                    for p in
+                        props.and_then(|p| p.get("Policies")).and_then(Value::as_array).into_iter().flatten()
                     {
                         let doc = p
                             .get("PolicyDocument")
@@ -462,7 +457,7 @@ impl Template {
                     let trust = props
                         .and_then(|p| p.get("AssumeRolePolicyDocument"))
                         .and_then(|d| d.get("Statement"));
-                    for s in trust.and_then(Value::as_sequence).into_iter().flatten() {
+                    for s in trust.and_then(Value::as_array).into_iter().flatten() {
                         if s.get("Effect").and_then(Value::as_str) == Some("Allow") {
                             let services = s.get("Principal").and_then(|p| p.get("Service"));
                             trusted_services.extend(r.values(services)?.into_iter().map(|(_, v)| v));
@@ -543,13 +538,26 @@ mod tests {
 
     #[test]
     fn an_explicit_deny_wins_and_unmodelled_policy_forms_are_refused() {
-        let text = "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Metadata: {BuildProperties: {Binary: f}}\n    Properties:\n      Policies:\n        - Statement:\n            - {Effect: Allow, Action: 's3:*', Resource: '*'}\n            - {Effect: Deny, Action: 's3:DeleteObject', Resource: '*'}\n";
-        let t = Template::parse(text, &LocalNames::default()).expect("parse");
+        let statements = serde_json::json!([
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "s3:DeleteObject", "Resource": "*"}
+        ]);
+        let template = |policies: serde_json::Value| {
+            serde_json::json!({"Resources": {"F": {
+                "Type": "AWS::Serverless::Function",
+                "Metadata": {"BuildProperties": {"Binary": "f"}},
+                "Properties": {"Policies": policies}
+            }}})
+            .to_string()
+        };
+        let text = template(serde_json::json!([{"Statement": statements}]));
+        let t = Template::parse(&text, &LocalNames::default()).expect("parse");
         let p = &t.function("f").expect("f").policy;
         assert!(matches!(p.evaluate("s3:GetObject", "x", &[]), Decision::Allowed(_)));
         assert_eq!(p.evaluate("s3:DeleteObject", "x", &[]), Decision::Denied);
-        let managed =
-            text.replace("- Statement:", "- DynamoDBCrudPolicy: {TableName: x}\n        - Statement:");
+        let managed = template(
+            serde_json::json!([{"DynamoDBCrudPolicy": {"TableName": "x"}}, {"Statement": statements}]),
+        );
         assert!(Template::parse(&managed, &LocalNames::default()).is_err());
     }
 }

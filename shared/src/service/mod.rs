@@ -93,10 +93,6 @@ impl App {
         Self { scheduler, ..self }
     }
 
-    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
-        Self { clock, ..self }
-    }
-
     /// Enforces `iam` on the applications `for_function` makes (`None`: AWS enforces).
     pub fn with_local_iam(self, iam: Option<Arc<LocalIam>>) -> Self {
         Self { iam, ..self }
