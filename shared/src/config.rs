@@ -7,6 +7,7 @@
 //! | `DYNAMODB_ENDPOINT` | unset (AWS) | e.g. `http://127.0.0.1:8001` for DynamoDB Local |
 //! | `RESERVATION_TTL_SECONDS` | `600` | how long a reservation holds stock (1..=86400) |
 //! | `MAX_ACTIVE_HOLDS_PER_USER` | `20` | active reservations one user may hold at once (1..=1000) |
+//! | `MAX_HOLD_SECONDS` | `0` = 3 x `RESERVATION_TTL_SECONDS` | longest a hold may last from its creation, extensions included (0..=604800) |
 //! | `CURSOR_SECRET_ARN` | unset | Secrets Manager secret holding the cursor key (AWS; read at cold start by `products`, `list`, `audit-api`) |
 //! | `CURSOR_SECRET` | a fixed development value (local stack only) | HMAC key for list cursors, given directly |
 //! | `SECRETS_ENDPOINT` | unset (AWS) | a Secrets Manager-compatible endpoint (moto in tests) |
@@ -61,6 +62,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub reservation_ttl_seconds: i64,
     pub max_active_holds: i64,
+    /// 0: three times the TTL.
+    pub max_hold_seconds: i64,
     /// `CURSOR_SECRET`: a key given directly (local development, tests).
     pub cursor_secret: Option<String>,
     /// `CURSOR_SECRET_ARN`: the secret holding the key (AWS).
@@ -109,6 +112,7 @@ impl Config {
             },
             reservation_ttl_seconds: int_var("RESERVATION_TTL_SECONDS", 600, 1, 86_400)?,
             max_active_holds: int_var("MAX_ACTIVE_HOLDS_PER_USER", 20, 1, 1_000)?,
+            max_hold_seconds: int_var("MAX_HOLD_SECONDS", 0, 0, 604_800)?,
             cursor_secret: var("CURSOR_SECRET"),
             cursor_secret_arn: var("CURSOR_SECRET_ARN"),
             secrets_endpoint: var("SECRETS_ENDPOINT"),
@@ -212,6 +216,10 @@ impl Config {
             ServiceConfig {
                 reservation_ttl: chrono::Duration::seconds(self.reservation_ttl_seconds),
                 max_active_holds: self.max_active_holds,
+                max_hold: chrono::Duration::seconds(match self.max_hold_seconds {
+                    0 => 3 * self.reservation_ttl_seconds,
+                    s => s,
+                }),
                 cursors: CursorCodec::new(key.as_bytes()),
             },
         )
@@ -329,6 +337,7 @@ mod tests {
             },
             reservation_ttl_seconds: 600,
             max_active_holds: 20,
+            max_hold_seconds: 0,
             cursor_secret: secret.map(Into::into),
             cursor_secret_arn: arn.map(Into::into),
             secrets_endpoint: None,

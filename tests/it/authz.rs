@@ -115,6 +115,18 @@ async fn every_route_answers_anonymous_owner_other_user_and_admin_as_the_contrac
         w.row("GET", &format!("/api/reservations/{h}"), None).await,
         [401, 200, 404, 200],
     );
+    // Extension: each caller extends a hold of its own (two extensions of one hold in the
+    // same millisecond would meet the extension limit).
+    let extend = |h: String| format!("/api/reservations/{h}/extend");
+    let (h1, h2) = (w.hold().await, w.hold().await);
+    let got = [
+        w.call("POST", &extend(h1.clone()), None, None).await,
+        w.call("POST", &extend(h1.clone()), Some(&w.owner), None).await,
+        w.call("POST", &extend(h2.clone()), Some(&w.other), None).await,
+        w.call("POST", &extend(h2), Some(&w.admin), None).await,
+    ];
+    check(RouteId::ExtendReservation, got, [401, 200, 404, 200]);
+
     // Release: the other user's attempt leaves the hold active; the owner's release is
     // 200 and the admin's repeat a no-op 200.
     check(

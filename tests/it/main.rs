@@ -7,6 +7,7 @@ mod chaos;
 mod dev_gateway;
 mod edge;
 mod expiry;
+mod extend;
 mod faults;
 mod iam;
 mod idempotency;

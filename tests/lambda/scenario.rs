@@ -130,7 +130,7 @@ pub async fn every_function_answers_its_fixtures(app: &shared::service::App, w: 
         (200, json!(oid), json!(null))
     );
 
-    // a second hold: released over HTTP, and the jobs find nothing to do
+    // a second hold: extended and released over HTTP, and the jobs find nothing to do
     let caller = Caller { user_id: "alice".into(), is_admin: false };
     let new = shared::domain::reservation::NewReservation {
         product_id: PRODUCT.into(),
@@ -146,6 +146,8 @@ pub async fn every_function_answers_its_fixtures(app: &shared::service::App, w: 
     assert_eq!(r, json!({"reservation_id": second, "outcome": "not_due"}));
     let r = w.invoke("expire", "expire.json", &[]);
     assert_eq!(r["outcome"], "not_found");
+    let (status, _, body) = w.http("reserve", "apigw/extend-reservation.json", &[(RESERVATION, &second)]);
+    assert_eq!((status, body["status"].clone()), (200, json!("active")), "{body}");
     let (status, _, body) = w.http("reserve", "apigw/release-reservation.json", &[(RESERVATION, &second)]);
     assert_eq!((status, body["status"].clone()), (200, json!("released")));
     let r = w.invoke("sweep", "sweep.json", &[]);

@@ -35,6 +35,9 @@ pub enum DomainError {
     /// The caller already holds `limit` active reservations.
     #[error("hold limit reached")]
     HoldLimitReached { limit: i64 },
+    /// The hold already ends as late as an extension may take it.
+    #[error("extension limit reached")]
+    ExtensionLimitReached,
     /// An order status change the table does not allow from the current status; carries
     /// the allowed targets, sorted.
     #[error("invalid transition")]

@@ -4,7 +4,7 @@
 use super::stock::WarehouseId;
 use super::validate::{int_in, string, Fields};
 use super::DomainError;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 
 pub const MAX_RESERVATION_QUANTITY: i64 = 10_000;
@@ -90,6 +90,19 @@ impl Reservation {
         }
     }
 
+    /// When an extension at `now` would make the hold end: `ttl` from now, but never
+    /// past `max_hold` from its creation. `None`: that is not later than it ends already
+    /// (the extension limit).
+    pub fn extended_expiry(
+        &self,
+        now: DateTime<Utc>,
+        ttl: Duration,
+        max_hold: Duration,
+    ) -> Option<DateTime<Utc>> {
+        let until = (now + ttl).min(self.created_at + max_hold);
+        (until > self.expires_at).then_some(until)
+    }
+
     /// The same reservation as a client sees it at `now`.
     pub fn as_seen_at(mut self, now: DateTime<Utc>) -> Self {
         if self.status_at(now) != self.status {
@@ -104,6 +117,29 @@ impl Reservation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_extension_gives_a_full_ttl_from_now_but_never_past_the_longest_hold() {
+        let t0 = DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z").unwrap().with_timezone(&Utc);
+        let (ttl, max) = (Duration::minutes(10), Duration::minutes(30));
+        let r = Reservation {
+            id: "r".into(),
+            user_id: "u".into(),
+            product_id: "p".into(),
+            warehouse_id: WarehouseId::parse("main").unwrap(),
+            quantity: 1,
+            bucket: 0,
+            status: ReservationStatus::Active,
+            expires_at: t0 + ttl,
+            created_at: t0,
+            updated_at: t0,
+        };
+        assert_eq!(r.extended_expiry(t0 + Duration::minutes(4), ttl, max), Some(t0 + Duration::minutes(14)));
+        assert_eq!(r.extended_expiry(t0 + Duration::minutes(25), ttl, max), Some(t0 + max));
+        let at_limit = Reservation { expires_at: t0 + max, ..r.clone() };
+        assert_eq!(at_limit.extended_expiry(t0 + Duration::minutes(25), ttl, max), None);
+        assert_eq!(r.extended_expiry(t0, ttl, max), None, "no later than it ends already");
+    }
     use chrono::Duration;
 
     fn body(v: Value) -> Map<String, Value> {

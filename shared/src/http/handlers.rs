@@ -176,6 +176,17 @@ handler!(release_reservation(app, cx) {
     json(200, &ReservationDto::from(&r))
 });
 
+handler!(extend_reservation(app, cx) {
+    let who = caller(&cx)?;
+    // No body is needed; one that is given must be an object without fields.
+    if !cx.req.body.is_empty() {
+        crate::domain::validate::Fields::new(&body(cx.req)?).finish(|| Some(()))?;
+    }
+    no_query(cx.req)?;
+    let r = app.extend_reservation(who, path_id(&cx, "reservation")?).await?;
+    json(200, &ReservationDto::from(&r))
+});
+
 handler!(list_orders(app, cx) {
     let who = caller(&cx)?;
     let q = query::parse(cx.req.query.as_deref(), ORDER_LIST_PARAMS)?;

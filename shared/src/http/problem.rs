@@ -25,6 +25,8 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     #[serde(skip)]
     allow: Option<String>,
@@ -46,6 +48,7 @@ impl Problem {
             errors: None,
             available: None,
             allowed: None,
+            limit: None,
             request_id: None,
             allow: None,
         }
@@ -150,13 +153,21 @@ impl From<DomainError> for Problem {
                 p.available = Some(available);
                 p
             }
-            HoldLimitReached { limit } => Problem::new(
+            HoldLimitReached { limit } => {
+                let mut p = Problem::new(
+                    S::CONFLICT,
+                    "hold_limit_reached",
+                    "Hold limit reached",
+                    format!("you already hold {limit} active reservations; release one or turn them into an order"),
+                );
+                p.limit = Some(limit);
+                p
+            }
+            ExtensionLimitReached => Problem::new(
                 S::CONFLICT,
-                "hold_limit_reached",
-                "Hold limit reached",
-                format!(
-                    "you already hold {limit} active reservations; release one or turn them into an order"
-                ),
+                "extension_limit_reached",
+                "Extension limit reached",
+                "the hold already ends as late as it may; order or release it",
             ),
             ReservationNotActive => Problem::new(
                 S::CONFLICT,

@@ -15,6 +15,7 @@ pub enum RouteId {
     CreateReservation,
     GetReservation,
     ReleaseReservation,
+    ExtendReservation,
     ListOrders,
     CreateOrder,
     GetOrder,
@@ -105,6 +106,14 @@ pub static RESERVE: HttpFunction = HttpFunction {
             RESERVE_FN,
             false,
             h::get_reservation,
+        ),
+        route(
+            RouteId::ExtendReservation,
+            Method::POST,
+            "/api/reservations/{id}/extend",
+            RESERVE_FN,
+            false,
+            h::extend_reservation,
         ),
         route(
             RouteId::ReleaseReservation,

@@ -35,6 +35,8 @@ pub struct ServiceConfig {
     pub cursors: CursorCodec,
     /// Most active reservations one user may hold at once (`MAX_ACTIVE_HOLDS_PER_USER`).
     pub max_active_holds: i64,
+    /// Longest a hold may last from its creation, extensions included (`MAX_HOLD_SECONDS`).
+    pub max_hold: Duration,
 }
 
 /// Everything a request needs, built once per cold start (or once by the gateway).

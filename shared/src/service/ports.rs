@@ -31,6 +31,19 @@ pub trait ExpiryScheduler: Send + Sync + std::fmt::Debug {
         at: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<(), SchedulerError>>;
     fn cancel<'a>(&'a self, reservation_id: &'a str) -> BoxFuture<'a, Result<(), SchedulerError>>;
+    /// Moves a reservation's run to `at` (an extended hold): the old run is cancelled and a
+    /// new one arranged. Between the two there may be none; the sweep covers that, and an
+    /// old run that still fires finds the hold not due.
+    fn reschedule<'a>(
+        &'a self,
+        reservation_id: &'a str,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), SchedulerError>> {
+        Box::pin(async move {
+            self.cancel(reservation_id).await?;
+            self.schedule(reservation_id, at).await
+        })
+    }
     /// The same scheduler with its AWS calls sent through `http` (local IAM enforcement),
     /// or `None` when it makes no AWS calls.
     fn with_http_client(

@@ -10,7 +10,7 @@ use crate::domain::reservation::{NewReservation, Reservation, ReservationStatus}
 use crate::domain::stock::{choose_warehouse, WarehouseChoice};
 use crate::domain::DomainError;
 use crate::store::idempotency::Completion;
-use crate::store::reservations::{Ended, HoldEnd, ReserveError};
+use crate::store::reservations::{Ended, Extended, HoldEnd, ReserveError};
 use crate::store::stock::Gathered;
 
 /// When the auto-picked warehouse sells out between read and write, pick again.
@@ -66,14 +66,15 @@ impl App {
                 warehouse_id: warehouse,
                 quantity: new.quantity,
                 status: ReservationStatus::Active,
-                expires_at: now + self.config.reservation_ttl,
+                // Every hold ends by MAX_HOLD_SECONDS after its creation, extensions included.
+                expires_at: now + self.config.reservation_ttl.min(self.config.max_hold),
                 created_at: now,
                 updated_at: now,
             };
             let completion = self.completion(lease, &reservation)?;
             match self.hold(&mut reservation, k, &caller.user_id, completion).await {
                 Ok(()) => {
-                    self.schedule_expiry(&reservation).await;
+                    self.schedule_expiry(&reservation, false).await;
                     return Ok(reservation);
                 }
                 Err(ReserveError::Insufficient { available }) => {
@@ -149,13 +150,17 @@ impl App {
         Err(ReserveError::Contended)
     }
 
-    /// Creates the hold's expiry schedule. A failure is logged, never returned: the hold
-    /// stands, reads as expired on time (lazy expiry), and the sweep returns its units.
-    /// Best effort, and within half of the time the request has left: the hold is
-    /// committed, and its answer must not be lost to a slow scheduler (the sweep expires
-    /// a hold without a schedule).
-    async fn schedule_expiry(&self, r: &Reservation) {
-        let schedule = self.scheduler.schedule(&r.id, r.expires_at);
+    /// Creates (or, for an extended hold, moves) the hold's expiry schedule. A failure is
+    /// logged, never returned: the hold stands, reads as expired on time (lazy expiry),
+    /// and the sweep returns its units. Best effort, and within half of the time the
+    /// request has left: the hold is committed, and its answer must not be lost to a slow
+    /// scheduler (the sweep expires a hold without a schedule).
+    async fn schedule_expiry(&self, r: &Reservation, moved: bool) {
+        let schedule = if moved {
+            self.scheduler.reschedule(&r.id, r.expires_at)
+        } else {
+            self.scheduler.schedule(&r.id, r.expires_at)
+        };
         let result = match crate::deadline::remaining() {
             Some(left) => tokio::time::timeout(left / 2, schedule)
                 .await
@@ -172,6 +177,30 @@ impl App {
         let r = self.store.reservations.get(id).await?.filter(|r| caller.may_see(&r.user_id));
         let r = r.ok_or(DomainError::NotFound("reservation"))?;
         Ok(r.as_seen_at(self.clock.now()))
+    }
+
+    /// Extends an active hold to a full TTL from now, never past `max_hold` from its
+    /// creation (`ExtensionLimitReached` when that is no later than it ends already). One
+    /// conditional write decides it against the hold's stored state, so an extension
+    /// racing the hold's expiry either lands before `expires_at` or finds it expired.
+    pub async fn extend_reservation(&self, caller: &Caller, id: &str) -> Result<Reservation, DomainError> {
+        let r = self.get_reservation(caller, id).await?;
+        if r.status != ReservationStatus::Active {
+            return Err(DomainError::ReservationNotActive);
+        }
+        let now = self.clock.now();
+        let until = r
+            .extended_expiry(now, self.config.reservation_ttl, self.config.max_hold)
+            .ok_or(DomainError::ExtensionLimitReached)?;
+        match self.store.reservations.extend(&r, until, now, &caller.user_id).await? {
+            Extended::Now => {
+                let extended = Reservation { expires_at: until, updated_at: now, ..r };
+                self.schedule_expiry(&extended, true).await;
+                Ok(extended)
+            }
+            // It expired, or was released or converted, in between.
+            Extended::NotActive => Err(DomainError::ReservationNotActive),
+        }
     }
 
     /// Releases an active hold. Releasing a released hold is a no-op; an expired or

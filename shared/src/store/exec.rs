@@ -14,6 +14,8 @@ use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Get, KeysAndAttributes, ReturnConsumedCapacity, TransactGetItem, TransactWriteItem,
 };
@@ -33,6 +35,31 @@ const SNAPSHOT_ATTEMPTS: u32 = 6;
 const BATCH_ATTEMPTS: u32 = 8;
 /// Most keys in one `BatchGetItem`.
 const BATCH_GET_KEYS: usize = 100;
+
+/// One single-item conditional write (`PutItem`, `UpdateItem`, `DeleteItem`): the same
+/// sending, counting and reading of a failed condition for each.
+macro_rules! conditional_write {
+    ($(#[$doc:meta])* $name:ident, $builder:ty, $error:ident) => {
+        $(#[$doc])*
+        pub async fn $name(&self, op: &'static str, request: $builder) -> Result<Write, StoreError> {
+            crate::deadline::note_write();
+            match request.return_consumed_capacity(ReturnConsumedCapacity::Total).send().await {
+                Ok(out) => {
+                    self.metrics.write(out.consumed_capacity());
+                    Ok(Write::Applied)
+                }
+                Err(SdkError::ServiceError(ctx)) if ctx.err().is_conditional_check_failed_exception() => {
+                    let old = match ctx.err() {
+                        $error::ConditionalCheckFailedException(c) => c.item().cloned().map(Item),
+                        _ => None,
+                    };
+                    Ok(Write::ConditionFailed(old))
+                }
+                Err(e) => Err(classify(op, e)),
+            }
+        }
+    };
+}
 
 /// The outcome of a single conditional write.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +117,11 @@ impl Db {
     /// A `PutItem` on `table` to fill in and hand to `put`.
     pub fn put_item(&self, table: &str) -> PutItemFluentBuilder {
         self.client.put_item().table_name(table)
+    }
+
+    /// An `UpdateItem` on `table` to fill in and hand to `update`.
+    pub fn update_item(&self, table: &str) -> UpdateItemFluentBuilder {
+        self.client.update_item().table_name(table)
     }
 
     /// A `DeleteItem` on `table` to fill in and hand to `delete`.
@@ -323,47 +355,18 @@ impl Db {
         }
     }
 
-    /// Sends a conditional `PutItem`.
-    pub async fn put(&self, op: &'static str, put: PutItemFluentBuilder) -> Result<Write, StoreError> {
-        crate::deadline::note_write();
-        match put.return_consumed_capacity(ReturnConsumedCapacity::Total).send().await {
-            Ok(out) => {
-                self.metrics.write(out.consumed_capacity());
-                Ok(Write::Applied)
-            }
-            Err(SdkError::ServiceError(ctx)) if ctx.err().is_conditional_check_failed_exception() => {
-                let old = match ctx.err() {
-                    PutItemError::ConditionalCheckFailedException(c) => c.item().cloned().map(Item),
-                    _ => None,
-                };
-                Ok(Write::ConditionFailed(old))
-            }
-            Err(e) => Err(classify(op, e)),
-        }
-    }
-
-    /// Sends a conditional `DeleteItem`.
-    pub async fn delete(
-        &self,
-        op: &'static str,
-        delete: DeleteItemFluentBuilder,
-    ) -> Result<Write, StoreError> {
-        crate::deadline::note_write();
-        match delete.return_consumed_capacity(ReturnConsumedCapacity::Total).send().await {
-            Ok(out) => {
-                self.metrics.write(out.consumed_capacity());
-                Ok(Write::Applied)
-            }
-            Err(SdkError::ServiceError(ctx)) if ctx.err().is_conditional_check_failed_exception() => {
-                let old = match ctx.err() {
-                    DeleteItemError::ConditionalCheckFailedException(c) => c.item().cloned().map(Item),
-                    _ => None,
-                };
-                Ok(Write::ConditionFailed(old))
-            }
-            Err(e) => Err(classify(op, e)),
-        }
-    }
+    conditional_write!(
+        /// Sends a conditional `PutItem`.
+        put, PutItemFluentBuilder, PutItemError
+    );
+    conditional_write!(
+        /// Sends a conditional `UpdateItem`.
+        update, UpdateItemFluentBuilder, UpdateItemError
+    );
+    conditional_write!(
+        /// Sends a conditional `DeleteItem`.
+        delete, DeleteItemFluentBuilder, DeleteItemError
+    );
 }
 
 fn key(pk: &str, sk: &str) -> Key {

@@ -1,6 +1,7 @@
 //! Reservations. Each hold change is one transaction over the reservation, its stock row
 //! and the user's hold count, so units move exactly once.
 
+use super::exec::Write;
 use super::idempotency::Completion;
 use super::keys::*;
 use super::records::stock::Row;
@@ -48,6 +49,15 @@ pub enum Ended {
     Now,
     /// It was not active (or, for `Release`, already past its time; for `Expire`, not
     /// yet due): nothing changed. Whoever wins a race applies it; everyone else sees this.
+    NotActive,
+}
+
+/// What an extension found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extended {
+    /// The hold now ends at the new time.
+    Now,
+    /// It was no longer active and unexpired (or already ends that late): nothing changed.
     NotActive,
 }
 
@@ -151,6 +161,22 @@ impl Reservations {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Moves an active, unexpired hold's end to `until`.
+    pub async fn extend(
+        &self,
+        r: &Reservation,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<Extended, StoreError> {
+        let update = self.0.db.update_item(&self.0.table);
+        let update = rec::extend(update, &r.id, &format_time(until), &format_time(now), actor);
+        Ok(match self.0.db.update("extend_reservation", update).await? {
+            Write::Applied => Extended::Now,
+            Write::ConditionFailed(_) => Extended::NotActive,
+        })
     }
 
     /// Active reservations whose `expires_at <= now`, at most `per_shard` from each

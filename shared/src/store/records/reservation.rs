@@ -97,6 +97,31 @@ pub fn end(
         .build()?)
 }
 
+/// Moves an active, unexpired hold's end to `until` (on condition that it is later than
+/// the current end), with its sweep index key: one conditional write, so an extension and
+/// an expiry racing on the hold cannot both apply.
+pub fn extend(
+    update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    id: &str,
+    until: &str,
+    now: &str,
+    actor: &str,
+) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    update
+        .key(PK, s(reservation_pk(id)))
+        .key(SK, s(RESERVATION_SK))
+        .update_expression(
+            "SET expires_at = :until, sweep_sk = :sweep, updated_at = :now, last_actor = :actor",
+        )
+        .condition_expression("#status = :active AND expires_at > :now AND expires_at < :until")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":active", s(ReservationStatus::Active.as_str()))
+        .expression_attribute_values(":until", s(until))
+        .expression_attribute_values(":sweep", s(sweep_sk(until, id)))
+        .expression_attribute_values(":now", s(now))
+        .expression_attribute_values(":actor", s(actor))
+}
+
 /// Converts an active, unexpired hold of `actor` into a line of `order_id`.
 pub fn convert(table: &str, id: &str, order_id: &str, now: &str, actor: &str) -> Result<Update, StoreError> {
     Ok(update_at(table, reservation_pk(id), RESERVATION_SK)
