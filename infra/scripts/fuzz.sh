@@ -16,10 +16,13 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 examples=${1:-20}
+# Where cargo put the binaries (make passes it; CARGO_TARGET_DIR or cargo's configuration
+# may move it from target/).
+target=${TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')}
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 log="$root/.local/fuzz-gateway-$port.log"
 export JWT_SECRET=fuzz-secret TABLE_NAME="fuzz-$port" LOG_FORMAT=text RUST_LOG=warn
-PORT=$port "$root/target/debug/gateway" >"$log" 2>&1 &
+PORT=$port "$target/debug/gateway" >"$log" 2>&1 &
 gw=$!
 trap 'kill $gw 2>/dev/null; wait $gw 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 1 300); do
@@ -27,7 +30,7 @@ for _ in $(seq 1 300); do
   kill -0 $gw 2>/dev/null || { cat "$log" >&2; echo "fuzz: gateway failed to start" >&2; exit 1; }
   sleep 0.1
 done
-token() { "$root/target/debug/token" "$1" "$2"; }
+token() { "$target/debug/token" "$1" "$2"; }
 for who in "fuzz-admin admin" "fuzz-customer -"; do
   set -- $who
   groups=$2; [ "$groups" = "-" ] && groups=""
