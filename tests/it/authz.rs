@@ -101,6 +101,12 @@ async fn every_route_answers_anonymous_owner_other_user_and_admin_as_the_contrac
         [401, 403, 403, 200],
     );
 
+    check(
+        RouteId::ChangeProduct,
+        w.row("PATCH", &format!("/api/products/{p}"), Some(json!({"name": "Renamed"}))).await,
+        [401, 403, 403, 200],
+    );
+
     // Any signed-in user may reserve.
     let hold = json!({"product_id": p, "quantity": 1});
     check(

@@ -21,9 +21,21 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Option<Value> {
     resp.json().await.ok()
 }
 
+/// A started gateway process, killed if the test ends (or fails) without stopping it.
+struct Running(Option<std::process::Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Starts the gateway binary on a free port with `make dev`'s environment plus `env`,
 /// and waits until it answers.
-async fn start_gateway(table: &str, env: &[(&str, &str)]) -> (std::process::Child, String) {
+async fn start_gateway(table: &str, env: &[(&str, &str)]) -> (Running, String) {
     let port = free_port();
     let mut cmd = Command::new(gateway_binary());
     cmd.env("PORT", port.to_string())
@@ -35,7 +47,8 @@ async fn start_gateway(table: &str, env: &[(&str, &str)]) -> (std::process::Chil
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("start gateway");
+    let mut running = Running(Some(cmd.spawn().expect("start gateway")));
+    let child = running.0.as_mut().expect("just started");
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let ready_by = Instant::now() + Duration::from_secs(30);
@@ -44,13 +57,13 @@ async fn start_gateway(table: &str, env: &[(&str, &str)]) -> (std::process::Chil
         assert!(child.try_wait().expect("status").is_none(), "gateway exited early");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    (child, base)
+    (running, base)
 }
 
 /// SIGTERM, then the exit status.
-async fn stop(child: std::process::Child) -> std::process::ExitStatus {
+async fn stop(mut running: Running) -> std::process::ExitStatus {
+    let mut child = running.0.take().expect("running");
     Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
-    let mut child = child;
     tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait")
 }
 
@@ -107,6 +120,7 @@ async fn restarting_the_gateway_neither_loses_nor_repeats_audit_entries() {
         warehouse: &warehouse,
         delta: 5,
         buckets: 1,
+        terms: 1,
         now: chrono::Utc::now(),
         actor: "operator",
     };

@@ -14,6 +14,7 @@ mod idempotency;
 mod local_stack;
 mod order_list;
 mod orders;
+mod product_changes;
 mod products;
 mod reservations;
 mod scheduler_contract;

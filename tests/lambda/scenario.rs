@@ -73,6 +73,10 @@ pub async fn seed_product(app: &shared::service::App) {
         stock_buckets: 1,
         created_at: now,
         updated_at: now,
+        active: true,
+        max_per_customer: None,
+        version: 1,
+        terms: 1,
     };
     app.store.catalogue.create(&product, "seed").await.map_err(|e| format!("{e:?}")).expect("seed");
 }

@@ -35,6 +35,12 @@ pub enum DomainError {
     /// The caller already holds `limit` active reservations.
     #[error("hold limit reached")]
     HoldLimitReached { limit: i64 },
+    /// The product is archived: it takes no new holds.
+    #[error("product inactive")]
+    ProductInactive,
+    /// `If-Match` named no current version of the product.
+    #[error("precondition failed")]
+    PreconditionFailed,
     /// The hold already ends as late as an extension may take it.
     #[error("extension limit reached")]
     ExtensionLimitReached,

@@ -74,6 +74,15 @@ pub struct NewProduct {
     /// How many rows (in separate partitions) each warehouse's stock is split into; 1 is
     /// one row, the right choice for all but the hottest items. Fixed at creation.
     pub stock_buckets: usize,
+    pub active: bool,
+    pub max_per_customer: Option<i64>,
+}
+
+/// Most units one customer may be allowed of a product (`max_per_customer`).
+pub const MAX_PER_CUSTOMER: i64 = 10_000;
+
+fn per_customer(v: &Value) -> Result<i64, String> {
+    int_in(v, 1, MAX_PER_CUSTOMER)
 }
 
 impl NewProduct {
@@ -104,6 +113,8 @@ impl NewProduct {
         for (field, msg) in stock_errors {
             f.error(&field, msg);
         }
+        let active = f.optional("active", |v| v.as_bool().ok_or_else(|| "must be true or false".to_string()));
+        let max_per_customer = f.optional("max_per_customer", per_customer);
         let stock_buckets = f.optional("stock_buckets", |v| {
             let k = int_in(v, 1, MAX_STOCK_BUCKETS as i64)?;
             usize::try_from(k).map_err(|_| "must be a positive integer".to_string())
@@ -124,6 +135,8 @@ impl NewProduct {
                 currency: currency.unwrap_or_else(Currency::usd),
                 stock: stock.unwrap_or_default(),
                 stock_buckets: stock_buckets.unwrap_or(1),
+                active: active.unwrap_or(true),
+                max_per_customer,
             })
         })
     }
@@ -148,6 +161,72 @@ impl StockAdjustment {
     }
 }
 
+/// A validated `PATCH /api/products/{id}` body: a non-empty subset of the product's own
+/// fields that may change.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProductChanges {
+    pub name: Option<String>,
+    pub price_cents: Option<i64>,
+    /// `Some(None)`: remove the limit.
+    pub max_per_customer: Option<Option<i64>>,
+    pub active: Option<bool>,
+}
+
+impl ProductChanges {
+    pub fn from_json(obj: &Map<String, Value>) -> Result<Self, DomainError> {
+        let mut f = Fields::new(obj);
+        for fixed in
+            ["sku", "currency", "stock", "stock_buckets", "id", "available", "created_at", "updated_at"]
+        {
+            if obj.contains_key(fixed) {
+                f.error(fixed, "cannot be changed");
+                f.mark_seen(fixed);
+            }
+        }
+        // Only the limit may be null (no limit); a null elsewhere changes nothing and is
+        // refused rather than ignored.
+        for field in ["name", "price_cents", "active"] {
+            if obj.get(field).is_some_and(Value::is_null) {
+                f.error(field, "must not be null");
+            }
+        }
+        let name = f.optional("name", name);
+        let price_cents = f.optional("price_cents", |v| int_in(v, 0, MAX_PRICE_CENTS));
+        let active = f.optional("active", |v| v.as_bool().ok_or_else(|| "must be true or false".to_string()));
+        // null is a value here: it removes the limit.
+        let max_per_customer = match obj.get("max_per_customer") {
+            None => None,
+            Some(Value::Null) => {
+                f.mark_seen("max_per_customer");
+                Some(None)
+            }
+            Some(_) => f.optional("max_per_customer", per_customer).map(Some),
+        };
+        if obj.is_empty() {
+            f.error("body", "name at least one of name, price_cents, max_per_customer, active");
+        }
+        f.finish(|| Some(Self { name, price_cents, max_per_customer, active }))
+    }
+}
+
+/// A client's `If-Match`: the product versions it accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// `*`: any existing product.
+    Any,
+    /// These versions (tags that name no version of ours are left out: they match nothing).
+    OneOf(Vec<i64>),
+}
+
+impl Precondition {
+    pub fn holds_for(&self, version: i64) -> bool {
+        match self {
+            Self::Any => true,
+            Self::OneOf(versions) => versions.contains(&version),
+        }
+    }
+}
+
 /// A product with its stock per warehouse, sorted by warehouse id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Product {
@@ -164,9 +243,45 @@ pub struct Product {
     /// Latest change to the product or any of its stock rows: the representation changes
     /// whenever stock moves, so its `updated_at` does too.
     pub updated_at: DateTime<Utc>,
+    /// Archived products (`false`) stay readable but take no new holds.
+    pub active: bool,
+    /// Most units one customer may hold and have on order (not cancelled); `None`: no limit.
+    pub max_per_customer: Option<i64>,
+    /// Counts changes of the product's own fields (name, price, limit, `active`); the
+    /// `ETag` is made from it, so stock movements never change the tag.
+    pub version: i64,
+    /// Counts changes of what governs new holds (`active`, `max_per_customer`); every stock
+    /// row carries it, and a hold applies only where the row's agrees with the product's.
+    pub terms: i64,
 }
 
 impl Product {
+    /// This product with `changes` applied, or `None` when they change nothing (a PATCH
+    /// that changes nothing keeps the version and the tag).
+    pub fn changed(&self, changes: &ProductChanges) -> Option<Product> {
+        let mut next = self.clone();
+        if let Some(name) = &changes.name {
+            next.name = name.clone();
+        }
+        if let Some(price) = changes.price_cents {
+            next.price_cents = price;
+        }
+        if let Some(limit) = changes.max_per_customer {
+            next.max_per_customer = limit;
+        }
+        if let Some(active) = changes.active {
+            next.active = active;
+        }
+        if next == *self {
+            return None;
+        }
+        next.version += 1;
+        if (next.active, next.max_per_customer) != (self.active, self.max_per_customer) {
+            next.terms += 1;
+        }
+        Some(next)
+    }
+
     pub fn available(&self) -> i64 {
         self.stock.iter().map(|s| s.units.available).sum()
     }

@@ -21,6 +21,11 @@ impl<'a> Fields<'a> {
         self.errors.push(FieldError::new(field, message));
     }
 
+    /// Counts `name` as known (a field handled outside `optional`/`required`).
+    pub fn mark_seen(&mut self, name: &'static str) {
+        self.seen.insert(name);
+    }
+
     fn get(&mut self, name: &'static str) -> Option<&'a Value> {
         self.seen.insert(name);
         match self.obj.get(name) {

@@ -26,8 +26,16 @@ pub struct ProductDto<'a> {
     pub stock: Vec<StockDto<'a>>,
     pub available: i64,
     pub stock_buckets: usize,
+    pub active: bool,
+    pub max_per_customer: Option<i64>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A product's `ETag`: a strong tag of its own fields (name, price, limit, `active`),
+/// which stock movements never change.
+pub fn etag(p: &Product) -> String {
+    format!("\"{}\"", p.version)
 }
 
 impl<'a> From<&'a Product> for ProductDto<'a> {
@@ -50,6 +58,8 @@ impl<'a> From<&'a Product> for ProductDto<'a> {
                 .collect(),
             available: p.available(),
             stock_buckets: p.stock_buckets,
+            active: p.active,
+            max_per_customer: p.max_per_customer,
             created_at: format_time(p.created_at),
             updated_at: format_time(p.updated_at),
         }

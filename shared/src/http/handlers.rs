@@ -8,7 +8,7 @@ use crate::domain::caller::Caller;
 use crate::domain::fingerprint::fingerprint;
 use crate::domain::order::{NewOrder, StatusChange};
 use crate::domain::order_query::{OrderQuery, ORDER_LIST_PARAMS};
-use crate::domain::product::{NewProduct, StockAdjustment};
+use crate::domain::product::{NewProduct, Precondition, ProductChanges, StockAdjustment};
 use crate::domain::reservation::NewReservation;
 use crate::domain::DomainError;
 use crate::service::{App, AuditQuery, Created, IdempotencyRequest, AUDIT_PARAMS};
@@ -142,9 +142,57 @@ handler!(create_product(app, cx) {
     json(201, &ProductDto::from(&p))
 });
 
+/// A product with its `ETag`.
+fn product_response(p: &crate::domain::product::Product) -> Result<ApiResponse, ApiError> {
+    let mut resp = json(200, &ProductDto::from(p))?;
+    if let Ok(tag) = http::HeaderValue::from_str(&super::dto::etag(p)) {
+        resp.headers_mut().insert(http::header::ETAG, tag);
+    }
+    Ok(resp)
+}
+
+/// Longest `If-Match` read (a list of our tags is far shorter).
+const MAX_IF_MATCH_CHARS: usize = 1024;
+
+/// `If-Match`: `*`, or a list of entity tags; a weak tag (`W/"..."`) never matches, as
+/// the comparison is strong, and a tag that names no version of ours matches nothing.
+fn if_match(req: &ApiRequest) -> Result<Option<Precondition>, ApiError> {
+    let values: Vec<&str> =
+        req.headers.get_all(http::header::IF_MATCH).iter().filter_map(|v| v.to_str().ok()).collect();
+    if values.is_empty() {
+        return Ok(None);
+    }
+    if values.iter().map(|v| v.len()).sum::<usize>() > MAX_IF_MATCH_CHARS {
+        return Err(DomainError::invalid("If-Match", "must be at most 1024 characters").into());
+    }
+    let tags: Vec<&str> =
+        values.iter().flat_map(|v| v.split(',')).map(str::trim).filter(|t| !t.is_empty()).collect();
+    if tags.is_empty() {
+        return Err(DomainError::invalid("If-Match", "must be * or one or more entity tags").into());
+    }
+    if tags.contains(&"*") {
+        return Ok(Some(Precondition::Any));
+    }
+    let versions = tags
+        .iter()
+        .filter_map(|t| t.strip_prefix('"').and_then(|t| t.strip_suffix('"')))
+        .filter_map(|v| v.parse::<i64>().ok())
+        .collect();
+    Ok(Some(Precondition::OneOf(versions)))
+}
+
 handler!(get_product(app, cx) {
     no_query(cx.req)?;
-    json(200, &ProductDto::from(&app.get_product(path_id(&cx, "product")?).await?))
+    product_response(&app.get_product(path_id(&cx, "product")?).await?)
+});
+
+handler!(change_product(app, cx) {
+    let who = caller(&cx)?;
+    let body = body(cx.req)?;
+    no_query(cx.req)?;
+    let changes = ProductChanges::from_json(&body)?;
+    let precondition = if_match(cx.req)?;
+    product_response(&app.change_product(who, path_id(&cx, "product")?, changes, precondition).await?)
 });
 
 handler!(adjust_stock(app, cx) {

@@ -163,6 +163,18 @@ impl From<DomainError> for Problem {
                 p.limit = Some(limit);
                 p
             }
+            ProductInactive => Problem::new(
+                S::CONFLICT,
+                "product_inactive",
+                "Product inactive",
+                "the product is archived and takes no new holds",
+            ),
+            PreconditionFailed => Problem::new(
+                S::PRECONDITION_FAILED,
+                "precondition_failed",
+                "Precondition failed",
+                "If-Match does not match the product's current ETag; read it again",
+            ),
             ExtensionLimitReached => Problem::new(
                 S::CONFLICT,
                 "extension_limit_reached",

@@ -12,6 +12,7 @@ pub enum RouteId {
     CreateProduct,
     GetProduct,
     AdjustStock,
+    ChangeProduct,
     CreateReservation,
     GetReservation,
     ReleaseReservation,
@@ -74,6 +75,14 @@ pub static PRODUCTS: HttpFunction = HttpFunction {
         route(RouteId::ListProducts, Method::GET, "/api/products", PRODUCTS_FN, true, h::list_products),
         route(RouteId::CreateProduct, Method::POST, "/api/products", PRODUCTS_FN, false, h::create_product),
         route(RouteId::GetProduct, Method::GET, "/api/products/{id}", PRODUCTS_FN, true, h::get_product),
+        route(
+            RouteId::ChangeProduct,
+            Method::PATCH,
+            "/api/products/{id}",
+            PRODUCTS_FN,
+            false,
+            h::change_product,
+        ),
         route(
             RouteId::AdjustStock,
             Method::POST,

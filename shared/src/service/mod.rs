@@ -20,6 +20,7 @@ pub use idempotency::{Created, IdempotencyRequest};
 use crate::domain::cursor::CursorCodec;
 use crate::domain::DomainError;
 use crate::iam::{IamError, LocalIam, Service};
+use crate::store::catalogue::Terms;
 use crate::store::{Store, StoreError};
 use chrono::Duration;
 use ports::{Clock, ExpiryScheduler, NoScheduler};
@@ -46,48 +47,48 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub config: ServiceConfig,
     pub scheduler: Arc<dyn ExpiryScheduler>,
-    /// Products' `stock_buckets`, which never change after creation, so a warm instance
-    /// reserves without reading the product first.
-    bucket_counts: Arc<Mutex<HashMap<String, usize>>>,
+    /// What governs new holds of each product this instance has seen, so a warm instance
+    /// reserves without reading the product first; a stock row refuses a hold decided
+    /// under terms that changed meanwhile (and the entry is then read again).
+    terms: Arc<Mutex<HashMap<String, Terms>>>,
     /// The local stack's IAM (template policies); `None` in AWS, where IAM is AWS's.
     iam: Option<Arc<LocalIam>>,
 }
 
-/// More products than this in `App::bucket_counts` and it starts over: a bound on memory,
-/// far above the products one instance sees in its lifetime.
-const BUCKET_COUNTS_KEPT: usize = 10_000;
+/// More products than this in `App::terms` and it starts over: a bound on memory, far
+/// above the products one instance sees in its lifetime.
+const TERMS_KEPT: usize = 10_000;
 
 impl App {
     /// An application without expiry schedules (the sweep alone expires holds).
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: ServiceConfig) -> Self {
-        Self {
-            store,
-            clock,
-            config,
-            scheduler: Arc::new(NoScheduler),
-            bucket_counts: Arc::default(),
-            iam: None,
-        }
+        Self { store, clock, config, scheduler: Arc::new(NoScheduler), terms: Arc::default(), iam: None }
     }
 
-    /// A product's `stock_buckets` (`NotFound` when there is no such product), from this
+    /// A product's terms (`NotFound` when there is no such product), from this
     /// instance's memory when it has seen the product before.
-    async fn stock_buckets_of(&self, product_id: &str) -> Result<usize, DomainError> {
-        if let Some(k) = self.bucket_counts.lock().ok().and_then(|m| m.get(product_id).copied()) {
-            return Ok(k);
+    async fn terms_of(&self, product_id: &str) -> Result<Terms, DomainError> {
+        if let Some(t) = self.terms.lock().ok().and_then(|m| m.get(product_id).copied()) {
+            return Ok(t);
         }
-        let k =
-            self.store.catalogue.stock_buckets(product_id).await?.ok_or(DomainError::NotFound("product"))?;
-        self.remember_stock_buckets(product_id, k);
-        Ok(k)
+        let t = self.store.catalogue.terms(product_id).await?.ok_or(DomainError::NotFound("product"))?;
+        self.remember_terms(product_id, t);
+        Ok(t)
     }
 
-    fn remember_stock_buckets(&self, product_id: &str, k: usize) {
-        if let Ok(mut m) = self.bucket_counts.lock() {
-            if m.len() >= BUCKET_COUNTS_KEPT {
+    fn remember_terms(&self, product_id: &str, t: Terms) {
+        if let Ok(mut m) = self.terms.lock() {
+            if m.len() >= TERMS_KEPT {
                 m.clear();
             }
-            m.insert(product_id.to_string(), k);
+            m.insert(product_id.to_string(), t);
+        }
+    }
+
+    /// Forgets what this instance knew of a product's terms (they changed).
+    fn forget_terms(&self, product_id: &str) {
+        if let Ok(mut m) = self.terms.lock() {
+            m.remove(product_id);
         }
     }
 
@@ -117,7 +118,7 @@ impl App {
     /// instance caches, as a separate Lambda function would. Without local IAM (AWS) it is
     /// this application with fresh caches.
     pub fn for_function(&self, binary: &str) -> Result<Self, IamError> {
-        let mut app = Self { bucket_counts: Arc::default(), ..self.clone() };
+        let mut app = Self { terms: Arc::default(), ..self.clone() };
         if let Some(iam) = &self.iam {
             app.store = self.store.with_http_client(iam.client_for(binary, Service::DynamoDb)?);
             if let Some(s) = self.scheduler.with_http_client(iam.client_for(binary, Service::Scheduler)?) {

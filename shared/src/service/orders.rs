@@ -9,12 +9,16 @@ use crate::domain::order::{
     judge, role_may_request, NewOrder, Order, OrderItem, OrderStatus, StatusChange, TransitionError,
 };
 use crate::domain::order_query::{OrderQuery, Scope};
-use crate::domain::reservation::ReservationStatus;
+use crate::domain::reservation::{Reservation, ReservationStatus};
 use crate::domain::DomainError;
+use crate::store::catalogue::PriceSnapshot;
 use crate::store::order_list::PageError;
 use crate::store::orders::{ConvertError, StatusWrite};
 use futures::future::join_all;
 use std::collections::{BTreeSet, HashMap};
+
+/// How often a conversion reads prices again after a product changed under it.
+const PRICE_ATTEMPTS: usize = 3;
 
 /// How often a status change is judged again after losing a race.
 const TRANSITION_ATTEMPTS: usize = 5;
@@ -51,9 +55,46 @@ impl App {
             .iter()
             .map(|id| by_id.get(id.as_str()).copied().ok_or(DomainError::NotFound("reservation")))
             .collect::<Result<Vec<_>, _>>()?;
-        let product_ids: BTreeSet<&str> = reservations.iter().map(|r| r.product_id.as_str()).collect();
-        let prices =
-            self.store.catalogue.price_snapshots(&product_ids.into_iter().collect::<Vec<_>>()).await?;
+        let product_ids: Vec<&str> =
+            reservations.iter().map(|r| r.product_id.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
+        // Prices are read, then the order is written on condition that no product changed
+        // in between (a price edited meanwhile means reading them again).
+        let mut attempt = 0;
+        let order = loop {
+            attempt += 1;
+            let prices = self.store.catalogue.price_snapshots(&product_ids).await?;
+            let order = self.order_of(caller, &reservations, &prices)?;
+            let versions: Vec<(&str, i64)> = prices.iter().map(|(id, p)| (id.as_str(), p.version)).collect();
+            let completion = self.completion(lease, &order)?;
+            match self.store.orders.create(&order, order.created_at, completion, &versions).await {
+                Ok(()) => break order,
+                Err(ConvertError::PricesChanged) if attempt < PRICE_ATTEMPTS => continue,
+                Err(ConvertError::PricesChanged) => {
+                    return Err(DomainError::Conflict("the products' prices kept changing; retry"))
+                }
+                Err(ConvertError::ReservationsChanged) => return Err(DomainError::ReservationNotActive),
+                Err(ConvertError::LeaseLost) => return Err(DomainError::IdempotencyInProgress),
+                Err(ConvertError::Store(e)) => return Err(e.into()),
+            }
+        };
+        // Converted holds no longer need their expiry schedules (best effort: a leftover
+        // one fires, finds the hold converted and does nothing).
+        let cancels = join_all(order.items.iter().map(|l| self.scheduler.cancel(&l.reservation_id))).await;
+        for (line, result) in order.items.iter().zip(cancels) {
+            if let Err(e) = result {
+                tracing::warn!(reservation_id = %line.reservation_id, error = %e, "could not delete expiry schedule");
+            }
+        }
+        Ok(order)
+    }
+
+    /// The order `reservations` make at `prices` (one currency, all still active now).
+    fn order_of(
+        &self,
+        caller: &Caller,
+        reservations: &[&Reservation],
+        prices: &HashMap<String, PriceSnapshot>,
+    ) -> Result<Order, DomainError> {
         let currencies: BTreeSet<&str> = prices.values().map(|p| p.currency.as_str()).collect();
         if currencies.len() > 1 {
             return Err(DomainError::invalid(
@@ -81,7 +122,7 @@ impl App {
                 })
             })
             .collect::<Result<Vec<_>, DomainError>>()?;
-        let order = Order {
+        Ok(Order {
             id: new_id(now),
             user_id: caller.user_id.clone(),
             status: OrderStatus::Pending,
@@ -89,23 +130,7 @@ impl App {
             items,
             created_at: now,
             updated_at: now,
-        };
-        let completion = self.completion(lease, &order)?;
-        match self.store.orders.create(&order, now, completion).await {
-            Ok(()) => {}
-            Err(ConvertError::ReservationsChanged) => return Err(DomainError::ReservationNotActive),
-            Err(ConvertError::LeaseLost) => return Err(DomainError::IdempotencyInProgress),
-            Err(ConvertError::Store(e)) => return Err(e.into()),
-        }
-        // Converted holds no longer need their expiry schedules (best effort: a leftover
-        // one fires, finds the hold converted and does nothing).
-        let cancels = join_all(order.items.iter().map(|l| self.scheduler.cancel(&l.reservation_id))).await;
-        for (line, result) in order.items.iter().zip(cancels) {
-            if let Err(e) = result {
-                tracing::warn!(reservation_id = %line.reservation_id, error = %e, "could not delete expiry schedule");
-            }
-        }
-        Ok(order)
+        })
     }
 
     /// Lists orders: a customer's own, or for an admin every user's (or one user's with

@@ -3,10 +3,10 @@
 use super::App;
 use crate::domain::caller::Caller;
 use crate::domain::ids::new_id;
-use crate::domain::product::{NewProduct, Product, StockAdjustment};
+use crate::domain::product::{NewProduct, Precondition, Product, ProductChanges, StockAdjustment};
 use crate::domain::stock::{StockLevel, Units};
 use crate::domain::DomainError;
-use crate::store::catalogue::CreateError;
+use crate::store::catalogue::{Changed, CreateError, Terms};
 use crate::store::stock::{AdjustError, Adjustment};
 
 /// One page of a list and the position after its last item, if there is more.
@@ -17,6 +17,10 @@ pub struct Page<T> {
 }
 
 const PRODUCT_LIST_BINDING: &str = "products";
+
+/// How often a product change (or a stock addition) is tried again after the product
+/// moved on under it.
+const CHANGE_ATTEMPTS: usize = 5;
 
 impl App {
     /// Admins only. SKUs are unique (`Conflict`).
@@ -43,10 +47,14 @@ impl App {
             stock_buckets: new.stock_buckets,
             created_at: now,
             updated_at: now,
+            active: new.active,
+            max_per_customer: new.max_per_customer,
+            version: 1,
+            terms: 1,
         };
         match self.store.catalogue.create(&product, &caller.user_id).await {
             Ok(()) => {
-                self.remember_stock_buckets(&product.id, product.stock_buckets);
+                self.remember_terms(&product.id, Terms::of(&product));
                 Ok(product)
             }
             Err(CreateError::SkuTaken) => Err(DomainError::Conflict("a product with this sku exists")),
@@ -56,8 +64,51 @@ impl App {
 
     pub async fn get_product(&self, id: &str) -> Result<Product, DomainError> {
         let product = self.store.catalogue.get(id).await?.ok_or(DomainError::NotFound("product"))?;
-        self.remember_stock_buckets(&product.id, product.stock_buckets);
+        self.remember_terms(&product.id, Terms::of(&product));
         Ok(product)
+    }
+
+    /// Admins only. Changes the product's own fields when `precondition` (the client's
+    /// `If-Match`) holds for its current version (`PreconditionFailed` otherwise); a change
+    /// that changes nothing writes nothing and keeps the version. A change of `active` or
+    /// `max_per_customer` reaches every stock row in the same transaction, so no hold can
+    /// apply under the old terms afterwards. Of two changes made against one version, one
+    /// applies and the other finds the version moved (412 with `If-Match`, else it is
+    /// judged again against the new state).
+    pub async fn change_product(
+        &self,
+        caller: &Caller,
+        id: &str,
+        changes: ProductChanges,
+        precondition: Option<Precondition>,
+    ) -> Result<Product, DomainError> {
+        if !caller.is_admin {
+            return Err(DomainError::Forbidden);
+        }
+        for _ in 0..CHANGE_ATTEMPTS {
+            let (product, revision) =
+                self.store.catalogue.get_for_change(id).await?.ok_or(DomainError::NotFound("product"))?;
+            if precondition.as_ref().is_some_and(|p| !p.holds_for(product.version)) {
+                return Err(DomainError::PreconditionFailed);
+            }
+            let Some(mut next) = product.changed(&changes) else { return Ok(product) };
+            let now = self.clock.now();
+            let terms_changed = next.terms != product.terms;
+            match self.store.catalogue.change(revision, &next, terms_changed, now, &caller.user_id).await? {
+                Changed::Applied => {
+                    next.updated_at = next.updated_at.max(now);
+                    self.remember_terms(&next.id, Terms::of(&next));
+                    return Ok(next);
+                }
+                Changed::Moved => continue,
+                Changed::TooManyRows => {
+                    return Err(DomainError::Conflict(
+                        "the product has too many stock rows to change active or max_per_customer",
+                    ))
+                }
+            }
+        }
+        Err(DomainError::Conflict("the product kept changing; retry"))
     }
 
     /// Products oldest first. The cursor is bound to this list (it is public, so there is
@@ -87,18 +138,28 @@ impl App {
         if !caller.is_admin {
             return Err(DomainError::Forbidden);
         }
-        let k = self.stock_buckets_of(product_id).await?;
-        let now = self.clock.now();
-        let adjustment = Adjustment {
-            product_id,
-            warehouse: &adj.warehouse_id,
-            delta: adj.delta,
-            buckets: k,
-            now,
-            actor: &caller.user_id,
-        };
-        match self.store.stock.adjust(adjustment).await {
+        let mut result = Err(AdjustError::TermsChanged);
+        for _ in 0..CHANGE_ATTEMPTS {
+            let terms = self.terms_of(product_id).await?;
+            let adjustment = Adjustment {
+                product_id,
+                warehouse: &adj.warehouse_id,
+                delta: adj.delta,
+                buckets: terms.buckets,
+                terms: terms.terms,
+                now: self.clock.now(),
+                actor: &caller.user_id,
+            };
+            result = self.store.stock.adjust(adjustment).await;
+            match result {
+                // New rows take the product's current terms: read them again.
+                Err(AdjustError::TermsChanged) => self.forget_terms(product_id),
+                _ => break,
+            }
+        }
+        match result {
             Ok(()) => self.get_product(product_id).await,
+            Err(AdjustError::TermsChanged) => Err(DomainError::Conflict("the product kept changing; retry")),
             Err(AdjustError::ProductNotFound) => Err(DomainError::NotFound("product")),
             Err(AdjustError::WarehouseNotFound) => Err(DomainError::NotFound("warehouse")),
             Err(AdjustError::Insufficient { available }) => Err(DomainError::InsufficientStock { available }),

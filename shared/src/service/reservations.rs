@@ -9,6 +9,7 @@ use crate::domain::ids::new_id;
 use crate::domain::reservation::{NewReservation, Reservation, ReservationStatus};
 use crate::domain::stock::{choose_warehouse, WarehouseChoice};
 use crate::domain::DomainError;
+use crate::store::catalogue::Terms;
 use crate::store::idempotency::Completion;
 use crate::store::reservations::{Ended, Extended, HoldEnd, ReserveError};
 use crate::store::stock::Gathered;
@@ -44,18 +45,25 @@ impl App {
         lease: Option<&Lease<Reservation>>,
     ) -> Result<Reservation, DomainError> {
         for _ in 0..PICK_ATTEMPTS {
-            let (warehouse, k) = match &new.warehouse_id {
-                Some(w) => (w.clone(), self.stock_buckets_of(&new.product_id).await?),
+            let (warehouse, terms) = match &new.warehouse_id {
+                Some(w) => (w.clone(), self.terms_of(&new.product_id).await?),
                 None => {
                     let product = self.get_product(&new.product_id).await?;
+                    if !product.active {
+                        return Err(DomainError::ProductInactive);
+                    }
                     match choose_warehouse(&product.stock, new.quantity) {
-                        WarehouseChoice::Fill(w) => (w, product.stock_buckets),
+                        WarehouseChoice::Fill(w) => (w, Terms::of(&product)),
                         WarehouseChoice::Insufficient { available } => {
                             return Err(DomainError::InsufficientStock { available })
                         }
                     }
                 }
             };
+            if !terms.active {
+                return Err(DomainError::ProductInactive);
+            }
+            let k = terms.buckets;
             let now = self.clock.now();
             let id = new_id(now);
             let mut reservation = Reservation {
@@ -72,7 +80,7 @@ impl App {
                 updated_at: now,
             };
             let completion = self.completion(lease, &reservation)?;
-            match self.hold(&mut reservation, k, &caller.user_id, completion).await {
+            match self.hold(&mut reservation, terms, &caller.user_id, completion).await {
                 Ok(()) => {
                     self.schedule_expiry(&reservation, false).await;
                     return Ok(reservation);
@@ -96,6 +104,8 @@ impl App {
                 Err(ReserveError::Contended) => {
                     return Err(DomainError::Conflict("stock changed concurrently; retry"))
                 }
+                // The product was archived or its limit changed meanwhile: decide again.
+                Err(ReserveError::TermsChanged) => self.forget_terms(&new.product_id),
                 Err(ReserveError::Store(e)) => return Err(e.into()),
             }
         }
@@ -116,16 +126,16 @@ impl App {
     async fn hold(
         &self,
         r: &mut Reservation,
-        k: usize,
+        terms: Terms,
         actor: &str,
         completion: Option<Completion>,
     ) -> Result<(), ReserveError> {
-        let home = r.bucket;
+        let (home, k) = (r.bucket, terms.buckets);
         for _ in 0..BUCKET_ATTEMPTS {
             match self
                 .store
                 .reservations
-                .create(r, actor, completion.clone(), self.config.max_active_holds)
+                .create(r, actor, completion.clone(), self.config.max_active_holds, terms.terms)
                 .await
             {
                 Err(ReserveError::Insufficient { .. }) if k > 1 => {}

@@ -12,7 +12,20 @@ use futures::future::try_join_all;
 use std::collections::HashMap;
 use thiserror::Error;
 
-pub use records::product::PriceSnapshot;
+use chrono::{DateTime, Utc};
+pub use records::product::{PriceSnapshot, Revision, Terms};
+
+/// What a change of a product found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changed {
+    Applied,
+    /// The product moved on since it was read (another change, or stock added): nothing
+    /// was written; read it again.
+    Moved,
+    /// Its stock rows are too many to take new terms in one transaction (DynamoDB's 100
+    /// items); nothing was written.
+    TooManyRows,
+}
 
 /// Why a product was not created.
 #[derive(Debug, Error)]
@@ -22,6 +35,9 @@ pub enum CreateError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// DynamoDB's limit on the items of one transaction.
+const MAX_TRANSACTION_ITEMS: usize = 100;
 
 #[derive(Debug, Clone)]
 pub struct Catalogue {
@@ -47,7 +63,7 @@ impl Catalogue {
                     units: Units { on_hand, available, reserved: on_hand - available },
                     ..level.clone()
                 };
-                let item = stock_rec::item(&p.id, bucket, &share, &now, actor)?;
+                let item = stock_rec::item(&p.id, bucket, &share, &now, actor, p.terms)?;
                 items.push(records::put(table, item, "attribute_not_exists(pk)")?);
             }
         }
@@ -75,12 +91,68 @@ impl Catalogue {
         product::product(head, stock).map(Some)
     }
 
-    /// `stock_buckets` of a product, or `None` when it does not exist. The setting never
-    /// changes after creation, so callers may keep it.
-    pub async fn stock_buckets(&self, id: &str) -> Result<Option<usize>, StoreError> {
-        let head =
-            self.repo.db.get("product_stock_buckets", &self.repo.table, &product_pk(id), PRODUCT_SK).await?;
-        head.map(|i| product::buckets_of(&i)).transpose()
+    /// What governs new holds of a product (`None`: no such product), read consistently.
+    /// Callers may keep it: a hold under terms that changed meanwhile is refused by its
+    /// stock row (`ReserveError::TermsChanged`), and `stock_buckets` never changes.
+    pub async fn terms(&self, id: &str) -> Result<Option<Terms>, StoreError> {
+        let head = self.repo.db.get("product_terms", &self.repo.table, &product_pk(id), PRODUCT_SK).await?;
+        head.map(|i| product::terms(&i)).transpose()
+    }
+
+    /// The product as `get` reads it, with the revision a change must find unchanged.
+    pub async fn get_for_change(&self, id: &str) -> Result<Option<(Product, Revision)>, StoreError> {
+        let q = self.partition(&product_pk(id), None).consistent_read(true);
+        let items = self.repo.db.query_all("get_product", q, None).await?;
+        let Some(head) = items.iter().find(|i| i.opt_s(SK) == Some(PRODUCT_SK)) else {
+            return Ok(None);
+        };
+        let revision = product::revision(head)?;
+        let stock = items
+            .iter()
+            .filter(|i| i.opt_s(SK).is_some_and(|sk| sk.starts_with(STOCK_SK_PREFIX)))
+            .map(stock_rec::level)
+            .collect::<Result<Vec<_>, _>>()?;
+        let stock = self.stock.all_buckets(id, product::buckets_of(head)?, stock).await?;
+        Ok(Some((product::product(head, stock)?, revision)))
+    }
+
+    /// Writes `next` (the product as read at `revision`, changed) in one transaction; when
+    /// its terms change, every stock row (every warehouse, every bucket) takes the new
+    /// terms in the same transaction, so no hold can apply under the old ones afterwards.
+    pub async fn change(
+        &self,
+        revision: Revision,
+        next: &Product,
+        terms_changed: bool,
+        now: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<Changed, StoreError> {
+        let table = &*self.repo.table;
+        let now = format_time(now);
+        let mut items = vec![records::update(product::change(table, revision, next, &now, actor)?)];
+        if terms_changed {
+            for level in &next.stock {
+                for bucket in 0..next.stock_buckets.max(1) {
+                    let row = stock_rec::Row {
+                        table,
+                        product_id: &next.id,
+                        warehouse: level.warehouse_id.as_str(),
+                        bucket,
+                        now: &now,
+                        actor,
+                    };
+                    items.push(records::update(row.retag(next.terms)?));
+                }
+            }
+        }
+        if items.len() > MAX_TRANSACTION_ITEMS {
+            return Ok(Changed::TooManyRows);
+        }
+        match self.repo.db.transact("change_product", items).await {
+            Ok(()) => Ok(Changed::Applied),
+            Err(e) if e.failed_at(0).is_some() => Ok(Changed::Moved),
+            Err(e) => Err(e),
+        }
     }
 
     /// Up to `limit` products after `after` (an id), oldest first; `more` says whether

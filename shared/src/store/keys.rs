@@ -64,6 +64,10 @@ pub const BOOKKEEPING: &[&str] = &[
     OSS_PK,
     O_TIME,
     O_VALUE,
+    // A product's tag counter, hold terms and stock counter; a stock row's hold terms.
+    "version",
+    "terms",
+    "stock_rev",
 ];
 
 pub fn is_bookkeeping(attribute: &str) -> bool {

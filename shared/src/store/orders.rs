@@ -20,6 +20,10 @@ pub enum ConvertError {
     /// The idempotency lease was taken over; nothing was written.
     #[error("idempotency lease lost")]
     LeaseLost,
+    /// A product's price (or other own field) changed since it was read; nothing was
+    /// written, so no order carries a price that was never current with its lines.
+    #[error("a product changed")]
+    PricesChanged,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -55,6 +59,7 @@ impl Orders {
         order: &Order,
         now: DateTime<Utc>,
         completion: Option<Completion>,
+        product_versions: &[(&str, i64)],
     ) -> Result<(), ConvertError> {
         let table = &*self.0.table;
         let now = format_time(now);
@@ -74,8 +79,17 @@ impl Orders {
             items.push(update(c.0));
         }
         let completion_at = items.len() - 1;
+        let checks_from = items.len();
+        for &(product_id, version) in product_versions {
+            items.push(records::product::unchanged(table, product_id, version)?);
+        }
         match self.0.db.transact("create_order", items).await {
             Ok(()) => Ok(()),
+            Err(e)
+                if (checks_from..checks_from + product_versions.len()).any(|i| e.failed_at(i).is_some()) =>
+            {
+                Err(ConvertError::PricesChanged)
+            }
             Err(e) if (0..order.items.len()).any(|i| e.failed_at(i).is_some()) => {
                 Err(ConvertError::ReservationsChanged)
             }

@@ -29,6 +29,10 @@ pub enum ReserveError {
     /// The user already holds as many active reservations as the cap allows.
     #[error("hold limit reached")]
     HoldLimit,
+    /// The product's terms (archived, purchase limit) changed since they were read;
+    /// nothing was written.
+    #[error("the product's terms changed")]
+    TermsChanged,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -73,21 +77,24 @@ pub struct Overdue {
 pub struct Reservations(pub(crate) Repo);
 
 impl Reservations {
-    /// Holds the units, writes the reservation, counts it among the user's active holds
-    /// (refused beyond `hold_cap`) and, with `completion` (an idempotency record's
-    /// completion, see `Idempotency::completion`), completes that record, in one transaction.
+    /// Holds the units (on condition that the stock row is under the product's `terms`
+    /// the hold was decided on), writes the reservation, counts it among the user's
+    /// active holds (refused beyond `hold_cap`) and, with `completion` (an idempotency
+    /// record's completion, see `Idempotency::completion`), completes that record, in one
+    /// transaction.
     pub async fn create(
         &self,
         r: &Reservation,
         actor: &str,
         completion: Option<Completion>,
         hold_cap: i64,
+        terms: i64,
     ) -> Result<(), ReserveError> {
         let table = &*self.0.table;
         let now = format_time(r.created_at);
         let row = held_row(table, r, &now, actor);
         let mut items = vec![
-            update(row.hold(r.quantity)?),
+            update(row.hold(r.quantity, terms)?),
             records::put(table, rec::item(r, actor)?, "attribute_not_exists(pk)")?,
         ];
         let keyed = completion.is_some();
@@ -114,9 +121,13 @@ impl Reservations {
                 self.0.db.get("create_reservation", table, &pk, &sk).await?
             }
         };
-        match old.and_then(|i| i.opt_n("available")) {
+        match old {
             None => Err(ReserveError::NoStockRow),
-            Some(available) => Err(ReserveError::Insufficient { available }),
+            Some(row) if row.opt_n("terms").unwrap_or(0) != terms => Err(ReserveError::TermsChanged),
+            Some(row) => match row.opt_n("available") {
+                None => Err(ReserveError::NoStockRow),
+                Some(available) => Err(ReserveError::Insufficient { available }),
+            },
         }
     }
 

@@ -27,6 +27,9 @@ pub enum AdjustError {
     /// A bucketed removal kept losing races with reservations; nothing was written.
     #[error("buckets kept changing")]
     Contended,
+    /// The product's terms changed since they were read; nothing was written.
+    #[error("the product's terms changed")]
+    TermsChanged,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -50,6 +53,8 @@ pub struct Adjustment<'a> {
     pub delta: i64,
     /// The product's `stock_buckets`.
     pub buckets: usize,
+    /// The product's terms version (`Terms::terms`), which new rows take.
+    pub terms: i64,
     pub now: DateTime<Utc>,
     pub actor: &'a str,
 }
@@ -80,6 +85,26 @@ impl Stock {
         Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
+    /// The first item of every adjustment: a removal checks that the product exists; an
+    /// addition (which may create rows) also counts itself on the product (`stock_rev`),
+    /// so that a change of terms knows whether it reached every row, and holds the terms
+    /// its new rows take.
+    fn product_guard(&self, a: &Adjustment<'_>) -> Result<TransactWriteItem, StoreError> {
+        if a.delta > 0 {
+            Ok(update(records::product::added_stock(&self.0.table, a.product_id, a.terms)?))
+        } else {
+            self.product_exists(a.product_id)
+        }
+    }
+
+    /// Why the guard failed: no product, or its terms moved on.
+    fn guard_failed(&self, old: Option<&super::Item>) -> AdjustError {
+        match old {
+            Some(_) => AdjustError::TermsChanged,
+            None => AdjustError::ProductNotFound,
+        }
+    }
+
     /// Adds (`delta > 0`, creating the row if needed) or removes on-hand units in one
     /// conditional transaction: the product must exist, removal may only take available
     /// units, and on-hand may not pass the maximum.
@@ -89,14 +114,14 @@ impl Stock {
         }
         let now = format_time(a.now);
         let row = self.row(&a, 0, &now);
-        let change = if a.delta > 0 { row.add(a.delta)? } else { row.remove(-a.delta)? };
-        let items = vec![self.product_exists(a.product_id)?, update(change)];
+        let change = if a.delta > 0 { row.add(a.delta, a.terms)? } else { row.remove(-a.delta)? };
+        let items = vec![self.product_guard(&a)?, update(change)];
         let e = match self.0.db.transact("adjust_stock", items).await {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        if e.failed_at(0).is_some() {
-            return Err(AdjustError::ProductNotFound);
+        if let Some(old) = e.failed_at(0) {
+            return Err(self.guard_failed(old));
         }
         let Some(old) = e.failed_at(1) else { return Err(e.into()) };
         if a.delta > 0 {
@@ -133,7 +158,7 @@ impl Stock {
         let k = a.buckets;
         for _ in 0..REMOVAL_ATTEMPTS {
             let snapshot = self.buckets(a.product_id, a.warehouse, k).await?;
-            let mut items = vec![self.product_exists(a.product_id)?];
+            let mut items = vec![self.product_guard(&a)?];
             if a.delta > 0 {
                 let on_hand: i64 = snapshot.iter().flatten().map(|b| b.on_hand).sum();
                 if on_hand + a.delta > MAX_QUANTITY {
@@ -146,7 +171,7 @@ impl Stock {
                     if x == 0 && snapshot.is_some() {
                         continue;
                     }
-                    items.push(update(self.row(&a, bucket, &now).add(x)?));
+                    items.push(update(self.row(&a, bucket, &now).add(x, a.terms)?));
                 }
             } else {
                 let Some(buckets) = snapshot else { return Err(AdjustError::WarehouseNotFound) };
@@ -161,7 +186,7 @@ impl Stock {
             }
             match self.0.db.transact("adjust_stock", items).await {
                 Ok(()) => return Ok(()),
-                Err(e) if e.failed_at(0).is_some() => return Err(AdjustError::ProductNotFound),
+                Err(e) if e.failed_at(0).is_some() => return Err(self.guard_failed(e.failed_at(0).flatten())),
                 Err(StoreError::ConditionFailed { .. }) if a.delta > 0 => return Err(AdjustError::TooMuch),
                 Err(StoreError::ConditionFailed { .. }) => continue,
                 Err(e) => return Err(e.into()),

@@ -139,6 +139,12 @@ pub fn entry_from_record(r: &EventRecord) -> Result<Option<(AuditEntry, String)>
     new.retain(|k, _| !is_bookkeeping(k));
     let old_ref = (action != AuditAction::Created).then_some(&old);
     let new_ref = (action != AuditAction::Deleted).then_some(&new);
+    let changes = diff(old_ref, new_ref);
+    // A write that changed bookkeeping only (a row's terms, a product's stock counter) is
+    // no business change.
+    if action == AuditAction::Updated && changes.is_empty() {
+        return Ok(None);
+    }
     let entry = AuditEntry {
         id: r.event_id.clone(),
         entity_type,
@@ -147,7 +153,7 @@ pub fn entry_from_record(r: &EventRecord) -> Result<Option<(AuditEntry, String)>
         action,
         actor,
         at,
-        changes: diff(old_ref, new_ref),
+        changes,
     };
     Ok(Some((entry, order_key)))
 }

@@ -27,15 +27,62 @@ struct ProductRecord {
     /// Only bucketed products carry the setting, so other products' items stay as they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     stock_buckets: Option<i64>,
+    #[serde(default = "active_by_default")]
+    active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_per_customer: Option<i64>,
+    /// Products written before these existed read as version 0, terms 0, stock_rev 0.
+    #[serde(default)]
+    version: i64,
+    #[serde(default)]
+    terms: i64,
+    /// Counts additions of stock (which may add stock rows), so that a change of terms
+    /// knows it reached every row.
+    #[serde(default)]
+    stock_rev: i64,
 }
 
-/// The fields of a product an order line snapshots.
+fn active_by_default() -> bool {
+    true
+}
+
+/// What a change of a product must find unchanged: its version (the tag) and the stock
+/// rows it read (`stock_rev`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revision {
+    pub version: i64,
+    pub stock_rev: i64,
+}
+
+/// What governs new holds of a product, as one read of its item says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Terms {
+    pub buckets: usize,
+    pub active: bool,
+    pub max_per_customer: Option<i64>,
+    /// The terms version every stock row carries (`Product::terms`).
+    pub terms: i64,
+}
+
+impl Terms {
+    pub fn of(p: &Product) -> Self {
+        Self {
+            buckets: p.stock_buckets,
+            active: p.active,
+            max_per_customer: p.max_per_customer,
+            terms: p.terms,
+        }
+    }
+}
+
+/// The fields of a product an order line snapshots, and the version they are of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PriceSnapshot {
     pub sku: String,
     pub name: String,
     pub price_cents: i64,
     pub currency: String,
+    pub version: i64,
 }
 
 pub fn item(p: &Product, actor: &str) -> Result<Attrs, StoreError> {
@@ -54,6 +101,11 @@ pub fn item(p: &Product, actor: &str) -> Result<Attrs, StoreError> {
         updated_at: format_time(p.updated_at),
         last_actor: actor.into(),
         stock_buckets: (p.stock_buckets > 1).then_some(p.stock_buckets as i64),
+        active: p.active,
+        max_per_customer: p.max_per_customer,
+        version: p.version,
+        terms: p.terms,
+        stock_rev: 0,
     })
 }
 
@@ -91,13 +143,127 @@ pub fn product(head: &Item, rows: Vec<StockLevel>) -> Result<Product, StoreError
         created_at: time(&r.created_at)?,
         updated_at,
         stock,
+        active: r.active,
+        max_per_customer: r.max_per_customer,
+        version: r.version,
+        terms: r.terms,
         id: r.id,
         name: r.name,
         price_cents: r.price_cents,
     })
 }
 
+pub fn revision(head: &Item) -> Result<Revision, StoreError> {
+    let r: ProductRecord = from_item(head)?;
+    Ok(Revision { version: r.version, stock_rev: r.stock_rev })
+}
+
+pub fn terms(head: &Item) -> Result<Terms, StoreError> {
+    let r: ProductRecord = from_item(head)?;
+    Ok(Terms {
+        buckets: buckets_of(head)?,
+        active: r.active,
+        max_per_customer: r.max_per_customer,
+        terms: r.terms,
+    })
+}
+
+/// `attr = :name`, or for 0 (items written before the attribute existed) its absence too.
+pub fn equals_or_absent(attr: &str, placeholder: &str, value: i64) -> String {
+    if value == 0 {
+        format!("(attribute_not_exists({attr}) OR {attr} = {placeholder})")
+    } else {
+        format!("{attr} = {placeholder}")
+    }
+}
+
+/// The product's own fields as `next` has them, on condition that it is still at
+/// `revision`; `updated_at` and the writer stamped.
+pub fn change(
+    table: &str,
+    revision: Revision,
+    next: &Product,
+    now: &str,
+    actor: &str,
+) -> Result<aws_sdk_dynamodb::types::Update, StoreError> {
+    let (set_limit, limit) = match next.max_per_customer {
+        Some(m) => (", max_per_customer = :limit", Some(m)),
+        None => ("", None),
+    };
+    let remove = if limit.is_none() { " REMOVE max_per_customer" } else { "" };
+    let mut u = super::update_at(table, product_pk(&next.id), PRODUCT_SK)
+        .update_expression(format!(
+            "SET #name = :name, price_cents = :price, active = :active, version = :version, terms = :terms, \
+             updated_at = :now, last_actor = :actor{set_limit}{remove}"
+        ))
+        .condition_expression(format!(
+            "{} AND {}",
+            equals_or_absent("version", ":was", revision.version),
+            equals_or_absent("stock_rev", ":rev", revision.stock_rev)
+        ))
+        .expression_attribute_names("#name", "name")
+        .expression_attribute_values(":name", s(&next.name))
+        .expression_attribute_values(":price", super::n(next.price_cents))
+        .expression_attribute_values(":active", aws_sdk_dynamodb::types::AttributeValue::Bool(next.active))
+        .expression_attribute_values(":version", super::n(next.version))
+        .expression_attribute_values(":terms", super::n(next.terms))
+        .expression_attribute_values(":was", super::n(revision.version))
+        .expression_attribute_values(":rev", super::n(revision.stock_rev))
+        .expression_attribute_values(":now", s(now))
+        .expression_attribute_values(":actor", s(actor));
+    if let Some(m) = limit {
+        u = u.expression_attribute_values(":limit", super::n(m));
+    }
+    Ok(u.build()?)
+}
+
+/// Counts an addition of stock on the product (which may add stock rows), on condition
+/// that it exists and its terms are still `terms` (the new rows are written with them).
+pub fn added_stock(
+    table: &str,
+    product_id: &str,
+    terms: i64,
+) -> Result<aws_sdk_dynamodb::types::Update, StoreError> {
+    Ok(super::update_at(table, product_pk(product_id), PRODUCT_SK)
+        .update_expression("ADD stock_rev :one")
+        .condition_expression(format!(
+            "attribute_exists(pk) AND {}",
+            equals_or_absent("terms", ":terms", terms)
+        ))
+        .expression_attribute_values(":one", super::n(1))
+        .expression_attribute_values(":terms", super::n(terms))
+        .return_values_on_condition_check_failure(
+            aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+        )
+        .build()?)
+}
+
+/// That the product's version is still `version` (an order snapshots its price).
+pub fn unchanged(
+    table: &str,
+    product_id: &str,
+    version: i64,
+) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StoreError> {
+    let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+        .table_name(table)
+        .key(PK, s(product_pk(product_id)))
+        .key(SK, s(PRODUCT_SK))
+        .condition_expression(equals_or_absent("version", ":v", version))
+        .expression_attribute_values(":v", super::n(version))
+        .build()?;
+    Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder().condition_check(check).build())
+}
+
 pub fn price_snapshot(head: &Item) -> Result<(String, PriceSnapshot), StoreError> {
     let r: ProductRecord = from_item(head)?;
-    Ok((r.id, PriceSnapshot { sku: r.sku, name: r.name, price_cents: r.price_cents, currency: r.currency }))
+    Ok((
+        r.id,
+        PriceSnapshot {
+            sku: r.sku,
+            name: r.name,
+            price_cents: r.price_cents,
+            currency: r.currency,
+            version: r.version,
+        },
+    ))
 }

@@ -27,15 +27,19 @@ struct StockRecord {
     /// Only buckets 1.. name theirs, so unbucketed rows keep the shape they always had.
     #[serde(default, skip_serializing_if = "super::is_zero")]
     bucket: usize,
+    /// The product's terms version (`Product::terms`) this row holds under.
+    #[serde(default)]
+    terms: i64,
 }
 
-/// A new row holding `level`'s units.
+/// A new row holding `level`'s units under the product's `terms`.
 pub fn item(
     product_id: &str,
     bucket: usize,
     level: &StockLevel,
     now: &str,
     actor: &str,
+    terms: i64,
 ) -> Result<Attrs, StoreError> {
     to_attrs(&StockRecord {
         pk: stock_pk(product_id, bucket),
@@ -50,6 +54,7 @@ pub fn item(
         updated_at: now.into(),
         last_actor: actor.into(),
         bucket,
+        terms,
     })
 }
 
@@ -97,9 +102,9 @@ impl Row<'_> {
         row(self.table, self.product_id, self.bucket, self.warehouse, self.now, self.actor)
     }
 
-    /// Adds `x` on-hand units, creating the row (and naming its bucket) if it is new; on
-    /// condition that on-hand stays within the maximum.
-    pub fn add(&self, x: i64) -> Result<Update, StoreError> {
+    /// Adds `x` on-hand units, creating the row (and naming its bucket, and the product's
+    /// `terms`) if it is new; on condition that on-hand stays within the maximum.
+    pub fn add(&self, x: i64, terms: i64) -> Result<Update, StoreError> {
         // BUCKET is one of DynamoDB's reserved words, hence `#bucket`.
         let (tag, update) = match self.bucket {
             0 => ("", self.update()),
@@ -115,7 +120,7 @@ impl Row<'_> {
                 "SET on_hand = if_not_exists(on_hand, :zero) + :x, \
                  available = if_not_exists(available, :zero) + :x, \
                  reserved = if_not_exists(reserved, :zero), \
-                 entity = :entity, product_id = :pid, warehouse_id = :wh{tag}, \
+                 entity = :entity, product_id = :pid, warehouse_id = :wh{tag}, terms = if_not_exists(terms, :terms), \
                  created_at = if_not_exists(created_at, :now), updated_at = :now, last_actor = :actor",
             ))
             .condition_expression("attribute_not_exists(on_hand) OR on_hand <= :room")
@@ -125,6 +130,7 @@ impl Row<'_> {
             .expression_attribute_values(":entity", s("stock"))
             .expression_attribute_values(":pid", s(self.product_id))
             .expression_attribute_values(":wh", s(self.warehouse))
+            .expression_attribute_values(":terms", n(terms))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()?)
     }
@@ -140,9 +146,23 @@ impl Row<'_> {
         self.moved("on_hand = on_hand + :x, available = available + :x", "attribute_exists(on_hand)", x)
     }
 
-    /// Holds `x` units: available -> reserved, on condition that they are available.
-    pub fn hold(&self, x: i64) -> Result<Update, StoreError> {
-        self.moved("available = available - :x, reserved = reserved + :x", "available >= :x", x)
+    /// Holds `x` units: available -> reserved, on condition that they are available and
+    /// that the row holds under the product's `terms` the hold was decided on.
+    pub fn hold(&self, x: i64, terms: i64) -> Result<Update, StoreError> {
+        let condition =
+            format!("available >= :x AND {}", super::product::equals_or_absent("terms", ":terms", terms));
+        let update = self.update().expression_attribute_values(":terms", n(terms));
+        Self::moved_with(update, "available = available - :x, reserved = reserved + :x", &condition, x)
+    }
+
+    /// Sets the row's terms (a change of the product's `active` or `max_per_customer`);
+    /// bookkeeping, so neither `updated_at` nor the writer stamp moves.
+    pub fn retag(&self, terms: i64) -> Result<Update, StoreError> {
+        Ok(update_at(self.table, stock_pk(self.product_id, self.bucket), stock_sk(self.warehouse))
+            .update_expression("SET terms = :terms")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":terms", n(terms))
+            .build()?)
     }
 
     /// Gives `x` held units back: reserved -> available.
@@ -161,8 +181,11 @@ impl Row<'_> {
     }
 
     fn moved(&self, set: &str, condition: &str, x: i64) -> Result<Update, StoreError> {
-        Ok(self
-            .update()
+        Self::moved_with(self.update(), set, condition, x)
+    }
+
+    fn moved_with(update: UpdateBuilder, set: &str, condition: &str, x: i64) -> Result<Update, StoreError> {
+        Ok(update
             .update_expression(format!("SET {set}, updated_at = :now, last_actor = :actor"))
             .condition_expression(condition)
             .expression_attribute_values(":x", n(x))
