@@ -16,6 +16,7 @@ mod order_list;
 mod orders;
 mod product_changes;
 mod products;
+mod purchase_limits;
 mod reservations;
 mod scheduler_contract;
 mod secrets;

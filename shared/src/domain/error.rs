@@ -35,6 +35,10 @@ pub enum DomainError {
     /// The caller already holds `limit` active reservations.
     #[error("hold limit reached")]
     HoldLimitReached { limit: i64 },
+    /// The product's `max_per_customer` would be exceeded; `remaining` is how many more
+    /// units this customer may still hold.
+    #[error("purchase limit reached")]
+    PurchaseLimitReached { limit: i64, remaining: i64 },
     /// The product is archived: it takes no new holds.
     #[error("product inactive")]
     ProductInactive,

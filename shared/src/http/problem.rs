@@ -27,6 +27,8 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     #[serde(skip)]
     allow: Option<String>,
@@ -49,6 +51,7 @@ impl Problem {
             available: None,
             allowed: None,
             limit: None,
+            remaining: None,
             request_id: None,
             allow: None,
         }
@@ -161,6 +164,17 @@ impl From<DomainError> for Problem {
                     format!("you already hold {limit} active reservations; release one or turn them into an order"),
                 );
                 p.limit = Some(limit);
+                p
+            }
+            PurchaseLimitReached { limit, remaining } => {
+                let mut p = Problem::new(
+                    S::CONFLICT,
+                    "purchase_limit_reached",
+                    "Purchase limit reached",
+                    format!("at most {limit} units per customer; you may hold {remaining} more"),
+                );
+                p.limit = Some(limit);
+                p.remaining = Some(remaining);
                 p
             }
             ProductInactive => Problem::new(

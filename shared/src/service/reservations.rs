@@ -98,6 +98,15 @@ impl App {
                     });
                 }
                 Err(ReserveError::LeaseLost) => return Err(DomainError::IdempotencyInProgress),
+                Err(ReserveError::PurchaseLimit { counted }) => {
+                    let Some(limit) = terms.max_per_customer else {
+                        return Err(DomainError::Conflict("the product's limit changed; retry"));
+                    };
+                    return Err(DomainError::PurchaseLimitReached {
+                        limit,
+                        remaining: (limit - counted).max(0),
+                    });
+                }
                 Err(ReserveError::HoldLimit) => {
                     return Err(DomainError::HoldLimitReached { limit: self.config.max_active_holds })
                 }
@@ -135,7 +144,7 @@ impl App {
             match self
                 .store
                 .reservations
-                .create(r, actor, completion.clone(), self.config.max_active_holds, terms.terms)
+                .create(r, actor, completion.clone(), self.config.max_active_holds, &terms)
                 .await
             {
                 Err(ReserveError::Insufficient { .. }) if k > 1 => {}

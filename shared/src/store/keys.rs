@@ -12,6 +12,7 @@
 //! | order | `O#<id>` | `#ORDER` | `ou_pk = U#<user>`, `ous_pk = U#<user>#<status>`, `oa_pk = A#<shard>`, `oss_pk = S#<status>#<shard>`, `o_time = <created_at>#<id>`, `o_value = <total, 16 digits>#<id>` (see `order_list`) |
 //! | idempotency record | `I#<sha256(user, route, key)>` | `#IDEM` | none; `ttl` expires it |
 //! | a user's active-hold count | `HOLDS#<user>` | `#HOLDS` | none |
+//! | a customer's allowance of a product | `ALLOW#<product>#<user>` | `#ALLOWANCE` | none; `units` held and on order |
 //!
 //! A product and its stock rows share a partition so that one consistent `Query` reads a
 //! whole unbucketed product (bucket 0 is the stock row; a bucketed product's other
@@ -114,6 +115,15 @@ pub const HOLDS_SK: &str = "#HOLDS";
 
 pub fn holds_pk(user_id: &str) -> String {
     format!("HOLDS#{user_id}")
+}
+
+/// The units one customer holds and has on order (not cancelled) of one product, kept in
+/// step by the transactions that hold, release, expire and cancel, so that a purchase
+/// limit holds under races.
+pub const ALLOWANCE_SK: &str = "#ALLOWANCE";
+
+pub fn allowance_pk(product_id: &str, user_id: &str) -> String {
+    format!("ALLOW#{product_id}#{user_id}")
 }
 
 pub fn reservation_pk(id: &str) -> String {

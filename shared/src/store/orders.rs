@@ -121,6 +121,14 @@ impl Orders {
         let now = format_time(now);
         let mut items = vec![update(rec::change_status(table, order, to, &now, actor)?)];
         if to == OrderStatus::Cancelled {
+            // The units go back to the customer's allowances too.
+            let mut per_product: BTreeMap<&str, i64> = BTreeMap::new();
+            for l in &order.items {
+                *per_product.entry(l.product_id.as_str()).or_insert(0) += l.quantity;
+            }
+            for (product_id, q) in per_product {
+                items.push(update(reservation::disallow(table, product_id, &order.user_id, q)?));
+            }
             for ((product_id, warehouse, bucket), q) in units_per_row(&order.items) {
                 items
                     .push(update(Row { table, product_id, warehouse, bucket, now: &now, actor }.restock(q)?));

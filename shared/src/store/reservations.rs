@@ -1,6 +1,7 @@
 //! Reservations. Each hold change is one transaction over the reservation, its stock row
 //! and the user's hold count, so units move exactly once.
 
+use super::catalogue::Terms;
 use super::exec::Write;
 use super::idempotency::Completion;
 use super::keys::*;
@@ -29,6 +30,10 @@ pub enum ReserveError {
     /// The user already holds as many active reservations as the cap allows.
     #[error("hold limit reached")]
     HoldLimit,
+    /// The customer's units of the product (held and on order) leave no room for these
+    /// under the product's `max_per_customer`; `counted` is how many they have.
+    #[error("purchase limit reached")]
+    PurchaseLimit { counted: i64 },
     /// The product's terms (archived, purchase limit) changed since they were read;
     /// nothing was written.
     #[error("the product's terms changed")]
@@ -88,13 +93,13 @@ impl Reservations {
         actor: &str,
         completion: Option<Completion>,
         hold_cap: i64,
-        terms: i64,
+        terms: &Terms,
     ) -> Result<(), ReserveError> {
         let table = &*self.0.table;
         let now = format_time(r.created_at);
         let row = held_row(table, r, &now, actor);
         let mut items = vec![
-            update(row.hold(r.quantity, terms)?),
+            update(row.hold(r.quantity, terms.terms)?),
             records::put(table, rec::item(r, actor)?, "attribute_not_exists(pk)")?,
         ];
         let keyed = completion.is_some();
@@ -103,17 +108,31 @@ impl Reservations {
         }
         let count_at = items.len();
         items.push(update(rec::count(table, &r.user_id, hold_cap)?));
+        let allow_at = items.len();
+        items.push(update(rec::allow(table, &r.product_id, &r.user_id, r.quantity, terms.max_per_customer)?));
         let e = match self.0.db.transact("create_reservation", items).await {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
+        // The first failure in the contract's order answers: terms first (the decision
+        // was made on old ones), then the hold cap, the purchase limit, the stock.
+        let stock = e.failed_at(0);
+        if let Some(Some(row)) = stock {
+            if row.opt_n("terms").unwrap_or(0) != terms.terms {
+                return Err(ReserveError::TermsChanged);
+            }
+        }
         if e.failed_at(count_at).is_some() {
             return Err(ReserveError::HoldLimit);
+        }
+        if let Some(old) = e.failed_at(allow_at) {
+            let counted = old.and_then(|a| a.opt_n("units")).unwrap_or(0);
+            return Err(ReserveError::PurchaseLimit { counted });
         }
         if keyed && e.failed_at(2).is_some() {
             return Err(ReserveError::LeaseLost);
         }
-        let Some(old) = e.failed_at(0) else { return Err(e.into()) };
+        let Some(old) = stock else { return Err(e.into()) };
         let old = match old {
             Some(item) => Some(item.clone()),
             None => {
@@ -121,14 +140,17 @@ impl Reservations {
                 self.0.db.get("create_reservation", table, &pk, &sk).await?
             }
         };
-        match old {
+        match old.and_then(|row| row.opt_n("available")) {
             None => Err(ReserveError::NoStockRow),
-            Some(row) if row.opt_n("terms").unwrap_or(0) != terms => Err(ReserveError::TermsChanged),
-            Some(row) => match row.opt_n("available") {
-                None => Err(ReserveError::NoStockRow),
-                Some(available) => Err(ReserveError::Insufficient { available }),
-            },
+            Some(available) => Err(ReserveError::Insufficient { available }),
         }
+    }
+
+    /// The units a customer holds and has on order of a product (their allowance's count).
+    pub async fn allowance(&self, product_id: &str, user_id: &str) -> Result<i64, StoreError> {
+        let pk = allowance_pk(product_id, user_id);
+        let item = self.0.db.get("allowance", &self.0.table, &pk, ALLOWANCE_SK).await?;
+        Ok(item.and_then(|i| i.opt_n("units")).unwrap_or(0))
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Reservation>, StoreError> {
@@ -162,6 +184,7 @@ impl Reservations {
             update(rec::end(table, &r.id, status, timing, &now, actor)?),
             update(row.give_back(r.quantity)?),
             update(rec::uncount(table, &r.user_id, 1)?),
+            update(rec::disallow(table, &r.product_id, &r.user_id, r.quantity)?),
         ];
         match self.0.db.transact("end_hold", items).await {
             Ok(()) => Ok(Ended::Now),

@@ -150,6 +150,43 @@ pub fn count(table: &str, user_id: &str, cap: i64) -> Result<Update, StoreError>
         .build()?)
 }
 
+/// Counts `q` more units against a customer's allowance of a product; with a `limit`, on
+/// condition that the units already counted leave room for them.
+pub fn allow(
+    table: &str,
+    product_id: &str,
+    user_id: &str,
+    q: i64,
+    limit: Option<i64>,
+) -> Result<Update, StoreError> {
+    let u = update_at(table, allowance_pk(product_id, user_id), ALLOWANCE_SK)
+        .update_expression("ADD units :q")
+        .expression_attribute_values(":q", n(q));
+    let u = match limit {
+        // More than the limit at once never fits, not even for a customer with none yet.
+        Some(limit) if q > limit => {
+            u.condition_expression("units <= :room").expression_attribute_values(":room", n(-1))
+        }
+        Some(limit) => u
+            .condition_expression("attribute_not_exists(units) OR units <= :room")
+            .expression_attribute_values(":room", n(limit - q))
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            ),
+        None => u,
+    };
+    Ok(u.build()?)
+}
+
+/// Gives `q` units back to a customer's allowance (a hold ended, an order cancelled).
+/// Unconditional: it travels with the transition, whose own conditions decide.
+pub fn disallow(table: &str, product_id: &str, user_id: &str, q: i64) -> Result<Update, StoreError> {
+    Ok(update_at(table, allowance_pk(product_id, user_id), ALLOWANCE_SK)
+        .update_expression("ADD units :minus")
+        .expression_attribute_values(":minus", n(-q))
+        .build()?)
+}
+
 /// Gives `holds` back to a user's count. Unconditional: it travels with the transition
 /// that ends those holds, whose own conditions decide whether it applies.
 pub fn uncount(table: &str, user_id: &str, holds: i64) -> Result<Update, StoreError> {
