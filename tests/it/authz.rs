@@ -115,6 +115,13 @@ async fn every_route_answers_anonymous_owner_other_user_and_admin_as_the_contrac
         [401, 201, 201, 201],
     );
 
+    let cart = json!({"items": [{"product_id": p, "quantity": 1}]});
+    check(
+        RouteId::CreateReservationBatch,
+        w.row("POST", "/api/reservations/batch", Some(cart)).await,
+        [401, 201, 201, 201],
+    );
+
     let h = w.hold().await;
     check(
         RouteId::GetReservation,

@@ -2,6 +2,7 @@
 
 mod audit;
 mod authz;
+mod batch;
 mod buckets;
 mod chaos;
 mod dev_gateway;

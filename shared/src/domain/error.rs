@@ -39,6 +39,10 @@ pub enum DomainError {
     /// units this customer may still hold.
     #[error("purchase limit reached")]
     PurchaseLimitReached { limit: i64, remaining: i64 },
+    /// A line of a batch hold failed: `cause` names why, for the product of the first
+    /// failing line in request order.
+    #[error("{cause} (product {product_id})")]
+    OnLine { product_id: String, cause: Box<DomainError> },
     /// The product is archived: it takes no new holds.
     #[error("product inactive")]
     ProductInactive,

@@ -63,6 +63,58 @@ impl NewReservation {
     }
 }
 
+/// Most lines in one batch hold: 25 lines of three items each (stock row, reservation,
+/// allowance) plus the hold count and an idempotency record fit DynamoDB's 100-item
+/// transaction.
+pub const MAX_BATCH_LINES: usize = 25;
+
+/// A validated `POST /api/reservations/batch` body: each line a reservation request, no
+/// product twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBatch {
+    pub lines: Vec<NewReservation>,
+}
+
+impl NewBatch {
+    pub fn from_json(obj: &Map<String, Value>) -> Result<Self, DomainError> {
+        let mut f = Fields::new(obj);
+        let mut line_errors = Vec::new();
+        let lines = f.required("items", |v| {
+            let items = v.as_array().ok_or("must be an array of reservation requests")?;
+            if items.is_empty() || items.len() > MAX_BATCH_LINES {
+                return Err(format!("must hold 1 to {MAX_BATCH_LINES} lines"));
+            }
+            let mut lines = Vec::with_capacity(items.len());
+            let mut seen = std::collections::HashSet::new();
+            for (i, item) in items.iter().enumerate() {
+                let parsed = match item.as_object() {
+                    Some(o) => NewReservation::from_json(o),
+                    None => Err(DomainError::invalid("", "must be an object")),
+                };
+                match parsed {
+                    Ok(line) if !seen.insert(line.product_id.clone()) => line_errors
+                        .push((format!("items[{i}].product_id"), "the product is listed twice".to_string())),
+                    Ok(line) => lines.push(line),
+                    Err(DomainError::Validation(errors)) => line_errors.extend(errors.into_iter().map(|e| {
+                        let field = if e.field.is_empty() {
+                            format!("items[{i}]")
+                        } else {
+                            format!("items[{i}].{}", e.field)
+                        };
+                        (field, e.message)
+                    })),
+                    Err(other) => return Err(other.to_string()),
+                }
+            }
+            Ok(lines)
+        });
+        for (field, message) in line_errors {
+            f.error(&field, message);
+        }
+        f.finish(|| Some(Self { lines: lines? }))
+    }
+}
+
 /// A hold of `quantity` units of one product in one warehouse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {

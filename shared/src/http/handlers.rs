@@ -9,7 +9,7 @@ use crate::domain::fingerprint::fingerprint;
 use crate::domain::order::{NewOrder, StatusChange};
 use crate::domain::order_query::{OrderQuery, ORDER_LIST_PARAMS};
 use crate::domain::product::{NewProduct, Precondition, ProductChanges, StockAdjustment};
-use crate::domain::reservation::NewReservation;
+use crate::domain::reservation::{NewBatch, NewReservation};
 use crate::domain::DomainError;
 use crate::service::{App, AuditQuery, Created, IdempotencyRequest, AUDIT_PARAMS};
 use futures::future::BoxFuture;
@@ -124,6 +124,19 @@ fn encode_reservation(r: &crate::domain::reservation::Reservation) -> String {
     serde_json::to_string(&ReservationDto::from(r)).unwrap_or_default()
 }
 
+/// A batch hold's body: `{"reservations": [...]}` in the order of its lines.
+#[derive(Serialize)]
+struct BatchDto<'a> {
+    reservations: Vec<ReservationDto<'a>>,
+}
+
+// An encoder is `fn(&T)` of what the service returns, here a `Vec`.
+#[allow(clippy::ptr_arg)]
+fn encode_batch(rs: &Vec<crate::domain::reservation::Reservation>) -> String {
+    serde_json::to_string(&BatchDto { reservations: rs.iter().map(ReservationDto::from).collect() })
+        .unwrap_or_default()
+}
+
 fn encode_order(o: &crate::domain::order::Order) -> String {
     serde_json::to_string(&OrderDto::from(o)).unwrap_or_default()
 }
@@ -210,6 +223,15 @@ handler!(create_reservation(app, cx) {
     let new = NewReservation::from_json(&body)?;
     let idem = idempotency(&cx, body, encode_reservation)?;
     Ok(created(app.create_reservation(who, new, idem).await?, encode_reservation))
+});
+
+handler!(create_reservation_batch(app, cx) {
+    let who = caller(&cx)?;
+    let body = body(cx.req)?;
+    no_query(cx.req)?;
+    let new = NewBatch::from_json(&body)?;
+    let idem = idempotency(&cx, body, encode_batch)?;
+    Ok(created(app.create_reservation_batch(who, new, idem).await?, encode_batch))
 });
 
 handler!(get_reservation(app, cx) {

@@ -46,8 +46,8 @@ pub enum ApiError {
 pub enum Serving<'a> {
     /// The whole API (the local gateway): a known path with another method is a 405.
     Api(&'a [&'static HttpFunction]),
-    /// One Lambda function's routes: anything else is a 404, as API Gateway would never
-    /// have sent it there.
+    /// One Lambda function's routes: a path of another function is a 404, as API Gateway
+    /// would never have sent it there.
     Function(&'static HttpFunction),
 }
 
@@ -126,16 +126,19 @@ async fn route_and_handle(
         return ("-", None, Problem::payload_too_large(MAX_BODY_BYTES).into_response(&rid));
     }
     let one;
-    let (functions, whole_api): (&[&'static HttpFunction], bool) = match serving {
-        Serving::Api(functions) => (functions, true),
+    let functions: &[&'static HttpFunction] = match serving {
+        Serving::Api(functions) => functions,
         Serving::Function(f) => {
             one = [f];
-            (&one, false)
+            &one
         }
     };
+    // A function sees another method of its own paths only where API Gateway routed the
+    // request there by a pattern (GET /api/reservations/batch reaches GET
+    // /api/reservations/{id}); the literal path wins, so it is a 405 there too.
     let (route, params) = match resolve(functions, &req.method, &req.path) {
         Resolved::Found { route, params } => (route, params),
-        Resolved::MethodNotAllowed(allow) if whole_api => {
+        Resolved::MethodNotAllowed(allow) => {
             return ("-", None, Problem::method_not_allowed(&allow).into_response(&rid))
         }
         _ => return ("-", None, Problem::route_not_found().into_response(&rid)),

@@ -29,6 +29,8 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remaining: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     #[serde(skip)]
     allow: Option<String>,
@@ -52,6 +54,7 @@ impl Problem {
             allowed: None,
             limit: None,
             remaining: None,
+            product_id: None,
             request_id: None,
             allow: None,
         }
@@ -164,6 +167,11 @@ impl From<DomainError> for Problem {
                     format!("you already hold {limit} active reservations; release one or turn them into an order"),
                 );
                 p.limit = Some(limit);
+                p
+            }
+            OnLine { product_id, cause } => {
+                let mut p = Problem::from(*cause);
+                p.product_id = Some(product_id);
                 p
             }
             PurchaseLimitReached { limit, remaining } => {

@@ -14,6 +14,7 @@ pub enum RouteId {
     AdjustStock,
     ChangeProduct,
     CreateReservation,
+    CreateReservationBatch,
     GetReservation,
     ReleaseReservation,
     ExtendReservation,
@@ -107,6 +108,14 @@ pub static RESERVE: HttpFunction = HttpFunction {
             RESERVE_FN,
             false,
             h::create_reservation,
+        ),
+        route(
+            RouteId::CreateReservationBatch,
+            Method::POST,
+            "/api/reservations/batch",
+            RESERVE_FN,
+            false,
+            h::create_reservation_batch,
         ),
         route(
             RouteId::GetReservation,
@@ -214,24 +223,30 @@ fn match_path(pattern: &str, path: &str) -> Option<Vec<String>> {
     }
 }
 
+/// How many segments of `pattern` are literal: of two patterns that match a path, the
+/// one with more literal segments wins (`/api/reservations/batch` over
+/// `/api/reservations/{id}`), as in API Gateway.
+fn literal_segments(pattern: &str) -> usize {
+    pattern.split('/').filter(|s| !s.starts_with('{')).count()
+}
+
 /// The route of `functions` that `method` and `path` name.
 pub fn resolve(functions: &[&'static HttpFunction], method: &Method, path: &str) -> Resolved {
+    let matching: Vec<(&'static Route, Vec<String>)> =
+        routes_of(functions).filter_map(|r| match_path(r.path, path).map(|p| (r, p))).collect();
+    let Some(best) = matching.iter().map(|(r, _)| literal_segments(r.path)).max() else {
+        return Resolved::NotFound;
+    };
     let mut allowed = Vec::new();
-    for route in routes_of(functions) {
-        if let Some(params) = match_path(route.path, path) {
-            if route.method == method {
-                return Resolved::Found { route, params };
-            }
-            allowed.push(route.method.as_str());
+    for (route, params) in matching.into_iter().filter(|(r, _)| literal_segments(r.path) == best) {
+        if route.method == method {
+            return Resolved::Found { route, params };
         }
+        allowed.push(route.method.as_str());
     }
-    if allowed.is_empty() {
-        Resolved::NotFound
-    } else {
-        allowed.sort_unstable();
-        allowed.dedup();
-        Resolved::MethodNotAllowed(allowed)
-    }
+    allowed.sort_unstable();
+    allowed.dedup();
+    Resolved::MethodNotAllowed(allowed)
 }
 
 #[cfg(test)]
@@ -252,6 +267,15 @@ mod tests {
             Resolved::MethodNotAllowed(allow) => assert_eq!(allow, ["DELETE", "GET"]),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_literal_segment_wins_over_an_id() {
+        match resolve(API, &Method::GET, "/api/reservations/batch") {
+            Resolved::MethodNotAllowed(allow) => assert_eq!(allow, ["POST"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(resolve(API, &Method::GET, "/api/reservations/01X"), Resolved::Found { .. }));
     }
 
     #[test]

@@ -6,12 +6,12 @@ use super::App;
 use crate::domain::buckets::{home_bucket, plan_reservation, ReservePlan};
 use crate::domain::caller::Caller;
 use crate::domain::ids::new_id;
-use crate::domain::reservation::{NewReservation, Reservation, ReservationStatus};
+use crate::domain::reservation::{NewBatch, NewReservation, Reservation, ReservationStatus};
 use crate::domain::stock::{choose_warehouse, WarehouseChoice};
 use crate::domain::DomainError;
 use crate::store::catalogue::Terms;
 use crate::store::idempotency::Completion;
-use crate::store::reservations::{Ended, Extended, HoldEnd, ReserveError};
+use crate::store::reservations::{BatchError, Ended, Extended, HoldEnd, ReserveError};
 use crate::store::stock::Gathered;
 
 /// When the auto-picked warehouse sells out between read and write, pick again.
@@ -124,6 +124,147 @@ impl App {
             WarehouseChoice::Insufficient { available } => Err(DomainError::InsufficientStock { available }),
             WarehouseChoice::Fill(_) => Err(DomainError::Conflict("stock changed concurrently; retry")),
         }
+    }
+
+    /// Holds every line of `new` in one atomic step, or nothing: all reservations share
+    /// one `expires_at`; auto-picked warehouses are chosen per line from a read of the
+    /// product, re-picked when a race took the units; a bucketed line starts at its home
+    /// bucket and re-plans as a single hold does. A failing line is named (the first in
+    /// request order); nothing of the batch is held then.
+    pub async fn create_reservation_batch(
+        &self,
+        caller: &Caller,
+        new: NewBatch,
+        idem: Option<IdempotencyRequest<Vec<Reservation>>>,
+    ) -> Result<Created<Vec<Reservation>>, DomainError> {
+        self.idempotently(caller, idem, |lease| async move {
+            self.reserve_batch(caller, &new, lease.as_ref()).await
+        })
+        .await
+    }
+
+    async fn reserve_batch(
+        &self,
+        caller: &Caller,
+        new: &NewBatch,
+        lease: Option<&Lease<Vec<Reservation>>>,
+    ) -> Result<Vec<Reservation>, DomainError> {
+        let on_line = |i: usize, cause: DomainError| DomainError::OnLine {
+            product_id: new.lines.get(i).map(|l| l.product_id.clone()).unwrap_or_default(),
+            cause: Box::new(cause),
+        };
+        // A bucket a line was steered to after its home bucket ran short.
+        let mut steered: Vec<Option<usize>> = vec![None; new.lines.len()];
+        for _ in 0..BUCKET_ATTEMPTS {
+            let now = self.clock.now();
+            let expires_at = now + self.config.reservation_ttl.min(self.config.max_hold);
+            let mut lines = Vec::with_capacity(new.lines.len());
+            for (i, line) in new.lines.iter().enumerate() {
+                let (warehouse, terms) = match &line.warehouse_id {
+                    Some(w) => (w.clone(), self.terms_of(&line.product_id).await.map_err(|e| on_line(i, e))?),
+                    None => {
+                        let product = self.get_product(&line.product_id).await.map_err(|e| on_line(i, e))?;
+                        if !product.active {
+                            return Err(on_line(i, DomainError::ProductInactive));
+                        }
+                        match choose_warehouse(&product.stock, line.quantity) {
+                            WarehouseChoice::Fill(w) => (w, Terms::of(&product)),
+                            WarehouseChoice::Insufficient { available } => {
+                                return Err(on_line(i, DomainError::InsufficientStock { available }))
+                            }
+                        }
+                    }
+                };
+                if !terms.active {
+                    return Err(on_line(i, DomainError::ProductInactive));
+                }
+                let id = new_id(now);
+                let bucket = steered[i].unwrap_or_else(|| home_bucket(&id, terms.buckets));
+                let r = Reservation {
+                    id,
+                    user_id: caller.user_id.clone(),
+                    product_id: line.product_id.clone(),
+                    warehouse_id: warehouse,
+                    quantity: line.quantity,
+                    bucket,
+                    status: ReservationStatus::Active,
+                    expires_at,
+                    created_at: now,
+                    updated_at: now,
+                };
+                lines.push((r, terms));
+            }
+            let held: Vec<Reservation> = lines.iter().map(|(r, _)| r.clone()).collect();
+            let completion = self.completion(lease, &held)?;
+            let cap = self.config.max_active_holds;
+            let (i, why) =
+                match self.store.reservations.create_batch(&lines, &caller.user_id, completion, cap).await {
+                    Ok(()) => {
+                        for r in &held {
+                            self.schedule_expiry(r, false).await;
+                        }
+                        return Ok(held);
+                    }
+                    Err(BatchError::HoldLimit) => return Err(DomainError::HoldLimitReached { limit: cap }),
+                    Err(BatchError::LeaseLost) => return Err(DomainError::IdempotencyInProgress),
+                    Err(BatchError::Store(e)) => return Err(e.into()),
+                    Err(BatchError::Line(i, why)) => (i, why),
+                };
+            let (r, terms) = &lines[i];
+            match why {
+                ReserveError::TermsChanged => self.forget_terms(&r.product_id),
+                ReserveError::PurchaseLimit { counted } => {
+                    let limit = terms.max_per_customer.unwrap_or(0);
+                    return Err(on_line(
+                        i,
+                        DomainError::PurchaseLimitReached { limit, remaining: (limit - counted).max(0) },
+                    ));
+                }
+                ReserveError::NoStockRow => {
+                    return Err(on_line(
+                        i,
+                        match self.store.catalogue.get(&r.product_id).await? {
+                            None => DomainError::NotFound("product"),
+                            Some(_) => DomainError::NotFound("warehouse"),
+                        },
+                    ))
+                }
+                ReserveError::Insufficient { .. } if terms.buckets > 1 => {
+                    let Some(buckets) =
+                        self.store.stock.buckets(&r.product_id, &r.warehouse_id, terms.buckets).await?
+                    else {
+                        return Err(on_line(i, DomainError::NotFound("warehouse")));
+                    };
+                    match plan_reservation(&buckets, r.bucket, r.quantity) {
+                        ReservePlan::Take(b) => steered[i] = Some(b),
+                        ReservePlan::Gather { into, donors } => {
+                            let now = self.clock.now();
+                            let gathered = self.store.stock.gather(
+                                &r.product_id,
+                                &r.warehouse_id,
+                                into,
+                                &donors,
+                                now,
+                                &caller.user_id,
+                            );
+                            if gathered.await? == Gathered::Moved {
+                                steered[i] = Some(into);
+                            }
+                        }
+                        ReservePlan::Refuse { available } => {
+                            return Err(on_line(i, DomainError::InsufficientStock { available }))
+                        }
+                    }
+                }
+                // An auto-picked warehouse sold out meanwhile: pick again from a fresh read.
+                ReserveError::Insufficient { .. } if new.lines[i].warehouse_id.is_none() => {}
+                ReserveError::Insufficient { available } => {
+                    return Err(on_line(i, DomainError::InsufficientStock { available }))
+                }
+                _ => return Err(DomainError::Conflict("stock changed concurrently; retry")),
+            }
+        }
+        Err(DomainError::Conflict("stock changed concurrently; retry"))
     }
 
     /// Writes the hold. An unbucketed product (`k` = 1) has one row: one attempt. A

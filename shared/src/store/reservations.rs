@@ -42,6 +42,20 @@ pub enum ReserveError {
     Store(#[from] StoreError),
 }
 
+/// Why a batch hold did not apply; nothing of it was written.
+#[derive(Debug, Error)]
+pub enum BatchError {
+    /// Line `0` (in request order) failed, for this reason.
+    #[error("line {0}: {1}")]
+    Line(usize, ReserveError),
+    #[error("hold limit reached")]
+    HoldLimit,
+    #[error("idempotency lease lost")]
+    LeaseLost,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// How a hold ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HoldEnd {
@@ -107,7 +121,7 @@ impl Reservations {
             items.push(update(c.0));
         }
         let count_at = items.len();
-        items.push(update(rec::count(table, &r.user_id, hold_cap)?));
+        items.push(update(rec::count(table, &r.user_id, hold_cap, 1)?));
         let allow_at = items.len();
         items.push(update(rec::allow(table, &r.product_id, &r.user_id, r.quantity, terms.max_per_customer)?));
         let e = match self.0.db.transact("create_reservation", items).await {
@@ -144,6 +158,85 @@ impl Reservations {
             None => Err(ReserveError::NoStockRow),
             Some(available) => Err(ReserveError::Insufficient { available }),
         }
+    }
+
+    /// Holds every line of a batch in one transaction, or none: per line the stock row
+    /// (under that product's `terms`), the reservation and the customer's allowance; once
+    /// the hold count for all lines (refused beyond `hold_cap`); with `completion` the
+    /// idempotency record. On failure, the first failing line in request order says why.
+    pub async fn create_batch(
+        &self,
+        lines: &[(Reservation, Terms)],
+        actor: &str,
+        completion: Option<Completion>,
+        hold_cap: i64,
+    ) -> Result<(), BatchError> {
+        let table = &*self.0.table;
+        let user = lines.first().map(|(r, _)| r.user_id.as_str()).unwrap_or(actor);
+        let mut items = Vec::with_capacity(lines.len() * 3 + 2);
+        for (r, terms) in lines {
+            let now = format_time(r.created_at);
+            items.push(update(held_row(table, r, &now, actor).hold(r.quantity, terms.terms)?));
+            items.push(records::put(table, rec::item(r, actor)?, "attribute_not_exists(pk)")?);
+            items.push(update(rec::allow(
+                table,
+                &r.product_id,
+                &r.user_id,
+                r.quantity,
+                terms.max_per_customer,
+            )?));
+        }
+        let count_at = items.len();
+        let holds = i64::try_from(lines.len()).unwrap_or(i64::MAX);
+        items.push(update(rec::count(table, user, hold_cap, holds)?));
+        let keyed = completion.is_some();
+        if let Some(c) = completion {
+            items.push(update(c.0));
+        }
+        let e = match self.0.db.transact("create_batch", items).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        // In the contract's order: terms (the decision was made on old ones), the hold
+        // cap, then per line the purchase limit and the stock, the first line first.
+        for (i, (_, terms)) in lines.iter().enumerate() {
+            if let Some(Some(row)) = e.failed_at(3 * i) {
+                if row.opt_n("terms").unwrap_or(0) != terms.terms {
+                    return Err(BatchError::Line(i, ReserveError::TermsChanged));
+                }
+            }
+        }
+        if e.failed_at(count_at).is_some() {
+            return Err(BatchError::HoldLimit);
+        }
+        for i in 0..lines.len() {
+            if let Some(old) = e.failed_at(3 * i + 2) {
+                let counted = old.and_then(|a| a.opt_n("units")).unwrap_or(0);
+                return Err(BatchError::Line(i, ReserveError::PurchaseLimit { counted }));
+            }
+        }
+        if keyed && e.failed_at(count_at + 1).is_some() {
+            return Err(BatchError::LeaseLost);
+        }
+        for (i, (r, _)) in lines.iter().enumerate() {
+            if let Some(old) = e.failed_at(3 * i) {
+                let old = match old {
+                    Some(item) => Some(item.clone()),
+                    None => {
+                        let (pk, sk) = (stock_pk(&r.product_id, r.bucket), stock_sk(r.warehouse_id.as_str()));
+                        self.0.db.get("create_batch", table, &pk, &sk).await?
+                    }
+                };
+                return Err(BatchError::Line(
+                    i,
+                    match old.and_then(|row| row.opt_n("available")) {
+                        None => ReserveError::NoStockRow,
+                        Some(available) => ReserveError::Insufficient { available },
+                    },
+                ));
+            }
+        }
+        Err(e.into())
     }
 
     /// The units a customer holds and has on order of a product (their allowance's count).

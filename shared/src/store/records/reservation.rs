@@ -139,14 +139,16 @@ pub fn convert(table: &str, id: &str, order_id: &str, now: &str, actor: &str) ->
         .build()?)
 }
 
-/// Counts one more active hold of `user_id`, on condition that the user holds fewer than
-/// `cap` (the count item is kept in step by the same transactions that start and end holds).
-pub fn count(table: &str, user_id: &str, cap: i64) -> Result<Update, StoreError> {
+/// Counts `holds` more active holds of `user_id`, on condition that the user then holds no
+/// more than `cap` (the count item is kept in step by the same transactions that start and end holds).
+pub fn count(table: &str, user_id: &str, cap: i64, holds: i64) -> Result<Update, StoreError> {
+    let condition =
+        if holds > cap { "active <= :room" } else { "attribute_not_exists(active) OR active <= :room" };
     Ok(update_at(table, holds_pk(user_id), HOLDS_SK)
-        .update_expression("ADD active :one")
-        .condition_expression("attribute_not_exists(active) OR active < :cap")
-        .expression_attribute_values(":one", n(1))
-        .expression_attribute_values(":cap", n(cap))
+        .update_expression("ADD active :n")
+        .condition_expression(condition)
+        .expression_attribute_values(":n", n(holds))
+        .expression_attribute_values(":room", n(cap - holds))
         .build()?)
 }
 
