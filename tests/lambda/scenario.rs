@@ -106,6 +106,9 @@ pub async fn every_function_answers_its_fixtures(app: &shared::service::App, w: 
     assert_eq!(css["headers"]["content-encoding"], "gzip");
     let (status, _, body) = w.http("products", "apigw/get-product.json", &[]);
     assert_eq!((status, body["available"].clone()), (200, json!(105)));
+    let (status, headers, body) = w.http("products", "apigw/change-product.json", &[]);
+    assert_eq!((status, body["name"].clone()), (200, json!("Seeded, renamed")), "{body}");
+    assert_eq!(headers["etag"], "\"2\"");
     // A route of another function is not this function's.
     let (status, _, _) = w.http("products", "apigw/list-orders.json", &[]);
     assert_eq!(status, 404);
@@ -150,6 +153,12 @@ pub async fn every_function_answers_its_fixtures(app: &shared::service::App, w: 
     assert_eq!(r, json!({"reservation_id": second, "outcome": "not_due"}));
     let r = w.invoke("expire", "expire.json", &[]);
     assert_eq!(r["outcome"], "not_found");
+    // a cart of one line, held and released
+    let (status, _, cart) = w.http("reserve", "apigw/create-reservation-batch.json", &[]);
+    assert_eq!(status, 201, "{cart}");
+    let line = cart["reservations"][0]["id"].as_str().expect("id").to_string();
+    let (status, _, _) = w.http("reserve", "apigw/release-reservation.json", &[(RESERVATION, &line)]);
+    assert_eq!(status, 200);
     let (status, _, body) = w.http("reserve", "apigw/extend-reservation.json", &[(RESERVATION, &second)]);
     assert_eq!((status, body["status"].clone()), (200, json!("active")), "{body}");
     let (status, _, body) = w.http("reserve", "apigw/release-reservation.json", &[(RESERVATION, &second)]);
