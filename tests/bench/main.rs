@@ -73,19 +73,74 @@ async fn main() {
         Some("lists") => save("order_lists", lists().await),
         Some("cold") => save("cold_start", cold_start(arg(&args, 1, 10)).await),
         Some("cost") => save("cost", cost().await),
+        Some("batch") => save("batch_holds", batch_holds(arg(&args, 1, 600), arg(&args, 2, 64)).await),
         Some("all") => {
             save("flash_sale", flash_sale(2000, 200, 64, 1).await);
             save("flash_sale_buckets", flash_sale(2000, 200, 64, 8).await);
             save("walk", walk(200, 16).await);
+            save("batch_holds", batch_holds(600, 64).await);
             save("expiry", expiry_json(200, 2).await);
             save("cost", cost().await);
             save("cold_start", cold_start(10).await);
             save("order_lists", lists().await);
         }
         _ => eprintln!(
-            "usage: bench all | flash [BUYERS] [UNITS] [C] [BUCKETS] | walk [USERS] [C] | lists | cold [RUNS] | cost | reserve [N] [C,..] | expiry [N] [TTL] | orders [SINGLE] [SPREAD] [USERS]"
+            "usage: bench all | flash [BUYERS] [UNITS] [C] [BUCKETS] | walk [USERS] [C] | batch [CARTS] [C] | lists | cold [RUNS] | cost | reserve [N] [C,..] | expiry [N] [TTL] | orders [SINGLE] [SPREAD] [USERS]"
         ),
     }
+}
+
+/// `carts` buyers each hold a three-line cart (three products, one unit each, stock for
+/// every cart), `c` at a time: throughput, latency, DynamoDB requests and write units per
+/// cart.
+async fn batch_holds(carts: usize, c: usize) -> serde_json::Value {
+    let gw = gateway().await;
+    let units = carts as i64;
+    let products = [
+        gw.product(json!({"main": units})).await,
+        gw.product(json!({"main": units})).await,
+        gw.product(json!({"main": units})).await,
+    ];
+    let cart = json!({"items": products.iter().map(|p| json!({"product_id": p, "quantity": 1})).collect::<Vec<_>>()});
+    // Warm the instance's product terms and DynamoDB Local.
+    for i in 0..5 {
+        gw.post("/api/reservations/batch", Some(&token(&format!("warm-{i}"), false)), cart.clone()).await;
+    }
+    let tokens: Vec<String> =
+        (0..carts).map(|i| token(&format!("cart-{i}-{}", ulid::Ulid::new()), false)).collect();
+    let before = gw.app.store.metrics().snapshot();
+    let started = Instant::now();
+    let results: Vec<(u16, f64)> = stream::iter(&tokens)
+        .map(|t| {
+            let (gw, cart) = (&gw, cart.clone());
+            async move {
+                let sent = Instant::now();
+                let r = gw.post("/api/reservations/batch", Some(t), cart).await;
+                (r.status, sent.elapsed().as_secs_f64() * 1000.0)
+            }
+        })
+        .buffer_unordered(c)
+        .collect()
+        .await;
+    let secs = started.elapsed().as_secs_f64();
+    let cost = gw.app.store.metrics().snapshot() - before;
+    let held = results.iter().filter(|(s, _)| *s == 201).count();
+    let ms: Vec<f64> = results.iter().map(|(_, ms)| *ms).collect();
+    let latency = stats(ms);
+    println!(
+        "batch holds: {carts} three-line carts, concurrency {c}: {:.0} carts/s over {secs:.1} s",
+        carts as f64 / secs
+    );
+    println!("  held {held}, other {}", carts - held);
+    println!(
+        "  DynamoDB requests per cart {:.2}, write units per cart {:.1}",
+        cost.requests as f64 / carts as f64,
+        cost.write_units / carts as f64
+    );
+    println!("  latency: {}", show(&latency));
+    json!({"carts": carts, "concurrency": c, "carts_per_second": carts as f64 / secs, "held": held,
+           "requests_per_cart": cost.requests as f64 / carts as f64, "write_units_per_cart": cost.write_units / carts as f64,
+           "latency": latency})
 }
 
 fn num_cpus() -> usize {
@@ -631,6 +686,33 @@ async fn cost() -> serde_json::Value {
     let b = m();
     gw.get("/api/orders?limit=20", Some(&t)).await;
     measure("order list page (customer)", b, m());
+    let cart = json!({"items": [{"product_id": product, "quantity": 1, "warehouse_id": "main"},
+                                {"product_id": hot, "quantity": 1, "warehouse_id": "main"}]});
+    let b = m();
+    let held = gw.post("/api/reservations/batch", Some(&t), cart).await;
+    measure("batch hold (2 lines)", b, m());
+    let line = held.body["reservations"][0]["id"].as_str().unwrap_or_default().to_string();
+    let b = m();
+    gw.send("POST", &format!("/api/reservations/{line}/extend"), Some(&t), None).await;
+    measure("extension", b, m());
+    let b = m();
+    gw.send(
+        "PATCH",
+        &format!("/api/products/{product}"),
+        Some(&token("cost-admin", true)),
+        Some(json!({"price_cents": 1234})),
+    )
+    .await;
+    measure("product update (price)", b, m());
+    let b = m();
+    gw.send(
+        "PATCH",
+        &format!("/api/products/{product}"),
+        Some(&token("cost-admin", true)),
+        Some(json!({"max_per_customer": 50})),
+    )
+    .await;
+    measure("product update (limit: 2 rows retagged)", b, m());
     let b = m();
     gw.get(&format!("/api/products/{product}"), None).await;
     measure("product read", b, m());
