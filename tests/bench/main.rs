@@ -95,7 +95,8 @@ async fn main() {
 /// cart.
 async fn batch_holds(carts: usize, c: usize) -> serde_json::Value {
     let gw = gateway().await;
-    let units = carts as i64;
+    // Stock for every cart and the five warm-up carts.
+    let units = carts as i64 + 5;
     let products = [
         gw.product(json!({"main": units})).await,
         gw.product(json!({"main": units})).await,
