@@ -9,7 +9,7 @@ export PORT
 TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || echo "$(CURDIR)/target")
 export TARGET_DIR
 
-.PHONY: sam-local help deps build dev test iam-reset iam-coverage test-rust fuzz fuzz-quick lint check-template sam-check token lambda docs-assets bench bench-reserve bench-expiry bench-orders
+.PHONY: sam-local help deps build dev test iam-reset iam-coverage test-rust fuzz fuzz-quick lint check-template sam-check deploy logs token lambda docs-assets bench bench-reserve bench-expiry bench-orders
 
 help:
 	@echo "The two commands:"
@@ -26,6 +26,9 @@ help:
 	@echo "Figures (never asserted; see BENCHMARKS.md):"
 	@echo "  make bench           every benchmark (make bench-reserve, bench-expiry, bench-orders: one each)"
 	@echo "  make lambda          release arm64 bootstraps and their sizes"
+	@echo "AWS (needs credentials):"
+	@echo "  make deploy          sam build, then sam deploy with samconfig.toml (PARAMS=\"Name=Value ...\")"
+	@echo "  make logs            every function's logs, followed (sam logs --tail)"
 	@echo "Tools:"
 	@echo "  make token SUB=alice GROUPS=admin   print a token for the local gateway"
 	@echo "  make deps            install the local stack's tools (make dev and make test do it too)"
@@ -127,3 +130,13 @@ lambda: deps
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
 	PATH="$(CURDIR)/.venv/bin:$$PATH" $(CARGO) lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do printf '%-12s %8d bytes\n' $$f $$(wc -c < "$(TARGET_DIR)/lambda/$$f/bootstrap"); done
+
+# Deploy to the AWS account and region of your AWS configuration (samconfig.toml holds
+# the stack name and defaults; confirm the change set when asked). Not runnable offline.
+deploy: deps
+	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
+	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/sam build
+	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/sam deploy $(if $(PARAMS),--parameter-overrides $(PARAMS))
+
+logs: deps
+	SAM_CLI_TELEMETRY=0 .venv/bin/sam logs
