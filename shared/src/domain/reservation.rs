@@ -174,18 +174,7 @@ mod tests {
     fn an_extension_gives_a_full_ttl_from_now_but_never_past_the_longest_hold() {
         let t0 = DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z").unwrap().with_timezone(&Utc);
         let (ttl, max) = (Duration::minutes(10), Duration::minutes(30));
-        let r = Reservation {
-            id: "r".into(),
-            user_id: "u".into(),
-            product_id: "p".into(),
-            warehouse_id: WarehouseId::parse("main").unwrap(),
-            quantity: 1,
-            bucket: 0,
-            status: ReservationStatus::Active,
-            expires_at: t0 + ttl,
-            created_at: t0,
-            updated_at: t0,
-        };
+        let r = active_hold(t0, t0 + ttl);
         assert_eq!(r.extended_expiry(t0 + Duration::minutes(4), ttl, max), Some(t0 + Duration::minutes(14)));
         assert_eq!(r.extended_expiry(t0 + Duration::minutes(25), ttl, max), Some(t0 + max));
         let at_limit = Reservation { expires_at: t0 + max, ..r.clone() };
@@ -194,14 +183,9 @@ mod tests {
     }
     use chrono::Duration;
 
-    fn body(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
-    }
-
-    #[test]
-    fn a_hold_past_its_expiry_reads_as_expired_before_any_job_runs() {
-        let now = Utc::now();
-        let r = Reservation {
+    /// An active hold of one unit made at `created_at`, ending at `expires_at`.
+    fn active_hold(created_at: DateTime<Utc>, expires_at: DateTime<Utc>) -> Reservation {
+        Reservation {
             id: "r".into(),
             user_id: "u".into(),
             product_id: "p".into(),
@@ -209,10 +193,20 @@ mod tests {
             quantity: 1,
             bucket: 0,
             status: ReservationStatus::Active,
-            expires_at: now,
-            created_at: now - Duration::minutes(10),
-            updated_at: now - Duration::minutes(10),
-        };
+            expires_at,
+            created_at,
+            updated_at: created_at,
+        }
+    }
+
+    fn body(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_hold_past_its_expiry_reads_as_expired_before_any_job_runs() {
+        let now = Utc::now();
+        let r = active_hold(now - Duration::minutes(10), now);
         assert_eq!(r.status_at(now - Duration::seconds(1)), ReservationStatus::Active);
         assert_eq!(r.status_at(now), ReservationStatus::Expired);
         let seen = r.clone().as_seen_at(now);

@@ -7,7 +7,7 @@ use crate::domain::buckets::{home_bucket, plan_reservation, ReservePlan};
 use crate::domain::caller::Caller;
 use crate::domain::ids::new_id;
 use crate::domain::reservation::{NewBatch, NewReservation, Reservation, ReservationStatus};
-use crate::domain::stock::{choose_warehouse, WarehouseChoice};
+use crate::domain::stock::{choose_warehouse, WarehouseChoice, WarehouseId};
 use crate::domain::DomainError;
 use crate::store::catalogue::Terms;
 use crate::store::idempotency::Completion;
@@ -45,40 +45,9 @@ impl App {
         lease: Option<&Lease<Reservation>>,
     ) -> Result<Reservation, DomainError> {
         for _ in 0..PICK_ATTEMPTS {
-            let (warehouse, terms) = match &new.warehouse_id {
-                Some(w) => (w.clone(), self.terms_of(&new.product_id).await?),
-                None => {
-                    let product = self.get_product(&new.product_id).await?;
-                    if !product.active {
-                        return Err(DomainError::ProductInactive);
-                    }
-                    match choose_warehouse(&product.stock, new.quantity) {
-                        WarehouseChoice::Fill(w) => (w, Terms::of(&product)),
-                        WarehouseChoice::Insufficient { available } => {
-                            return Err(DomainError::InsufficientStock { available })
-                        }
-                    }
-                }
-            };
-            if !terms.active {
-                return Err(DomainError::ProductInactive);
-            }
-            let k = terms.buckets;
+            let (warehouse, terms) = self.pick(new).await?;
             let now = self.clock.now();
-            let id = new_id(now);
-            let mut reservation = Reservation {
-                bucket: home_bucket(&id, k),
-                id,
-                user_id: caller.user_id.clone(),
-                product_id: new.product_id.clone(),
-                warehouse_id: warehouse,
-                quantity: new.quantity,
-                status: ReservationStatus::Active,
-                // Every hold ends by MAX_HOLD_SECONDS after its creation, extensions included.
-                expires_at: now + self.config.reservation_ttl.min(self.config.max_hold),
-                created_at: now,
-                updated_at: now,
-            };
+            let mut reservation = self.new_hold(caller, new, warehouse, &terms, now, None);
             let completion = self.completion(lease, &reservation)?;
             match self.hold(&mut reservation, terms, &caller.user_id, completion).await {
                 Ok(()) => {
@@ -126,6 +95,57 @@ impl App {
         }
     }
 
+    /// The warehouse a hold of `line` takes and the product's terms: the named warehouse
+    /// (terms from this instance's memory), or the one `choose_warehouse` picks from a
+    /// fresh read of the product. An archived product is refused here.
+    async fn pick(&self, line: &NewReservation) -> Result<(WarehouseId, Terms), DomainError> {
+        let (warehouse, terms) = match &line.warehouse_id {
+            Some(w) => (w.clone(), self.terms_of(&line.product_id).await?),
+            None => {
+                let product = self.get_product(&line.product_id).await?;
+                if !product.active {
+                    return Err(DomainError::ProductInactive);
+                }
+                match choose_warehouse(&product.stock, line.quantity) {
+                    WarehouseChoice::Fill(w) => (w, Terms::of(&product)),
+                    WarehouseChoice::Insufficient { available } => {
+                        return Err(DomainError::InsufficientStock { available })
+                    }
+                }
+            }
+        };
+        if !terms.active {
+            return Err(DomainError::ProductInactive);
+        }
+        Ok((warehouse, terms))
+    }
+
+    /// A new active hold of `line` made `now`, in `bucket` (its home bucket when `None`).
+    fn new_hold(
+        &self,
+        caller: &Caller,
+        line: &NewReservation,
+        warehouse: WarehouseId,
+        terms: &Terms,
+        now: chrono::DateTime<chrono::Utc>,
+        bucket: Option<usize>,
+    ) -> Reservation {
+        let id = new_id(now);
+        Reservation {
+            bucket: bucket.unwrap_or_else(|| home_bucket(&id, terms.buckets)),
+            id,
+            user_id: caller.user_id.clone(),
+            product_id: line.product_id.clone(),
+            warehouse_id: warehouse,
+            quantity: line.quantity,
+            status: ReservationStatus::Active,
+            // Every hold ends by MAX_HOLD_SECONDS after its creation, extensions included.
+            expires_at: now + self.config.reservation_ttl.min(self.config.max_hold),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// Holds every line of `new` in one atomic step, or nothing: all reservations share
     /// one `expires_at`; auto-picked warehouses are chosen per line from a read of the
     /// product, re-picked when a race took the units; a bucketed line starts at its home
@@ -157,41 +177,10 @@ impl App {
         let mut steered: Vec<Option<usize>> = vec![None; new.lines.len()];
         for _ in 0..BUCKET_ATTEMPTS {
             let now = self.clock.now();
-            let expires_at = now + self.config.reservation_ttl.min(self.config.max_hold);
             let mut lines = Vec::with_capacity(new.lines.len());
             for (i, line) in new.lines.iter().enumerate() {
-                let (warehouse, terms) = match &line.warehouse_id {
-                    Some(w) => (w.clone(), self.terms_of(&line.product_id).await.map_err(|e| on_line(i, e))?),
-                    None => {
-                        let product = self.get_product(&line.product_id).await.map_err(|e| on_line(i, e))?;
-                        if !product.active {
-                            return Err(on_line(i, DomainError::ProductInactive));
-                        }
-                        match choose_warehouse(&product.stock, line.quantity) {
-                            WarehouseChoice::Fill(w) => (w, Terms::of(&product)),
-                            WarehouseChoice::Insufficient { available } => {
-                                return Err(on_line(i, DomainError::InsufficientStock { available }))
-                            }
-                        }
-                    }
-                };
-                if !terms.active {
-                    return Err(on_line(i, DomainError::ProductInactive));
-                }
-                let id = new_id(now);
-                let bucket = steered[i].unwrap_or_else(|| home_bucket(&id, terms.buckets));
-                let r = Reservation {
-                    id,
-                    user_id: caller.user_id.clone(),
-                    product_id: line.product_id.clone(),
-                    warehouse_id: warehouse,
-                    quantity: line.quantity,
-                    bucket,
-                    status: ReservationStatus::Active,
-                    expires_at,
-                    created_at: now,
-                    updated_at: now,
-                };
+                let (warehouse, terms) = self.pick(line).await.map_err(|e| on_line(i, e))?;
+                let r = self.new_hold(caller, line, warehouse, &terms, now, steered[i]);
                 lines.push((r, terms));
             }
             let held: Vec<Reservation> = lines.iter().map(|(r, _)| r.clone()).collect();

@@ -77,18 +77,7 @@ impl Catalogue {
     /// One product with all its stock rows, read consistently in one `Query` (plus one
     /// snapshot of the other buckets of a bucketed product).
     pub async fn get(&self, id: &str) -> Result<Option<Product>, StoreError> {
-        let q = self.partition(&product_pk(id), None).consistent_read(true);
-        let items = self.repo.db.query_all("get_product", q, None).await?;
-        let Some(head) = items.iter().find(|i| i.opt_s(SK) == Some(PRODUCT_SK)) else {
-            return Ok(None);
-        };
-        let stock = items
-            .iter()
-            .filter(|i| i.opt_s(SK).is_some_and(|sk| sk.starts_with(STOCK_SK_PREFIX)))
-            .map(stock_rec::level)
-            .collect::<Result<Vec<_>, _>>()?;
-        let stock = self.stock.all_buckets(id, product::buckets_of(head)?, stock).await?;
-        product::product(head, stock).map(Some)
+        Ok(self.get_for_change(id).await?.map(|(product, _)| product))
     }
 
     /// What governs new holds of a product (`None`: no such product), read consistently.
@@ -106,14 +95,13 @@ impl Catalogue {
         let Some(head) = items.iter().find(|i| i.opt_s(SK) == Some(PRODUCT_SK)) else {
             return Ok(None);
         };
-        let revision = product::revision(head)?;
         let stock = items
             .iter()
             .filter(|i| i.opt_s(SK).is_some_and(|sk| sk.starts_with(STOCK_SK_PREFIX)))
             .map(stock_rec::level)
             .collect::<Result<Vec<_>, _>>()?;
         let stock = self.stock.all_buckets(id, product::buckets_of(head)?, stock).await?;
-        Ok(Some((product::product(head, stock)?, revision)))
+        product::with_revision(head, stock).map(Some)
     }
 
     /// Writes `next` (the product as read at `revision`, changed) in one transaction; when

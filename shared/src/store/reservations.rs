@@ -109,54 +109,14 @@ impl Reservations {
         hold_cap: i64,
         terms: &Terms,
     ) -> Result<(), ReserveError> {
-        let table = &*self.0.table;
-        let now = format_time(r.created_at);
-        let row = held_row(table, r, &now, actor);
-        let mut items = vec![
-            update(row.hold(r.quantity, terms.terms)?),
-            records::put(table, rec::item(r, actor)?, "attribute_not_exists(pk)")?,
-        ];
-        let keyed = completion.is_some();
-        if let Some(c) = completion {
-            items.push(update(c.0));
-        }
-        let count_at = items.len();
-        items.push(update(rec::count(table, &r.user_id, hold_cap, 1)?));
-        let allow_at = items.len();
-        items.push(update(rec::allow(table, &r.product_id, &r.user_id, r.quantity, terms.max_per_customer)?));
-        let e = match self.0.db.transact("create_reservation", items).await {
-            Ok(()) => return Ok(()),
-            Err(e) => e,
-        };
-        // The first failure in the contract's order answers: terms first (the decision
-        // was made on old ones), then the hold cap, the purchase limit, the stock.
-        let stock = e.failed_at(0);
-        if let Some(Some(row)) = stock {
-            if row.opt_n("terms").unwrap_or(0) != terms.terms {
-                return Err(ReserveError::TermsChanged);
-            }
-        }
-        if e.failed_at(count_at).is_some() {
-            return Err(ReserveError::HoldLimit);
-        }
-        if let Some(old) = e.failed_at(allow_at) {
-            let counted = old.and_then(|a| a.opt_n("units")).unwrap_or(0);
-            return Err(ReserveError::PurchaseLimit { counted });
-        }
-        if keyed && e.failed_at(2).is_some() {
-            return Err(ReserveError::LeaseLost);
-        }
-        let Some(old) = stock else { return Err(e.into()) };
-        let old = match old {
-            Some(item) => Some(item.clone()),
-            None => {
-                let (pk, sk) = (stock_pk(&r.product_id, r.bucket), stock_sk(r.warehouse_id.as_str()));
-                self.0.db.get("create_reservation", table, &pk, &sk).await?
-            }
-        };
-        match old.and_then(|row| row.opt_n("available")) {
-            None => Err(ReserveError::NoStockRow),
-            Some(available) => Err(ReserveError::Insufficient { available }),
+        // A single hold is a batch of one line: the same items, the same reading of a
+        // failure.
+        match self.create_batch(&[(r.clone(), *terms)], actor, completion, hold_cap).await {
+            Ok(()) => Ok(()),
+            Err(BatchError::Line(_, e)) => Err(e),
+            Err(BatchError::HoldLimit) => Err(ReserveError::HoldLimit),
+            Err(BatchError::LeaseLost) => Err(ReserveError::LeaseLost),
+            Err(BatchError::Store(e)) => Err(e.into()),
         }
     }
 

@@ -131,12 +131,19 @@ pub fn buckets_of(head: &Item) -> Result<usize, StoreError> {
 
 /// The product at `head` with its stock `rows` of every bucket, shown summed per warehouse.
 pub fn product(head: &Item, rows: Vec<StockLevel>) -> Result<Product, StoreError> {
+    with_revision(head, rows).map(|(p, _)| p)
+}
+
+/// `product`, and the revision a change of it must find unchanged, from one reading of
+/// the item.
+pub fn with_revision(head: &Item, rows: Vec<StockLevel>) -> Result<(Product, Revision), StoreError> {
     let r: ProductRecord = from_item(head)?;
+    let revision = Revision { version: r.version, stock_rev: r.stock_rev };
     let time = |t: &str| parse_time(t).ok_or_else(|| StoreError::Internal("bad product time".into()));
     let stock = sum_per_warehouse(rows);
     let own_updated = time(&r.updated_at)?;
     let updated_at = stock.iter().map(|s| s.updated_at).fold(own_updated, chrono::DateTime::max);
-    Ok(Product {
+    let product = Product {
         sku: Sku::parse(&r.sku).map_err(StoreError::Internal)?,
         currency: Currency::parse(&r.currency).map_err(StoreError::Internal)?,
         stock_buckets: buckets_of(head)?,
@@ -150,12 +157,8 @@ pub fn product(head: &Item, rows: Vec<StockLevel>) -> Result<Product, StoreError
         id: r.id,
         name: r.name,
         price_cents: r.price_cents,
-    })
-}
-
-pub fn revision(head: &Item) -> Result<Revision, StoreError> {
-    let r: ProductRecord = from_item(head)?;
-    Ok(Revision { version: r.version, stock_rev: r.stock_rev })
+    };
+    Ok((product, revision))
 }
 
 pub fn terms(head: &Item) -> Result<Terms, StoreError> {
