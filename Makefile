@@ -9,16 +9,17 @@ export PORT
 TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || echo "$(CURDIR)/target")
 export TARGET_DIR
 
-.PHONY: sam-local help deps build dev test iam-reset iam-coverage test-rust fuzz fuzz-quick lint check-template sam-check deploy logs token lambda docs-assets bench bench-reserve bench-expiry bench-orders
+.PHONY: sam-local help deps build dev test test-setup setup-times iam-reset iam-coverage test-rust fuzz fuzz-quick lint check-template sam-check deploy logs token lambda docs-assets bench bench-reserve bench-expiry bench-orders
 
 help:
 	@echo "The two commands:"
 	@echo "  make dev             serve the API on http://127.0.0.1:$(PORT) with its local stack (Ctrl-C stops all)"
 	@echo "  make test            every test against a throwaway local stack, then the IAM coverage check"
 	@echo "Checks:"
-	@echo "  make lint            rustfmt and clippy"
+	@echo "  make lint            rustfmt, clippy and cargo deny (licences, bans, sources)"
 	@echo "  make check-template  cfn-lint and sam validate --lint on template.yaml"
 	@echo "  make test-rust       the Rust tests alone (unit, integration, Lambda-level)"
+	@echo "  make test-setup      deps.sh without root or sudo, and make with CARGO_TARGET_DIR set"
 	@echo "  make fuzz            schemathesis, 300 examples per operation (make fuzz-quick: 15)"
 	@echo "  make iam-coverage    every IAM grant of template.yaml used by some test (after make test-rust)"
 	@echo "  make sam-check       template checks, then sam build of the nine functions and their sizes"
@@ -31,17 +32,21 @@ help:
 	@echo "  make logs            every function's logs, followed (sam logs --tail)"
 	@echo "Tools:"
 	@echo "  make token SUB=alice GROUPS=admin   print a token for the local gateway"
-	@echo "  make deps            install the local stack's tools (make dev and make test do it too)"
+	@echo "  make deps            install the test tools (make dev installs only what it needs)"
+	@echo "  make setup-times     seconds from a fresh clone to make dev's first 200 and to a green make test"
 	@echo "  make build           build the workspace"
 	@echo "  make docs-assets     refresh the docs page's Swagger UI files from npm"
 
 deps:
-	@infra/scripts/deps.sh
+	@infra/scripts/deps.sh test
 
 build:
 	$(CARGO) build --workspace --bins
 
-dev: deps build
+# The dev server needs Java, DynamoDB Local and the gateway binary, nothing more.
+dev:
+	@infra/scripts/deps.sh dev
+	$(CARGO) build -p gateway --bin gateway
 	infra/scripts/with-stack.sh --persist .local/dev-data -- "$(TARGET_DIR)/debug/gateway"
 
 # Every AWS call of every test runs under the IAM policy template.yaml gives the function
@@ -49,6 +54,11 @@ dev: deps build
 # IAM_USAGE_DIR, and iam-coverage fails when the template grants something no test used.
 IAM_USAGE_DIR := $(TARGET_DIR)/iam-usage
 test: deps check-template iam-reset test-rust fuzz-quick iam-coverage
+
+# Setup paths our machines do not take: deps.sh as a non-root user without sudo or Java,
+# and make's fuzz step and dev server with CARGO_TARGET_DIR set (CI runs it).
+test-setup: build
+	infra/scripts/test-setup.sh
 
 iam-reset:
 	rm -rf "$(IAM_USAGE_DIR)"
@@ -82,9 +92,13 @@ docs-assets: deps
 	  gzip -9n -c .local/docs/node_modules/swagger-ui-dist/$$f > docs/swagger-ui/$$f.gz; done
 	cp .local/docs/node_modules/swagger-ui-dist/LICENSE .local/docs/node_modules/swagger-ui-dist/NOTICE docs/swagger-ui/
 
+# rustfmt, clippy, and cargo deny's checks that need no advisory database (deny.toml:
+# licences, bans, sources; the RustSec advisories need a clone of their database).
 lint:
+	@infra/scripts/deps.sh lint
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	.local/tools/bin/cargo-deny deny --locked check bans licenses sources
 
 token:
 	@$(CARGO) run -q --bin token -- "$(SUB)" "$(GROUPS)"
@@ -137,6 +151,10 @@ deploy: deps
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
 	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/sam build
 	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/sam deploy $(if $(PARAMS),--parameter-overrides $(PARAMS))
+
+setup-times:
+	infra/scripts/time-setup.sh dev
+	infra/scripts/time-setup.sh test
 
 logs: deps
 	SAM_CLI_TELEMETRY=0 .venv/bin/sam logs

@@ -16,8 +16,12 @@
 //! | `SCHEDULER_ROLE_ARN` | unset | role EventBridge Scheduler assumes to invoke `expire` |
 //! | `EXPIRY_DLQ_ARN` | unset | dead-letter queue for expiry invocations that exhausted retries |
 //! | `SCHEDULER_ENDPOINT` | unset (AWS) | a Scheduler-compatible endpoint (moto in tests) |
-//! | `LOG_FORMAT` | `json` | `json` (Lambda style) or `text` |
+//! | `LOG_FORMAT` | `AWS_LAMBDA_LOG_FORMAT`, else `json` | `json` (Lambda style) or `text` |
+//! | `AWS_LAMBDA_LOG_LEVEL` | unset | set by Lambda from `LoggingConfig`; wins over `RUST_LOG` (`log_settings`) |
+//! | `RUST_LOG` | `info` | log filter where `AWS_LAMBDA_LOG_LEVEL` is unset |
+//! | `METRICS_NAMESPACE` | `stockhold` | CloudWatch namespace of the functions' EMF metrics |
 
+use crate::adapters::emf::Emf;
 use crate::adapters::scheduler::{EventBridgeScheduler, EventBridgeTarget};
 use crate::domain::cursor::CursorCodec;
 use crate::http::routes::{AUDIT_API_FN, LIST_FN, PRODUCTS_FN};
@@ -276,7 +280,8 @@ impl Config {
             }
         };
         app.config.cursors = CursorCodec::new(key.as_bytes());
-        Ok(app)
+        let namespace = var("METRICS_NAMESPACE").unwrap_or_else(|| "stockhold".into());
+        Ok(app.with_metrics(Arc::new(Emf::new(namespace, binary))))
     }
 }
 
@@ -285,12 +290,42 @@ fn throwaway_key() -> String {
     format!("{}{}", ulid::Ulid::new(), ulid::Ulid::new())
 }
 
-/// Logs to stdout: JSON lines by default (what CloudWatch and Lambda's log format
-/// expect), plain text with `LOG_FORMAT=text`. Level from `RUST_LOG` (default `info`).
+/// How a process logs, from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    pub json: bool,
+    /// An `EnvFilter` directive.
+    pub filter: String,
+}
+
+/// Reads the log settings as Lambda documents them, so that a function's `LoggingConfig`
+/// works: the level is `AWS_LAMBDA_LOG_LEVEL` (Lambda sets it from
+/// `ApplicationLogLevel`; `FATAL` is our `error`), else `RUST_LOG` (finer directives, for
+/// local runs), else `info`. The format is `LOG_FORMAT` (`json` or `text`) where set, else
+/// `AWS_LAMBDA_LOG_FORMAT` (`JSON` or `Text`), else JSON. Empty values count as unset
+/// (the template declares every variable, most of them empty).
+pub fn log_settings(get: impl Fn(&str) -> Option<String>) -> LogSettings {
+    let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+    let filter = match get("AWS_LAMBDA_LOG_LEVEL").map(|l| l.trim().to_ascii_lowercase()) {
+        Some(level) if level == "fatal" => "error".to_string(),
+        Some(level) => level,
+        None => get("RUST_LOG").unwrap_or_else(|| "info".into()),
+    };
+    let json = match get("LOG_FORMAT") {
+        Some(f) => !f.eq_ignore_ascii_case("text"),
+        None => !get("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("text")),
+    };
+    LogSettings { json, filter }
+}
+
+/// Logs to stdout as `log_settings` says: JSON lines (what Lambda's JSON log format and
+/// CloudWatch Logs Insights read: `timestamp`, `level`, `message` and the event's fields
+/// at the top level) or plain text.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let settings = log_settings(var);
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let result = if var("LOG_FORMAT").as_deref() == Some("text") {
+    let result = if !settings.json {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_target(false)
@@ -327,6 +362,32 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> LogSettings {
+        log_settings(|name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string()))
+    }
+
+    #[test]
+    fn lambdas_log_level_wins_over_rust_log_and_fatal_means_error() {
+        assert_eq!(settings(&[]).filter, "info");
+        assert_eq!(settings(&[("RUST_LOG", "debug")]).filter, "debug");
+        assert_eq!(settings(&[("RUST_LOG", "debug"), ("AWS_LAMBDA_LOG_LEVEL", "WARN")]).filter, "warn");
+        assert_eq!(settings(&[("AWS_LAMBDA_LOG_LEVEL", "FATAL")]).filter, "error");
+        assert_eq!(
+            settings(&[("AWS_LAMBDA_LOG_LEVEL", ""), ("RUST_LOG", "")]).filter,
+            "info",
+            "empty is unset"
+        );
+    }
+
+    #[test]
+    fn logs_are_json_unless_text_is_asked_for() {
+        assert!(settings(&[]).json);
+        assert!(settings(&[("AWS_LAMBDA_LOG_FORMAT", "JSON")]).json);
+        assert!(!settings(&[("AWS_LAMBDA_LOG_FORMAT", "Text")]).json);
+        assert!(!settings(&[("LOG_FORMAT", "text"), ("AWS_LAMBDA_LOG_FORMAT", "JSON")]).json);
+        assert!(settings(&[("LOG_FORMAT", "json"), ("AWS_LAMBDA_LOG_FORMAT", "Text")]).json);
+    }
 
     fn config(local: bool, secret: Option<&str>, arn: Option<&str>) -> Config {
         Config {

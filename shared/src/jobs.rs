@@ -5,6 +5,7 @@
 use crate::config::{int_var, ConfigError};
 use crate::deadline::run;
 use crate::domain::DomainError;
+use crate::service::ports::Metric;
 use crate::service::{App, ExpireOutcome, SweepReport};
 use crate::store::records::audit::entry_from_record;
 use aws_lambda_events::event::dynamodb::EventRecord;
@@ -45,7 +46,9 @@ pub async fn expire(
 ) -> Result<ExpireResponse, DomainError> {
     // Boxed: the job futures nest deep enough that laying them out inline overflows the
     // compiler's query depth in the job binaries.
-    let outcome = run(deadline, Box::pin(app.expire_reservation(&event.reservation_id))).await??;
+    let outcome = run(deadline, Box::pin(app.expire_reservation(&event.reservation_id))).await;
+    app.count_store_retries();
+    let outcome = outcome??;
     Ok(ExpireResponse { reservation_id: event.reservation_id, outcome })
 }
 
@@ -63,7 +66,9 @@ pub async fn sweep(
     per_shard: usize,
     deadline: Option<Instant>,
 ) -> Result<SweepReport, DomainError> {
-    run(deadline, Box::pin(app.sweep(per_shard))).await?
+    let report = run(deadline, Box::pin(app.sweep(per_shard))).await;
+    app.count_store_retries();
+    report?
 }
 
 /// Writes the entries of a batch. Records that fail (unreadable, or storage trouble) are
@@ -96,6 +101,7 @@ const ENTRY_TIME: std::time::Duration = std::time::Duration::from_millis(200);
 
 async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse {
     let mut failures = Vec::new();
+    let mut written = 0;
     for r in &event.records {
         if !crate::deadline::allows(ENTRY_TIME) {
             failures.push(failure(r));
@@ -104,7 +110,9 @@ async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse 
         let result = match entry_from_record(r) {
             Ok(None) => Ok(()),
             Ok(Some((entry, order_key))) => {
-                app.record_audit(&entry, &order_key).await.map(|_| ()).map_err(|e| e.to_string())
+                let recorded = app.record_audit(&entry, &order_key).await;
+                written += u64::from(recorded.is_ok());
+                recorded.map(|_| ()).map_err(|e| e.to_string())
             }
             Err(e) => Err(e.to_string()),
         };
@@ -112,6 +120,10 @@ async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse 
             tracing::warn!(event_id = %r.event_id, sequence_number = ?r.change.sequence_number, error, "audit record failed");
             failures.push(failure(r));
         }
+    }
+    app.metrics.count(Metric::AuditWritten, written);
+    if !failures.is_empty() {
+        app.metrics.count(Metric::AuditFailed, failures.len() as u64);
     }
     let mut response = DynamoDbEventResponse::default();
     response.batch_item_failures = failures;

@@ -53,6 +53,7 @@ pub async fn handle(app: &App, function: &'static HttpFunction, event: Request) 
         deadline,
     };
     let (parts, body) = dispatch(app, req, Serving::Function(function)).await.into_parts();
+    app.count_store_retries();
     let body = match String::from_utf8(body.to_vec()) {
         Ok(text) => Body::Text(text),
         Err(e) => Body::Binary(e.into_bytes()),

@@ -106,36 +106,9 @@ async fn the_docs_page_at_the_root_renders_every_route_in_headless_chromium() {
     let init = gw.http.get(format!("{}/api/docs/init.js", gw.url)).send().await.expect("init.js");
     let init = init.text().await.unwrap_or_default();
     assert!(init.contains("persistAuthorization: false"), "no token kept in the browser: {init}");
-    let profile = std::env::temp_dir().join(format!("stockhold-chromium-{}", ulid::Ulid::new()));
-    let url = format!("{}/", gw.url);
-    let user_data = format!("--user-data-dir={}", profile.display());
-    // A hung browser fails the test after a minute instead of hanging the run.
-    let run = move || {
-        std::process::Command::new("timeout")
-            .args(["60", "chromium"])
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
-                // Lets the page's scripts and its fetch of the spec finish before the dump.
-                "--virtual-time-budget=15000",
-                "--dump-dom",
-            ])
-            .arg(user_data)
-            .arg(url)
-            .output()
-    };
-    let out =
-        tokio::task::spawn_blocking(run).await.expect("join").expect("chromium (installed by make deps)");
-    let _ = std::fs::remove_dir_all(&profile);
-    let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(dom.contains("swagger-ui"), "no renderer in the DOM: {}", String::from_utf8_lossy(&out.stderr));
+    // Lets the page's scripts and its fetch of the spec finish before the dump.
+    let dom = stockhold_tests::browser::dump_dom(&format!("{}/", gw.url), 15000).await;
+    assert!(dom.contains("swagger-ui"), "no renderer in the DOM: {dom}");
     // Swagger UI renders one block per operation, marked with its path and method.
     for route in routes_of(API) {
         let expected = routes_of(API).filter(|r| r.path == route.path).count();

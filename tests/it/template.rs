@@ -149,7 +149,9 @@ fn variables_read_in(dir: &std::path::Path, found: &mut BTreeSet<String>) {
 #[test]
 fn every_function_declares_exactly_the_variables_its_code_reads() {
     let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let mut shared = BTreeSet::from(["RUST_LOG".to_string()]);
+    // Read through `config::log_settings` (beside the AWS_LAMBDA_* ones, which Lambda
+    // reserves and sets itself: the template must not declare them).
+    let mut shared = BTreeSet::from(["RUST_LOG".to_string(), "LOG_FORMAT".to_string()]);
     variables_read_in(&root.join("shared/src"), &mut shared);
     // Read by the sweep alone (shared::jobs::sweep_batch_from_env).
     let sweep_only = "SWEEP_BATCH_PER_SHARD".to_string();
@@ -168,4 +170,87 @@ fn every_function_declares_exactly_the_variables_its_code_reads() {
             f.binary
         );
     }
+}
+
+/// The template's own metrics (alarms and dashboard in the stack's namespace) are ones
+/// the functions emit, under the function that emits them; the dashboard body and the
+/// access log format are JSON once CloudFormation and API Gateway fill them in.
+#[test]
+fn alarms_and_dashboard_use_only_metrics_the_functions_emit_and_their_json_parses() {
+    use serde_json::Value as J;
+    use shared::service::ports::Metric;
+    let names: BTreeSet<&str> = Metric::KINDS.iter().map(Metric::name).collect();
+    let binaries: BTreeSet<String> = resolved().functions.iter().map(|f| f.binary.clone()).collect();
+    let t: J =
+        serde_json::from_str(&stockhold_tests::template_json(stockhold_tests::TEMPLATE_YAML)).expect("json");
+    let stack = serde_json::json!({"Ref": "AWS::StackName"});
+    let mut ours = 0;
+    for (id, res) in t["Resources"].as_object().expect("Resources") {
+        if res["Type"] != "AWS::CloudWatch::Alarm" || res["Properties"]["Namespace"] != stack {
+            continue;
+        }
+        let p = &res["Properties"];
+        assert!(
+            names.contains(p["MetricName"].as_str().unwrap_or_default()),
+            "{id}: {} is not emitted",
+            p["MetricName"]
+        );
+        let function = p["Dimensions"][0]["Value"].as_str().unwrap_or_default();
+        assert!(binaries.contains(function), "{id}: no function {function}");
+        ours += 1;
+    }
+    assert!(ours >= 1, "the sweep alarm is on our own metric");
+
+    let body =
+        t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"].as_str().expect("!Sub body");
+    let filled = body.replace("${AWS::StackName}", "NS");
+    let filled = fill_substitutions(&filled);
+    let dash: J =
+        serde_json::from_str(&filled).unwrap_or_else(|e| panic!("dashboard body is not JSON: {e}\n{filled}"));
+    let mut seen = BTreeSet::new();
+    for w in dash["widgets"].as_array().expect("widgets") {
+        for m in w["properties"]["metrics"].as_array().expect("metrics") {
+            if m[0] == "NS" {
+                let name = m[1].as_str().unwrap_or_default();
+                assert!(names.contains(name), "dashboard shows {name}, which nothing emits");
+                assert!(binaries.contains(m[3].as_str().unwrap_or_default()), "{m}");
+                seen.insert(name.to_string());
+            } else if let Some(e) = m[0]["expression"].as_str() {
+                seen.extend(names.iter().filter(|n| e.contains(*n)).map(|n| n.to_string()));
+            }
+        }
+    }
+    let missing: Vec<_> = names.iter().filter(|n| !seen.contains(**n)).collect();
+    assert!(missing.is_empty(), "metrics emitted but not on the dashboard: {missing:?}");
+
+    let format =
+        t["Resources"]["HttpApi"]["Properties"]["AccessLogSettings"]["Format"].as_str().expect("format");
+    let mut line = String::new();
+    let mut rest = format;
+    while let Some(i) = rest.find("$context.") {
+        line.push_str(&rest[..i]);
+        let after = &rest[i + 9..];
+        let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.')).unwrap_or(after.len());
+        line.push('v');
+        rest = &after[end..];
+    }
+    line.push_str(rest);
+    let log: J = serde_json::from_str(&line).unwrap_or_else(|e| panic!("access log format is not JSON: {e}"));
+    for key in ["requestId", "status", "routeKey", "latencyMs"] {
+        assert!(log.get(key).is_some(), "access log lacks {key}");
+    }
+}
+
+/// Fills every `${...}` of a `!Sub` string with a plain word.
+fn fill_substitutions(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let end = rest[i..].find('}').map(|e| i + e + 1).unwrap_or(rest.len());
+        out.push('x');
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }

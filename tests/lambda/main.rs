@@ -15,6 +15,8 @@ use stockhold_tests::*;
 struct Watch {
     child: Child,
     port: u16,
+    /// What the functions printed (through `cargo lambda watch`).
+    output: std::path::PathBuf,
 }
 
 impl Drop for Watch {
@@ -27,6 +29,9 @@ impl Drop for Watch {
 impl Watch {
     fn start(app: &shared::service::App) -> Self {
         let port = free_port();
+        let output = std::env::temp_dir().join(format!("stockhold-lambda-{port}.log"));
+        let out = std::fs::File::create(&output).expect("output file");
+        let err = out.try_clone().expect("output file");
         let endpoint = std::env::var("DYNAMODB_ENDPOINT").expect("DYNAMODB_ENDPOINT");
         // The binaries run as on the local stack: each held to its IAM policy in the
         // template, recording what it used for `iam-coverage`.
@@ -38,14 +43,17 @@ impl Watch {
             .args(["--env-var", &format!("TABLE_NAME={}", app.store.table())])
             .args(["--env-var", &format!("AUDIT_TABLE_NAME={}", app.store.audit_table())])
             .args(["--env-var", &format!("DYNAMODB_ENDPOINT={endpoint}")])
-            .args(["--env-var", "LOG_FORMAT=text", "--env-var", "RUST_LOG=warn"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // As Lambda sets them from the template's LoggingConfig, at a level that
+            // leaves out the info lines (the test checks that it did).
+            .args(["--env-var", "AWS_LAMBDA_LOG_FORMAT=JSON", "--env-var", "AWS_LAMBDA_LOG_LEVEL=WARN"])
+            .args(["--env-var", "METRICS_NAMESPACE=stockhold-test"])
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
             .spawn()
             .expect(
                 "`cargo lambda` not found: `make test` installs cargo-lambda into .venv and puts it on PATH",
             );
-        let watch = Self { child, port };
+        let watch = Self { child, port, output };
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "cargo lambda watch did not start");
@@ -74,4 +82,58 @@ async fn every_function_binary_answers_its_fixtures_under_cargo_lambda() {
     seed_product(&app).await;
     let w = Watch::start(&app);
     every_function_answers_its_fixtures(&app, &w).await;
+    let printed = std::fs::read_to_string(&w.output).unwrap_or_default();
+    let _ = std::fs::remove_file(&w.output);
+    check_logs_and_metrics(&printed);
+}
+
+/// What operators get from the functions: EMF lines that CloudWatch turns into the
+/// business metrics the template's alarms and dashboard use, and JSON log lines at the
+/// level `AWS_LAMBDA_LOG_LEVEL` asked for.
+fn check_logs_and_metrics(printed: &str) {
+    let lines: Vec<Value> = printed
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+        .filter(Value::is_object)
+        .collect();
+    let metric = |name: &str, function: &str| -> Vec<Value> {
+        lines
+            .iter()
+            .filter(|l| l.get("_aws").is_some() && l["Function"] == function && l.get(name).is_some())
+            .cloned()
+            .collect()
+    };
+    for l in lines.iter().filter(|l| l.get("_aws").is_some()) {
+        let decl = &l["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(decl["Namespace"], "stockhold-test", "{l}");
+        let name = decl["Metrics"][0]["Name"].as_str().unwrap_or_default();
+        assert!(l[name].is_u64(), "the declared metric's value is on the line: {l}");
+    }
+    // Two holds over HTTP (one single, one cart of one line); the replayed request and
+    // the hold made in-process are not the functions'.
+    let created: u64 = metric("ReservationsCreated", "reserve")
+        .iter()
+        .filter_map(|l| l["ReservationsCreated"].as_u64())
+        .sum();
+    assert_eq!(created, 2, "reservations created: {printed}");
+    let confirmed = metric("OrderStatusChanged", "transition");
+    assert_eq!((confirmed.len(), &confirmed[0]["Status"]), (1, &serde_json::json!("confirmed")), "{printed}");
+    // The sweep reports every run, zero included, so its alarm always has data.
+    let overdue = metric("OverdueHoldsFoundBySweep", "sweep");
+    assert_eq!(
+        overdue.iter().map(|l| l["OverdueHoldsFoundBySweep"].clone()).collect::<Vec<_>>(),
+        [serde_json::json!(0)]
+    );
+    assert!(!metric("AuditRecordsWritten", "audit").is_empty(), "audit entries counted: {printed}");
+    // Log lines: JSON with what Lambda's JSON format and Logs Insights read, and none
+    // below WARN.
+    let logs: Vec<&Value> =
+        lines.iter().filter(|l| l.get("_aws").is_none() && l.get("level").is_some()).collect();
+    for l in &logs {
+        assert!(l["timestamp"].is_string() && l.get("message").is_some(), "log shape: {l}");
+        assert!(
+            matches!(l["level"].as_str(), Some("WARN" | "ERROR")),
+            "AWS_LAMBDA_LOG_LEVEL=WARN let through {l}"
+        );
+    }
 }

@@ -1,6 +1,8 @@
 //! Test support: the shared DynamoDB Local table (one per test process, unique ids per
 //! test), an in-process local gateway on an ephemeral port, and token minting.
 
+pub mod browser;
+
 use gateway::{auth::Verifier, serve, Gateway};
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
@@ -124,10 +126,17 @@ pub struct TestGateway {
 }
 
 pub async fn gateway_for(app: App) -> TestGateway {
+    gateway_with(app, |gw| gw).await
+}
+
+/// A gateway for `app`, set up further by `configure` (e.g. its allowed origins).
+pub async fn gateway_with(app: App, configure: impl FnOnce(Gateway) -> Gateway) -> TestGateway {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let gw = Gateway::new(&app, Verifier::new(SECRET)).expect("every route's function is in the template");
+    let gw = configure(
+        Gateway::new(&app, Verifier::new(SECRET)).expect("every route's function is in the template"),
+    );
     tokio::spawn(async move {
         let _ = serve(listener, gw, async move {
             let _ = stopped.await;

@@ -6,6 +6,7 @@
 //! IAM policy in `template.yaml`).
 
 pub mod auth;
+pub mod cors;
 pub mod scheduler;
 pub mod stream;
 
@@ -33,6 +34,8 @@ pub struct Gateway {
     /// Answers what no function serves (unknown routes, oversized bodies).
     fallback: App,
     pub verifier: auth::Verifier,
+    /// The HTTP API's CORS settings from the template (none without local IAM).
+    pub cors: Option<cors::Cors>,
 }
 
 impl Gateway {
@@ -51,7 +54,17 @@ impl Gateway {
                 functions.insert(route.function, (app.for_function(route.function)?, timeout));
             }
         }
-        Ok(Self { functions, fallback: app.clone(), verifier })
+        let cors = app.local_iam().and_then(|iam| iam.template().cors.clone()).map(cors::Cors);
+        Ok(Self { functions, fallback: app.clone(), verifier, cors })
+    }
+
+    /// Allows exactly `origins` (the template's `AllowedOrigins` parameter given at
+    /// deploy time); the rest of the CORS settings stay the template's.
+    pub fn with_allowed_origins(mut self, origins: Vec<String>) -> Self {
+        if let Some(c) = &mut self.cors {
+            c.0.allow_origins = origins;
+        }
+        self
     }
 
     /// The application that serves `method` `path` (the fallback when none does) and
@@ -123,6 +136,10 @@ async fn read_body(body: Body, declared: Option<usize>) -> Received {
 
 async fn handle(State(gw): State<Arc<Gateway>>, req: http::Request<Body>) -> http::Response<Body> {
     let (parts, body) = req.into_parts();
+    if let Some(preflight) = gw.cors.as_ref().and_then(|c| c.preflight(&parts.method, &parts.headers)) {
+        return preflight.map(Body::from);
+    }
+    let origin = parts.headers.get(http::header::ORIGIN).cloned();
     let rid = request_id(&parts.headers, || ulid::Ulid::new().to_string());
     let declared =
         parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
@@ -161,5 +178,11 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: http::Request<Body>) -> htt
             resp
         }
     };
-    resp.map(|b: Bytes| Body::from(b))
+    let mut resp = resp.map(|b: Bytes| Body::from(b));
+    if let (Some(cors), Some(origin)) = (&gw.cors, origin) {
+        let mut request = http::HeaderMap::new();
+        request.insert(http::header::ORIGIN, origin);
+        cors.decorate(&request, resp.headers_mut());
+    }
+    resp
 }

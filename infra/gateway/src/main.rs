@@ -4,7 +4,8 @@
 //! Environment: `PORT` (8000), `JWT_SECRET` (`local-dev-secret`),
 //! `SWEEP_INTERVAL_SECONDS` (60), `SWEEP_BATCH_PER_SHARD` (250), and everything
 //! `shared::config` reads (`DYNAMODB_ENDPOINT`, `TABLE_NAME`, `RESERVATION_TTL_SECONDS`,
-//! `CURSOR_SECRET`, `LOG_FORMAT`).
+//! `CURSOR_SECRET`, `LOG_FORMAT`), and `ALLOWED_ORIGINS`: the browser origins CORS allows,
+//! comma-separated, in place of the template's `AllowedOrigins` default.
 
 use gateway::{auth::Verifier, serve, Gateway};
 use shared::adapters::clock::SystemClock;
@@ -60,7 +61,11 @@ async fn run() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let verifier = Verifier::new(secret.as_deref().unwrap_or(gateway::auth::DEFAULT_SECRET));
     tracing::info!(port, table = %config.store.table, ttl_seconds = config.reservation_ttl_seconds, sweep_every_seconds = sweep_every, "stockhold gateway listening on http://127.0.0.1:{port}");
-    let gateway = Gateway::new(&app, verifier).map_err(|e| e.to_string())?;
+    let mut gateway = Gateway::new(&app, verifier).map_err(|e| e.to_string())?;
+    // The template's AllowedOrigins parameter, as `make deploy PARAMS=...` would give it.
+    if let Some(origins) = std::env::var("ALLOWED_ORIGINS").ok().filter(|o| !o.trim().is_empty()) {
+        gateway = gateway.with_allowed_origins(origins.split(',').map(|o| o.trim().to_string()).collect());
+    }
     // Requests in flight at shutdown get `SHUTDOWN_GRACE` to finish; then the gateway
     // stops anyway (every request has its function's deadline, but a client may stall).
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();

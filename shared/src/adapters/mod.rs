@@ -1,5 +1,7 @@
 //! The edge: implementations of the service ports that differ between AWS, local runs
-//! and tests (the clock, the EventBridge Scheduler client).
+//! and tests (the clock, the EventBridge Scheduler client, business metrics as CloudWatch
+//! Embedded Metric Format).
 
 pub mod clock;
+pub mod emf;
 pub mod scheduler;

@@ -15,5 +15,5 @@ pub mod request;
 pub mod usage;
 
 pub use guard::{LocalIam, Principal};
-pub use policy::{Decision, FunctionDef, Grant, IamError, LocalNames, Template};
+pub use policy::{CorsConfig, Decision, FunctionDef, Grant, IamError, LocalNames, Template};
 pub use request::Service;

@@ -192,6 +192,20 @@ pub struct RoleDef {
 pub struct Template {
     pub functions: Vec<FunctionDef>,
     pub roles: Vec<RoleDef>,
+    /// The HTTP API's `CorsConfiguration`; `None` when it has none.
+    pub cors: Option<CorsConfig>,
+}
+
+/// An HTTP API's CORS settings, resolved (parameters at their defaults): the local
+/// gateway answers preflights and adds the response headers from them, as API Gateway
+/// does from the same template.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CorsConfig {
+    pub allow_origins: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub max_age: Option<u64>,
 }
 
 /// Physical names of the resources the local stack creates under names of its own (the
@@ -376,6 +390,7 @@ impl Template {
         let globals = root.get("Globals").and_then(|g| g.get("Function"));
         let mut functions = Vec::new();
         let mut roles = Vec::new();
+        let mut cors = None;
         for (id, res) in resources {
             let id = id.as_str();
             let props = res.get("Properties");
@@ -440,6 +455,27 @@ impl Template {
                         events,
                     });
                 }
+                Some("AWS::Serverless::HttpApi") => {
+                    if let Some(c) = props.and_then(|p| p.get("CorsConfiguration")) {
+                        // A list parameter resolves to its items joined by commas.
+                        let list = |key: &str| -> Result<Vec<String>, IamError> {
+                            let mut out = Vec::new();
+                            for (_, v) in r.values(c.get(key))? {
+                                out.extend(
+                                    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from),
+                                );
+                            }
+                            Ok(out)
+                        };
+                        cors = Some(CorsConfig {
+                            allow_origins: list("AllowOrigins")?,
+                            allow_methods: list("AllowMethods")?,
+                            allow_headers: list("AllowHeaders")?,
+                            expose_headers: list("ExposeHeaders")?,
+                            max_age: c.get("MaxAge").and_then(Value::as_u64),
+                        });
+                    }
+                }
                 Some("AWS::IAM::Role") => {
                     let mut statements = Vec::new();
                     for p in
@@ -473,7 +509,7 @@ impl Template {
                 _ => {}
             }
         }
-        Ok(Self { functions, roles })
+        Ok(Self { functions, roles, cors })
     }
 
     pub fn function(&self, binary: &str) -> Result<&FunctionDef, IamError> {

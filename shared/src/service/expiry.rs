@@ -3,6 +3,7 @@
 //! through `Reservations::end_hold`, the same conditional transaction a release uses, so
 //! whichever of expire, sweep and release runs first wins and the units come back once.
 
+use super::ports::Metric;
 use super::App;
 use crate::domain::reservation::ReservationStatus;
 use crate::domain::DomainError;
@@ -62,6 +63,7 @@ impl App {
         }
         if self.store.reservations.end_hold(&r, HoldEnd::Expire, now, SYSTEM_ACTOR).await? == Ended::Now {
             tracing::info!(reservation_id = %r.id, quantity = r.quantity, "reservation expired");
+            self.metrics.count(Metric::ExpiredBySchedule, 1);
             Ok(ExpireOutcome::Expired)
         } else {
             Ok(ExpireOutcome::NotActive)
@@ -99,6 +101,8 @@ impl App {
                 }
             }
         }
+        self.metrics.count(Metric::OverdueFound, report.found as u64);
+        self.metrics.count(Metric::ExpiredBySweep, report.expired as u64);
         tracing::info!(
             found = report.found,
             expired = report.expired,

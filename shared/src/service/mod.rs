@@ -23,7 +23,7 @@ use crate::iam::{IamError, LocalIam, Service};
 use crate::store::catalogue::Terms;
 use crate::store::{Store, StoreError};
 use chrono::Duration;
-use ports::{Clock, ExpiryScheduler, NoScheduler};
+use ports::{Clock, ExpiryScheduler, Metric, Metrics, NoMetrics, NoScheduler};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -47,6 +47,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub config: ServiceConfig,
     pub scheduler: Arc<dyn ExpiryScheduler>,
+    /// Where business counts go (EMF in Lambda; nowhere on the local gateway).
+    pub metrics: Arc<dyn Metrics>,
     /// What governs new holds of each product this instance has seen, so a warm instance
     /// reserves without reading the product first; a stock row refuses a hold decided
     /// under terms that changed meanwhile (and the entry is then read again).
@@ -62,7 +64,15 @@ const TERMS_KEPT: usize = 10_000;
 impl App {
     /// An application without expiry schedules (the sweep alone expires holds).
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: ServiceConfig) -> Self {
-        Self { store, clock, config, scheduler: Arc::new(NoScheduler), terms: Arc::default(), iam: None }
+        Self {
+            store,
+            clock,
+            config,
+            scheduler: Arc::new(NoScheduler),
+            metrics: Arc::new(NoMetrics),
+            terms: Arc::default(),
+            iam: None,
+        }
     }
 
     /// A product's terms (`NotFound` when there is no such product), from this
@@ -94,6 +104,19 @@ impl App {
 
     pub fn with_scheduler(self, scheduler: Arc<dyn ExpiryScheduler>) -> Self {
         Self { scheduler, ..self }
+    }
+
+    pub fn with_metrics(self, metrics: Arc<dyn Metrics>) -> Self {
+        Self { metrics, ..self }
+    }
+
+    /// Counts the transactions the store retried since the last call (one invocation's,
+    /// in Lambda, where an instance serves one at a time).
+    pub fn count_store_retries(&self) {
+        let retries = self.store.take_conflict_retries();
+        if retries > 0 {
+            self.metrics.count(Metric::ConflictRetries, retries);
+        }
     }
 
     /// Enforces `iam` on the applications `for_function` makes (`None`: AWS enforces).

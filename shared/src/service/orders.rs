@@ -1,6 +1,7 @@
 //! Orders: converting reservations, reading, and status changes under the state machine.
 
 use super::idempotency::{Created, IdempotencyRequest, Lease};
+use super::ports::Metric;
 use super::products::Page;
 use super::App;
 use crate::domain::caller::Caller;
@@ -191,6 +192,7 @@ impl App {
             if self.store.orders.change_status(&order, change.status, now, &caller.user_id).await?
                 == StatusWrite::Applied
             {
+                self.metrics.count(Metric::OrderStatusChanged(change.status), 1);
                 return Ok(Order { status: change.status, updated_at: now, ..order });
             }
         }

@@ -66,3 +66,85 @@ impl ExpiryScheduler for NoScheduler {
         Box::pin(async { Ok(()) })
     }
 }
+
+/// A business event operators count (CloudWatch metrics in AWS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Holds created (a batch counts each of its lines).
+    ReservationsCreated,
+    /// Holds refused because the product had too few units.
+    RefusedForStock,
+    /// Holds refused because the buyer already held the most allowed.
+    RefusedForHoldCap,
+    /// Holds ended by their own schedule (`expire`).
+    ExpiredBySchedule,
+    /// Overdue holds the sweep found: above zero for long, schedules are failing.
+    OverdueFound,
+    /// Holds the sweep ended.
+    ExpiredBySweep,
+    /// Transactions retried after losing to a concurrent one on the same items.
+    ConflictRetries,
+    /// Orders moved to a status (the dimension).
+    OrderStatusChanged(crate::domain::order::OrderStatus),
+    /// Audit entries written from the stream.
+    AuditWritten,
+    /// Stream records whose audit entry could not be written (retried, then queued).
+    AuditFailed,
+}
+
+impl Metric {
+    /// One of each kind, for checks that every name the template uses is one we emit.
+    pub const KINDS: [Metric; 10] = [
+        Self::ReservationsCreated,
+        Self::RefusedForStock,
+        Self::RefusedForHoldCap,
+        Self::ExpiredBySchedule,
+        Self::OverdueFound,
+        Self::ExpiredBySweep,
+        Self::ConflictRetries,
+        Self::OrderStatusChanged(crate::domain::order::OrderStatus::Confirmed),
+        Self::AuditWritten,
+        Self::AuditFailed,
+    ];
+
+    /// The CloudWatch metric name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ReservationsCreated => "ReservationsCreated",
+            Self::RefusedForStock => "ReservationsRefusedForStock",
+            Self::RefusedForHoldCap => "ReservationsRefusedForHoldCap",
+            Self::ExpiredBySchedule => "HoldsExpiredBySchedule",
+            Self::OverdueFound => "OverdueHoldsFoundBySweep",
+            Self::ExpiredBySweep => "HoldsExpiredBySweep",
+            Self::ConflictRetries => "ConflictRetries",
+            Self::OrderStatusChanged(_) => "OrderStatusChanged",
+            Self::AuditWritten => "AuditRecordsWritten",
+            Self::AuditFailed => "AuditRecordsFailed",
+        }
+    }
+
+    /// The metric's own dimension beside the function's, if it has one.
+    pub fn dimension(&self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Self::OrderStatusChanged(s) => Some(("Status", s.as_str())),
+            _ => None,
+        }
+    }
+}
+
+/// Where business counts go.
+///
+/// Contract: fire and forget. `count` never fails and never waits on the network (a
+/// sink writes a log line at most); a lost count never affects the request. Zero counts
+/// are passed on, so a sink can report "none" where an alarm needs a data point.
+pub trait Metrics: Send + Sync + std::fmt::Debug {
+    fn count(&self, metric: Metric, n: u64);
+}
+
+/// Counts nothing: the local gateway and tests that do not look at metrics.
+#[derive(Debug, Default)]
+pub struct NoMetrics;
+
+impl Metrics for NoMetrics {
+    fn count(&self, _: Metric, _: u64) {}
+}

@@ -1,7 +1,7 @@
 //! Reserving, reading and releasing stock holds, with Idempotency-Key support.
 
 use super::idempotency::{Created, IdempotencyRequest, Lease};
-use super::ports::SchedulerError;
+use super::ports::{Metric, SchedulerError};
 use super::App;
 use crate::domain::buckets::{home_bucket, plan_reservation, ReservePlan};
 use crate::domain::caller::Caller;
@@ -30,12 +30,28 @@ impl App {
         new: NewReservation,
         idem: Option<IdempotencyRequest<Reservation>>,
     ) -> Result<Created<Reservation>, DomainError> {
-        self.idempotently(
-            caller,
-            idem,
-            |lease| async move { self.reserve(caller, &new, lease.as_ref()).await },
-        )
-        .await
+        let result =
+            self.idempotently(caller, idem, |lease| async move {
+                self.reserve(caller, &new, lease.as_ref()).await
+            })
+            .await;
+        self.count_holds(&result, |_| 1);
+        result
+    }
+
+    /// Counts created holds (a replay creates none) and refusals for stock or the cap.
+    fn count_holds<T>(&self, result: &Result<Created<T>, DomainError>, holds: impl Fn(&T) -> u64) {
+        let metric = match result {
+            Ok(Created::New(t)) => return self.metrics.count(Metric::ReservationsCreated, holds(t)),
+            Ok(Created::Replay(_)) => return,
+            Err(DomainError::OnLine { cause, .. }) => &**cause,
+            Err(e) => e,
+        };
+        match metric {
+            DomainError::InsufficientStock { .. } => self.metrics.count(Metric::RefusedForStock, 1),
+            DomainError::HoldLimitReached { .. } => self.metrics.count(Metric::RefusedForHoldCap, 1),
+            _ => {}
+        }
     }
 
     async fn reserve(
@@ -157,10 +173,13 @@ impl App {
         new: NewBatch,
         idem: Option<IdempotencyRequest<Vec<Reservation>>>,
     ) -> Result<Created<Vec<Reservation>>, DomainError> {
-        self.idempotently(caller, idem, |lease| async move {
-            self.reserve_batch(caller, &new, lease.as_ref()).await
-        })
-        .await
+        let result = self
+            .idempotently(caller, idem, |lease| async move {
+                self.reserve_batch(caller, &new, lease.as_ref()).await
+            })
+            .await;
+        self.count_holds(&result, |holds| holds.len() as u64);
+        result
     }
 
     async fn reserve_batch(

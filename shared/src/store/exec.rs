@@ -347,6 +347,7 @@ impl Db {
             let Some(give_up) = retry else { return Err(classify(op, err)) };
             let wait = backoff(attempt);
             if attempt < CONFLICT_ATTEMPTS && crate::deadline::allows(wait) {
+                self.metrics.conflict_retry();
                 tokio::time::sleep(wait).await;
                 continue;
             }

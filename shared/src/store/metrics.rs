@@ -13,6 +13,8 @@ pub struct StoreMetrics {
     read_milli: AtomicU64,
     write_milli: AtomicU64,
     scanned: AtomicU64,
+    /// Transactions retried after losing to a concurrent one, not yet taken.
+    conflict_retries: AtomicU64,
 }
 
 /// A reading of the counters; subtract two to price what happened in between.
@@ -44,6 +46,15 @@ impl StoreMetrics {
 
     pub(crate) fn write<'a>(&self, ccs: impl IntoIterator<Item = &'a ConsumedCapacity>) {
         self.count(&self.write_milli, ccs);
+    }
+
+    pub(crate) fn conflict_retry(&self) {
+        self.conflict_retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The retries counted since the last call, and starts over.
+    pub fn take_conflict_retries(&self) -> u64 {
+        self.conflict_retries.swap(0, Ordering::Relaxed)
     }
 
     pub(crate) fn scanned(&self, items: u64) {

@@ -156,6 +156,11 @@ impl Store {
         &self.audit_table
     }
 
+    /// Transactions retried after a lost conflict since the last call (all clones).
+    pub fn take_conflict_retries(&self) -> u64 {
+        self.db.metrics().take_conflict_retries()
+    }
+
     /// Requests and consumed capacity so far (all clones of this store together).
     pub fn metrics(&self) -> &metrics::StoreMetrics {
         self.db.metrics()

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The setup paths a new developer's machine takes, which `make test` on ours does not:
+#  1. deps.sh as a user who is neither root nor a sudoer, on a machine without Java (and
+#     with the macOS-style `java` stub that only prints a dialog): it must stop with the
+#     one message naming the package for apt, dnf and brew, and change nothing. As root
+#     this runs as a throwaway user; otherwise as the current user with `sudo` refused.
+#  2. A shared cargo target folder (CARGO_TARGET_DIR set): in a fresh clone of HEAD,
+#     `make test`'s fuzz step and `make dev`'s start find the binaries where cargo put
+#     them (the clone gets no target/ of its own).
+# `make test-setup`; CI runs it after `make test`.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+target=${TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')}
+work=$(mktemp -d "${TMPDIR:-/tmp}/stockhold-test-setup.XXXXXX")
+user=""
+dev_pid=""
+cleanup() {
+  if [ -n "$dev_pid" ]; then kill -TERM -- "-$dev_pid" 2>/dev/null || true; wait "$dev_pid" 2>/dev/null || true; fi
+  if [ -n "$user" ]; then userdel -r "$user" >/dev/null 2>&1 || userdel "$user" >/dev/null 2>&1 || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "test-setup: FAIL: $*" >&2; exit 1; }
+
+echo "test-setup: deps.sh without root, sudo or Java" >&2
+mkdir -p "$work/deps/repo/infra/scripts" "$work/deps/bin"
+cp "$root/infra/scripts/deps.sh" "$work/deps/repo/infra/scripts/"
+cp "$root/infra/requirements.txt" "$work/deps/repo/infra/"
+# What macOS's /usr/bin/java does without a JDK; and a sudo that wants a password.
+printf '#!/bin/sh\necho "The operation could not be completed. Unable to locate a Java Runtime." >&2\nexit 1\n' >"$work/deps/bin/java"
+printf '#!/bin/sh\necho "sudo: a password is required" >&2\nexit 1\n' >"$work/deps/bin/sudo"
+chmod -R a+rX "$work" && chmod a+x "$work/deps/bin/"*
+run_deps=(env -i HOME="$work/deps" PATH="$work/deps/bin:/usr/bin:/bin" bash "$work/deps/repo/infra/scripts/deps.sh" dev)
+if [ "$(id -u)" = 0 ]; then
+  user="stockhold-t$$"
+  useradd --no-create-home --home-dir "$work/deps" --shell /bin/bash "$user"
+  run_deps=(runuser -u "$user" -- "${run_deps[@]}")
+fi
+set +e
+"${run_deps[@]}" </dev/null >"$work/deps/out" 2>&1
+rc=$?
+set -e
+cat "$work/deps/out" >&2
+[ "$rc" -ne 0 ] || fail "deps.sh succeeded without Java"
+for expected in "Java 17 or newer is missing" "needs root or sudo" \
+    "sudo apt-get install openjdk-17-jre-headless" "sudo dnf install java-17-openjdk-headless" \
+    "brew install openjdk@17"; do
+  grep -qF "$expected" "$work/deps/out" || fail "deps.sh did not say: $expected"
+done
+[ ! -e "$work/deps/repo/.local" ] && [ ! -e "$work/deps/repo/.venv" ] || fail "deps.sh installed something before stopping"
+
+echo "test-setup: a fresh clone with CARGO_TARGET_DIR=$target" >&2
+git clone -q "$root" "$work/clone"
+# The tools are the same as here: lend them instead of installing them again.
+ln -s "$root/.venv" "$work/clone/.venv"
+mkdir -p "$work/clone/.local"
+ln -s "$root/.local/ddb" "$work/clone/.local/ddb"
+ln -s "$root/.local/docs" "$work/clone/.local/docs"
+export CARGO_TARGET_DIR="$target"
+make -C "$work/clone" fuzz-quick FUZZ_EXAMPLES=1 >"$work/fuzz.log" 2>&1 || { tail -n 40 "$work/fuzz.log" >&2; fail "make fuzz-quick with CARGO_TARGET_DIR"; }
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+set -m
+PORT=$port make -C "$work/clone" dev >"$work/dev.log" 2>&1 &
+dev_pid=$!
+set +m
+# Waits for the server's first answer: the build is already done, so this is the start.
+for _ in $(seq 1 600); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/products")" = 200 ] && break
+  kill -0 "$dev_pid" 2>/dev/null || { tail -n 40 "$work/dev.log" >&2; fail "make dev with CARGO_TARGET_DIR stopped"; }
+  sleep 0.2
+done
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/products")" = 200 ] || fail "make dev did not answer"
+[ ! -e "$work/clone/target" ] || fail "something was built into the clone's target/ instead of CARGO_TARGET_DIR"
+echo "test-setup: ok" >&2
