@@ -37,13 +37,15 @@ as_root() {
 #   system_package WHAT APT DNF BREW
 system_package() {
   local what=$1 apt=$2 dnf=$3 brew=$4
-  say "installing $what"
   if command -v apt-get >/dev/null 2>&1 && as_root true 2>/dev/null; then
+    say "installing $what (apt-get install $apt)"
     as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive \
       apt-get install -y -qq --no-install-recommends --no-upgrade $apt >/dev/null && return 0
   elif command -v dnf >/dev/null 2>&1 && as_root true 2>/dev/null; then
+    say "installing $what (dnf install $dnf)"
     as_root dnf install -y -q $dnf && return 0
   elif command -v brew >/dev/null 2>&1; then
+    say "installing $what (brew install $brew)"
     brew install $brew && return 0
   fi
   cat >&2 <<EOF
