@@ -6,7 +6,12 @@
 use std::path::PathBuf;
 
 fn main() {
-    let template = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    // The manifest directory of this run, not of the build that compiled this script
+    // (`env!`): with a target folder shared between clones (CARGO_TARGET_DIR), cargo may
+    // run a build script compiled for another checkout of the same package.
+    let manifest_dir =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let template = manifest_dir.join("../template.yaml");
     println!("cargo:rerun-if-changed={}", template.display());
     let text =
         std::fs::read_to_string(&template).unwrap_or_else(|e| panic!("read {}: {e}", template.display()));
@@ -14,7 +19,7 @@ fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("template.json");
     std::fs::write(&out, json).unwrap_or_else(|e| panic!("write {}: {e}", out.display()));
 
-    let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../openapi.yaml");
+    let spec = manifest_dir.join("../openapi.yaml");
     println!("cargo:rerun-if-changed={}", spec.display());
     let text = std::fs::read_to_string(&spec).unwrap_or_else(|e| panic!("read {}: {e}", spec.display()));
     let value: serde_json::Value =

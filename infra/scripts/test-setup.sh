@@ -6,7 +6,8 @@
 #     this runs as a throwaway user; otherwise as the current user with `sudo` refused.
 #  2. A shared cargo target folder (CARGO_TARGET_DIR set): in a fresh clone of HEAD,
 #     `make test`'s fuzz step and `make dev`'s start find the binaries where cargo put
-#     them (the clone gets no target/ of its own).
+#     them (the clone gets no target/ of its own), and the original checkout still
+#     builds from the same folder afterwards.
 # `make test-setup`; CI runs it after `make test`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -71,4 +72,9 @@ for _ in $(seq 1 600); do
 done
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/products")" = 200 ] || fail "make dev did not answer"
 [ ! -e "$work/clone/target" ] || fail "something was built into the clone's target/ instead of CARGO_TARGET_DIR"
+# The folder is shared: the checkout it came from must still build from it (cargo may
+# reuse the clone's build scripts for it, which must not hold the clone's paths).
+kill -TERM -- "-$dev_pid" 2>/dev/null || true; wait "$dev_pid" 2>/dev/null || true; dev_pid=""
+rm -rf "$work/clone"
+cargo build -q --manifest-path "$root/Cargo.toml" -p gateway 2>"$work/build.log" || { cat "$work/build.log" >&2; fail "the original checkout no longer builds from the shared target folder"; }
 echo "test-setup: ok" >&2

@@ -52,21 +52,37 @@ pub async fn expire(
     Ok(ExpireResponse { reservation_id: event.reservation_id, outcome })
 }
 
-/// `SWEEP_BATCH_PER_SHARD` (default 250, 1..=10000): how many overdue holds one sweep
-/// run ends per index shard. A run that stops at the limit says `more`; the next run
-/// (a minute later) continues.
-pub fn sweep_batch_from_env() -> Result<usize, ConfigError> {
-    Ok(usize::try_from(int_var("SWEEP_BATCH_PER_SHARD", 250, 1, 10_000)?).unwrap_or(250))
+/// How the sweep runs.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepSettings {
+    /// How many overdue holds one run ends per index shard (`SWEEP_BATCH_PER_SHARD`,
+    /// default 250, 1..=10000). A run that stops at the limit says `more`; the next run
+    /// (a minute later) continues.
+    pub per_shard: usize,
+    /// How long past its end a hold is left to its own schedule before the sweep takes it
+    /// (`SWEEP_GRACE_SECONDS`, default 0, 0..=3600). With per-hold schedules the sweep is
+    /// only the safety net: a grace keeps it from racing the schedules for every hold of
+    /// an expiry storm (each lost race is a failed conditional write, and a write unit).
+    pub grace: chrono::Duration,
+}
+
+impl SweepSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            per_shard: usize::try_from(int_var("SWEEP_BATCH_PER_SHARD", 250, 1, 10_000)?).unwrap_or(250),
+            grace: chrono::Duration::seconds(int_var("SWEEP_GRACE_SECONDS", 0, 0, 3600)?),
+        })
+    }
 }
 
 /// One sweep run within the invocation's `deadline`: it starts no hold it could not
 /// finish before it, and says `more` for those it left.
 pub async fn sweep(
     app: &App,
-    per_shard: usize,
+    settings: SweepSettings,
     deadline: Option<Instant>,
 ) -> Result<SweepReport, DomainError> {
-    let report = run(deadline, Box::pin(app.sweep(per_shard))).await;
+    let report = run(deadline, Box::pin(app.sweep(settings.per_shard, settings.grace))).await;
     app.count_store_retries();
     report?
 }
@@ -96,29 +112,40 @@ fn failure(r: &EventRecord) -> DynamoDbBatchItemFailure {
     failure
 }
 
-/// Time one entry's write may take; none is started with less than twice this left.
-const ENTRY_TIME: std::time::Duration = std::time::Duration::from_millis(200);
+/// Time one batch write may take; none is started with less than twice this left.
+const BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(300);
 
+/// Reads every record, then writes the entries 25 to a request (`BatchWriteItem`) instead
+/// of one request each: an entry's key and content follow from its record, so a record
+/// delivered again rewrites the same entry. A record that cannot be read, or whose batch
+/// failed or found no time left, is reported for retry.
 async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse {
     let mut failures = Vec::new();
     let mut written = 0;
+    let mut entries = Vec::new();
     for r in &event.records {
-        if !crate::deadline::allows(ENTRY_TIME) {
-            failures.push(failure(r));
-            continue;
-        }
-        let result = match entry_from_record(r) {
-            Ok(None) => Ok(()),
-            Ok(Some((entry, order_key))) => {
-                let recorded = app.record_audit(&entry, &order_key).await;
-                written += u64::from(recorded.is_ok());
-                recorded.map(|_| ()).map_err(|e| e.to_string())
+        match entry_from_record(r) {
+            Ok(None) => {}
+            Ok(Some(entry)) => entries.push((r, entry)),
+            Err(e) => {
+                tracing::warn!(event_id = %r.event_id, sequence_number = ?r.change.sequence_number, error = %e, "audit record unreadable");
+                failures.push(failure(r));
             }
-            Err(e) => Err(e.to_string()),
+        }
+    }
+    for batch in entries.chunks(crate::store::exec::BATCH_WRITE_ITEMS) {
+        let result = if crate::deadline::allows(BATCH_TIME) {
+            let batch: Vec<_> = batch.iter().map(|(_, e)| e.clone()).collect();
+            app.record_audit(&batch).await.map_err(|e| e.to_string())
+        } else {
+            Err("no time left in the invocation".to_string())
         };
-        if let Err(error) = result {
-            tracing::warn!(event_id = %r.event_id, sequence_number = ?r.change.sequence_number, error, "audit record failed");
-            failures.push(failure(r));
+        match result {
+            Ok(()) => written += batch.len() as u64,
+            Err(error) => {
+                tracing::warn!(records = batch.len(), error, "audit batch failed");
+                failures.extend(batch.iter().map(|(r, _)| failure(r)));
+            }
         }
     }
     app.metrics.count(Metric::AuditWritten, written);

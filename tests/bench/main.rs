@@ -193,8 +193,12 @@ async fn expiry(n: usize, ttl: u64) -> Vec<f64> {
     let _lock = sweep_lock().await;
     let mut app = app_with_clock(Arc::new(SystemClock)).await;
     app.config.reservation_ttl = chrono::Duration::seconds(i64::try_from(ttl).unwrap_or(2));
-    let app =
-        gateway::scheduler::with_local_scheduler(app, Duration::from_secs(3600), 250).expect("scheduler");
+    let app = gateway::scheduler::with_local_scheduler(
+        app,
+        Duration::from_secs(3600),
+        shared::jobs::SweepSettings { per_shard: 250, grace: stockhold_tests::NO_GRACE },
+    )
+    .expect("scheduler");
     let gw = gateway_for(app).await;
     let product = gw.product(json!({"main": n})).await;
     let mut ids = Vec::new();

@@ -294,3 +294,38 @@ async fn a_record_that_keeps_failing_is_retried_with_growing_waits_then_skipped_
         assert!(gap >= least, "retry {} came {gap:?} after the one before; at least {least:?}", k + 1);
     }
 }
+
+#[tokio::test]
+async fn a_batch_of_sixty_records_is_written_in_three_requests_and_a_redelivery_changes_nothing() {
+    let gw = gateway_for(app_on_fresh_table().await).await;
+    let raw: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../events/audit-stream-batch.json"))
+            .expect("fixture"),
+    )
+    .expect("json");
+    // Sixty creations of distinct products, each its own record.
+    let records: Vec<Value> = (0..60)
+        .map(|i| {
+            let mut r = raw["Records"][0].clone();
+            let id = format!("01KBATCHPRODUCT{i:011}");
+            r["eventID"] = json!(format!("batch-{i}"));
+            r["dynamodb"]["SequenceNumber"] =
+                json!(format!("{}", 200_000_000_000_000_000_000_u128 + i as u128));
+            r["dynamodb"]["NewImage"]["id"] = json!({"S": id});
+            r
+        })
+        .collect();
+    let event: StreamEvent = serde_json::from_value(json!({"Records": records})).expect("shape");
+    let audit = as_function(&gw.app, "audit");
+    let before = gw.app.store.metrics().snapshot();
+    let response = handle_batch(&audit, &event, None).await;
+    let requests = (gw.app.store.metrics().snapshot() - before).requests;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(requests, 3, "25 + 25 + 10 entries, one BatchWriteItem each");
+    let first = entries(&gw, "product", "01KBATCHPRODUCT00000000059", 1).await;
+    assert_eq!(first[0]["action"], "created");
+
+    let again = handle_batch(&audit, &event, None).await;
+    assert!(again.batch_item_failures.is_empty());
+    assert_eq!(entries(&gw, "product", "01KBATCHPRODUCT00000000059", 0).await, first, "the same entry, once");
+}

@@ -53,7 +53,7 @@ async fn when_expire_sweep_and_release_race_each_hold_returns_its_units_exactly_
 
     let releases = join_all(ids.iter().map(|id| owner_app.release_reservation(&caller, id)));
     let expires = join_all(ids.iter().map(|id| expire_app.expire_reservation(id)));
-    let sweeps = join_all((0..3).map(|_| sweep_app.sweep(100)));
+    let sweeps = join_all((0..3).map(|_| sweep_app.sweep(100, NO_GRACE)));
     let (releases, expires, sweeps) = tokio::join!(releases, expires, sweeps);
 
     let released = releases.iter().filter(|r| r.is_ok()).count();
@@ -134,11 +134,11 @@ async fn when_creating_the_schedule_fails_the_reservation_stands_and_the_sweep_r
 
     clock.advance(Duration::seconds(600));
     let app = as_function(&app, "sweep");
-    let report = app.sweep(100).await.expect("sweep");
+    let report = app.sweep(100, NO_GRACE).await.expect("sweep");
     assert!(report.expired >= 1 && report.failed == 0, "{report:?}");
     assert_eq!(gw.stock_of(&product, "main").await, (5, 0, 5));
     assert_eq!(gw.get(&path, Some(&u)).await.body["status"], "expired");
-    let again = app.sweep(100).await.expect("sweep");
+    let again = app.sweep(100, NO_GRACE).await.expect("sweep");
     assert_eq!(again.expired, 0);
     assert_eq!(gw.stock_of(&product, "main").await, (5, 0, 5));
 }
@@ -157,12 +157,12 @@ async fn the_sweep_works_in_bounded_batches_and_says_when_more_are_left() {
     clock.advance(Duration::seconds(600));
     let app = as_function(&app, "sweep");
     // 1 per shard per run: at most 4 a run, and the run says more are left.
-    let first = app.sweep(1).await.expect("sweep");
+    let first = app.sweep(1, NO_GRACE).await.expect("sweep");
     assert!(first.found <= 4 && first.more, "{first:?}");
     let mut runs = 1;
     let mut last = first;
     while last.more {
-        last = app.sweep(1).await.expect("sweep");
+        last = app.sweep(1, NO_GRACE).await.expect("sweep");
         runs += 1;
         assert!(runs < 40, "sweep must make progress");
     }
@@ -182,14 +182,49 @@ async fn a_sweep_near_its_deadline_starts_no_hold_it_could_not_finish_and_says_m
     let sweep = as_function(&app, "sweep");
 
     let almost_over = shared::deadline::after(std::time::Duration::from_millis(300));
-    let report = shared::jobs::sweep(&sweep, 100, Some(almost_over)).await.expect("sweep");
+    let report = shared::jobs::sweep(
+        &sweep,
+        shared::jobs::SweepSettings { per_shard: 100, grace: NO_GRACE },
+        Some(almost_over),
+    )
+    .await
+    .expect("sweep");
     assert!(report.found >= 1 && report.expired == 0 && report.more, "{report:?}");
     assert_eq!(gw.stock_of(&product, "main").await, (3, 3, 0), "nothing was started");
 
-    let report =
-        shared::jobs::sweep(&sweep, 100, shared::deadline::after(std::time::Duration::from_secs(60)).into())
-            .await
-            .expect("sweep");
+    let report = shared::jobs::sweep(
+        &sweep,
+        shared::jobs::SweepSettings { per_shard: 100, grace: NO_GRACE },
+        shared::deadline::after(std::time::Duration::from_secs(60)).into(),
+    )
+    .await
+    .expect("sweep");
     assert!(report.expired >= 1, "{report:?}");
     assert_eq!(gw.stock_of(&product, "main").await, (3, 0, 3));
+}
+
+#[tokio::test]
+async fn the_sweep_leaves_a_hold_to_its_schedule_for_the_grace_period_then_takes_it() {
+    let _lock = sweep_lock().await;
+    let clock = past_clock();
+    let app = app_with_clock(Arc::new(clock.clone())).await;
+    let gw = gateway_for(app.clone()).await;
+    let product = gw.product(json!({"main": 4})).await;
+    let u = token(&unique("u"), false);
+    let r = gw.post("/api/reservations", Some(&u), json!({"product_id": product, "quantity": 2})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let grace = Duration::seconds(120);
+    let sweep = as_function(&app, "sweep");
+
+    // Ended 30 s ago: its schedule may be running right now, so the sweep stays away.
+    clock.advance(Duration::seconds(630));
+    let report = sweep.sweep(100, grace).await.expect("sweep");
+    assert_eq!((report.found, report.expired), (0, 0), "{report:?}");
+    assert_eq!(gw.stock_of(&product, "main").await, (4, 2, 2), "still held");
+
+    // Past the grace: a schedule that has not ended it by now missed it.
+    clock.advance(Duration::seconds(91));
+    let report = sweep.sweep(100, grace).await.expect("sweep");
+    assert!(report.expired >= 1, "{report:?}");
+    assert_eq!(gw.stock_of(&product, "main").await, (4, 0, 4));
 }

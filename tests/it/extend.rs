@@ -91,7 +91,7 @@ async fn when_extensions_race_expiry_and_the_sweep_each_hold_ends_once_at_its_ow
     let sweep = with_clock(as_function(&gw.app, "sweep"), jobs.clone());
     let extensions = join_all(ids.iter().map(|id| owner.extend_reservation(&caller, id)));
     let expiries = join_all(ids.iter().map(|id| expire.expire_reservation(id)));
-    let sweeps = join_all((0..3).map(|_| sweep.sweep(100)));
+    let sweeps = join_all((0..3).map(|_| sweep.sweep(100, NO_GRACE)));
     let (extensions, expiries, sweeps) = tokio::join!(extensions, expiries, sweeps);
 
     let extended: Vec<&String> =
@@ -109,13 +109,13 @@ async fn when_extensions_race_expiry_and_the_sweep_each_hold_ends_once_at_its_ow
     for id in &extended {
         assert_eq!(expire.expire_reservation(id).await, Ok(ExpireOutcome::NotDue), "{id}");
     }
-    assert_eq!(sweep.sweep(100).await.expect("sweep").expired, 0);
+    assert_eq!(sweep.sweep(100, NO_GRACE).await.expect("sweep").expired, 0);
     assert_eq!(gw.stock_of(&product, "main").await, (100, held, 100 - held));
 
     // At their new end (a full TTL after the extension) they end, each exactly once.
     jobs.advance(Duration::seconds(600) - Duration::milliseconds(1));
     let again = join_all(extended.iter().map(|id| expire.expire_reservation(id)));
-    let (again, swept) = tokio::join!(again, sweep.sweep(100));
+    let (again, swept) = tokio::join!(again, sweep.sweep(100, NO_GRACE));
     let by_job = again.iter().filter(|e| *e.as_ref().expect("expire") == ExpireOutcome::Expired).count();
     // (The sweep may also end holds other tests left behind; ours are counted by stock.)
     assert!(by_job + swept.expect("sweep").expired >= extended.len());

@@ -476,8 +476,12 @@ async fn the_local_scheduler_runs_no_more_expiries_at_once_than_expire_may_run_i
     let proxy = start_proxy().await;
     let mut app = app_via(&proxy.url).await;
     app.config.reservation_ttl = chrono::Duration::seconds(3);
-    let app = gateway::scheduler::with_local_scheduler(app, std::time::Duration::from_secs(3600), 250)
-        .expect("scheduler");
+    let app = gateway::scheduler::with_local_scheduler(
+        app,
+        std::time::Duration::from_secs(3600),
+        shared::jobs::SweepSettings { per_shard: 250, grace: stockhold_tests::NO_GRACE },
+    )
+    .expect("scheduler");
     let gw = gateway_for(app).await;
     let holds = (0..50).map(|_| {
         let gw = &gw;

@@ -153,15 +153,17 @@ fn every_function_declares_exactly_the_variables_its_code_reads() {
     // reserves and sets itself: the template must not declare them).
     let mut shared = BTreeSet::from(["RUST_LOG".to_string(), "LOG_FORMAT".to_string()]);
     variables_read_in(&root.join("shared/src"), &mut shared);
-    // Read by the sweep alone (shared::jobs::sweep_batch_from_env).
-    let sweep_only = "SWEEP_BATCH_PER_SHARD".to_string();
-    assert!(shared.remove(&sweep_only), "the scan no longer finds {sweep_only}");
+    // Read by the sweep alone (shared::jobs::SweepSettings::from_env).
+    let sweep_only = ["SWEEP_BATCH_PER_SHARD".to_string(), "SWEEP_GRACE_SECONDS".to_string()];
+    for v in &sweep_only {
+        assert!(shared.remove(v), "the scan no longer finds {v}");
+    }
     assert!(shared.contains("TABLE_NAME") && shared.contains("DYNAMODB_ENDPOINT"), "{shared:?}");
     for f in &resolved().functions {
         let mut read = shared.clone();
         variables_read_in(&root.join("functions").join(&f.binary).join("src"), &mut read);
         if f.binary == "sweep" {
-            read.insert(sweep_only.clone());
+            read.extend(sweep_only.iter().cloned());
         }
         let declared: BTreeSet<String> = f.environment.keys().cloned().collect();
         assert_eq!(

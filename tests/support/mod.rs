@@ -16,6 +16,9 @@ use tokio::sync::OnceCell;
 
 pub const SECRET: &str = "test-secret";
 
+/// A sweep that takes every hold past its end (no time left to the holds' schedules).
+pub const NO_GRACE: chrono::Duration = chrono::Duration::zero();
+
 /// `template.yaml` as written, for tests that enforce a changed copy of it.
 pub const TEMPLATE_YAML: &str = include_str!("../../template.yaml");
 

@@ -4,7 +4,7 @@
 use shared::adapters::clock::SystemClock;
 use shared::config::{init_tracing, Config};
 use shared::deadline::from_epoch_millis;
-use shared::jobs::{sweep, sweep_batch_from_env, SweepEvent, SWEEP_FN};
+use shared::jobs::{sweep, SweepEvent, SweepSettings, SWEEP_FN};
 use shared::lambda::lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use std::sync::Arc;
 
@@ -12,12 +12,12 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     init_tracing();
     let app = Config::from_env()?.function_app(SWEEP_FN, Arc::new(SystemClock)).await?;
-    let per_shard = sweep_batch_from_env()?;
+    let settings = SweepSettings::from_env()?;
     // The scheduled event's payload carries nothing the sweep needs.
     run(service_fn(|event: LambdaEvent<SweepEvent>| {
         let app = &app;
         async move {
-            Ok::<_, Error>(sweep(app, per_shard, Some(from_epoch_millis(event.context.deadline))).await?)
+            Ok::<_, Error>(sweep(app, settings, Some(from_epoch_millis(event.context.deadline))).await?)
         }
     }))
     .await

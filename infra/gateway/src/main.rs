@@ -2,7 +2,8 @@
 //! table on start. Stops cleanly on Ctrl-C or SIGTERM.
 //!
 //! Environment: `PORT` (8000), `JWT_SECRET` (`local-dev-secret`),
-//! `SWEEP_INTERVAL_SECONDS` (60), `SWEEP_BATCH_PER_SHARD` (250), and everything
+//! `SWEEP_INTERVAL_SECONDS` (60), `SWEEP_BATCH_PER_SHARD` (250), `SWEEP_GRACE_SECONDS` (the
+//! template's, for the sweep function), and everything
 //! `shared::config` reads (`DYNAMODB_ENDPOINT`, `TABLE_NAME`, `RESERVATION_TTL_SECONDS`,
 //! `CURSOR_SECRET`, `LOG_FORMAT`), and `ALLOWED_ORIGINS`: the browser origins CORS allows,
 //! comma-separated, in place of the template's `AllowedOrigins` default.
@@ -37,8 +38,16 @@ async fn run() -> Result<(), String> {
     }
     let sweep_every =
         shared::config::int_var("SWEEP_INTERVAL_SECONDS", 60, 1, 86_400).map_err(|e| e.to_string())?;
-    let per_shard = shared::jobs::sweep_batch_from_env().map_err(|e| e.to_string())?;
+    let mut sweep = shared::jobs::SweepSettings::from_env().map_err(|e| e.to_string())?;
     let app = config.build_app(Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
+    // The sweep's grace is the template's unless the environment says otherwise: the local
+    // scheduler plays the per-hold schedules, so the sweep is the safety net here too.
+    if std::env::var_os("SWEEP_GRACE_SECONDS").is_none() {
+        let template = app.local_iam().and_then(|iam| iam.template().function(shared::jobs::SWEEP_FN).ok());
+        if let Some(seconds) = template.and_then(|f| f.environment.get("SWEEP_GRACE_SECONDS")?.parse().ok()) {
+            sweep.grace = chrono::Duration::seconds(seconds);
+        }
+    }
     app.store
         .ensure_tables()
         .await
@@ -53,7 +62,7 @@ async fn run() -> Result<(), String> {
     let app = gateway::scheduler::with_local_scheduler(
         app,
         std::time::Duration::from_secs(sweep_every.unsigned_abs()),
-        per_shard,
+        sweep,
     )
     .map_err(|e| e.to_string())?;
     // Plays the audit function's event source: the table's stream, polled locally.

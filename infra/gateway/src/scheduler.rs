@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use shared::iam::IamError;
-use shared::jobs::{expire, sweep, ExpireEvent, EXPIRE_FN, SWEEP_FN};
+use shared::jobs::{expire, sweep, ExpireEvent, SweepSettings, EXPIRE_FN, SWEEP_FN};
 use shared::service::ports::{ExpiryScheduler, SchedulerError};
 use shared::service::{App, ExpireOutcome};
 use std::collections::{BTreeSet, HashMap};
@@ -59,7 +59,7 @@ impl ExpiryScheduler for LocalScheduler {
 pub fn with_local_scheduler(
     app: App,
     sweep_every: Duration,
-    sweep_per_shard: usize,
+    sweep_settings: SweepSettings,
 ) -> Result<App, IamError> {
     let (tx, rx) = mpsc::unbounded_channel();
     // The timer task never schedules, and holding the queue's sender itself would keep
@@ -68,7 +68,7 @@ pub fn with_local_scheduler(
     let sweep_app = app.for_function(SWEEP_FN)?;
     let slots = Slots { expire: slots(&app, EXPIRE_FN)?, sweep: slots(&app, SWEEP_FN)? };
     let app = app.with_scheduler(Arc::new(LocalScheduler { tx }));
-    tokio::spawn(run(expire_app, sweep_app, slots, rx, sweep_every, sweep_per_shard));
+    tokio::spawn(run(expire_app, sweep_app, slots, rx, sweep_every, sweep_settings));
     Ok(app)
 }
 
@@ -100,7 +100,7 @@ async fn run(
     slots: Slots,
     mut rx: mpsc::UnboundedReceiver<Command>,
     sweep_every: Duration,
-    per_shard: usize,
+    sweep_settings: SweepSettings,
 ) {
     let mut due: BTreeSet<(DateTime<Utc>, String)> = BTreeSet::new();
     let mut at_of: HashMap<String, DateTime<Utc>> = HashMap::new();
@@ -170,7 +170,7 @@ async fn run(
                 let app = sweep_app.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
-                    if let Err(e) = sweep(&app, per_shard, app.local_deadline(SWEEP_FN)).await {
+                    if let Err(e) = sweep(&app, sweep_settings, app.local_deadline(SWEEP_FN)).await {
                         tracing::warn!(error = %e, "sweep failed");
                     }
                 });

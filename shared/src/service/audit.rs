@@ -6,7 +6,6 @@ use super::App;
 use crate::domain::audit::{AuditEntry, EntityType};
 use crate::domain::caller::Caller;
 use crate::domain::{DomainError, FieldError};
-use crate::store::audit::Recorded;
 use std::collections::BTreeMap;
 
 /// A validated `GET /api/audit` query.
@@ -72,9 +71,10 @@ impl App {
         Ok(Page { items: history.entries.into_iter().map(|(_, e)| e).collect(), next_cursor })
     }
 
-    /// Records one entry; `order_key` orders it among entries of the same millisecond.
-    /// Writing an entry that is already there (a redelivery) changes nothing.
-    pub async fn record_audit(&self, entry: &AuditEntry, order_key: &str) -> Result<Recorded, DomainError> {
-        Ok(self.store.audit.put(entry, order_key).await?)
+    /// Records entries (each with the key that orders it among entries of the same
+    /// millisecond), in as few requests as the store allows. Recording an entry again (a
+    /// redelivered record) leaves the same entry.
+    pub async fn record_audit(&self, entries: &[(AuditEntry, String)]) -> Result<(), DomainError> {
+        Ok(self.store.audit.put_all(entries).await?)
     }
 }

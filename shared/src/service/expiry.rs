@@ -70,11 +70,11 @@ impl App {
         }
     }
 
-    /// Expires up to `per_shard` overdue active reservations from each sweep-index
-    /// shard, `SWEEP_CONCURRENCY` at a time.
-    pub async fn sweep(&self, per_shard: usize) -> Result<SweepReport, DomainError> {
+    /// Expires up to `per_shard` active reservations from each sweep-index shard that
+    /// ended more than `grace` ago, `SWEEP_CONCURRENCY` at a time.
+    pub async fn sweep(&self, per_shard: usize, grace: chrono::Duration) -> Result<SweepReport, DomainError> {
         let now = self.clock.now();
-        let overdue = self.store.reservations.overdue(now, per_shard).await?;
+        let overdue = self.store.reservations.overdue(now - grace, per_shard).await?;
         let mut report =
             SweepReport { more: overdue.more, found: overdue.holds.len(), ..SweepReport::default() };
         let results: Vec<_> = stream::iter(overdue.holds)

@@ -1,20 +1,12 @@
 //! The audit log: entries keyed by entity (`E#<type>#<id>`) and by time, so an entity's
-//! history reads oldest first. Entry keys derive from the stream record, so a
-//! redelivered record finds its entry already there and writes nothing.
+//! history reads oldest first. An entry's key and content derive from its stream record
+//! alone, so a redelivered record rewrites the same item: entries are written in batches
+//! without conditions.
 
-use super::exec::Write;
 use super::records::audit::{self as rec, audit_pk};
 use super::records::s;
 use super::{Repo, StoreError};
 use crate::domain::audit::{AuditEntry, EntityType};
-
-/// What writing an entry did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recorded {
-    Written,
-    /// It was already there (a redelivery).
-    AlreadyThere,
-}
 
 /// One page of an entity's history: entries with their positions, and whether more follow.
 #[derive(Debug, Clone)]
@@ -27,18 +19,12 @@ pub struct History {
 pub struct AuditLog(pub(crate) Repo);
 
 impl AuditLog {
-    /// Writes one entry unless an entry with its key exists.
-    pub async fn put(&self, e: &AuditEntry, order_key: &str) -> Result<Recorded, StoreError> {
-        let put = self
-            .0
-            .db
-            .put_item(&self.0.table)
-            .set_item(Some(rec::item(e, order_key)?))
-            .condition_expression("attribute_not_exists(pk)");
-        Ok(match self.0.db.put("put_audit_entry", put).await? {
-            Write::Applied => Recorded::Written,
-            Write::ConditionFailed(_) => Recorded::AlreadyThere,
-        })
+    /// Writes `entries` (each with the key that orders it among entries of the same
+    /// millisecond), 25 per request. Writing an entry again rewrites the same item.
+    pub async fn put_all(&self, entries: &[(AuditEntry, String)]) -> Result<(), StoreError> {
+        let items =
+            entries.iter().map(|(e, order_key)| rec::item(e, order_key)).collect::<Result<Vec<_>, _>>()?;
+        self.0.db.batch_put("put_audit_entries", &self.0.table, items).await
     }
 
     /// Up to `limit` entries of one entity after position `after` (a sort key), oldest

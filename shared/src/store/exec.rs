@@ -17,7 +17,8 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Get, KeysAndAttributes, ReturnConsumedCapacity, TransactGetItem, TransactWriteItem,
+    AttributeValue, Get, KeysAndAttributes, PutRequest, ReturnConsumedCapacity, TransactGetItem,
+    TransactWriteItem, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -35,6 +36,8 @@ const SNAPSHOT_ATTEMPTS: u32 = 6;
 const BATCH_ATTEMPTS: u32 = 8;
 /// Most keys in one `BatchGetItem`.
 const BATCH_GET_KEYS: usize = 100;
+/// Most items one `BatchWriteItem` takes.
+pub const BATCH_WRITE_ITEMS: usize = 25;
 
 /// One single-item conditional write (`PutItem`, `UpdateItem`, `DeleteItem`): the same
 /// sending, counting and reading of a failed condition for each.
@@ -234,6 +237,50 @@ impl Db {
             }
         }
         Ok(out)
+    }
+
+    /// Puts `items` into `table` without conditions, 25 a call (`BatchWriteItem`), sending
+    /// again what DynamoDB leaves unprocessed (with backoff). Only for items whose rewrite
+    /// is harmless: the same key always carries the same content. A call that fails fails
+    /// the whole: some items may have been written, and writing them again is harmless.
+    pub async fn batch_put(
+        &self,
+        op: &'static str,
+        table: &str,
+        items: Vec<HashMap<String, AttributeValue>>,
+    ) -> Result<(), StoreError> {
+        for chunk in items.chunks(BATCH_WRITE_ITEMS) {
+            let requests = chunk
+                .iter()
+                .map(|item| {
+                    let put = PutRequest::builder().set_item(Some(item.clone())).build()?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut pending = Some(HashMap::from([(table.to_string(), requests)]));
+            let mut attempt = 0u32;
+            while let Some(requests) = pending.take().filter(|m| m.values().any(|v| !v.is_empty())) {
+                attempt += 1;
+                if attempt > BATCH_ATTEMPTS {
+                    return Err(StoreError::Unavailable);
+                }
+                if attempt > 1 {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                crate::deadline::note_write();
+                let res = self
+                    .client
+                    .batch_write_item()
+                    .set_request_items(Some(requests))
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(|e| classify(op, e))?;
+                self.metrics.write(res.consumed_capacity());
+                pending = res.unprocessed_items;
+            }
+        }
+        Ok(())
     }
 
     /// The items of `table` at `keys` (at most 100) as of one instant
