@@ -73,21 +73,132 @@ async fn main() {
         Some("lists") => save("order_lists", lists().await),
         Some("cold") => save("cold_start", cold_start(arg(&args, 1, 10)).await),
         Some("cost") => save("cost", cost().await),
+        Some("spread") => save("spread", spread(arg(&args, 1, 1000), arg(&args, 2, 50), arg(&args, 3, 32)).await),
         Some("batch") => save("batch_holds", batch_holds(arg(&args, 1, 600), arg(&args, 2, 64)).await),
         Some("all") => {
             save("flash_sale", flash_sale(2000, 200, 64, 1).await);
             save("flash_sale_buckets", flash_sale(2000, 200, 64, 8).await);
             save("walk", walk(200, 16).await);
             save("batch_holds", batch_holds(600, 64).await);
+            save("spread", spread(1000, 50, 32).await);
             save("expiry", expiry_json(200, 2).await);
             save("cost", cost().await);
             save("cold_start", cold_start(10).await);
             save("order_lists", lists().await);
         }
         _ => eprintln!(
-            "usage: bench all | flash [BUYERS] [UNITS] [C] [BUCKETS] | walk [USERS] [C] | batch [CARTS] [C] | lists | cold [RUNS] | cost | reserve [N] [C,..] | expiry [N] [TTL] | orders [SINGLE] [SPREAD] [USERS]"
+            "usage: bench all | flash [BUYERS] [UNITS] [C] [BUCKETS] | walk [USERS] [C] | batch [CARTS] [C] | spread [N] [PRODUCTS] [C] | lists | cold [RUNS] | cost | reserve [N] [C,..] | expiry [N] [TTL] | orders [SINGLE] [SPREAD] [USERS]"
         ),
     }
+}
+
+/// `make dev`'s shape: `n` buyers reserve one unit each of `products` products (stock
+/// for all), `c` at a time, through the gateway while the stream poller writes the audit
+/// log from the table's stream, as it does under `make dev`. The poller's store is its
+/// own, so the DynamoDB requests of the request path and of the audit path are counted
+/// apart; the audit path is measured until every entry is in. Beside it, the bare
+/// engine's rate for the reservation's transaction at the same concurrency.
+async fn spread(n: usize, products: usize, c: usize) -> serde_json::Value {
+    let app = app_on_own_table(&shared::store::schema::TABLE).await;
+    let gw = gateway_for(app.clone()).await;
+    let mut ids = Vec::new();
+    for _ in 0..products {
+        ids.push(gw.product(json!({ "main": n })).await);
+    }
+    let poller = app_beside(&app).await;
+    start_audit_poller(&poller).await;
+    let client = raw_client().await;
+    let audit_table = app.store.audit_table().to_string();
+    let count_entries = || {
+        let (client, table) = (client.clone(), audit_table.clone());
+        async move {
+            let mut total = 0i64;
+            let mut start = None;
+            loop {
+                let out = client
+                    .scan()
+                    .table_name(&table)
+                    .select(aws_sdk_dynamodb::types::Select::Count)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .expect("count");
+                total += i64::from(out.count);
+                start = out.last_evaluated_key;
+                if start.is_none() {
+                    return total;
+                }
+            }
+        }
+    };
+    // The audit log catches up with the product creations first.
+    let settled = |at_least: i64| {
+        let count_entries = &count_entries;
+        async move {
+            let (mut last, mut still) = (-1, 0);
+            loop {
+                let now = count_entries().await;
+                still = if now == last && now >= at_least { still + 1 } else { 0 };
+                if still >= 8 {
+                    return now;
+                }
+                last = now;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    };
+    let entries_before = settled(products as i64).await;
+    let (req0, audit0) = (gw.app.store.metrics().snapshot(), poller.store.metrics().snapshot());
+    let run = ulid::Ulid::new().to_string();
+    let started = Instant::now();
+    let results: Vec<(u16, f64)> = stream::iter(0..n)
+        .map(|i| {
+            let (gw, product, run) = (&gw, ids[i % products].clone(), run.clone());
+            async move {
+                let t = token(&format!("spread-{run}-{i}"), false);
+                let sent = Instant::now();
+                let r = gw
+                    .post("/api/reservations", Some(&t), json!({"product_id": product, "quantity": 1}))
+                    .await;
+                (r.status, sent.elapsed().as_secs_f64() * 1000.0)
+            }
+        })
+        .buffer_unordered(c)
+        .collect()
+        .await;
+    let wall = started.elapsed().as_secs_f64();
+    let request_path = gw.app.store.metrics().snapshot() - req0;
+    let ok = results.iter().filter(|r| r.0 == 201).count();
+    let entries = settled(entries_before + ok as i64).await - entries_before;
+    let drained = started.elapsed().as_secs_f64();
+    let audit_path = poller.store.metrics().snapshot() - audit0;
+    let bare = bare_transactions(&app, n, c).await;
+    let per = |x: u64| x as f64 / ok.max(1) as f64;
+    let latency = stats(results.iter().map(|r| r.1).collect());
+    println!(
+        "spread: {n} reservations over {products} products, concurrency {c}, audit poller running: {:.0} reservations/s ({ok} ok) over {wall:.1} s; audit log complete after {drained:.1} s",
+        n as f64 / wall
+    );
+    println!("  latency: {}", show(&latency));
+    println!(
+        "  DynamoDB requests per reservation: request path {:.2}, audit path {:.2} ({:.2} entries per reservation; one PutItem each before batching), total {:.2}",
+        per(request_path.requests),
+        per(audit_path.requests),
+        entries as f64 / ok.max(1) as f64,
+        per(request_path.requests + audit_path.requests)
+    );
+    println!(
+        "  bare reservation transaction at concurrency {c}: {:.0}/s, {}",
+        bare["per_second"].as_f64().unwrap_or(f64::NAN),
+        show(&bare)
+    );
+    json!({
+        "reservations": n, "products": products, "concurrency": c, "ok": ok,
+        "reservations_per_second": n as f64 / wall, "latency": latency, "audit_complete_after_s": drained,
+        "requests_per_reservation": {"request_path": per(request_path.requests), "audit_path": per(audit_path.requests),
+            "audit_entries": entries as f64 / ok.max(1) as f64},
+        "bare_transaction": bare,
+    })
 }
 
 /// `carts` buyers each hold a three-line cart (three products, one unit each, stock for
@@ -554,6 +665,7 @@ async fn bare_transactions(app: &shared::service::App, n: usize, c: usize) -> se
         .send()
         .await
         .expect("seed");
+    let started = Instant::now();
     let ms: Vec<f64> = stream::iter(0..n)
         .map(|i| {
             let (client, table, product) = (client.clone(), table.clone(), product.clone());
@@ -588,7 +700,9 @@ async fn bare_transactions(app: &shared::service::App, n: usize, c: usize) -> se
         .filter_map(|x| async move { x })
         .collect()
         .await;
-    stats(ms)
+    let mut out = stats(ms);
+    out["per_second"] = json!(n as f64 / started.elapsed().as_secs_f64());
+    out
 }
 
 /// Many users each reserve, convert to an order, and have it confirmed.

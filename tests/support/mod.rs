@@ -316,6 +316,15 @@ pub async fn app_on_own_table(def: &TableDef) -> App {
     app
 }
 
+/// A second application on `app`'s tables with a store of its own (so its DynamoDB
+/// requests are counted apart from `app`'s).
+pub async fn app_beside(app: &App) -> App {
+    let mut c = config();
+    c.store.table = app.store.table().to_string();
+    c.store.audit_table = app.store.audit_table().to_string();
+    c.build_app(Arc::new(SystemClock)).await.expect("app")
+}
+
 /// Starts the local stream poller (the audit function's event source) for `app`'s table.
 pub async fn start_audit_poller(app: &App) -> Arc<gateway::stream::PollerStats> {
     gateway::stream::spawn_stream_poller(app.clone(), gateway::stream::Platform::connect(&config()).await)
