@@ -92,6 +92,27 @@ async fn main() {
     }
 }
 
+/// `n` holds of one unit, `c` at a time, over HTTP: `buyer(i)` names the `i`th buyer and
+/// the product they hold. The status and latency (ms) of each.
+async fn reserve_units(
+    gw: &TestGateway,
+    n: usize,
+    c: usize,
+    buyer: impl Fn(usize) -> (String, String),
+) -> Vec<(u16, f64)> {
+    stream::iter((0..n).map(buyer))
+        .map(|(user, product)| async move {
+            let t = token(&user, false);
+            let sent = Instant::now();
+            let r =
+                gw.post("/api/reservations", Some(&t), json!({"product_id": product, "quantity": 1})).await;
+            (r.status, sent.elapsed().as_secs_f64() * 1000.0)
+        })
+        .buffer_unordered(c)
+        .collect()
+        .await
+}
+
 /// `make dev`'s shape: `n` buyers reserve one unit each of `products` products (stock
 /// for all), `c` at a time, through the gateway while the stream poller writes the audit
 /// log from the table's stream, as it does under `make dev`. The poller's store is its
@@ -151,21 +172,8 @@ async fn spread(n: usize, products: usize, c: usize) -> serde_json::Value {
     let (req0, audit0) = (gw.app.store.metrics().snapshot(), poller.store.metrics().snapshot());
     let run = ulid::Ulid::new().to_string();
     let started = Instant::now();
-    let results: Vec<(u16, f64)> = stream::iter(0..n)
-        .map(|i| {
-            let (gw, product, run) = (&gw, ids[i % products].clone(), run.clone());
-            async move {
-                let t = token(&format!("spread-{run}-{i}"), false);
-                let sent = Instant::now();
-                let r = gw
-                    .post("/api/reservations", Some(&t), json!({"product_id": product, "quantity": 1}))
-                    .await;
-                (r.status, sent.elapsed().as_secs_f64() * 1000.0)
-            }
-        })
-        .buffer_unordered(c)
-        .collect()
-        .await;
+    let results =
+        reserve_units(&gw, n, c, |i| (format!("spread-{run}-{i}"), ids[i % products].clone())).await;
     let wall = started.elapsed().as_secs_f64();
     let request_path = gw.app.store.metrics().snapshot() - req0;
     let ok = results.iter().filter(|r| r.0 == 201).count();
@@ -273,21 +281,7 @@ async fn reserve(n: usize, concurrencies: &str) {
             .await;
         }
         let started = Instant::now();
-        let results: Vec<(u16, f64)> = stream::iter(0..n)
-            .map(|i| {
-                let (gw, product) = (&gw, product.clone());
-                async move {
-                    let t = token(&format!("bench-{i}"), false);
-                    let sent = Instant::now();
-                    let r = gw
-                        .post("/api/reservations", Some(&t), json!({"product_id": product, "quantity": 1}))
-                        .await;
-                    (r.status, sent.elapsed().as_secs_f64() * 1000.0)
-                }
-            })
-            .buffer_unordered(c)
-            .collect()
-            .await;
+        let results = reserve_units(&gw, n, c, |i| (format!("bench-{i}"), product.clone())).await;
         let wall = started.elapsed().as_secs_f64();
         let ok: Vec<f64> = results.iter().filter(|(s, _)| *s == 201).map(|(_, ms)| *ms).collect();
         println!(
