@@ -318,6 +318,21 @@ pub fn log_settings(get: impl Fn(&str) -> Option<String>) -> LogSettings {
     LogSettings { json, filter }
 }
 
+impl LogSettings {
+    /// At `debug` or `trace`, a line for each span when it closes, with its time: each
+    /// request, and each DynamoDB call inside it (`store::exec`). Quieter levels log
+    /// events only.
+    pub fn spans(&self) -> tracing_subscriber::fmt::format::FmtSpan {
+        use tracing_subscriber::fmt::format::FmtSpan;
+        let level = self.filter.split(',').find(|d| !d.contains('=')).unwrap_or("").trim();
+        if matches!(level, "debug" | "trace") {
+            FmtSpan::CLOSE
+        } else {
+            FmtSpan::NONE
+        }
+    }
+}
+
 /// Logs to stdout as `log_settings` says: JSON lines (what Lambda's JSON log format and
 /// CloudWatch Logs Insights read: `timestamp`, `level`, `message` and the event's fields
 /// at the top level) or plain text.
@@ -329,10 +344,12 @@ pub fn init_tracing() {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_target(false)
+            .with_span_events(settings.spans())
             .try_init()
             .map_err(|e| e.to_string())
     } else {
-        tracing::subscriber::set_global_default(json_logs(filter, std::io::stdout)).map_err(|e| e.to_string())
+        tracing::subscriber::set_global_default(json_logs(filter, settings.spans(), std::io::stdout))
+            .map_err(|e| e.to_string())
     };
     // Already initialised (tests): keep the first subscriber.
     let _ = result;
@@ -343,6 +360,7 @@ pub fn init_tracing() {
 /// request causes, down to a storage warning, names the request.
 pub fn json_logs<W>(
     filter: tracing_subscriber::EnvFilter,
+    spans: tracing_subscriber::fmt::format::FmtSpan,
     writer: W,
 ) -> impl tracing::Subscriber + Send + Sync
 where
@@ -352,6 +370,7 @@ where
         .with_env_filter(filter)
         .with_target(false)
         .with_writer(writer)
+        .with_span_events(spans)
         .json()
         .flatten_event(true)
         .with_current_span(true)
@@ -378,6 +397,59 @@ mod tests {
             "info",
             "empty is unset"
         );
+    }
+
+    #[test]
+    fn at_debug_each_dynamodb_call_closes_with_a_line_naming_it_and_its_time() {
+        use std::sync::{Arc, Mutex};
+        let seen = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = seen.clone();
+        let debug = settings(&[("AWS_LAMBDA_LOG_LEVEL", "DEBUG")]);
+        let subscriber =
+            json_logs(tracing_subscriber::EnvFilter::new(&debug.filter), debug.spans(), move || {
+                Capture(sink.clone())
+            });
+        tracing::subscriber::with_default(subscriber, || {
+            let request = tracing::info_span!("request", request_id = "r-1");
+            let _r = request.enter();
+            let call = tracing::debug_span!("dynamodb", op = "reserve", api = "TransactWriteItems");
+            drop(call.enter());
+        });
+        let text = String::from_utf8(seen.lock().map(|b| b.clone()).unwrap_or_default()).unwrap_or_default();
+        let call = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["span"]["name"] == "dynamodb")
+            .unwrap_or_default();
+        assert_eq!(
+            (call["message"].as_str(), call["level"].as_str()),
+            (Some("close"), Some("DEBUG")),
+            "{text}"
+        );
+        assert_eq!(
+            (call["span"]["op"].as_str(), call["span"]["api"].as_str()),
+            (Some("reserve"), Some("TransactWriteItems"))
+        );
+        assert!(call["time.busy"].is_string() && call["time.idle"].is_string(), "{call}");
+        assert_eq!(
+            settings(&[]).spans(),
+            tracing_subscriber::fmt::format::FmtSpan::NONE,
+            "info: events only"
+        );
+    }
+
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut b) = self.0.lock() {
+                b.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
     #[test]

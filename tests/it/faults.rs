@@ -323,8 +323,11 @@ async fn every_log_line_of_a_request_carries_its_request_id_and_never_the_token(
     let app = app_via(&format!("http://127.0.0.1:{}", free_port())).await;
     let captured = Captured::default();
     let sink = captured.clone();
-    let subscriber =
-        shared::config::json_logs(tracing_subscriber::EnvFilter::new("info"), move || sink.clone());
+    let subscriber = shared::config::json_logs(
+        tracing_subscriber::EnvFilter::new("info"),
+        tracing_subscriber::fmt::format::FmtSpan::NONE,
+        move || sink.clone(),
+    );
     let bearer = token("log-user", false);
     let mut headers = axum::http::HeaderMap::new();
     headers.insert("authorization", format!("Bearer {bearer}").parse().expect("header"));

@@ -71,6 +71,10 @@ async fn invalid_product_bodies_get_422_naming_each_field_and_create_nothing() {
         (json!({"sku": "A", "name": "n", "price_cents": 1, "stock": [1]}), "stock"),
         (json!({"sku": "A", "name": "n", "price_cents": 1, "colour": "red"}), "colour"),
         (json!({"name": "n", "price_cents": 1}), "sku"),
+        // The contract gives these no null: a null is refused, not read as absent.
+        (json!({"sku": "A", "name": "n", "price_cents": 1, "stock_buckets": null}), "stock_buckets"),
+        (json!({"sku": "A", "name": "n", "price_cents": 1, "currency": null}), "currency"),
+        (json!({"sku": "A", "name": "n", "price_cents": 1, "stock": null}), "stock"),
     ];
     for (body, field) in cases {
         let r = gw.post("/api/products", Some(&admin), body.clone()).await;
@@ -199,4 +203,14 @@ async fn bad_list_parameters_are_422_and_bad_cursors_400() {
         let r = gw.get(&format!("/api/products?cursor={c}"), None).await;
         assert_eq!((r.status, r.code()), (400, "invalid_cursor"), "{c}");
     }
+}
+
+#[tokio::test]
+async fn a_creation_may_give_null_where_the_contract_allows_it_and_gets_the_defaults() {
+    let gw = gateway().await;
+    let sku = unique("NULLS");
+    let body = json!({"sku": sku, "name": "n", "price_cents": 1, "active": null, "max_per_customer": null});
+    let r = gw.post("/api/products", Some(&token("root", true)), body).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!((r.body["active"].clone(), r.body["max_per_customer"].clone()), (json!(true), json!(null)));
 }

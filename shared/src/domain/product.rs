@@ -88,6 +88,8 @@ fn per_customer(v: &Value) -> Result<i64, String> {
 impl NewProduct {
     pub fn from_json(obj: &Map<String, Value>) -> Result<Self, DomainError> {
         let mut f = Fields::new(obj);
+        // `active` and `max_per_customer` take null (their default); these do not.
+        f.not_null(&["currency", "stock", "stock_buckets"]);
         let sku = f.required("sku", |v| Sku::parse(string(v)?));
         let name = f.required("name", name);
         let price_cents = f.required("price_cents", |v| int_in(v, 0, MAX_PRICE_CENTS));
@@ -185,11 +187,7 @@ impl ProductChanges {
         }
         // Only the limit may be null (no limit); a null elsewhere changes nothing and is
         // refused rather than ignored.
-        for field in ["name", "price_cents", "active"] {
-            if obj.get(field).is_some_and(Value::is_null) {
-                f.error(field, "must not be null");
-            }
-        }
+        f.not_null(&["name", "price_cents", "active"]);
         let name = f.optional("name", name);
         let price_cents = f.optional("price_cents", |v| int_in(v, 0, MAX_PRICE_CENTS));
         let active = f.optional("active", |v| v.as_bool().ok_or_else(|| "must be true or false".to_string()));

@@ -34,6 +34,16 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Refuses an explicit null for each of `names`: where the contract gives a field no
+    /// null, a null would otherwise read as absent and be silently ignored.
+    pub fn not_null(&mut self, names: &[&'static str]) {
+        for &name in names {
+            if self.obj.get(name).is_some_and(Value::is_null) {
+                self.error(name, "must not be null");
+            }
+        }
+    }
+
     /// An optional value parsed by `parse`; `None` when absent or null.
     pub fn optional<T>(
         &mut self,

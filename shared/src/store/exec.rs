@@ -24,6 +24,7 @@ use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// A key as DynamoDB returns it (`LastEvaluatedKey`).
 pub type Key = HashMap<String, AttributeValue>;
@@ -46,7 +47,7 @@ macro_rules! conditional_write {
         $(#[$doc])*
         pub async fn $name(&self, op: &'static str, request: $builder) -> Result<Write, StoreError> {
             crate::deadline::note_write();
-            match request.return_consumed_capacity(ReturnConsumedCapacity::Total).send().await {
+            match request.return_consumed_capacity(ReturnConsumedCapacity::Total).send().instrument(sdk_call(op, stringify!($builder).trim_end_matches("FluentBuilder"))).await {
                 Ok(out) => {
                     self.metrics.write(out.consumed_capacity());
                     Ok(Write::Applied)
@@ -149,6 +150,7 @@ impl Db {
             .consistent_read(true)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
+            .instrument(sdk_call(op, "GetItem"))
             .await
             .map_err(|e| classify(op, e))?;
         self.metrics.read(out.consumed_capacity());
@@ -166,6 +168,7 @@ impl Db {
             .set_exclusive_start_key(start)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
+            .instrument(sdk_call(op, "Query"))
             .await
             .map_err(|e| classify(op, e))?;
         self.metrics.read(out.consumed_capacity());
@@ -227,6 +230,7 @@ impl Db {
                     .set_request_items(Some(items))
                     .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
+                    .instrument(sdk_call("batch_get", "BatchGetItem"))
                     .await
                     .map_err(|e| classify("batch_get", e))?;
                 self.metrics.read(res.consumed_capacity());
@@ -274,6 +278,7 @@ impl Db {
                     .set_request_items(Some(requests))
                     .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
+                    .instrument(sdk_call(op, "BatchWriteItem"))
                     .await
                     .map_err(|e| classify(op, e))?;
                 self.metrics.write(res.consumed_capacity());
@@ -304,6 +309,7 @@ impl Db {
                 .set_transact_items(Some(gets.clone()))
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
+                .instrument(sdk_call("snapshot", "TransactGetItems"))
                 .await;
             let e = match result {
                 Ok(out) => {
@@ -348,6 +354,7 @@ impl Db {
                 .set_transact_items(Some(items.clone()))
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
+                .instrument(sdk_call(op, "TransactWriteItems"))
                 .await;
             let err = match result {
                 Ok(out) => {
@@ -426,6 +433,13 @@ fn key(pk: &str, sk: &str) -> Key {
 
 /// Exponential backoff with jitter: half the step fixed, half random, so that buyers who
 /// lost the same race do not come back together.
+/// The span of one SDK call: which of our operations made it and which DynamoDB API it
+/// called. At `DEBUG` the log gets a line per call when it closes, with its time
+/// (`config::init_tracing`), and the request's `request_id` around it.
+fn sdk_call(op: &'static str, api: &'static str) -> tracing::Span {
+    tracing::debug_span!("dynamodb", op, api)
+}
+
 pub(crate) fn backoff(attempt: u32) -> Duration {
     let base = 10u64 << attempt.min(6);
     Duration::from_millis(base / 2 + fastrand::u64(0..base))
