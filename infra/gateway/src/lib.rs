@@ -180,9 +180,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: http::Request<Body>) -> htt
     };
     let mut resp = resp.map(|b: Bytes| Body::from(b));
     if let (Some(cors), Some(origin)) = (&gw.cors, origin) {
-        let mut request = http::HeaderMap::new();
-        request.insert(http::header::ORIGIN, origin);
-        cors.decorate(&request, resp.headers_mut());
+        cors.decorate(&origin, resp.headers_mut());
     }
     resp
 }
