@@ -21,6 +21,8 @@
 //!   own, then walks 25 pages (limit 20) of each query shape and prints page latency
 //!   p50/p99, Query calls per page, items read per item returned and read units per page.
 
+mod fair;
+
 use futures::stream::{self, StreamExt};
 use serde_json::json;
 use shared::adapters::clock::SystemClock;
@@ -74,6 +76,7 @@ async fn main() {
         Some("cold") => save("cold_start", cold_start(arg(&args, 1, 10)).await),
         Some("cost") => save("cost", cost().await),
         Some("spread") => save("spread", spread(arg(&args, 1, 1000), arg(&args, 2, 50), arg(&args, 3, 32)).await),
+        Some("curve") => save("curve", curve(arg(&args, 1, 2000), arg(&args, 2, 200)).await),
         Some("batch") => save("batch_holds", batch_holds(arg(&args, 1, 600), arg(&args, 2, 64)).await),
         Some("all") => {
             save("flash_sale", flash_sale(2000, 200, 64, 1).await);
@@ -570,6 +573,9 @@ fn show(v: &serde_json::Value) -> String {
 /// split over that many buckets (hot-item mode), and the figure to watch is DynamoDB
 /// requests per request: the reads and gathers the buckets cost.
 async fn flash_sale(buyers: usize, units: usize, c: usize, buckets: usize) -> serde_json::Value {
+    if buckets == 1 {
+        return fair_flash_sale(buyers, units, c, 1).await;
+    }
     let gw = gateway().await;
     let warm = gw.product(json!({"main": 100})).await;
     for i in 0..10 {
@@ -638,6 +644,71 @@ async fn flash_sale(buyers: usize, units: usize, c: usize, buckets: usize) -> se
         "final_stock": {"on_hand": on_hand, "reserved": reserved, "available": available},
         "successes": service, "rejections": stats(rejected), "bare_transaction": baseline, "service_over_bare_p50": ratio,
     })
+}
+
+/// The flash sale on both sides, the same sale (`fair`): `buyers` buyers, one unit of
+/// each of `lines` products (`units` each), `c` at a time. The bare engine first, then
+/// the service, then the bare engine making the service's calls, each after a warm-up;
+/// then (one line only) the old bare figure (stock for every buyer, successes only, two
+/// items), kept as a row for comparison with earlier runs.
+async fn fair_flash_sale(buyers: usize, units: usize, c: usize, lines: usize) -> serde_json::Value {
+    let gw = gateway().await;
+    let table = gw.app.store.table().to_string();
+    fair::bare_sale(&table, 20, 10, 4, lines, fair::Bare::Transact).await;
+    fair::service_sale(&gw, 20, 10, 4, lines).await;
+    println!("flash sale, fair: {buyers} buyers, {lines} line(s) of one unit, {units} units per product, concurrency {c}");
+    let bare = fair::bare_sale(&table, buyers, units, c, lines, fair::Bare::Transact).await;
+    let (service, (on_hand, reserved, available)) = fair::service_sale(&gw, buyers, units, c, lines).await;
+    let read_first = fair::bare_sale(&table, buyers, units, c, lines, fair::Bare::ReadFirst).await;
+    let mut out = fair::report(&service, &bare, &read_first, units);
+    println!("  service final stock on_hand/reserved/available = {on_hand}/{reserved}/{available}");
+    if lines == 1 {
+        let old = bare_transactions(&gw.app, buyers, c).await;
+        println!(
+            "  old bare row (2-item transaction, stock for every buyer, successes only): {}",
+            show(&old)
+        );
+        out["old_bare_transaction"] = old;
+    }
+    out["buyers"] = json!(buyers);
+    out["units"] = json!(units);
+    out["concurrency"] = json!(c);
+    out["lines"] = json!(lines);
+    out["final_stock"] = json!({"on_hand": on_hand, "reserved": reserved, "available": available});
+    out
+}
+
+/// The fair sale at concurrency 1, 16, 64 and 256, and as a 5-line cart at 64: one
+/// compact table at the end, service over bare for each shape.
+async fn curve(buyers: usize, units: usize) -> serde_json::Value {
+    let mut rows = Vec::new();
+    for (c, lines) in [(1, 1), (16, 1), (64, 1), (256, 1), (64, 5)] {
+        let r = fair_flash_sale(buyers, units, c, lines).await;
+        rows.push(r);
+    }
+    println!("curve: {buyers} buyers, {units} units per product (service / bare; bare+read in brackets)");
+    println!(
+        "  {:>5} {:>5} | {:>9} {:>9} {:>7} | {:>17} | {:>17} | {:>8}",
+        "c", "lines", "service/s", "bare/s", "ratio", "success p50 ratio", "refusal p50 ratio", "oversold"
+    );
+    for r in &rows {
+        let f = |side: &str, k: &str| r[side][k].as_f64().unwrap_or(f64::NAN);
+        let q = |side: &str, o: &str| r[side][o]["p50_ms"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "  {:>5} {:>5} | {:>9.0} {:>9.0} {:>7.2} | {:>6.2} ({:>6.2})   | {:>6.2} ({:>6.2})   | {:>8}",
+            r["concurrency"].as_u64().unwrap_or(0),
+            r["lines"].as_u64().unwrap_or(0),
+            f("service", "requests_per_second"),
+            f("bare", "requests_per_second"),
+            f("service", "requests_per_second") / f("bare", "requests_per_second"),
+            q("service", "successes") / q("bare", "successes"),
+            q("service", "successes") / q("bare_read_first", "successes"),
+            q("service", "refusals") / q("bare", "refusals"),
+            q("service", "refusals") / q("bare_read_first", "refusals"),
+            r["service"]["oversold"].as_u64().unwrap_or(0),
+        );
+    }
+    json!(rows)
 }
 
 /// The transaction a reservation commits (stock row update with its condition, and the

@@ -22,15 +22,16 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 /// A key as DynamoDB returns it (`LastEvaluatedKey`).
 pub type Key = HashMap<String, AttributeValue>;
 
 /// How often a transaction that lost to a concurrent one on the same items is retried.
-const CONFLICT_ATTEMPTS: u32 = 8;
+pub const CONFLICT_ATTEMPTS: u32 = 8;
 /// How often a snapshot read that met a transaction in progress is retried.
 const SNAPSHOT_ATTEMPTS: u32 = 6;
 /// How often a batch read asks again for keys DynamoDB left unprocessed.
@@ -47,7 +48,8 @@ macro_rules! conditional_write {
         $(#[$doc])*
         pub async fn $name(&self, op: &'static str, request: $builder) -> Result<Write, StoreError> {
             crate::deadline::note_write();
-            match request.return_consumed_capacity(ReturnConsumedCapacity::Total).send().instrument(sdk_call(op, stringify!($builder).trim_end_matches("FluentBuilder"))).await {
+            let api = stringify!($builder).trim_end_matches("FluentBuilder");
+            match self.timed(op, api, request.return_consumed_capacity(ReturnConsumedCapacity::Total).send()).await {
                 Ok(out) => {
                     self.metrics.write(out.consumed_capacity());
                     Ok(Write::Applied)
@@ -108,6 +110,21 @@ impl Db {
         &self.metrics
     }
 
+    /// Sends one request (`send`, a future) in its `dynamodb{op, api}` span, adding the
+    /// time to the answer to the counters.
+    async fn timed<T>(&self, op: &'static str, api: &'static str, send: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = send.instrument(sdk_call(op, api)).await;
+        self.metrics.waited_on_dynamodb(started.elapsed());
+        out
+    }
+
+    /// Waits before a retry, adding the wait to the counters.
+    async fn back_off(&self, wait: Duration) {
+        self.metrics.backed_off(wait);
+        tokio::time::sleep(wait).await;
+    }
+
     /// The client, for the table definitions (`schema`) only.
     pub(crate) fn client(&self) -> &Client {
         &self.client
@@ -142,15 +159,18 @@ impl Db {
         sk: &str,
     ) -> Result<Option<Item>, StoreError> {
         let out = self
-            .client
-            .get_item()
-            .table_name(table)
-            .key(PK, AttributeValue::S(pk.into()))
-            .key(SK, AttributeValue::S(sk.into()))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .instrument(sdk_call(op, "GetItem"))
+            .timed(
+                op,
+                "GetItem",
+                self.client
+                    .get_item()
+                    .table_name(table)
+                    .key(PK, AttributeValue::S(pk.into()))
+                    .key(SK, AttributeValue::S(sk.into()))
+                    .consistent_read(true)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send(),
+            )
             .await
             .map_err(|e| classify(op, e))?;
         self.metrics.read(out.consumed_capacity());
@@ -164,11 +184,15 @@ impl Db {
         query: QueryFluentBuilder,
         start: Option<Key>,
     ) -> Result<QueryPage, StoreError> {
-        let out = query
-            .set_exclusive_start_key(start)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .instrument(sdk_call(op, "Query"))
+        let out = self
+            .timed(
+                op,
+                "Query",
+                query
+                    .set_exclusive_start_key(start)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send(),
+            )
             .await
             .map_err(|e| classify(op, e))?;
         self.metrics.read(out.consumed_capacity());
@@ -222,15 +246,18 @@ impl Db {
                     return Err(StoreError::Unavailable);
                 }
                 if attempt > 1 {
-                    tokio::time::sleep(backoff(attempt)).await;
+                    self.back_off(backoff(attempt)).await;
                 }
                 let res = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(items))
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
-                    .instrument(sdk_call("batch_get", "BatchGetItem"))
+                    .timed(
+                        "batch_get",
+                        "BatchGetItem",
+                        self.client
+                            .batch_get_item()
+                            .set_request_items(Some(items))
+                            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                            .send(),
+                    )
                     .await
                     .map_err(|e| classify("batch_get", e))?;
                 self.metrics.read(res.consumed_capacity());
@@ -269,16 +296,19 @@ impl Db {
                     return Err(StoreError::Unavailable);
                 }
                 if attempt > 1 {
-                    tokio::time::sleep(backoff(attempt)).await;
+                    self.back_off(backoff(attempt)).await;
                 }
                 crate::deadline::note_write();
                 let res = self
-                    .client
-                    .batch_write_item()
-                    .set_request_items(Some(requests))
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
-                    .instrument(sdk_call(op, "BatchWriteItem"))
+                    .timed(
+                        op,
+                        "BatchWriteItem",
+                        self.client
+                            .batch_write_item()
+                            .set_request_items(Some(requests))
+                            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                            .send(),
+                    )
                     .await
                     .map_err(|e| classify(op, e))?;
                 self.metrics.write(res.consumed_capacity());
@@ -304,12 +334,15 @@ impl Db {
         loop {
             attempt += 1;
             let result = self
-                .client
-                .transact_get_items()
-                .set_transact_items(Some(gets.clone()))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .instrument(sdk_call("snapshot", "TransactGetItems"))
+                .timed(
+                    "snapshot",
+                    "TransactGetItems",
+                    self.client
+                        .transact_get_items()
+                        .set_transact_items(Some(gets.clone()))
+                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                        .send(),
+                )
                 .await;
             let e = match result {
                 Ok(out) => {
@@ -331,7 +364,7 @@ impl Db {
             }
             let wait = backoff(attempt);
             if attempt < SNAPSHOT_ATTEMPTS && crate::deadline::allows(wait) {
-                tokio::time::sleep(wait).await;
+                self.back_off(wait).await;
                 continue;
             }
             tracing::warn!(attempt, "snapshot read kept meeting transactions in progress");
@@ -349,12 +382,15 @@ impl Db {
             attempt += 1;
             crate::deadline::note_write();
             let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .instrument(sdk_call(op, "TransactWriteItems"))
+                .timed(
+                    op,
+                    "TransactWriteItems",
+                    self.client
+                        .transact_write_items()
+                        .set_transact_items(Some(items.clone()))
+                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                        .send(),
+                )
                 .await;
             let err = match result {
                 Ok(out) => {
@@ -402,7 +438,7 @@ impl Db {
             let wait = backoff(attempt);
             if attempt < CONFLICT_ATTEMPTS && crate::deadline::allows(wait) {
                 self.metrics.conflict_retry();
-                tokio::time::sleep(wait).await;
+                self.back_off(wait).await;
                 continue;
             }
             tracing::warn!(op, attempt, error = %give_up, "transaction kept losing; giving up");
@@ -431,8 +467,6 @@ fn key(pk: &str, sk: &str) -> Key {
     ])
 }
 
-/// Exponential backoff with jitter: half the step fixed, half random, so that buyers who
-/// lost the same race do not come back together.
 /// The span of one SDK call: which of our operations made it and which DynamoDB API it
 /// called. At `DEBUG` the log gets a line per call when it closes, with its time
 /// (`config::init_tracing`), and the request's `request_id` around it.
@@ -440,7 +474,9 @@ fn sdk_call(op: &'static str, api: &'static str) -> tracing::Span {
     tracing::debug_span!("dynamodb", op, api)
 }
 
-pub(crate) fn backoff(attempt: u32) -> Duration {
+/// Exponential backoff with jitter: half the step fixed, half random, so that buyers who
+/// lost the same race do not come back together.
+pub fn backoff(attempt: u32) -> Duration {
     let base = 10u64 << attempt.min(6);
     Duration::from_millis(base / 2 + fastrand::u64(0..base))
 }

@@ -1,9 +1,11 @@
 //! What the store asked of DynamoDB: requests and the capacity DynamoDB reports it
 //! consumed (`ReturnConsumedCapacity: TOTAL`). Benchmarks read these around an
-//! operation to price it; they cost nothing but a few atomic adds.
+//! operation to price it, and to split a request's time between DynamoDB, retry waits
+//! and our own code; they cost nothing but a few atomic adds.
 
 use aws_sdk_dynamodb::types::ConsumedCapacity;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Counters shared by every clone of a `Store`.
 #[derive(Debug, Default)]
@@ -15,6 +17,10 @@ pub struct StoreMetrics {
     scanned: AtomicU64,
     /// Transactions retried after losing to a concurrent one, not yet taken.
     conflict_retries: AtomicU64,
+    /// Microseconds spent waiting for DynamoDB's answers (summed over concurrent calls).
+    dynamodb_micros: AtomicU64,
+    /// Microseconds spent waiting before retries.
+    backoff_micros: AtomicU64,
 }
 
 /// A reading of the counters; subtract two to price what happened in between.
@@ -25,6 +31,10 @@ pub struct MetricsSnapshot {
     pub write_units: f64,
     /// Items queries evaluated (before filter expressions).
     pub scanned: u64,
+    /// Seconds spent waiting for DynamoDB (summed over concurrent calls), and before
+    /// retries: with a caller's own time, where a request's time went.
+    pub dynamodb_seconds: f64,
+    pub backoff_seconds: f64,
 }
 
 impl std::ops::Sub for MetricsSnapshot {
@@ -35,6 +45,8 @@ impl std::ops::Sub for MetricsSnapshot {
             read_units: self.read_units - o.read_units,
             write_units: self.write_units - o.write_units,
             scanned: self.scanned - o.scanned,
+            dynamodb_seconds: self.dynamodb_seconds - o.dynamodb_seconds,
+            backoff_seconds: self.backoff_seconds - o.backoff_seconds,
         }
     }
 }
@@ -57,6 +69,14 @@ impl StoreMetrics {
         self.conflict_retries.swap(0, Ordering::Relaxed)
     }
 
+    pub(crate) fn waited_on_dynamodb(&self, d: Duration) {
+        self.dynamodb_micros.fetch_add(micros(d), Ordering::Relaxed);
+    }
+
+    pub(crate) fn backed_off(&self, d: Duration) {
+        self.backoff_micros.fetch_add(micros(d), Ordering::Relaxed);
+    }
+
     pub(crate) fn scanned(&self, items: u64) {
         self.scanned.fetch_add(items, Ordering::Relaxed);
     }
@@ -74,6 +94,12 @@ impl StoreMetrics {
             read_units: self.read_milli.load(Ordering::Relaxed) as f64 / 1000.0,
             write_units: self.write_milli.load(Ordering::Relaxed) as f64 / 1000.0,
             scanned: self.scanned.load(Ordering::Relaxed),
+            dynamodb_seconds: self.dynamodb_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            backoff_seconds: self.backoff_micros.load(Ordering::Relaxed) as f64 / 1e6,
         }
     }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
