@@ -22,6 +22,7 @@
 //!   p50/p99, Query calls per page, items read per item returned and read units per page.
 
 mod fair;
+mod storm;
 
 use futures::stream::{self, StreamExt};
 use serde_json::json;
@@ -29,6 +30,9 @@ use shared::adapters::clock::SystemClock;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stockhold_tests::*;
+
+/// The sweep's grace period in template.yaml (`SWEEP_GRACE_SECONDS` of `sweep`).
+const SWEEP_GRACE_SECONDS: usize = 120;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -76,15 +80,31 @@ async fn main() {
         Some("cold") => save("cold_start", cold_start(arg(&args, 1, 10)).await),
         Some("cost") => save("cost", cost().await),
         Some("spread") => save("spread", spread(arg(&args, 1, 1000), arg(&args, 2, 50), arg(&args, 3, 32)).await),
+        Some("storm") => save(
+            "expiry_storm",
+            storm::storm(
+                arg(&args, 1, 1000),
+                arg(&args, 2, 50),
+                arg(&args, 3, 32),
+                chrono::Duration::seconds(arg(&args, 4, SWEEP_GRACE_SECONDS) as i64),
+                Duration::from_secs(arg(&args, 5, 1) as u64),
+            )
+            .await,
+        ),
         Some("curve") => save("curve", curve(arg(&args, 1, 2000), arg(&args, 2, 200)).await),
         Some("batch") => save("batch_holds", batch_holds(arg(&args, 1, 600), arg(&args, 2, 64)).await),
         Some("all") => {
-            save("flash_sale", flash_sale(2000, 200, 64, 1).await);
+            save("curve", curve(2000, 200).await);
             save("flash_sale_buckets", flash_sale(2000, 200, 64, 8).await);
             save("walk", walk(200, 16).await);
             save("batch_holds", batch_holds(600, 64).await);
             save("spread", spread(1000, 50, 32).await);
             save("expiry", expiry_json(200, 2).await);
+            save(
+                "expiry_storm",
+                storm::storm(1000, 50, 32, chrono::Duration::seconds(SWEEP_GRACE_SECONDS as i64), Duration::from_secs(1))
+                    .await,
+            );
             save("cost", cost().await);
             save("cold_start", cold_start(10).await);
             save("order_lists", lists().await);

@@ -110,12 +110,13 @@ impl Db {
         &self.metrics
     }
 
-    /// Sends one request (`send`, a future) in its `dynamodb{op, api}` span, adding the
-    /// time to the answer to the counters.
+    /// Sends one request (`send`, a future) in its `dynamodb{op, api}` span and counts it
+    /// (as a write unless `api` reads), with the time to its answer, success or not.
     async fn timed<T>(&self, op: &'static str, api: &'static str, send: impl Future<Output = T>) -> T {
         let started = Instant::now();
         let out = send.instrument(sdk_call(op, api)).await;
-        self.metrics.waited_on_dynamodb(started.elapsed());
+        let write = !matches!(api, "GetItem" | "Query" | "BatchGetItem" | "TransactGetItems");
+        self.metrics.sent(write, started.elapsed());
         out
     }
 

@@ -10,7 +10,11 @@ use std::time::Duration;
 /// Counters shared by every clone of a `Store`.
 #[derive(Debug, Default)]
 pub struct StoreMetrics {
+    /// Every request sent, answered with success or not.
     requests: AtomicU64,
+    /// Write requests sent (single writes, transactions, batches), failed ones included:
+    /// a failed condition still costs a write unit in AWS.
+    write_requests: AtomicU64,
     /// Thousandths of a capacity unit, to keep the counters integer.
     read_milli: AtomicU64,
     write_milli: AtomicU64,
@@ -27,6 +31,7 @@ pub struct StoreMetrics {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct MetricsSnapshot {
     pub requests: u64,
+    pub write_requests: u64,
     pub read_units: f64,
     pub write_units: f64,
     /// Items queries evaluated (before filter expressions).
@@ -42,6 +47,7 @@ impl std::ops::Sub for MetricsSnapshot {
     fn sub(self, o: Self) -> Self {
         Self {
             requests: self.requests - o.requests,
+            write_requests: self.write_requests - o.write_requests,
             read_units: self.read_units - o.read_units,
             write_units: self.write_units - o.write_units,
             scanned: self.scanned - o.scanned,
@@ -69,7 +75,12 @@ impl StoreMetrics {
         self.conflict_retries.swap(0, Ordering::Relaxed)
     }
 
-    pub(crate) fn waited_on_dynamodb(&self, d: Duration) {
+    /// One request sent and answered (or failed) after `d`.
+    pub(crate) fn sent(&self, write: bool, d: Duration) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if write {
+            self.write_requests.fetch_add(1, Ordering::Relaxed);
+        }
         self.dynamodb_micros.fetch_add(micros(d), Ordering::Relaxed);
     }
 
@@ -81,16 +92,16 @@ impl StoreMetrics {
         self.scanned.fetch_add(items, Ordering::Relaxed);
     }
 
-    /// One request and the units it consumed (every request passes here: no allocation).
+    /// The units a successful request consumed (no allocation).
     fn count<'a>(&self, units_milli: &AtomicU64, ccs: impl IntoIterator<Item = &'a ConsumedCapacity>) {
         let units: f64 = ccs.into_iter().filter_map(|c| c.capacity_units).sum();
-        self.requests.fetch_add(1, Ordering::Relaxed);
         units_milli.fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
             requests: self.requests.load(Ordering::Relaxed),
+            write_requests: self.write_requests.load(Ordering::Relaxed),
             read_units: self.read_milli.load(Ordering::Relaxed) as f64 / 1000.0,
             write_units: self.write_milli.load(Ordering::Relaxed) as f64 / 1000.0,
             scanned: self.scanned.load(Ordering::Relaxed),
