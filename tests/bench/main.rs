@@ -22,7 +22,9 @@
 //!   p50/p99, Query calls per page, items read per item returned and read units per page.
 
 mod fair;
+mod hot;
 mod storm;
+mod tls;
 
 use futures::stream::{self, StreamExt};
 use serde_json::json;
@@ -77,7 +79,7 @@ async fn main() {
         ),
         Some("walk") => save("walk", walk(arg(&args, 1, 200), arg(&args, 2, 16)).await),
         Some("lists") => save("order_lists", lists().await),
-        Some("cold") => save("cold_start", cold_start(arg(&args, 1, 10)).await),
+        Some("cold") => save("cold_start", cold_start(arg(&args, 1, 10), args.get(2).map(Into::into)).await),
         Some("cost") => save("cost", cost().await),
         Some("spread") => save("spread", spread(arg(&args, 1, 1000), arg(&args, 2, 50), arg(&args, 3, 32)).await),
         Some("storm") => save(
@@ -91,6 +93,7 @@ async fn main() {
             )
             .await,
         ),
+        Some("hot") => save("hot_sku", hot::hot_sku(arg(&args, 1, 50_000) as i64, arg(&args, 2, 400))),
         Some("curve") => save("curve", curve(arg(&args, 1, 2000), arg(&args, 2, 200)).await),
         Some("batch") => save("batch_holds", batch_holds(arg(&args, 1, 600), arg(&args, 2, 64)).await),
         Some("all") => {
@@ -106,8 +109,9 @@ async fn main() {
                     .await,
             );
             save("cost", cost().await);
-            save("cold_start", cold_start(10).await);
+            save("cold_start", cold_start(10, None).await);
             save("order_lists", lists().await);
+            save("hot_sku", hot::hot_sku(50_000, 400));
         }
         _ => eprintln!(
             "usage: bench all | flash [BUYERS] [UNITS] [C] [BUCKETS] | walk [USERS] [C] | batch [CARTS] [C] | spread [N] [PRODUCTS] [C] | lists | cold [RUNS] | cost | reserve [N] [C,..] | expiry [N] [TTL] | orders [SINGLE] [SPREAD] [USERS]"
@@ -1035,11 +1039,22 @@ mod runtime_api {
 /// For each function binary: time from process start to its first response (init plus
 /// one invocation against DynamoDB Local), median of `runs`, and its resident memory
 /// after that request.
-async fn cold_start(runs: usize) -> serde_json::Value {
+async fn cold_start(runs: usize, dir: Option<std::path::PathBuf>) -> serde_json::Value {
     let app = app().await;
-    let dir = std::env::current_exe().expect("exe").parent().expect("dir").to_path_buf();
+    let dir =
+        dir.unwrap_or_else(|| std::env::current_exe().expect("exe").parent().expect("dir").to_path_buf());
     let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
     let emulator = runtime_api::Emulator::start().await;
+    let plain = std::env::var("DYNAMODB_ENDPOINT").unwrap_or_default();
+    let upstream = plain.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let tls_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench/tls");
+    let tls = match tls::start(&tls_dir, upstream).await {
+        Ok(t) => Some(t),
+        Err(e) => {
+            println!("(no TLS endpoint: {e}; the TLS column stays empty)");
+            None
+        }
+    };
     let cases = [
         ("products", "apigw/get-product.json"),
         ("reserve", "apigw/get-reservation.json"),
@@ -1051,7 +1066,11 @@ async fn cold_start(runs: usize) -> serde_json::Value {
         ("sweep", "sweep.json"),
         ("audit", "audit-stream-batch.json"),
     ];
-    println!("{:<12} {:>16} {:>16} {:>14}", "function", "start->reply p50", "min", "RSS after 1");
+    println!("cold start: each function binary in {}, {runs} runs, start to first reply", dir.display());
+    println!(
+        "{:<12} {:>14} {:>10} | {:>14} {:>10} | {:>12}",
+        "function", "http p50", "min", "https p50", "min", "RSS after 1"
+    );
     let mut rows = Vec::new();
     for (function, fixture) in cases {
         let bin = dir.join(function);
@@ -1060,51 +1079,70 @@ async fn cold_start(runs: usize) -> serde_json::Value {
             continue;
         }
         let event = std::fs::read_to_string(events.join(fixture)).expect("fixture");
-        let mut times = Vec::new();
-        let mut rss_kib = 0u64;
-        let mut ok = true;
-        for _ in 0..runs {
-            emulator.offer(event.clone()).await;
-            let started = Instant::now();
-            let mut child = std::process::Command::new(&bin)
-                .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{}", emulator.port))
-                .env("AWS_LAMBDA_FUNCTION_NAME", function)
-                .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-                .env("TABLE_NAME", app.store.table())
-                .env("AUDIT_TABLE_NAME", app.store.audit_table())
-                .env("LOG_FORMAT", "text")
-                .env("RUST_LOG", "error")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("start function");
-            match emulator.outcome().await {
-                Some((at, success)) => {
-                    ok &= success;
-                    times.push((at - started).as_secs_f64() * 1000.0);
+        let mut row = json!({"function": function, "runs": runs});
+        let mut line = format!("{function:<12}");
+        let endpoints =
+            [Some((plain.clone(), None)), tls.as_ref().map(|t| (t.url.clone(), Some(t.ca_file.clone())))];
+        for (name, endpoint) in ["http", "https"].into_iter().zip(endpoints) {
+            let Some((endpoint, ca)) = endpoint else {
+                line.push_str(&format!(" {:>14} {:>10} |", "-", "-"));
+                continue;
+            };
+            let mut times = Vec::new();
+            let mut rss_kib = 0u64;
+            let mut ok = true;
+            for _ in 0..runs {
+                emulator.offer(event.clone()).await;
+                let started = Instant::now();
+                let mut command = std::process::Command::new(&bin);
+                command
+                    .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{}", emulator.port))
+                    .env("AWS_LAMBDA_FUNCTION_NAME", function)
+                    .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+                    .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+                    .env("DYNAMODB_ENDPOINT", &endpoint)
+                    .env("TABLE_NAME", app.store.table())
+                    .env("AUDIT_TABLE_NAME", app.store.audit_table())
+                    .env("LOG_FORMAT", "text")
+                    .env("RUST_LOG", "error")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+                if let Some(ca) = &ca {
+                    command.env("SSL_CERT_FILE", ca);
                 }
-                None => ok = false,
+                let mut child = command.spawn().expect("start function");
+                match emulator.outcome().await {
+                    Some((at, success)) => {
+                        ok &= success;
+                        times.push((at - started).as_secs_f64() * 1000.0);
+                    }
+                    None => ok = false,
+                }
+                let status =
+                    std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+                rss_kib = status
+                    .lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let _ = child.kill();
+                let _ = child.wait();
             }
-            let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-            rss_kib = status
-                .lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            let _ = child.kill();
-            let _ = child.wait();
+            times.sort_by(f64::total_cmp);
+            let p50 = percentile(&times, 50.0);
+            line.push_str(&format!(
+                " {p50:>11.1} ms {:>7.1} ms{} |",
+                times.first().copied().unwrap_or(f64::NAN),
+                if ok { " " } else { "!" }
+            ));
+            row[name] =
+                json!({"start_to_first_response_p50_ms": p50, "min_ms": times.first(), "all_succeeded": ok});
+            row["rss_kib_after_one_request"] = json!(rss_kib);
         }
-        times.sort_by(f64::total_cmp);
-        let p50 = percentile(&times, 50.0);
-        println!(
-            "{function:<12} {p50:>13.1} ms {:>13.1} ms {:>10} KiB{}",
-            times.first().copied().unwrap_or(f64::NAN),
-            rss_kib,
-            if ok { "" } else { "  (errors)" }
-        );
-        rows.push(json!({"function": function, "runs": runs, "start_to_first_response_p50_ms": p50, "min_ms": times.first(), "rss_kib_after_one_request": rss_kib, "all_succeeded": ok}));
+        println!("{line} {:>8} KiB", row["rss_kib_after_one_request"]);
+        rows.push(row);
     }
+    println!("  (! = some run failed)");
     json!(rows)
 }

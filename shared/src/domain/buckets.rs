@@ -67,6 +67,80 @@ pub fn plan_reservation(buckets: &[Units], home: usize, quantity: i64) -> Reserv
     ReservePlan::Gather { into: fullest, donors }
 }
 
+/// What a hold of a bucketed product does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Hold the units in this bucket (the reservation's transaction on that row).
+    Hold(usize),
+    /// Read every bucket at one instant (a consistent snapshot) and call `HoldSteps::read`.
+    ReadBuckets,
+    /// Move units from the donors into `into` (one conditional transaction, net zero),
+    /// then call `HoldSteps::gathered`.
+    Gather { into: usize, donors: Vec<(usize, i64)> },
+    /// Every bucket together holds fewer units than asked.
+    Refuse { available: i64 },
+    /// Racing buyers kept emptying the buckets it chose: a conflict, nothing written.
+    GiveUp,
+}
+
+/// The decisions of one hold of a bucketed product, apart from the writes that carry
+/// them out: it starts at its home bucket; when that is short it reads all buckets and
+/// plans (`plan_reservation`), takes elsewhere or gathers first, and gives up after
+/// `HOLD_ATTEMPTS` holds found their bucket short. The reservation service runs these
+/// steps against DynamoDB; the hot-item benchmark runs the same steps against a model of
+/// DynamoDB's partition limits.
+#[derive(Debug, Clone)]
+pub struct HoldSteps {
+    bucket: usize,
+    quantity: i64,
+    shorts: usize,
+}
+
+/// How many times a hold of a bucketed product may find its bucket short before it gives
+/// up (each time it re-plans on a fresh snapshot).
+pub const HOLD_ATTEMPTS: usize = 6;
+
+impl HoldSteps {
+    pub fn new(home: usize, quantity: i64) -> Self {
+        Self { bucket: home, quantity, shorts: 0 }
+    }
+
+    pub fn first(&self) -> Step {
+        Step::Hold(self.bucket)
+    }
+
+    /// The hold on the current bucket found too few units there.
+    pub fn short(&mut self) -> Step {
+        self.shorts += 1;
+        if self.shorts >= HOLD_ATTEMPTS {
+            Step::GiveUp
+        } else {
+            Step::ReadBuckets
+        }
+    }
+
+    /// The buckets as one snapshot read them.
+    pub fn read(&mut self, buckets: &[Units]) -> Step {
+        match plan_reservation(buckets, self.bucket, self.quantity) {
+            ReservePlan::Take(b) => {
+                self.bucket = b;
+                Step::Hold(b)
+            }
+            ReservePlan::Gather { into, donors } => Step::Gather { into, donors },
+            ReservePlan::Refuse { available } => Step::Refuse { available },
+        }
+    }
+
+    /// The gather into `into` ran; `moved` whether its units moved (a race may have
+    /// emptied a donor first: then the hold tries its bucket again and re-plans).
+    pub fn gathered(&mut self, into: usize, moved: bool) -> Step {
+        if moved {
+            self.bucket = into;
+        }
+        Step::Hold(self.bucket)
+    }
+}
+
 /// How `total` units are split over `k` buckets at creation and on an addition: evenly,
 /// the first buckets taking the remainder, so every bucket starts with a fair share.
 pub fn split_evenly(total: i64, k: usize) -> Vec<i64> {
@@ -335,6 +409,24 @@ mod tests {
             ReservePlan::Gather { into: 0, donors: vec![(1, 3), (2, 1)] }
         );
         assert_eq!(plan_reservation(&buckets, 0, 9), ReservePlan::Refuse { available: 8 });
+    }
+
+    #[test]
+    fn a_hold_steers_to_where_units_are_gathers_refuses_on_the_sum_and_gives_up_in_the_end() {
+        let u = |available| Units { on_hand: available, reserved: 0, available };
+        let mut steps = HoldSteps::new(1, 2);
+        assert_eq!(steps.first(), Step::Hold(1));
+        assert_eq!(steps.short(), Step::ReadBuckets);
+        assert_eq!(steps.read(&[u(5), u(0)]), Step::Hold(0));
+        assert_eq!(steps.short(), Step::ReadBuckets);
+        assert_eq!(steps.read(&[u(1), u(1)]), Step::Gather { into: 0, donors: vec![(1, 1)] });
+        assert_eq!(steps.gathered(0, false), Step::Hold(0), "a gather that lost a race moves nothing");
+        assert_eq!(steps.short(), Step::ReadBuckets);
+        assert_eq!(steps.read(&[u(1), u(0)]), Step::Refuse { available: 1 });
+        let mut unlucky = HoldSteps::new(0, 1);
+        let ends: Vec<Step> = (0..HOLD_ATTEMPTS).map(|_| unlucky.short()).collect();
+        assert_eq!(ends.last(), Some(&Step::GiveUp));
+        assert!(ends[..HOLD_ATTEMPTS - 1].iter().all(|s| *s == Step::ReadBuckets));
     }
 
     #[test]

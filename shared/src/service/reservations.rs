@@ -3,7 +3,7 @@
 use super::idempotency::{Created, IdempotencyRequest, Lease};
 use super::ports::{Metric, SchedulerError};
 use super::App;
-use crate::domain::buckets::{home_bucket, plan_reservation, ReservePlan};
+use crate::domain::buckets::{home_bucket, plan_reservation, HoldSteps, ReservePlan, Step, HOLD_ATTEMPTS};
 use crate::domain::caller::Caller;
 use crate::domain::ids::new_id;
 use crate::domain::reservation::{NewBatch, NewReservation, Reservation, ReservationStatus};
@@ -16,10 +16,6 @@ use crate::store::stock::Gathered;
 
 /// When the auto-picked warehouse sells out between read and write, pick again.
 const PICK_ATTEMPTS: usize = 3;
-
-/// How often a reservation of a bucketed product re-plans (take elsewhere, or gather
-/// first) when racing buyers keep emptying the bucket it chose.
-const BUCKET_ATTEMPTS: usize = 6;
 
 impl App {
     /// Holds `quantity` units. With an idempotency request, the first successful response
@@ -194,7 +190,7 @@ impl App {
         };
         // A bucket a line was steered to after its home bucket ran short.
         let mut steered: Vec<Option<usize>> = vec![None; new.lines.len()];
-        for _ in 0..BUCKET_ATTEMPTS {
+        for _ in 0..HOLD_ATTEMPTS {
             let now = self.clock.now();
             let mut lines = Vec::with_capacity(new.lines.len());
             for (i, line) in new.lines.iter().enumerate() {
@@ -288,34 +284,36 @@ impl App {
         actor: &str,
         completion: Option<Completion>,
     ) -> Result<(), ReserveError> {
-        let (home, k) = (r.bucket, terms.buckets);
-        for _ in 0..BUCKET_ATTEMPTS {
-            match self
-                .store
-                .reservations
-                .create(r, actor, completion.clone(), self.config.max_active_holds, &terms)
-                .await
-            {
-                Err(ReserveError::Insufficient { .. }) if k > 1 => {}
-                done => return done,
-            }
-            let Some(buckets) = self.store.stock.buckets(&r.product_id, &r.warehouse_id, k).await? else {
-                return Err(ReserveError::NoStockRow);
-            };
-            match plan_reservation(&buckets, home, r.quantity) {
-                ReservePlan::Take(b) => r.bucket = b,
-                ReservePlan::Gather { into, donors } => {
+        let k = terms.buckets;
+        let mut steps = HoldSteps::new(r.bucket, r.quantity);
+        let mut step = steps.first();
+        loop {
+            step = match step {
+                Step::Hold(bucket) => {
+                    r.bucket = bucket;
+                    let cap = self.config.max_active_holds;
+                    match self.store.reservations.create(r, actor, completion.clone(), cap, &terms).await {
+                        Err(ReserveError::Insufficient { .. }) if k > 1 => steps.short(),
+                        done => return done,
+                    }
+                }
+                Step::ReadBuckets => {
+                    let Some(buckets) = self.store.stock.buckets(&r.product_id, &r.warehouse_id, k).await?
+                    else {
+                        return Err(ReserveError::NoStockRow);
+                    };
+                    steps.read(&buckets)
+                }
+                Step::Gather { into, donors } => {
                     let now = self.clock.now();
                     let gathered =
                         self.store.stock.gather(&r.product_id, &r.warehouse_id, into, &donors, now, actor);
-                    if gathered.await? == Gathered::Moved {
-                        r.bucket = into;
-                    }
+                    steps.gathered(into, gathered.await? == Gathered::Moved)
                 }
-                ReservePlan::Refuse { available } => return Err(ReserveError::Insufficient { available }),
+                Step::Refuse { available } => return Err(ReserveError::Insufficient { available }),
+                Step::GiveUp => return Err(ReserveError::Contended),
             }
         }
-        Err(ReserveError::Contended)
     }
 
     /// Creates (or, for an extended hold, moves) the hold's expiry schedule. A failure is

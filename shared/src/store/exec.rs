@@ -33,7 +33,7 @@ pub type Key = HashMap<String, AttributeValue>;
 /// How often a transaction that lost to a concurrent one on the same items is retried.
 pub const CONFLICT_ATTEMPTS: u32 = 8;
 /// How often a snapshot read that met a transaction in progress is retried.
-const SNAPSHOT_ATTEMPTS: u32 = 6;
+pub const SNAPSHOT_ATTEMPTS: u32 = 6;
 /// How often a batch read asks again for keys DynamoDB left unprocessed.
 const BATCH_ATTEMPTS: u32 = 8;
 /// Most keys in one `BatchGetItem`.

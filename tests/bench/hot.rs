@@ -1,0 +1,417 @@
+//! A hot SKU on AWS, simulated: what stock buckets gain where DynamoDB Local cannot show
+//! it (it has no partitions, no capacity limits and runs one transaction at a time).
+//!
+//! The model (test code only) stands in for DynamoDB's limits; everything that decides
+//! is the service's own: the home bucket (`home_bucket`), the hold's steps
+//! (`HoldSteps`: take, read all buckets, plan with `plan_reservation`, gather, refuse,
+//! give up), and the executor's retry policy (`backoff`, `CONFLICT_ATTEMPTS`,
+//! `SNAPSHOT_ATTEMPTS`). Time is virtual (a paused tokio clock), so a run of many
+//! seconds of model time takes well under one of real time and is repeatable in shape.
+//!
+//! Assumptions, printed beside the figures (`Model`):
+//! - each bucket row is in a partition of its own, with 1,000 WCU/s and 3,000 RCU/s,
+//!   refilled continuously, at most `burst` seconds' worth banked; a request that finds
+//!   a partition without the units it needs is throttled (no units charged);
+//! - a transactional write costs 2 WCU per item (items under 1 KB), a transactional read
+//!   2 RCU per item, charged whether the conditions hold or not and on a conflict;
+//! - a transaction holds its items for `lock_ms`; another transaction (write or read)
+//!   touching one of them meanwhile is cancelled with `TransactionConflict`;
+//! - a client sees a write answered after `write_ms`, a read after `read_ms`, a
+//!   throttled request after `reject_ms`;
+//! - the reservation's other items (the reservation, allowance, hold count) are in
+//!   partitions of their own, per buyer, and never the bottleneck; they are left out.
+//! - `auto` runs what a hold without `warehouse_id` does today: the pick reads the whole
+//!   product first, which for a bucketed product is a transactional read of every bucket;
+//!   without it, what a hold naming its warehouse does (terms from memory, no read).
+
+use serde_json::json;
+use shared::domain::buckets::{home_bucket, HoldSteps, Step};
+use shared::domain::stock::Units;
+use shared::store::exec::{backoff, CONFLICT_ATTEMPTS, SNAPSHOT_ATTEMPTS};
+use std::sync::{Arc, Mutex};
+use tokio::time::{sleep, Duration, Instant};
+
+/// DynamoDB as the simulation assumes it (see the module's list).
+#[derive(Debug, Clone, Copy)]
+pub struct Model {
+    pub wcu_per_s: f64,
+    pub rcu_per_s: f64,
+    pub burst_s: f64,
+    pub write_units_per_item: f64,
+    pub read_units_per_item: f64,
+    pub lock_ms: u64,
+    pub write_ms: u64,
+    pub read_ms: u64,
+    pub reject_ms: u64,
+}
+
+pub const AWS: Model = Model {
+    wcu_per_s: 1000.0,
+    rcu_per_s: 3000.0,
+    burst_s: 0.05,
+    write_units_per_item: 2.0,
+    read_units_per_item: 2.0,
+    lock_ms: 2,
+    write_ms: 10,
+    read_ms: 5,
+    reject_ms: 2,
+};
+
+struct Partition {
+    units: Units,
+    busy_until: Instant,
+    write_units: f64,
+    read_units: f64,
+    at: Instant,
+}
+
+#[derive(Default, Debug, Clone, Copy)]
+struct Counts {
+    requests: u64,
+    throttled: u64,
+    conflicts: u64,
+    gathers: u64,
+    moved: u64,
+}
+
+struct Table {
+    model: Model,
+    parts: Vec<Partition>,
+    counts: Counts,
+}
+
+enum Answer<T> {
+    Done(T),
+    Conflict,
+    Throttled,
+}
+
+impl Table {
+    fn new(model: Model, k: usize, units: i64) -> Self {
+        let now = Instant::now();
+        let parts = shared::domain::buckets::split_evenly(units, k)
+            .into_iter()
+            .map(|u| Partition {
+                units: Units { on_hand: u, reserved: 0, available: u },
+                busy_until: now,
+                write_units: model.wcu_per_s * model.burst_s,
+                read_units: model.rcu_per_s * model.burst_s,
+                at: now,
+            })
+            .collect();
+        Self { model, parts, counts: Counts::default() }
+    }
+
+    fn refill(&mut self, i: usize, now: Instant) {
+        let m = self.model;
+        let p = &mut self.parts[i];
+        let dt = (now - p.at).as_secs_f64();
+        p.write_units = (p.write_units + dt * m.wcu_per_s).min(m.wcu_per_s * m.burst_s);
+        p.read_units = (p.read_units + dt * m.rcu_per_s).min(m.rcu_per_s * m.burst_s);
+        p.at = now;
+    }
+
+    /// A transaction over `items`: throttled, cancelled by a conflict, or run by `apply`,
+    /// which checks the conditions and applies all or nothing (and says which).
+    fn write(&mut self, items: &[usize], apply: &(dyn Fn(&mut [Partition]) -> bool + Sync)) -> Answer<bool> {
+        let now = Instant::now();
+        self.counts.requests += 1;
+        let cost = self.model.write_units_per_item;
+        for &i in items {
+            self.refill(i, now);
+        }
+        if items.iter().any(|&i| self.parts[i].write_units < cost) {
+            self.counts.throttled += 1;
+            return Answer::Throttled;
+        }
+        for &i in items {
+            self.parts[i].write_units -= cost;
+        }
+        if items.iter().any(|&i| self.parts[i].busy_until > now) {
+            self.counts.conflicts += 1;
+            return Answer::Conflict;
+        }
+        for &i in items {
+            self.parts[i].busy_until = now + Duration::from_millis(self.model.lock_ms);
+        }
+        Answer::Done(apply(&mut self.parts))
+    }
+
+    /// Every bucket at one instant (`TransactGetItems`).
+    fn read(&mut self) -> Answer<Vec<Units>> {
+        let now = Instant::now();
+        self.counts.requests += 1;
+        let cost = self.model.read_units_per_item;
+        for i in 0..self.parts.len() {
+            self.refill(i, now);
+        }
+        if self.parts.iter().any(|p| p.read_units < cost) {
+            self.counts.throttled += 1;
+            return Answer::Throttled;
+        }
+        for p in &mut self.parts {
+            p.read_units -= cost;
+        }
+        if self.parts.iter().any(|p| p.busy_until > now) {
+            self.counts.conflicts += 1;
+            return Answer::Conflict;
+        }
+        Answer::Done(self.parts.iter().map(|p| p.units).collect())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Sold,
+    Refused,
+    /// 409: racing buyers kept winning (conflicts, or buckets emptied under each plan).
+    Conflict,
+    /// 503: throttled past the retries.
+    Unavailable,
+}
+
+type Shared = Arc<Mutex<Table>>;
+
+fn lock(t: &Shared) -> std::sync::MutexGuard<'_, Table> {
+    t.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `Db::transact` against the model: conflicts and throttling retried with the service's
+/// backoff, at most `CONFLICT_ATTEMPTS` times.
+async fn transact(
+    t: &Shared,
+    items: &[usize],
+    apply: &(dyn Fn(&mut [Partition]) -> bool + Sync),
+    sent: &mut u64,
+) -> Result<bool, Outcome> {
+    let m = lock(t).model;
+    for attempt in 1..=CONFLICT_ATTEMPTS {
+        *sent += 1;
+        let answer = lock(t).write(items, apply);
+        let give_up = match answer {
+            Answer::Done(applied) => {
+                sleep(Duration::from_millis(m.write_ms)).await;
+                return Ok(applied);
+            }
+            Answer::Conflict => {
+                sleep(Duration::from_millis(m.write_ms)).await;
+                Outcome::Conflict
+            }
+            Answer::Throttled => {
+                sleep(Duration::from_millis(m.reject_ms)).await;
+                Outcome::Unavailable
+            }
+        };
+        if attempt == CONFLICT_ATTEMPTS {
+            return Err(give_up);
+        }
+        sleep(backoff(attempt)).await;
+    }
+    Err(Outcome::Conflict)
+}
+
+/// `Db::snapshot` against the model.
+async fn snapshot(t: &Shared, sent: &mut u64) -> Result<Vec<Units>, Outcome> {
+    let m = lock(t).model;
+    for attempt in 1..=SNAPSHOT_ATTEMPTS {
+        *sent += 1;
+        let answer = lock(t).read();
+        let give_up = match answer {
+            Answer::Done(units) => {
+                sleep(Duration::from_millis(m.read_ms)).await;
+                return Ok(units);
+            }
+            Answer::Conflict => {
+                sleep(Duration::from_millis(m.read_ms)).await;
+                Outcome::Unavailable
+            }
+            Answer::Throttled => {
+                sleep(Duration::from_millis(m.reject_ms)).await;
+                Outcome::Unavailable
+            }
+        };
+        if attempt == SNAPSHOT_ATTEMPTS {
+            return Err(give_up);
+        }
+        sleep(backoff(attempt)).await;
+    }
+    Err(Outcome::Unavailable)
+}
+
+fn take(parts: &mut [Partition], b: usize) -> bool {
+    let u = &mut parts[b].units;
+    if u.available < 1 {
+        return false;
+    }
+    u.available -= 1;
+    u.reserved += 1;
+    true
+}
+
+fn gather(parts: &mut [Partition], into: usize, donors: &[(usize, i64)]) -> bool {
+    if donors.iter().any(|&(d, x)| d == into || parts[d].units.available < x) {
+        return false;
+    }
+    for &(d, x) in donors {
+        parts[d].units.available -= x;
+        parts[d].units.on_hand -= x;
+        parts[into].units.available += x;
+        parts[into].units.on_hand += x;
+    }
+    true
+}
+
+/// One buyer's hold of one unit, as the reservation service runs it; `sent` counts its
+/// requests.
+async fn hold(t: &Shared, k: usize, auto: bool, id: &str, sent: &mut u64) -> Outcome {
+    if auto && k > 1 {
+        // The pick: the whole product, every bucket in one transactional read.
+        if let Err(o) = snapshot(t, sent).await {
+            return o;
+        }
+    }
+    let mut steps = HoldSteps::new(home_bucket(id, k), 1);
+    let mut step = steps.first();
+    loop {
+        step = match step {
+            Step::Hold(b) => match transact(t, &[b], &|p| take(p, b), sent).await {
+                Ok(true) => return Outcome::Sold,
+                Ok(false) if k > 1 => steps.short(),
+                Ok(false) => return Outcome::Refused,
+                Err(o) => return o,
+            },
+            Step::ReadBuckets => match snapshot(t, sent).await {
+                Ok(units) => steps.read(&units),
+                Err(o) => return o,
+            },
+            Step::Gather { into, donors } => {
+                let items: Vec<usize> = std::iter::once(into).chain(donors.iter().map(|d| d.0)).collect();
+                lock(t).counts.gathers += 1;
+                match transact(t, &items, &|p| gather(p, into, &donors), sent).await {
+                    Ok(moved) => {
+                        if moved {
+                            lock(t).counts.moved += 1;
+                        }
+                        steps.gathered(into, moved)
+                    }
+                    Err(o) => return o,
+                }
+            }
+            Step::Refuse { .. } => return Outcome::Refused,
+            Step::GiveUp => return Outcome::Conflict,
+        };
+    }
+}
+
+/// One sale of `units` units of one SKU in `k` buckets to buyers `c` at a time, in
+/// model time, until every unit is sold and `after` more buyers have been refused.
+fn sale(model: Model, k: usize, units: i64, c: usize, auto: bool, after: usize) -> serde_json::Value {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build();
+    let Ok(rt) = rt else { return json!(null) };
+    rt.block_on(async move {
+        let t: Shared = Arc::new(Mutex::new(Table::new(model, k, units)));
+        let started = Instant::now();
+        let log: Arc<Mutex<Vec<(Outcome, f64, u64)>>> = Arc::default();
+        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut buyers = Vec::new();
+        for b in 0..c {
+            let (t, log, refused) = (t.clone(), log.clone(), refused.clone());
+            buyers.push(tokio::spawn(async move {
+                let mut n = 0u64;
+                // Model time is capped, in case a run never reaches its refusals.
+                while refused.load(std::sync::atomic::Ordering::Relaxed) < after
+                    && started.elapsed() < Duration::from_secs(600)
+                {
+                    n += 1;
+                    let id = format!("{:026}", (b as u64) << 32 | n);
+                    let mut spent = 0;
+                    let o = hold(&t, k, auto, &id, &mut spent).await;
+                    if o == Outcome::Refused {
+                        refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    log.lock().unwrap_or_else(|e| e.into_inner()).push((o, started.elapsed().as_secs_f64(), spent));
+                }
+            }));
+        }
+        for b in buyers {
+            let _ = b.await;
+        }
+        let table = lock(&t);
+        let log = log.lock().unwrap_or_else(|e| e.into_inner());
+        let sold: Vec<f64> = log.iter().filter(|l| l.0 == Outcome::Sold).map(|l| l.1).collect();
+        let sold_out_at = sold.iter().copied().fold(0.0, f64::max);
+        let count = |o: Outcome| log.iter().filter(|l| l.0 == o).count();
+        let refusals: Vec<&(Outcome, f64, u64)> = log.iter().filter(|l| l.0 == Outcome::Refused).collect();
+        let per_refusal = refusals.iter().map(|l| l.2).sum::<u64>() as f64 / refusals.len().max(1) as f64;
+        let reserved: i64 = table.parts.iter().map(|p| p.units.reserved).sum();
+        let left: i64 = table.parts.iter().map(|p| p.units.available).sum();
+        let refused_while_left = log.iter().filter(|l| l.0 == Outcome::Refused && l.1 < sold_out_at).count();
+        json!({
+            "k": k, "units": units, "concurrency": c, "auto_pick": auto,
+            "reservations_per_second": sold.len() as f64 / sold_out_at.max(1e-9),
+            "sold": sold.len(), "sold_out_after_s": sold_out_at,
+            "conflict_409": count(Outcome::Conflict), "unavailable_503": count(Outcome::Unavailable),
+            "refused": refusals.len(), "requests_per_refusal": per_refusal,
+            "refused_before_sold_out": refused_while_left,
+            "oversold": (sold.len() as i64 - units).max(0), "reserved_units": reserved, "stranded_units": left,
+            "requests": table.counts.requests, "throttled": table.counts.throttled, "conflicts": table.counts.conflicts,
+            "gathers": table.counts.gathers, "gathers_moved": table.counts.moved,
+        })
+    })
+}
+
+/// The table for k = 1, 2, 4, 8, 16: a hold naming its warehouse, then (k > 1) one that
+/// leaves the pick to the service.
+pub fn hot_sku(units: i64, c: usize) -> serde_json::Value {
+    let m = AWS;
+    println!(
+        "hot SKU, simulated (model: {:.0} WCU/s and {:.0} RCU/s per partition, {} s banked; {} WCU per transactional item; \
+         items held {} ms per transaction; answers after {} ms (write), {} ms (read), {} ms (throttled))",
+        m.wcu_per_s, m.rcu_per_s, m.burst_s, m.write_units_per_item, m.lock_ms, m.write_ms, m.read_ms, m.reject_ms
+    );
+    println!("  {units} units of one SKU, {c} buyers at a time, one unit each, until sold out and 2,000 more refused");
+    println!(
+        "  {:>3} {:>5} | {:>10} {:>8} {:>6} {:>6} | {:>8} {:>9} | {:>8} {:>9} {:>8} | {:>8} {:>8}",
+        "k",
+        "pick",
+        "holds/s",
+        "sold",
+        "409",
+        "503",
+        "refused",
+        "req/refus",
+        "gathers",
+        "conflicts",
+        "throttle",
+        "oversold",
+        "stranded"
+    );
+    let mut rows = Vec::new();
+    for k in [1, 2, 4, 8, 16] {
+        for auto in [false, true] {
+            if auto && k == 1 {
+                continue;
+            }
+            // On a thread of its own: the simulation's runtime has a clock of its own.
+            let r = std::thread::spawn(move || sale(m, k, units, c, auto, 2000)).join().unwrap_or_default();
+            let u = |f: &str| r[f].as_u64().unwrap_or(0);
+            println!(
+                "  {k:>3} {:>5} | {:>10.0} {:>8} {:>6} {:>6} | {:>8} {:>9.2} | {:>8} {:>9} {:>8} | {:>8} {:>8}",
+                if auto { "auto" } else { "named" },
+                r["reservations_per_second"].as_f64().unwrap_or(f64::NAN),
+                u("sold"),
+                u("conflict_409"),
+                u("unavailable_503"),
+                u("refused"),
+                r["requests_per_refusal"].as_f64().unwrap_or(f64::NAN),
+                u("gathers"),
+                u("conflicts"),
+                u("throttled"),
+                u("oversold"),
+                u("stranded_units"),
+            );
+            rows.push(r);
+        }
+    }
+    json!({"model": format!("{m:?}"), "rows": rows})
+}
