@@ -21,8 +21,11 @@
 //! - the reservation's other items (the reservation, allowance, hold count) are in
 //!   partitions of their own, per buyer, and never the bottleneck; they are left out.
 //! - `auto` runs what a hold without `warehouse_id` does today: the pick reads the whole
-//!   product first, which for a bucketed product is a transactional read of every bucket;
-//!   without it, what a hold naming its warehouse does (terms from memory, no read).
+//!   product first (a consistent `Query` of its partition, 1 unit, and for a bucketed
+//!   product a `TransactGetItems` of every bucket, 2 units each, cancelled by any
+//!   transaction in flight on one of them); without it, what a hold naming its warehouse
+//!   does (terms from memory, no read). A short bucket's re-plan reads the buckets with a
+//!   consistent `BatchGetItem` (1 unit each, no conflicts), as `Stock::buckets` does.
 
 use serde_json::json;
 use shared::domain::buckets::{home_bucket, HoldSteps, Step};
@@ -137,11 +140,14 @@ impl Table {
         Answer::Done(apply(&mut self.parts))
     }
 
-    /// Every bucket at one instant (`TransactGetItems`).
-    fn read(&mut self) -> Answer<Vec<Units>> {
+    /// Every bucket: as one snapshot (`TransactGetItems`: 2 units per item, cancelled by
+    /// a transaction in flight on any of them), or as consistent reads of each
+    /// (`BatchGetItem`: 1 unit per item, last committed state, no conflicts).
+    fn read(&mut self, snapshot: bool) -> Answer<Vec<Units>> {
         let now = Instant::now();
         self.counts.requests += 1;
-        let cost = self.model.read_units_per_item;
+        let cost =
+            if snapshot { self.model.read_units_per_item } else { self.model.read_units_per_item / 2.0 };
         for i in 0..self.parts.len() {
             self.refill(i, now);
         }
@@ -152,11 +158,26 @@ impl Table {
         for p in &mut self.parts {
             p.read_units -= cost;
         }
-        if self.parts.iter().any(|p| p.busy_until > now) {
+        if snapshot && self.parts.iter().any(|p| p.busy_until > now) {
             self.counts.conflicts += 1;
             return Answer::Conflict;
         }
         Answer::Done(self.parts.iter().map(|p| p.units).collect())
+    }
+
+    /// The product's own partition (bucket 0's): one consistent `Query` of its item and
+    /// bucket 0's rows, 1 unit.
+    fn query_product(&mut self) -> Answer<()> {
+        let now = Instant::now();
+        self.counts.requests += 1;
+        self.refill(0, now);
+        let cost = self.model.read_units_per_item / 2.0;
+        if self.parts[0].read_units < cost {
+            self.counts.throttled += 1;
+            return Answer::Throttled;
+        }
+        self.parts[0].read_units -= cost;
+        Answer::Done(())
     }
 }
 
@@ -210,12 +231,12 @@ async fn transact(
     Err(Outcome::Conflict)
 }
 
-/// `Db::snapshot` against the model.
-async fn snapshot(t: &Shared, sent: &mut u64) -> Result<Vec<Units>, Outcome> {
+/// `Db::snapshot` (`snapshot`) or `Db::batch_get` against the model.
+async fn read(t: &Shared, snapshot: bool, sent: &mut u64) -> Result<Vec<Units>, Outcome> {
     let m = lock(t).model;
     for attempt in 1..=SNAPSHOT_ATTEMPTS {
         *sent += 1;
-        let answer = lock(t).read();
+        let answer = lock(t).read(snapshot);
         let give_up = match answer {
             Answer::Done(units) => {
                 sleep(Duration::from_millis(m.read_ms)).await;
@@ -264,10 +285,23 @@ fn gather(parts: &mut [Partition], into: usize, donors: &[(usize, i64)]) -> bool
 /// One buyer's hold of one unit, as the reservation service runs it; `sent` counts its
 /// requests.
 async fn hold(t: &Shared, k: usize, auto: bool, id: &str, sent: &mut u64) -> Outcome {
-    if auto && k > 1 {
-        // The pick: the whole product, every bucket in one transactional read.
-        if let Err(o) = snapshot(t, sent).await {
-            return o;
+    if auto {
+        // The pick reads the whole product: its own partition, and for a bucketed one
+        // every bucket as one snapshot (`Catalogue::get`).
+        *sent += 1;
+        let (answer, m) = {
+            let mut table = lock(t);
+            (table.query_product(), table.model)
+        };
+        if let Answer::Throttled = answer {
+            sleep(Duration::from_millis(m.reject_ms)).await;
+            return Outcome::Unavailable;
+        }
+        sleep(Duration::from_millis(m.read_ms)).await;
+        if k > 1 {
+            if let Err(o) = read(t, true, sent).await {
+                return o;
+            }
         }
     }
     let mut steps = HoldSteps::new(home_bucket(id, k), 1);
@@ -280,7 +314,7 @@ async fn hold(t: &Shared, k: usize, auto: bool, id: &str, sent: &mut u64) -> Out
                 Ok(false) => return Outcome::Refused,
                 Err(o) => return o,
             },
-            Step::ReadBuckets => match snapshot(t, sent).await {
+            Step::ReadBuckets => match read(t, false, sent).await {
                 Ok(units) => steps.read(&units),
                 Err(o) => return o,
             },
@@ -360,8 +394,8 @@ fn sale(model: Model, k: usize, units: i64, c: usize, auto: bool, after: usize) 
     })
 }
 
-/// The table for k = 1, 2, 4, 8, 16: a hold naming its warehouse, then (k > 1) one that
-/// leaves the pick to the service.
+/// The table for k = 1, 2, 4, 8, 16: a hold naming its warehouse, then one that leaves
+/// the pick to the service.
 pub fn hot_sku(units: i64, c: usize) -> serde_json::Value {
     let m = AWS;
     println!(
@@ -389,9 +423,6 @@ pub fn hot_sku(units: i64, c: usize) -> serde_json::Value {
     let mut rows = Vec::new();
     for k in [1, 2, 4, 8, 16] {
         for auto in [false, true] {
-            if auto && k == 1 {
-                continue;
-            }
             // On a thread of its own: the simulation's runtime has a clock of its own.
             let r = std::thread::spawn(move || sale(m, k, units, c, auto, 2000)).join().unwrap_or_default();
             let u = |f: &str| r[f].as_u64().unwrap_or(0);

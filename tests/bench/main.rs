@@ -994,8 +994,15 @@ mod runtime_api {
         }
     }
 
-    async fn response(State(s): State<Shared>, Path(_id): Path<String>) -> StatusCode {
-        let _ = s.done.send((Instant::now(), true));
+    /// A response counts as a success unless it is an HTTP 5xx: an HTTP function that
+    /// could not reach DynamoDB still responds (with 503), and must not pass for a
+    /// cold start that worked.
+    async fn response(State(s): State<Shared>, Path(_id): Path<String>, body: String) -> StatusCode {
+        let failed = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["statusCode"].as_u64())
+            .is_some_and(|status| status >= 500);
+        let _ = s.done.send((Instant::now(), !failed));
         StatusCode::ACCEPTED
     }
 

@@ -36,6 +36,9 @@ pub async fn start(dir: &Path, upstream: String) -> Result<Endpoint, String> {
             "1",
         ])
         .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        // A server certificate, not a CA (the default of `req -x509`): webpki refuses a CA
+        // certificate as the server's own.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth"])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
