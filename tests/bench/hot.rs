@@ -46,6 +46,37 @@ pub struct Model {
     pub write_ms: u64,
     pub read_ms: u64,
     pub reject_ms: u64,
+    /// How a lost race or a throttled request waits before it tries again.
+    pub backoff: Backoff,
+}
+
+/// Retry waits to compare; the service's is `Service` (`store::exec::backoff`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Backoff {
+    /// The service's: 10 ms doubling per attempt (up to 640 ms), half fixed, half random.
+    Service,
+    /// Full jitter: uniformly 0..base doubling per attempt.
+    FullJitter { base_ms: u64 },
+    /// The service's shape on a smaller step.
+    Scaled { base_ms: u64 },
+    /// Straight back.
+    Immediately,
+}
+
+impl Backoff {
+    fn wait(self, attempt: u32) -> Duration {
+        match self {
+            Backoff::Service => backoff(attempt),
+            Backoff::FullJitter { base_ms } => {
+                Duration::from_millis(fastrand::u64(0..=(base_ms << attempt.min(6))))
+            }
+            Backoff::Scaled { base_ms } => {
+                let step = base_ms << attempt.min(6);
+                Duration::from_millis(step / 2 + fastrand::u64(0..step.max(1)))
+            }
+            Backoff::Immediately => Duration::ZERO,
+        }
+    }
 }
 
 pub const AWS: Model = Model {
@@ -58,6 +89,7 @@ pub const AWS: Model = Model {
     write_ms: 10,
     read_ms: 5,
     reject_ms: 2,
+    backoff: Backoff::Service,
 };
 
 struct Partition {
@@ -193,6 +225,9 @@ enum Outcome {
 
 type Shared = Arc<Mutex<Table>>;
 
+/// Per hold: how it ended, when (model seconds from the start), its requests, its time (ms).
+type Entry = (Outcome, f64, u64, f64);
+
 fn lock(t: &Shared) -> std::sync::MutexGuard<'_, Table> {
     t.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -226,7 +261,7 @@ async fn transact(
         if attempt == CONFLICT_ATTEMPTS {
             return Err(give_up);
         }
-        sleep(backoff(attempt)).await;
+        sleep(m.backoff.wait(attempt)).await;
     }
     Err(Outcome::Conflict)
 }
@@ -254,7 +289,7 @@ async fn read(t: &Shared, snapshot: bool, sent: &mut u64) -> Result<Vec<Units>, 
         if attempt == SNAPSHOT_ATTEMPTS {
             return Err(give_up);
         }
-        sleep(backoff(attempt)).await;
+        sleep(m.backoff.wait(attempt)).await;
     }
     Err(Outcome::Unavailable)
 }
@@ -345,7 +380,7 @@ fn sale(model: Model, k: usize, units: i64, c: usize, auto: bool, after: usize) 
     rt.block_on(async move {
         let t: Shared = Arc::new(Mutex::new(Table::new(model, k, units)));
         let started = Instant::now();
-        let log: Arc<Mutex<Vec<(Outcome, f64, u64)>>> = Arc::default();
+        let log: Arc<Mutex<Vec<Entry>>> = Arc::default();
         let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut buyers = Vec::new();
         for b in 0..c {
@@ -359,11 +394,13 @@ fn sale(model: Model, k: usize, units: i64, c: usize, auto: bool, after: usize) 
                     n += 1;
                     let id = format!("{:026}", (b as u64) << 32 | n);
                     let mut spent = 0;
+                    let began = Instant::now();
                     let o = hold(&t, k, auto, &id, &mut spent).await;
+                    let took = began.elapsed().as_secs_f64() * 1000.0;
                     if o == Outcome::Refused {
                         refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
-                    log.lock().unwrap_or_else(|e| e.into_inner()).push((o, started.elapsed().as_secs_f64(), spent));
+                    log.lock().unwrap_or_else(|e| e.into_inner()).push((o, started.elapsed().as_secs_f64(), spent, took));
                 }
             }));
         }
@@ -375,7 +412,8 @@ fn sale(model: Model, k: usize, units: i64, c: usize, auto: bool, after: usize) 
         let sold: Vec<f64> = log.iter().filter(|l| l.0 == Outcome::Sold).map(|l| l.1).collect();
         let sold_out_at = sold.iter().copied().fold(0.0, f64::max);
         let count = |o: Outcome| log.iter().filter(|l| l.0 == o).count();
-        let refusals: Vec<&(Outcome, f64, u64)> = log.iter().filter(|l| l.0 == Outcome::Refused).collect();
+        let sold_ms: Vec<f64> = log.iter().filter(|l| l.0 == Outcome::Sold).map(|l| l.3).collect();
+        let refusals: Vec<&Entry> = log.iter().filter(|l| l.0 == Outcome::Refused).collect();
         let per_refusal = refusals.iter().map(|l| l.2).sum::<u64>() as f64 / refusals.len().max(1) as f64;
         let reserved: i64 = table.parts.iter().map(|p| p.units.reserved).sum();
         let left: i64 = table.parts.iter().map(|p| p.units.available).sum();
@@ -383,6 +421,7 @@ fn sale(model: Model, k: usize, units: i64, c: usize, auto: bool, after: usize) 
         json!({
             "k": k, "units": units, "concurrency": c, "auto_pick": auto,
             "reservations_per_second": sold.len() as f64 / sold_out_at.max(1e-9),
+            "successes_model_ms": crate::stats(sold_ms),
             "sold": sold.len(), "sold_out_after_s": sold_out_at,
             "conflict_409": count(Outcome::Conflict), "unavailable_503": count(Outcome::Unavailable),
             "refused": refusals.len(), "requests_per_refusal": per_refusal,
@@ -444,5 +483,39 @@ pub fn hot_sku(units: i64, c: usize) -> serde_json::Value {
             rows.push(r);
         }
     }
-    json!({"model": format!("{m:?}"), "rows": rows})
+    println!(
+        "  retry waits after a conflict or throttle (holds naming their warehouse; the service's first):"
+    );
+    println!(
+        "  {:<36} {:>3} | {:>9} {:>6} {:>6} | {:>26} | {:>9} {:>8}",
+        "backoff", "k", "holds/s", "409", "503", "success p50/p99 (model ms)", "conflicts", "throttle"
+    );
+    let policies = [
+        ("service: 10 ms x 2^n, half jittered", Backoff::Service),
+        ("same shape, 2 ms step", Backoff::Scaled { base_ms: 2 }),
+        ("full jitter, 10 ms x 2^n", Backoff::FullJitter { base_ms: 10 }),
+        ("straight back", Backoff::Immediately),
+    ];
+    let mut policy_rows = Vec::new();
+    for (name, backoff) in policies {
+        for k in [1, 16] {
+            let model = Model { backoff, ..m };
+            let r =
+                std::thread::spawn(move || sale(model, k, units, c, false, 2000)).join().unwrap_or_default();
+            let u = |f: &str| r[f].as_u64().unwrap_or(0);
+            let q = |p: &str| r["successes_model_ms"][p].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "  {name:<36} {k:>3} | {:>9.0} {:>6} {:>6} | {:>11.1} / {:>11.1} | {:>9} {:>8}",
+                r["reservations_per_second"].as_f64().unwrap_or(f64::NAN),
+                u("conflict_409"),
+                u("unavailable_503"),
+                q("p50_ms"),
+                q("p99_ms"),
+                u("conflicts"),
+                u("throttled"),
+            );
+            policy_rows.push(json!({"backoff": name, "result": r}));
+        }
+    }
+    json!({"model": format!("{m:?}"), "rows": rows, "backoff": policy_rows})
 }
