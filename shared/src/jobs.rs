@@ -135,8 +135,7 @@ async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse 
     }
     for batch in entries.chunks(crate::store::exec::BATCH_WRITE_ITEMS) {
         let result = if crate::deadline::allows(BATCH_TIME) {
-            let batch: Vec<_> = batch.iter().map(|(_, e)| e.clone()).collect();
-            app.record_audit(&batch).await.map_err(|e| e.to_string())
+            app.record_audit(batch.iter().map(|(_, e)| e)).await.map_err(|e| e.to_string())
         } else {
             Err("no time left in the invocation".to_string())
         };

@@ -334,27 +334,11 @@ pub async fn start_audit_poller(app: &App) -> Arc<gateway::stream::PollerStats> 
 /// Writes orders as they are, without conditions or stock effects (seeding list tests
 /// and benchmarks): `BatchWriteItem` of the items the store would write.
 pub async fn import_orders(app: &App, orders: &[shared::domain::order::Order]) {
-    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-    let client = raw_client().await;
-    for chunk in orders.chunks(25) {
-        let mut requests: Vec<WriteRequest> = chunk
-            .iter()
-            .map(|o| {
-                let item = shared::store::records::order::item(o, "import").expect("order item");
-                WriteRequest::builder()
-                    .put_request(PutRequest::builder().set_item(Some(item)).build().expect("put"))
-                    .build()
-            })
-            .collect();
-        while !requests.is_empty() {
-            let res = client
-                .batch_write_item()
-                .request_items(app.store.table(), requests)
-                .send()
-                .await
-                .expect("import");
-            requests =
-                res.unprocessed_items.and_then(|mut m| m.remove(app.store.table())).unwrap_or_default();
-        }
-    }
+    let items = orders.iter().map(|o| shared::store::records::order::item(o, "import").expect("order item"));
+    // The store's own batch writer, on a client outside any function's policy (this is
+    // seeding, not a function's work).
+    shared::store::Db::new(raw_client().await)
+        .batch_put("import_orders", app.store.table(), items.collect())
+        .await
+        .expect("import");
 }

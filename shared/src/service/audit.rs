@@ -74,7 +74,10 @@ impl App {
     /// Records entries (each with the key that orders it among entries of the same
     /// millisecond), in as few requests as the store allows. Recording an entry again (a
     /// redelivered record) leaves the same entry.
-    pub async fn record_audit(&self, entries: &[(AuditEntry, String)]) -> Result<(), DomainError> {
+    pub async fn record_audit<'a>(
+        &self,
+        entries: impl IntoIterator<Item = &'a (AuditEntry, String)>,
+    ) -> Result<(), DomainError> {
         Ok(self.store.audit.put_all(entries).await?)
     }
 }

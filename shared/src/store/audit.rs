@@ -21,9 +21,14 @@ pub struct AuditLog(pub(crate) Repo);
 impl AuditLog {
     /// Writes `entries` (each with the key that orders it among entries of the same
     /// millisecond), 25 per request. Writing an entry again rewrites the same item.
-    pub async fn put_all(&self, entries: &[(AuditEntry, String)]) -> Result<(), StoreError> {
-        let items =
-            entries.iter().map(|(e, order_key)| rec::item(e, order_key)).collect::<Result<Vec<_>, _>>()?;
+    pub async fn put_all<'a>(
+        &self,
+        entries: impl IntoIterator<Item = &'a (AuditEntry, String)>,
+    ) -> Result<(), StoreError> {
+        let items = entries
+            .into_iter()
+            .map(|(e, order_key)| rec::item(e, order_key))
+            .collect::<Result<Vec<_>, _>>()?;
         self.0.db.batch_put("put_audit_entries", &self.0.table, items).await
     }
 

@@ -34,7 +34,7 @@ pub type Key = HashMap<String, AttributeValue>;
 pub const CONFLICT_ATTEMPTS: u32 = 8;
 /// How often a snapshot read that met a transaction in progress is retried.
 pub const SNAPSHOT_ATTEMPTS: u32 = 6;
-/// How often a batch read asks again for keys DynamoDB left unprocessed.
+/// How often a batch read or write is sent, with what DynamoDB left unprocessed.
 const BATCH_ATTEMPTS: u32 = 8;
 /// Most keys in one `BatchGetItem`.
 const BATCH_GET_KEYS: usize = 100;
@@ -239,34 +239,27 @@ impl Db {
             for (pk, sk) in chunk {
                 request = request.keys(key(pk, sk));
             }
-            let mut pending = Some(HashMap::from([(table.to_string(), request.build()?)]));
-            let mut attempt = 0u32;
-            while let Some(items) = pending.take().filter(|m| !m.is_empty()) {
-                attempt += 1;
-                if attempt > BATCH_ATTEMPTS {
-                    return Err(StoreError::Unavailable);
-                }
-                if attempt > 1 {
-                    self.back_off(backoff(attempt)).await;
-                }
-                let res = self
-                    .timed(
-                        "batch_get",
-                        "BatchGetItem",
-                        self.client
-                            .batch_get_item()
-                            .set_request_items(Some(items))
-                            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                            .send(),
-                    )
-                    .await
-                    .map_err(|e| classify("batch_get", e))?;
-                self.metrics.read(res.consumed_capacity());
-                if let Some(found) = res.responses.and_then(|mut r| r.remove(table)) {
-                    out.extend(found.into_iter().map(Item));
-                }
-                pending = res.unprocessed_keys;
-            }
+            let first = HashMap::from([(table.to_string(), request.build()?)]);
+            let found = self
+                .until_processed(first, HashMap::is_empty, |keys| async move {
+                    let res = self
+                        .timed(
+                            "batch_get",
+                            "BatchGetItem",
+                            self.client
+                                .batch_get_item()
+                                .set_request_items(Some(keys))
+                                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                                .send(),
+                        )
+                        .await
+                        .map_err(|e| classify("batch_get", e))?;
+                    self.metrics.read(res.consumed_capacity());
+                    let found = res.responses.and_then(|mut r| r.remove(table)).unwrap_or_default();
+                    Ok((found.into_iter().map(Item).collect(), res.unprocessed_keys))
+                })
+                .await?;
+            out.extend(found);
         }
         Ok(out)
     }
@@ -281,24 +274,19 @@ impl Db {
         table: &str,
         items: Vec<HashMap<String, AttributeValue>>,
     ) -> Result<(), StoreError> {
-        for chunk in items.chunks(BATCH_WRITE_ITEMS) {
-            let requests = chunk
-                .iter()
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            let requests = items
+                .by_ref()
+                .take(BATCH_WRITE_ITEMS)
                 .map(|item| {
-                    let put = PutRequest::builder().set_item(Some(item.clone())).build()?;
+                    let put = PutRequest::builder().set_item(Some(item)).build()?;
                     Ok(WriteRequest::builder().put_request(put).build())
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            let mut pending = Some(HashMap::from([(table.to_string(), requests)]));
-            let mut attempt = 0u32;
-            while let Some(requests) = pending.take().filter(|m| m.values().any(|v| !v.is_empty())) {
-                attempt += 1;
-                if attempt > BATCH_ATTEMPTS {
-                    return Err(StoreError::Unavailable);
-                }
-                if attempt > 1 {
-                    self.back_off(backoff(attempt)).await;
-                }
+            let first = HashMap::from([(table.to_string(), requests)]);
+            let nothing_left = |m: &HashMap<String, Vec<WriteRequest>>| m.values().all(Vec::is_empty);
+            self.until_processed(first, nothing_left, |requests| async move {
                 crate::deadline::note_write();
                 let res = self
                     .timed(
@@ -313,10 +301,43 @@ impl Db {
                     .await
                     .map_err(|e| classify(op, e))?;
                 self.metrics.write(res.consumed_capacity());
-                pending = res.unprocessed_items;
-            }
+                Ok((Vec::new(), res.unprocessed_items))
+            })
+            .await?;
         }
         Ok(())
+    }
+
+    /// Sends `first` with `send`, then again whatever each answer left unprocessed (after
+    /// a backoff), until nothing is (`done`), at most `BATCH_ATTEMPTS` sends in all
+    /// (`Unavailable` after that); the items the answers carried, in order. The one loop
+    /// of `BatchGetItem` and `BatchWriteItem`, whose unprocessed parts DynamoDB hands back
+    /// when a partition is busy.
+    async fn until_processed<R, Fut>(
+        &self,
+        first: R,
+        done: impl Fn(&R) -> bool,
+        send: impl Fn(R) -> Fut,
+    ) -> Result<Vec<Item>, StoreError>
+    where
+        Fut: Future<Output = Result<(Vec<Item>, Option<R>), StoreError>>,
+    {
+        let mut out = Vec::new();
+        let mut pending = Some(first);
+        let mut attempt = 0u32;
+        while let Some(request) = pending.take().filter(|r| !done(r)) {
+            attempt += 1;
+            if attempt > BATCH_ATTEMPTS {
+                return Err(StoreError::Unavailable);
+            }
+            if attempt > 1 {
+                self.back_off(backoff(attempt)).await;
+            }
+            let (items, left) = send(request).await?;
+            out.extend(items);
+            pending = left;
+        }
+        Ok(out)
     }
 
     /// The items of `table` at `keys` (at most 100) as of one instant
