@@ -5,7 +5,7 @@
 //! is the service's own: the home bucket (`home_bucket`), the hold's steps
 //! (`HoldSteps`: take, read all buckets, plan with `plan_reservation`, gather, refuse,
 //! give up), and the executor's retry policy (`backoff`, `CONFLICT_ATTEMPTS`,
-//! `SNAPSHOT_ATTEMPTS`). Time is virtual (a paused tokio clock), so a run of many
+//! `SNAPSHOT_ATTEMPTS`). Time is virtual (`virtual_time`), so a run of many
 //! seconds of model time takes well under one of real time and is repeatable in shape.
 //!
 //! Assumptions, printed beside the figures (`Model`):
@@ -27,12 +27,13 @@
 //!   does (terms from memory, no read). A short bucket's re-plan reads the buckets with a
 //!   consistent `BatchGetItem` (1 unit each, no conflicts), as `Stock::buckets` does.
 
+use crate::virtual_time::{now, sleep};
 use serde_json::json;
 use shared::domain::buckets::{home_bucket, HoldSteps, Step};
 use shared::domain::stock::Units;
 use shared::store::exec::{backoff, CONFLICT_ATTEMPTS, SNAPSHOT_ATTEMPTS};
 use std::sync::{Arc, Mutex};
-use tokio::time::{sleep, Duration, Instant};
+use std::time::Duration;
 
 /// DynamoDB as the simulation assumes it (see the module's list).
 #[derive(Debug, Clone, Copy)]
@@ -94,10 +95,10 @@ pub const AWS: Model = Model {
 
 struct Partition {
     units: Units,
-    busy_until: Instant,
+    busy_until: Duration,
     write_units: f64,
     read_units: f64,
-    at: Instant,
+    at: Duration,
 }
 
 #[derive(Default, Debug, Clone, Copy)]
@@ -123,7 +124,7 @@ enum Answer<T> {
 
 impl Table {
     fn new(model: Model, k: usize, units: i64) -> Self {
-        let now = Instant::now();
+        let now = now();
         let parts = shared::domain::buckets::split_evenly(units, k)
             .into_iter()
             .map(|u| Partition {
@@ -137,7 +138,7 @@ impl Table {
         Self { model, parts, counts: Counts::default() }
     }
 
-    fn refill(&mut self, i: usize, now: Instant) {
+    fn refill(&mut self, i: usize, now: Duration) {
         let m = self.model;
         let p = &mut self.parts[i];
         let dt = (now - p.at).as_secs_f64();
@@ -149,7 +150,7 @@ impl Table {
     /// A transaction over `items`: throttled, cancelled by a conflict, or run by `apply`,
     /// which checks the conditions and applies all or nothing (and says which).
     fn write(&mut self, items: &[usize], apply: &(dyn Fn(&mut [Partition]) -> bool + Sync)) -> Answer<bool> {
-        let now = Instant::now();
+        let now = now();
         self.counts.requests += 1;
         let cost = self.model.write_units_per_item;
         for &i in items {
@@ -176,7 +177,7 @@ impl Table {
     /// a transaction in flight on any of them), or as consistent reads of each
     /// (`BatchGetItem`: 1 unit per item, last committed state, no conflicts).
     fn read(&mut self, snapshot: bool) -> Answer<Vec<Units>> {
-        let now = Instant::now();
+        let now = now();
         self.counts.requests += 1;
         let cost =
             if snapshot { self.model.read_units_per_item } else { self.model.read_units_per_item / 2.0 };
@@ -200,7 +201,7 @@ impl Table {
     /// The product's own partition (bucket 0's): one consistent `Query` of its item and
     /// bucket 0's rows, 1 unit.
     fn query_product(&mut self) -> Answer<()> {
-        let now = Instant::now();
+        let now = now();
         self.counts.requests += 1;
         self.refill(0, now);
         let cost = self.model.read_units_per_item / 2.0;
@@ -375,38 +376,33 @@ async fn hold(t: &Shared, k: usize, auto: bool, id: &str, sent: &mut u64) -> Out
 /// One sale of `units` units of one SKU in `k` buckets to buyers `c` at a time, in
 /// model time, until every unit is sold and `after` more buyers have been refused.
 fn sale(model: Model, k: usize, units: i64, c: usize, auto: bool, after: usize) -> serde_json::Value {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build();
-    let Ok(rt) = rt else { return json!(null) };
-    rt.block_on(async move {
-        let t: Shared = Arc::new(Mutex::new(Table::new(model, k, units)));
-        let started = Instant::now();
-        let log: Arc<Mutex<Vec<Entry>>> = Arc::default();
-        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let mut buyers = Vec::new();
-        for b in 0..c {
-            let (t, log, refused) = (t.clone(), log.clone(), refused.clone());
-            buyers.push(tokio::spawn(async move {
-                let mut n = 0u64;
-                // Model time is capped, in case a run never reaches its refusals.
-                while refused.load(std::sync::atomic::Ordering::Relaxed) < after
-                    && started.elapsed() < Duration::from_secs(600)
-                {
-                    n += 1;
-                    let id = format!("{:026}", (b as u64) << 32 | n);
-                    let mut spent = 0;
-                    let began = Instant::now();
-                    let o = hold(&t, k, auto, &id, &mut spent).await;
-                    let took = began.elapsed().as_secs_f64() * 1000.0;
-                    if o == Outcome::Refused {
-                        refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    log.lock().unwrap_or_else(|e| e.into_inner()).push((o, started.elapsed().as_secs_f64(), spent, took));
+    let t: Shared = Arc::new(Mutex::new(Table::new(model, k, units)));
+    let log: Arc<Mutex<Vec<Entry>>> = Arc::default();
+    let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut buyers: Vec<crate::virtual_time::Task> = Vec::new();
+    for b in 0..c {
+        let (t, log, refused) = (t.clone(), log.clone(), refused.clone());
+        buyers.push(Box::pin(async move {
+            let mut n = 0u64;
+            // Model time is capped, in case a run never reaches its refusals.
+            while refused.load(std::sync::atomic::Ordering::Relaxed) < after
+                && now() < Duration::from_secs(600)
+            {
+                n += 1;
+                let id = format!("{:026}", (b as u64) << 32 | n);
+                let mut spent = 0;
+                let began = now();
+                let o = hold(&t, k, auto, &id, &mut spent).await;
+                let took = (now() - began).as_secs_f64() * 1000.0;
+                if o == Outcome::Refused {
+                    refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-            }));
-        }
-        for b in buyers {
-            let _ = b.await;
-        }
+                log.lock().unwrap_or_else(|e| e.into_inner()).push((o, now().as_secs_f64(), spent, took));
+            }
+        }));
+    }
+    crate::virtual_time::run(buyers);
+    {
         let table = lock(&t);
         let log = log.lock().unwrap_or_else(|e| e.into_inner());
         let sold: Vec<f64> = log.iter().filter(|l| l.0 == Outcome::Sold).map(|l| l.1).collect();
@@ -430,7 +426,7 @@ fn sale(model: Model, k: usize, units: i64, c: usize, auto: bool, after: usize) 
             "requests": table.counts.requests, "throttled": table.counts.throttled, "conflicts": table.counts.conflicts,
             "gathers": table.counts.gathers, "gathers_moved": table.counts.moved,
         })
-    })
+    }
 }
 
 /// The table for k = 1, 2, 4, 8, 16: a hold naming its warehouse, then one that leaves
@@ -462,7 +458,7 @@ pub fn hot_sku(units: i64, c: usize) -> serde_json::Value {
     let mut rows = Vec::new();
     for k in [1, 2, 4, 8, 16] {
         for auto in [false, true] {
-            // On a thread of its own: the simulation's runtime has a clock of its own.
+            // On a thread of its own: the simulation's clock is the thread's.
             let r = std::thread::spawn(move || sale(m, k, units, c, auto, 2000)).join().unwrap_or_default();
             let u = |f: &str| r[f].as_u64().unwrap_or(0);
             println!(

@@ -25,6 +25,7 @@ mod fair;
 mod hot;
 mod storm;
 mod tls;
+mod virtual_time;
 
 use futures::stream::{self, StreamExt};
 use serde_json::json;
