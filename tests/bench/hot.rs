@@ -20,17 +20,23 @@
 //!   throttled request after `reject_ms`;
 //! - the reservation's other items (the reservation, allowance, hold count) are in
 //!   partitions of their own, per buyer, and never the bottleneck; they are left out.
-//! - `auto` runs what a hold without `warehouse_id` does today: the pick reads the whole
-//!   product first (a consistent `Query` of its partition, 1 unit, and for a bucketed
-//!   product a `TransactGetItems` of every bucket, 2 units each, cancelled by any
-//!   transaction in flight on one of them); without it, what a hold naming its warehouse
-//!   does (terms from memory, no read). A short bucket's re-plan reads the buckets with a
-//!   consistent `BatchGetItem` (1 unit each, no conflicts), as `Stock::buckets` does.
+//! - `named` runs a hold naming its warehouse (terms from memory, no read); `auto` runs
+//!   what a hold without `warehouse_id` does: the product has one warehouse,
+//!   which the instance's memory of its terms names, so the hold is written at once;
+//!   after a refusal, that instance reads the product first (`plan_pick`: a consistent
+//!   `Query` of its partition, 1 unit, and for a bucketed product a `TransactGetItems` of
+//!   every bucket, 2 units each, cancelled by any transaction in flight on one of them)
+//!   until a hold succeeds. Each of the `c` buyers at a time is an instance of its own. A
+//!   throttled request is tried as the SDK tries it (4 attempts). A short bucket's re-plan
+//!   reads the buckets with a consistent `BatchGetItem` (1 unit each, no conflicts), as
+//!   `Stock::buckets` does.
 
 use crate::virtual_time::{now, sleep};
 use serde_json::json;
 use shared::domain::buckets::{home_bucket, HoldSteps, Step};
-use shared::domain::stock::Units;
+use shared::domain::stock::{
+    choose_warehouse, plan_pick, PickPlan, StockLevel, Units, WarehouseChoice, WarehouseId, PICK_ATTEMPTS,
+};
 use shared::store::exec::{backoff, CONFLICT_ATTEMPTS, SNAPSHOT_ATTEMPTS};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -200,7 +206,7 @@ impl Table {
 
     /// The product's own partition (bucket 0's): one consistent `Query` of its item and
     /// bucket 0's rows, 1 unit.
-    fn query_product(&mut self) -> Answer<()> {
+    fn query_product(&mut self) -> Answer<Units> {
         let now = now();
         self.counts.requests += 1;
         self.refill(0, now);
@@ -210,7 +216,7 @@ impl Table {
             return Answer::Throttled;
         }
         self.parts[0].read_units -= cost;
-        Answer::Done(())
+        Answer::Done(self.parts[0].units)
     }
 }
 
@@ -233,66 +239,61 @@ fn lock(t: &Shared) -> std::sync::MutexGuard<'_, Table> {
     t.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// `Db::transact` against the model: conflicts and throttling retried with the service's
-/// backoff, at most `CONFLICT_ATTEMPTS` times.
+/// Attempts the SDK gives a throttled request (`Store::connect`'s retry configuration).
+const SDK_ATTEMPTS: u32 = 4;
+
+/// Sends one request until it is answered, as the store's executor does: up to
+/// `attempts`, the service's wait between them; an answer takes `answer_ms`, a throttle
+/// `reject_ms`; a conflict on the last attempt ends as `on_conflict`, a throttle as 503.
+async fn retrying<T>(
+    t: &Shared,
+    attempts: u32,
+    answer_ms: u64,
+    on_conflict: Outcome,
+    sent: &mut u64,
+    mut request: impl FnMut(&mut Table) -> Answer<T>,
+) -> Result<T, Outcome> {
+    let m = lock(t).model;
+    for attempt in 1..=attempts {
+        *sent += 1;
+        let answer = request(&mut lock(t));
+        let give_up = match answer {
+            Answer::Done(v) => {
+                sleep(Duration::from_millis(answer_ms)).await;
+                return Ok(v);
+            }
+            Answer::Conflict => {
+                sleep(Duration::from_millis(answer_ms)).await;
+                on_conflict
+            }
+            Answer::Throttled => {
+                sleep(Duration::from_millis(m.reject_ms)).await;
+                Outcome::Unavailable
+            }
+        };
+        if attempt == attempts {
+            return Err(give_up);
+        }
+        sleep(m.backoff.wait(attempt)).await;
+    }
+    Err(on_conflict)
+}
+
+/// A transaction over `items` (`Table::write`), retried on conflicts and throttles.
 async fn transact(
     t: &Shared,
     items: &[usize],
     apply: &(dyn Fn(&mut [Partition]) -> bool + Sync),
     sent: &mut u64,
 ) -> Result<bool, Outcome> {
-    let m = lock(t).model;
-    for attempt in 1..=CONFLICT_ATTEMPTS {
-        *sent += 1;
-        let answer = lock(t).write(items, apply);
-        let give_up = match answer {
-            Answer::Done(applied) => {
-                sleep(Duration::from_millis(m.write_ms)).await;
-                return Ok(applied);
-            }
-            Answer::Conflict => {
-                sleep(Duration::from_millis(m.write_ms)).await;
-                Outcome::Conflict
-            }
-            Answer::Throttled => {
-                sleep(Duration::from_millis(m.reject_ms)).await;
-                Outcome::Unavailable
-            }
-        };
-        if attempt == CONFLICT_ATTEMPTS {
-            return Err(give_up);
-        }
-        sleep(m.backoff.wait(attempt)).await;
-    }
-    Err(Outcome::Conflict)
+    let ms = lock(t).model.write_ms;
+    retrying(t, CONFLICT_ATTEMPTS, ms, Outcome::Conflict, sent, |table| table.write(items, apply)).await
 }
 
-/// `Db::snapshot` (`snapshot`) or `Db::batch_get` against the model.
+/// Every bucket (`Table::read`); a snapshot cancelled past its retries is a 503.
 async fn read(t: &Shared, snapshot: bool, sent: &mut u64) -> Result<Vec<Units>, Outcome> {
-    let m = lock(t).model;
-    for attempt in 1..=SNAPSHOT_ATTEMPTS {
-        *sent += 1;
-        let answer = lock(t).read(snapshot);
-        let give_up = match answer {
-            Answer::Done(units) => {
-                sleep(Duration::from_millis(m.read_ms)).await;
-                return Ok(units);
-            }
-            Answer::Conflict => {
-                sleep(Duration::from_millis(m.read_ms)).await;
-                Outcome::Unavailable
-            }
-            Answer::Throttled => {
-                sleep(Duration::from_millis(m.reject_ms)).await;
-                Outcome::Unavailable
-            }
-        };
-        if attempt == SNAPSHOT_ATTEMPTS {
-            return Err(give_up);
-        }
-        sleep(m.backoff.wait(attempt)).await;
-    }
-    Err(Outcome::Unavailable)
+    let ms = lock(t).model.read_ms;
+    retrying(t, SNAPSHOT_ATTEMPTS, ms, Outcome::Unavailable, sent, |table| table.read(snapshot)).await
 }
 
 fn take(parts: &mut [Partition], b: usize) -> bool {
@@ -318,28 +319,59 @@ fn gather(parts: &mut [Partition], into: usize, donors: &[(usize, i64)]) -> bool
     true
 }
 
-/// One buyer's hold of one unit, as the reservation service runs it; `sent` counts its
-/// requests.
-async fn hold(t: &Shared, k: usize, auto: bool, id: &str, sent: &mut u64) -> Outcome {
-    if auto {
-        // The pick reads the whole product: its own partition, and for a bucketed one
-        // every bucket as one snapshot (`Catalogue::get`).
-        *sent += 1;
-        let (answer, m) = {
-            let mut table = lock(t);
-            (table.query_product(), table.model)
-        };
-        if let Answer::Throttled = answer {
-            sleep(Duration::from_millis(m.reject_ms)).await;
-            return Outcome::Unavailable;
-        }
-        sleep(Duration::from_millis(m.read_ms)).await;
-        if k > 1 {
-            if let Err(o) = read(t, true, sent).await {
-                return o;
+/// One buyer's hold of one unit, as the reservation service runs it; `sold_out` is the
+/// hint of the instance it runs on (`plan_pick`), `sent` counts its requests. With `auto`
+/// the buyer leaves the warehouse to the service: the product has one, which the
+/// instance's memory of its terms names.
+async fn hold(t: &Shared, k: usize, auto: bool, sold_out: &mut bool, id: &str, sent: &mut u64) -> Outcome {
+    let main = WarehouseId::parse("main").unwrap_or_else(|e| panic!("{e}"));
+    let named = (!auto).then_some(&main);
+    let mut outcome = Outcome::Conflict;
+    for _ in 0..PICK_ATTEMPTS {
+        let by_read = plan_pick(named, Some(&main), *sold_out) == PickPlan::Read;
+        if by_read {
+            // The product's own partition, and for a bucketed one every bucket as one
+            // snapshot (`Catalogue::get`); refused when the read shows too few units.
+            let ms = lock(t).model.read_ms;
+            let zero =
+                match retrying(t, SDK_ATTEMPTS, ms, Outcome::Unavailable, sent, Table::query_product).await {
+                    Ok(units) => units,
+                    Err(o) => return o,
+                };
+            let buckets = if k > 1 {
+                match read(t, true, sent).await {
+                    Ok(units) => units,
+                    Err(o) => return o,
+                }
+            } else {
+                vec![zero]
+            };
+            let units = Units {
+                on_hand: buckets.iter().map(|u| u.on_hand).sum(),
+                reserved: buckets.iter().map(|u| u.reserved).sum(),
+                available: buckets.iter().map(|u| u.available).sum(),
+            };
+            let level =
+                StockLevel { warehouse_id: main.clone(), units, updated_at: chrono::DateTime::UNIX_EPOCH };
+            if let WarehouseChoice::Insufficient { .. } = choose_warehouse(&[level], 1) {
+                return Outcome::Refused;
             }
         }
+        outcome = hold_steps(t, k, id, sent).await;
+        match outcome {
+            Outcome::Sold if by_read => *sold_out = false,
+            Outcome::Refused if auto && !by_read => *sold_out = true,
+            // The warehouse the read picked sold out meanwhile: pick again.
+            Outcome::Refused if by_read => continue,
+            _ => {}
+        }
+        return outcome;
     }
+    outcome
+}
+
+/// The hold's write and, for a bucketed product, its steps (`HoldSteps`).
+async fn hold_steps(t: &Shared, k: usize, id: &str, sent: &mut u64) -> Outcome {
     let mut steps = HoldSteps::new(home_bucket(id, k), 1);
     let mut step = steps.first();
     loop {
@@ -384,6 +416,8 @@ fn sale(model: Model, k: usize, units: i64, c: usize, auto: bool, after: usize) 
         let (t, log, refused) = (t.clone(), log.clone(), refused.clone());
         buyers.push(Box::pin(async move {
             let mut n = 0u64;
+            // Each of the `c` buyers at a time is served by an instance of its own.
+            let mut sold_out = false;
             // Model time is capped, in case a run never reaches its refusals.
             while refused.load(std::sync::atomic::Ordering::Relaxed) < after
                 && now() < Duration::from_secs(600)
@@ -392,7 +426,7 @@ fn sale(model: Model, k: usize, units: i64, c: usize, auto: bool, after: usize) 
                 let id = format!("{:026}", (b as u64) << 32 | n);
                 let mut spent = 0;
                 let began = now();
-                let o = hold(&t, k, auto, &id, &mut spent).await;
+                let o = hold(&t, k, auto, &mut sold_out, &id, &mut spent).await;
                 let took = (now() - began).as_secs_f64() * 1000.0;
                 if o == Outcome::Refused {
                     refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

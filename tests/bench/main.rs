@@ -867,7 +867,14 @@ async fn cost() -> serde_json::Value {
     measure("reserve (warehouse named)", b, m());
     let b = m();
     gw.post("/api/reservations", Some(&t), json!({"product_id": product, "quantity": 1})).await;
-    measure("reserve (warehouse picked)", b, m());
+    measure("reserve (warehouse picked of 2)", b, m());
+    // One warehouse: once an instance knows the product's terms, no read before the hold.
+    let sole = gw.product(json!({"main": 1000})).await;
+    let body = json!({"product_id": sole, "quantity": 1});
+    gw.post("/api/reservations", Some(&t), body.clone()).await;
+    let b = m();
+    gw.post("/api/reservations", Some(&t), body).await;
+    measure("reserve (warehouse picked, product has 1)", b, m());
     let hot = gw.bucketed_product(json!({"main": 1000}), 8).await;
     let b = m();
     gw.post("/api/reservations", Some(&t), json!({"product_id": hot, "quantity": 1, "warehouse_id": "main"}))

@@ -110,9 +110,13 @@ async fn an_archived_product_takes_no_new_holds_but_its_holds_can_still_be_relea
         assert_eq!(r.status, 200);
         let r = gw.order(&alice, &[&kept]).await;
         assert_eq!(r.status, 201, "{}", r.body);
-        // Reactivated, it sells again.
+        // Reactivated, it sells again, named or picked warehouse alike (the reservation
+        // function's memory of the archived terms does not outlive them).
         assert_eq!(patch(&gw, &id, json!({"active": true}), None).await.status, 200);
         gw.reserve(&alice, &id, 1).await;
+        let named = json!({"product_id": id, "quantity": 1, "warehouse_id": "main"});
+        let r = gw.post("/api/reservations", Some(&alice), named).await;
+        assert_eq!(r.status, 201, "k={k}: {}", r.body);
     }
 }
 

@@ -171,3 +171,108 @@ async fn when_one_user_races_past_the_hold_cap_exactly_the_cap_is_held_and_endin
     gw.reserve(&t, &product, 1).await;
     assert_eq!(gw.post("/api/reservations", Some(&t), body).await.code(), "hold_limit_reached");
 }
+
+#[tokio::test]
+async fn a_one_warehouse_product_is_held_in_one_request_and_once_sold_out_refused_from_a_read() {
+    // An instance of its own, so that its requests are counted apart.
+    let gw = gateway_for(app_beside(&app().await).await).await;
+    let id = gw.product(json!({"main": 3})).await;
+    let u = token(&unique("u"), false);
+    let hold = |q: i64| gw.post("/api/reservations", Some(&u), json!({"product_id": id, "quantity": q}));
+    let counted = || gw.app.store.metrics().snapshot();
+    // The first hold learns the product's terms: it has one warehouse.
+    assert_eq!(hold(1).await.status, 201);
+
+    let before = counted();
+    let r = hold(1).await;
+    assert_eq!((r.status, r.body["warehouse_id"].clone()), (201, json!("main")), "{}", r.body);
+    assert_eq!((counted() - before).requests, 1, "the hold's transaction alone");
+
+    // One left: its failed condition refuses 2, with what is left.
+    let before = counted();
+    let r = hold(2).await;
+    assert_eq!((r.status, r.code(), r.body["available"].clone()), (409, "insufficient_stock", json!(1)));
+    let spent = counted() - before;
+    assert_eq!((spent.requests, spent.write_requests), (1, 1), "the failed transaction alone");
+
+    // Sold out for 2: the next hold reads first and is refused without a write.
+    let before = counted();
+    let r = hold(2).await;
+    assert_eq!((r.status, r.body["available"].clone()), (409, json!(1)));
+    let spent = counted() - before;
+    assert_eq!((spent.requests, spent.write_requests), (1, 0), "one read");
+
+    // A hold the read finds room for is written, and holds write first again after it.
+    let before = counted();
+    assert_eq!(hold(1).await.status, 201);
+    assert_eq!((counted() - before).requests, 2, "the read and the transaction");
+    let before = counted();
+    let r = hold(1).await;
+    assert_eq!((r.status, r.body["available"].clone()), (409, json!(0)));
+    let spent = counted() - before;
+    assert_eq!((spent.requests, spent.write_requests), (1, 1));
+    assert_eq!(gw.stock_of(&id, "main").await, (3, 3, 0));
+}
+
+#[tokio::test]
+async fn when_a_second_warehouse_opens_a_hold_decided_on_the_first_alone_takes_the_new_one() {
+    let gw = gateway().await;
+    let admin = token("root", true);
+    for k in [1, 4] {
+        let id = gw.bucketed_product(json!({"main": 1}), k).await;
+        let u = token(&unique("u"), false);
+        let body = json!({"product_id": id, "quantity": 1});
+        // The reservation function learns that the product has one warehouse and sells it.
+        let r = gw.post("/api/reservations", Some(&u), body.clone()).await;
+        assert_eq!((r.status, r.body["warehouse_id"].clone()), (201, json!("main")), "k={k}");
+        // The stock function opens a second one.
+        let opened = json!({"warehouse_id": "north", "delta": 5});
+        let r = gw.post(&format!("/api/products/{id}/stock"), Some(&admin), opened).await;
+        assert_eq!(r.status, 200, "k={k}: {}", r.body);
+        // A hold decided on the memory of one warehouse fails on main's new terms,
+        // decides again and takes the new warehouse, rather than finding main sold out.
+        let r = gw.post("/api/reservations", Some(&u), body.clone()).await;
+        assert_eq!((r.status, r.body["warehouse_id"].clone()), (201, json!("north")), "k={k}: {}", r.body);
+        assert_eq!(gw.stock_of(&id, "north").await, (5, 1, 4), "k={k}");
+        assert_eq!(gw.stock_of(&id, "main").await, (1, 1, 0), "k={k}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warehouses_opened_at_once_or_on_a_product_that_predates_the_list_are_all_listed() {
+    let gw = gateway().await;
+    let admin = token("root", true);
+    let id = gw.product(json!({"main": 2})).await;
+    // The product's item as written before it listed its warehouses.
+    raw_client()
+        .await
+        .update_item()
+        .table_name(gw.app.store.table())
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(shared::store::keys::product_pk(&id)))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(shared::store::keys::PRODUCT_SK.into()))
+        .update_expression("REMOVE warehouses")
+        .send()
+        .await
+        .expect("plant");
+    let fresh = app_beside(&gw.app).await;
+    let terms = fresh.store.catalogue.terms(&id).await.expect("read").expect("product");
+    assert!(terms.warehouses.is_empty(), "{terms:?}");
+    // Its holds read the product to pick.
+    let u = token(&unique("u"), false);
+    let r = gw.post("/api/reservations", Some(&u), json!({"product_id": id, "quantity": 1})).await;
+    assert_eq!((r.status, r.body["warehouse_id"].clone()), (201, json!("main")), "{}", r.body);
+    // Two admins open two warehouses at once: both land, and the list has all three.
+    let path = format!("/api/products/{id}/stock");
+    let (a, b) = tokio::join!(
+        gw.post(&path, Some(&admin), json!({"warehouse_id": "north", "delta": 3})),
+        gw.post(&path, Some(&admin), json!({"warehouse_id": "south", "delta": 4})),
+    );
+    assert_eq!((a.status, b.status), (200, 200), "{} {}", a.body, b.body);
+    let terms = fresh.store.catalogue.terms(&id).await.expect("read").expect("product");
+    let listed: Vec<&str> = terms.warehouses.iter().map(|w| w.as_str()).collect();
+    assert_eq!(listed, ["main", "north", "south"]);
+    assert!(terms.terms > 0, "main had been the only warehouse: its holds take new terms");
+    assert_eq!(gw.stock_of(&id, "main").await, (2, 1, 1));
+    assert_eq!(gw.stock_of(&id, "north").await, (3, 0, 3));
+    assert_eq!(gw.stock_of(&id, "south").await, (4, 0, 4));
+}

@@ -84,6 +84,35 @@ pub fn choose_warehouse(stock: &[StockLevel], quantity: i64) -> WarehouseChoice 
     }
 }
 
+/// How often a hold picks its warehouse: when the warehouse a read picked sells out
+/// between the read and the write, it picks again.
+pub const PICK_ATTEMPTS: usize = 3;
+
+/// How a hold finds its warehouse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PickPlan {
+    /// The buyer named it.
+    Named(WarehouseId),
+    /// The product's only warehouse: hold there without reading the product.
+    Sole(WarehouseId),
+    /// Read the product and `choose_warehouse`.
+    Read,
+}
+
+/// The named warehouse; else a one-warehouse product's own, with no read before the
+/// hold's write (the write's failed condition tells a refusal, with `available`); else a
+/// read of the product. After a hold found the product sold out (`sold_out`), holds read
+/// first until one succeeds: while a product stays sold out, each refusal then costs a
+/// read rather than a failed write on the stock row (in DynamoDB, a write unit of the
+/// hot row's partition; on DynamoDB Local, a serial transaction).
+pub fn plan_pick(named: Option<&WarehouseId>, sole: Option<&WarehouseId>, sold_out: bool) -> PickPlan {
+    match (named, sole) {
+        (Some(w), _) => PickPlan::Named(w.clone()),
+        (None, Some(w)) if !sold_out => PickPlan::Sole(w.clone()),
+        _ => PickPlan::Read,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +123,15 @@ mod tests {
             units: Units { on_hand, reserved, available: on_hand - reserved },
             updated_at: Utc::now(),
         }
+    }
+
+    #[test]
+    fn a_hold_reads_the_product_only_without_a_named_or_sole_warehouse_or_after_a_sell_out() {
+        let (a, b) = (WarehouseId::parse("a").unwrap(), WarehouseId::parse("b").unwrap());
+        assert_eq!(plan_pick(Some(&a), Some(&b), true), PickPlan::Named(a.clone()));
+        assert_eq!(plan_pick(None, Some(&b), false), PickPlan::Sole(b.clone()));
+        assert_eq!(plan_pick(None, Some(&b), true), PickPlan::Read);
+        assert_eq!(plan_pick(None, None, false), PickPlan::Read);
     }
 
     #[test]

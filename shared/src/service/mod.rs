@@ -24,7 +24,7 @@ use crate::store::catalogue::Terms;
 use crate::store::{Store, StoreError};
 use chrono::Duration;
 use ports::{Clock, ExpiryScheduler, Metric, Metrics, NoMetrics, NoScheduler};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// Settings the services need.
@@ -53,11 +53,15 @@ pub struct App {
     /// reserves without reading the product first; a stock row refuses a hold decided
     /// under terms that changed meanwhile (and the entry is then read again).
     terms: Arc<Mutex<HashMap<String, Terms>>>,
+    /// Products whose last hold on this instance found them sold out: their holds read
+    /// the product first (`plan_pick`). A hint for speed only; every hold is decided by
+    /// its conditional write.
+    sold_out: Arc<Mutex<HashSet<String>>>,
     /// The local stack's IAM (template policies); `None` in AWS, where IAM is AWS's.
     iam: Option<Arc<LocalIam>>,
 }
 
-/// More products than this in `App::terms` and it starts over: a bound on memory, far
+/// More products than this in `App::terms` (or `App::sold_out`) and it starts over: a bound on memory, far
 /// above the products one instance sees in its lifetime.
 const TERMS_KEPT: usize = 10_000;
 
@@ -71,6 +75,7 @@ impl App {
             scheduler: Arc::new(NoScheduler),
             metrics: Arc::new(NoMetrics),
             terms: Arc::default(),
+            sold_out: Arc::default(),
             iam: None,
         }
     }
@@ -78,11 +83,11 @@ impl App {
     /// A product's terms (`NotFound` when there is no such product), from this
     /// instance's memory when it has seen the product before.
     async fn terms_of(&self, product_id: &str) -> Result<Terms, DomainError> {
-        if let Some(t) = self.terms.lock().ok().and_then(|m| m.get(product_id).copied()) {
+        if let Some(t) = self.terms.lock().ok().and_then(|m| m.get(product_id).cloned()) {
             return Ok(t);
         }
         let t = self.store.catalogue.terms(product_id).await?.ok_or(DomainError::NotFound("product"))?;
-        self.remember_terms(product_id, t);
+        self.remember_terms(product_id, t.clone());
         Ok(t)
     }
 
@@ -92,6 +97,25 @@ impl App {
                 m.clear();
             }
             m.insert(product_id.to_string(), t);
+        }
+    }
+
+    /// Whether the last hold of the product this instance tried found it sold out
+    /// (`plan_pick`).
+    fn sold_out(&self, product_id: &str) -> bool {
+        self.sold_out.lock().is_ok_and(|s| s.contains(product_id))
+    }
+
+    fn note_sold_out(&self, product_id: &str, sold_out: bool) {
+        if let Ok(mut s) = self.sold_out.lock() {
+            if !sold_out {
+                s.remove(product_id);
+            } else if !s.contains(product_id) {
+                if s.len() >= TERMS_KEPT {
+                    s.clear();
+                }
+                s.insert(product_id.to_string());
+            }
         }
     }
 
@@ -141,7 +165,7 @@ impl App {
     /// instance caches, as a separate Lambda function would. Without local IAM (AWS) it is
     /// this application with fresh caches.
     pub fn for_function(&self, binary: &str) -> Result<Self, IamError> {
-        let mut app = Self { terms: Arc::default(), ..self.clone() };
+        let mut app = Self { terms: Arc::default(), sold_out: Arc::default(), ..self.clone() };
         if let Some(iam) = &self.iam {
             app.store = self.store.with_http_client(iam.client_for(binary, Service::DynamoDb)?);
             if let Some(s) = self.scheduler.with_http_client(iam.client_for(binary, Service::Scheduler)?) {

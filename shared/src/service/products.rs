@@ -128,7 +128,10 @@ impl App {
     }
 
     /// Admins only. Positive deltas may open a new warehouse; negative ones take only
-    /// available units.
+    /// available units. Stock added to a warehouse this instance knows is one
+    /// transaction on the rows; to one it does not know, the product is read first and a
+    /// new warehouse is opened with the product's list of warehouses
+    /// (`Catalogue::open_warehouse`).
     pub async fn adjust_stock(
         &self,
         caller: &Caller,
@@ -141,6 +144,41 @@ impl App {
         let mut result = Err(AdjustError::TermsChanged);
         for _ in 0..CHANGE_ATTEMPTS {
             let terms = self.terms_of(product_id).await?;
+            if adj.delta > 0 && !terms.knows(&adj.warehouse_id) {
+                // Perhaps a new warehouse: the product's list of warehouses (and, for one
+                // that had one, its terms) change with the new rows.
+                let (product, revision) = self
+                    .store
+                    .catalogue
+                    .get_for_change(product_id)
+                    .await?
+                    .ok_or(DomainError::NotFound("product"))?;
+                self.remember_terms(product_id, Terms::of(&product));
+                if product.stock.iter().any(|l| l.warehouse_id == adj.warehouse_id) {
+                    continue;
+                }
+                let now = self.clock.now();
+                let opened = self.store.catalogue.open_warehouse(
+                    revision,
+                    &product,
+                    &adj.warehouse_id,
+                    adj.delta,
+                    now,
+                    &caller.user_id,
+                );
+                match opened.await? {
+                    Changed::Applied => {
+                        result = Ok(());
+                        break;
+                    }
+                    Changed::Moved => continue,
+                    Changed::TooManyRows => {
+                        return Err(DomainError::Conflict(
+                            "the product has too many stock rows to add a warehouse",
+                        ))
+                    }
+                }
+            }
             let adjustment = Adjustment {
                 product_id,
                 warehouse: &adj.warehouse_id,

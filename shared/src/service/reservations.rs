@@ -7,15 +7,31 @@ use crate::domain::buckets::{home_bucket, plan_reservation, HoldSteps, ReservePl
 use crate::domain::caller::Caller;
 use crate::domain::ids::new_id;
 use crate::domain::reservation::{NewBatch, NewReservation, Reservation, ReservationStatus};
-use crate::domain::stock::{choose_warehouse, WarehouseChoice, WarehouseId};
+use crate::domain::stock::{
+    choose_warehouse, plan_pick, PickPlan, WarehouseChoice, WarehouseId, PICK_ATTEMPTS,
+};
 use crate::domain::DomainError;
 use crate::store::catalogue::Terms;
 use crate::store::idempotency::Completion;
 use crate::store::reservations::{BatchError, Ended, Extended, HoldEnd, ReserveError};
 use crate::store::stock::Gathered;
 
-/// When the auto-picked warehouse sells out between read and write, pick again.
-const PICK_ATTEMPTS: usize = 3;
+/// The warehouse a hold takes, its product's terms, and how it was chosen.
+struct Picked {
+    warehouse: WarehouseId,
+    terms: Terms,
+    by: PickedBy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PickedBy {
+    /// The buyer named it.
+    Named,
+    /// The product's only warehouse, from this instance's memory of its terms.
+    Sole,
+    /// Chosen from a fresh read of the product.
+    Read,
+}
 
 impl App {
     /// Holds `quantity` units. With an idempotency request, the first successful response
@@ -57,20 +73,30 @@ impl App {
         lease: Option<&Lease<Reservation>>,
     ) -> Result<Reservation, DomainError> {
         for _ in 0..PICK_ATTEMPTS {
-            let (warehouse, terms) = self.pick(new).await?;
+            let Picked { warehouse, terms, by } = self.pick(new).await?;
             let now = self.clock.now();
             let mut reservation = self.new_hold(caller, new, warehouse, &terms, now, None);
             let completion = self.completion(lease, &reservation)?;
-            match self.hold(&mut reservation, terms, &caller.user_id, completion).await {
+            match self.hold(&mut reservation, &terms, &caller.user_id, completion).await {
                 Ok(()) => {
+                    if by == PickedBy::Read {
+                        self.note_sold_out(&new.product_id, false);
+                    }
                     self.schedule_expiry(&reservation, false).await;
                     return Ok(reservation);
                 }
-                Err(ReserveError::Insufficient { available }) => {
-                    if new.warehouse_id.is_some() {
+                Err(ReserveError::Insufficient { available }) => match by {
+                    PickedBy::Named => return Err(DomainError::InsufficientStock { available }),
+                    // The only warehouse is short (its row vouched for the terms that
+                    // make it the only one): the answer, and a reason to read first next
+                    // time.
+                    PickedBy::Sole => {
+                        self.note_sold_out(&new.product_id, true);
                         return Err(DomainError::InsufficientStock { available });
                     }
-                }
+                    // The warehouse the read picked sold out meanwhile: pick again.
+                    PickedBy::Read => {}
+                },
                 Err(ReserveError::NoStockRow) => {
                     // Tell an unknown product from an unknown warehouse.
                     return Err(match self.store.catalogue.get(&new.product_id).await? {
@@ -107,29 +133,43 @@ impl App {
         }
     }
 
-    /// The warehouse a hold of `line` takes and the product's terms: the named warehouse
-    /// (terms from this instance's memory), or the one `choose_warehouse` picks from a
-    /// fresh read of the product. An archived product is refused here.
-    async fn pick(&self, line: &NewReservation) -> Result<(WarehouseId, Terms), DomainError> {
-        let (warehouse, terms) = match &line.warehouse_id {
-            Some(w) => (w.clone(), self.terms_of(&line.product_id).await?),
-            None => {
+    /// The warehouse a hold of `line` takes and the product's terms (`plan_pick`): the
+    /// named warehouse, or a one-warehouse product's warehouse, with terms from this
+    /// instance's memory and nothing read; else the one `choose_warehouse` picks from a
+    /// fresh read of the product, which also refuses what it shows cannot be held without
+    /// a write. An archived product is refused here.
+    async fn pick(&self, line: &NewReservation) -> Result<Picked, DomainError> {
+        let mut terms = self.terms_of(&line.product_id).await?;
+        if !terms.active {
+            // Refuse on a fresh read only: the product may have been reactivated since
+            // this instance learnt its terms (a hold is checked against its row's terms,
+            // a refusal against nothing).
+            self.forget_terms(&line.product_id);
+            terms = self.terms_of(&line.product_id).await?;
+        }
+        let sold_out = line.warehouse_id.is_none() && self.sold_out(&line.product_id);
+        let picked = match plan_pick(line.warehouse_id.as_ref(), terms.sole_warehouse(), sold_out) {
+            PickPlan::Named(w) => Picked { warehouse: w.clone(), terms, by: PickedBy::Named },
+            PickPlan::Sole(w) => Picked { warehouse: w.clone(), terms, by: PickedBy::Sole },
+            PickPlan::Read => {
                 let product = self.get_product(&line.product_id).await?;
                 if !product.active {
                     return Err(DomainError::ProductInactive);
                 }
                 match choose_warehouse(&product.stock, line.quantity) {
-                    WarehouseChoice::Fill(w) => (w, Terms::of(&product)),
+                    WarehouseChoice::Fill(w) => {
+                        Picked { warehouse: w, terms: Terms::of(&product), by: PickedBy::Read }
+                    }
                     WarehouseChoice::Insufficient { available } => {
                         return Err(DomainError::InsufficientStock { available })
                     }
                 }
             }
         };
-        if !terms.active {
+        if !picked.terms.active {
             return Err(DomainError::ProductInactive);
         }
-        Ok((warehouse, terms))
+        Ok(picked)
     }
 
     /// A new active hold of `line` made `now`, in `bucket` (its home bucket when `None`).
@@ -193,10 +233,12 @@ impl App {
         for _ in 0..HOLD_ATTEMPTS {
             let now = self.clock.now();
             let mut lines = Vec::with_capacity(new.lines.len());
+            let mut by = Vec::with_capacity(new.lines.len());
             for (i, line) in new.lines.iter().enumerate() {
-                let (warehouse, terms) = self.pick(line).await.map_err(|e| on_line(i, e))?;
-                let r = self.new_hold(caller, line, warehouse, &terms, now, steered[i]);
-                lines.push((r, terms));
+                let picked = self.pick(line).await.map_err(|e| on_line(i, e))?;
+                let r = self.new_hold(caller, line, picked.warehouse, &picked.terms, now, steered[i]);
+                lines.push((r, picked.terms));
+                by.push(picked.by);
             }
             let held: Vec<Reservation> = lines.iter().map(|(r, _)| r.clone()).collect();
             let completion = self.completion(lease, &held)?;
@@ -204,6 +246,9 @@ impl App {
             let (i, why) =
                 match self.store.reservations.create_batch(&lines, &caller.user_id, completion, cap).await {
                     Ok(()) => {
+                        for (_, r) in by.iter().zip(&held).filter(|(by, _)| **by == PickedBy::Read) {
+                            self.note_sold_out(&r.product_id, false);
+                        }
                         for r in &held {
                             self.schedule_expiry(r, false).await;
                         }
@@ -260,8 +305,13 @@ impl App {
                         }
                     }
                 }
+                // The only warehouse is short: the answer (see `reserve`).
+                ReserveError::Insufficient { available } if by[i] == PickedBy::Sole => {
+                    self.note_sold_out(&r.product_id, true);
+                    return Err(on_line(i, DomainError::InsufficientStock { available }));
+                }
                 // An auto-picked warehouse sold out meanwhile: pick again from a fresh read.
-                ReserveError::Insufficient { .. } if new.lines[i].warehouse_id.is_none() => {}
+                ReserveError::Insufficient { .. } if by[i] == PickedBy::Read => {}
                 ReserveError::Insufficient { available } => {
                     return Err(on_line(i, DomainError::InsufficientStock { available }))
                 }
@@ -280,7 +330,7 @@ impl App {
     async fn hold(
         &self,
         r: &mut Reservation,
-        terms: Terms,
+        terms: &Terms,
         actor: &str,
         completion: Option<Completion>,
     ) -> Result<(), ReserveError> {
@@ -292,7 +342,7 @@ impl App {
                 Step::Hold(bucket) => {
                     r.bucket = bucket;
                     let cap = self.config.max_active_holds;
-                    match self.store.reservations.create(r, actor, completion.clone(), cap, &terms).await {
+                    match self.store.reservations.create(r, actor, completion.clone(), cap, terms).await {
                         Err(ReserveError::Insufficient { .. }) if k > 1 => steps.short(),
                         done => return done,
                     }

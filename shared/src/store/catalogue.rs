@@ -6,7 +6,7 @@ use super::stock::Stock;
 use super::{Repo, StoreError};
 use crate::domain::buckets::split_evenly;
 use crate::domain::product::Product;
-use crate::domain::stock::{StockLevel, Units};
+use crate::domain::stock::{StockLevel, Units, WarehouseId};
 use crate::domain::time::format_time;
 use futures::future::try_join_all;
 use std::collections::HashMap;
@@ -139,6 +139,67 @@ impl Catalogue {
         match self.repo.db.transact("change_product", items).await {
             Ok(()) => Ok(Changed::Applied),
             Err(e) if e.failed_at(0).is_some() => Ok(Changed::Moved),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds `delta` units in `warehouse`, where the product (read at `revision`) has no
+    /// stock yet, in one transaction: its rows (split over the buckets), the product's
+    /// list of warehouses, and when the product had exactly one warehouse, new terms for
+    /// it and its rows. Holds of a one-warehouse product take that warehouse without
+    /// reading the product (`Terms::sole_warehouse`); the new terms make such a hold,
+    /// decided before the second warehouse came, fail on its row and decide again.
+    pub async fn open_warehouse(
+        &self,
+        revision: Revision,
+        product: &Product,
+        warehouse: &WarehouseId,
+        delta: i64,
+        now: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<Changed, StoreError> {
+        let table = &*self.repo.table;
+        let now = format_time(now);
+        let k = product.stock_buckets.max(1);
+        let had: Vec<&WarehouseId> = product.stock.iter().map(|l| &l.warehouse_id).collect();
+        let terms = if had.len() == 1 { product.terms + 1 } else { product.terms };
+        let mut warehouses: Vec<WarehouseId> = had.iter().map(|w| (*w).clone()).collect();
+        warehouses.push(warehouse.clone());
+        warehouses.sort();
+        let row = |warehouse, bucket| stock_rec::Row {
+            table,
+            product_id: &product.id,
+            warehouse,
+            bucket,
+            now: &now,
+            actor,
+        };
+        let mut items = vec![records::update(product::opened_warehouse(
+            table,
+            &product.id,
+            revision,
+            &warehouses,
+            terms,
+        )?)];
+        if terms != product.terms {
+            for w in &had {
+                for bucket in 0..k {
+                    items.push(records::update(row(w.as_str(), bucket).retag(terms)?));
+                }
+            }
+        }
+        // Every bucket gets a row, even with a share of 0: readers rely on a known
+        // warehouse having a row in each (`Stock::all_buckets`).
+        for (bucket, x) in split_evenly(delta, k).into_iter().enumerate() {
+            items.push(records::update(row(warehouse.as_str(), bucket).add(x, terms)?));
+        }
+        if items.len() > MAX_TRANSACTION_ITEMS {
+            return Ok(Changed::TooManyRows);
+        }
+        match self.repo.db.transact("open_warehouse", items).await {
+            Ok(()) => Ok(Changed::Applied),
+            // The product moved on, or another writer opened the warehouse first.
+            Err(StoreError::ConditionFailed { .. }) => Ok(Changed::Moved),
             Err(e) => Err(e),
         }
     }

@@ -65,10 +65,12 @@ pub const BOOKKEEPING: &[&str] = &[
     OSS_PK,
     O_TIME,
     O_VALUE,
-    // A product's tag counter, hold terms and stock counter; a stock row's hold terms.
+    // A product's tag counter, hold terms, stock counter and list of warehouses (its stock
+    // rows are audited themselves); a stock row's hold terms.
     "version",
     "terms",
     "stock_rev",
+    "warehouses",
 ];
 
 pub fn is_bookkeeping(attribute: &str) -> bool {

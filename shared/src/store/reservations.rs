@@ -111,7 +111,7 @@ impl Reservations {
     ) -> Result<(), ReserveError> {
         // A single hold is a batch of one line: the same items, the same reading of a
         // failure.
-        match self.create_batch(&[(r.clone(), *terms)], actor, completion, hold_cap).await {
+        match self.create_batch(&[(r.clone(), terms.clone())], actor, completion, hold_cap).await {
             Ok(()) => Ok(()),
             Err(BatchError::Line(_, e)) => Err(e),
             Err(BatchError::HoldLimit) => Err(ReserveError::HoldLimit),

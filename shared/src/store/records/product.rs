@@ -2,11 +2,12 @@
 
 use super::{from_item, s, to_attrs, Attrs};
 use crate::domain::product::{Currency, Product, Sku};
-use crate::domain::stock::{sum_per_warehouse, StockLevel};
+use crate::domain::stock::{sum_per_warehouse, StockLevel, WarehouseId};
 use crate::domain::time::{format_time, parse_time};
 use crate::store::keys::*;
 use crate::store::{Item, StoreError};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A product as stored (its stock rows are items of their own).
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,6 +41,11 @@ struct ProductRecord {
     /// knows it reached every row.
     #[serde(default)]
     stock_rev: i64,
+    /// The warehouses the product has stock rows in (a map, so that one can be added by
+    /// name and an empty one stored). Products written before it existed have none, and
+    /// their terms name no warehouse until stock is added to a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    warehouses: Option<BTreeMap<String, bool>>,
 }
 
 fn active_by_default() -> bool {
@@ -55,13 +61,18 @@ pub struct Revision {
 }
 
 /// What governs new holds of a product, as one read of its item says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Terms {
     pub buckets: usize,
     pub active: bool,
     pub max_per_customer: Option<i64>,
     /// The terms version every stock row carries (`Product::terms`).
     pub terms: i64,
+    /// The warehouses known to have stock rows, sorted (empty when none are, or the
+    /// product's item predates the list). Warehouses are only ever added, and a product
+    /// with one warehouse takes new terms when it gains a second, so a hold decided on a
+    /// list with one warehouse that has since grown fails on its stock row's terms.
+    pub warehouses: Vec<WarehouseId>,
 }
 
 impl Terms {
@@ -71,8 +82,32 @@ impl Terms {
             active: p.active,
             max_per_customer: p.max_per_customer,
             terms: p.terms,
+            warehouses: {
+                let mut w: Vec<WarehouseId> = p.stock.iter().map(|s| s.warehouse_id.clone()).collect();
+                w.sort();
+                w.dedup();
+                w
+            },
         }
     }
+
+    /// The product's only warehouse, when it has exactly one.
+    pub fn sole_warehouse(&self) -> Option<&WarehouseId> {
+        match self.warehouses.as_slice() {
+            [w] => Some(w),
+            _ => None,
+        }
+    }
+
+    /// Whether `w` is known to have stock rows.
+    pub fn knows(&self, w: &WarehouseId) -> bool {
+        self.warehouses.binary_search(w).is_ok()
+    }
+}
+
+/// The product attribute that lists `warehouses`.
+fn warehouse_map<'a>(warehouses: impl IntoIterator<Item = &'a WarehouseId>) -> BTreeMap<String, bool> {
+    warehouses.into_iter().map(|w| (w.as_str().to_string(), true)).collect()
 }
 
 /// The fields of a product an order line snapshots, and the version they are of.
@@ -106,6 +141,7 @@ pub fn item(p: &Product, actor: &str) -> Result<Attrs, StoreError> {
         version: p.version,
         terms: p.terms,
         stock_rev: 0,
+        warehouses: Some(warehouse_map(p.stock.iter().map(|l| &l.warehouse_id))),
     })
 }
 
@@ -168,6 +204,12 @@ pub fn terms(head: &Item) -> Result<Terms, StoreError> {
         active: r.active,
         max_per_customer: r.max_per_customer,
         terms: r.terms,
+        warehouses: r
+            .warehouses
+            .unwrap_or_default()
+            .keys()
+            .map(|w| WarehouseId::parse(w).map_err(StoreError::Internal))
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -238,6 +280,39 @@ pub fn added_stock(
         .return_values_on_condition_check_failure(
             aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
         )
+        .build()?)
+}
+
+/// Records that the product, read at `revision`, now has stock rows in `warehouses`
+/// (one more than it had), under the terms version `terms`; counted as an addition of
+/// stock (`stock_rev`), so a change or another new warehouse read before it moves on.
+pub fn opened_warehouse(
+    table: &str,
+    product_id: &str,
+    revision: Revision,
+    warehouses: &[WarehouseId],
+    terms: i64,
+) -> Result<aws_sdk_dynamodb::types::Update, StoreError> {
+    Ok(super::update_at(table, product_pk(product_id), PRODUCT_SK)
+        .update_expression("SET warehouses = :warehouses, terms = :terms ADD stock_rev :one")
+        .condition_expression(format!(
+            "{} AND {}",
+            equals_or_absent("version", ":was", revision.version),
+            equals_or_absent("stock_rev", ":rev", revision.stock_rev)
+        ))
+        .expression_attribute_values(
+            ":warehouses",
+            aws_sdk_dynamodb::types::AttributeValue::M(
+                warehouses
+                    .iter()
+                    .map(|w| (w.as_str().to_string(), aws_sdk_dynamodb::types::AttributeValue::Bool(true)))
+                    .collect(),
+            ),
+        )
+        .expression_attribute_values(":terms", super::n(terms))
+        .expression_attribute_values(":one", super::n(1))
+        .expression_attribute_values(":was", super::n(revision.version))
+        .expression_attribute_values(":rev", super::n(revision.stock_rev))
         .build()?)
 }
 
