@@ -170,7 +170,8 @@ impl Config {
         }
     }
 
-    /// The expiry scheduler this configuration asks for.
+    /// The expiry scheduler this configuration asks for (a `Schedules` for the functions
+    /// that create or delete schedules).
     pub fn scheduler(&self, sdk: &aws_config::SdkConfig) -> Arc<dyn ExpiryScheduler> {
         match &self.scheduler {
             Some(target) => {
@@ -187,17 +188,24 @@ impl Config {
         }
     }
 
+    /// No expiry scheduler, whatever the configuration says (a `Schedules` for the
+    /// functions that never touch schedules).
+    pub fn no_scheduler(&self, _sdk: &aws_config::SdkConfig) -> Arc<dyn ExpiryScheduler> {
+        Arc::new(NoScheduler)
+    }
+
     /// Builds the application with unrestricted clients: what the local platform and test
     /// harnesses use (table setup, inspection). A function runs `function_app` instead.
     /// On the local stack the template's IAM policies are loaded here, so that
     /// `App::for_function` can restrict each function to its own.
     pub async fn build_app(&self, clock: Arc<dyn Clock>) -> Result<App, ConfigError> {
-        Ok(self.build_app_with_sdk(clock).await?.0)
+        Ok(self.build_app_with_sdk(clock, Config::scheduler).await?.0)
     }
 
     async fn build_app_with_sdk(
         &self,
         clock: Arc<dyn Clock>,
+        schedules: Schedules,
     ) -> Result<(App, aws_config::SdkConfig), ConfigError> {
         let iam = if self.is_local() {
             Some(Arc::new(crate::iam::LocalIam::from_env(&self.local_names())?))
@@ -227,7 +235,7 @@ impl Config {
                 cursors: CursorCodec::new(key.as_bytes()),
             },
         )
-        .with_scheduler(self.scheduler(&sdk))
+        .with_scheduler(schedules(self, &sdk))
         .with_local_iam(iam);
         Ok((app, sdk))
     }
@@ -255,8 +263,20 @@ impl Config {
     /// from Secrets Manager once, here, for the functions that have cursors), and on the
     /// local stack every AWS call it makes held to that function's policy in the template.
     pub async fn function_app(&self, binary: &str, clock: Arc<dyn Clock>) -> Result<App, ConfigError> {
+        self.function_app_with(binary, clock, Config::scheduler).await
+    }
+
+    /// `function_app` with the expiry scheduler `schedules` makes: what a function's
+    /// binary runs. A function that never creates or deletes schedules passes
+    /// `Config::no_scheduler`, and its binary then does not link the Scheduler client.
+    pub async fn function_app_with(
+        &self,
+        binary: &str,
+        clock: Arc<dyn Clock>,
+        schedules: Schedules,
+    ) -> Result<App, ConfigError> {
         let key = self.cursor_key(Some(binary))?;
-        let (app, sdk) = self.build_app_with_sdk(clock).await?;
+        let (app, sdk) = self.build_app_with_sdk(clock, schedules).await?;
         let mut app = app.for_function(binary)?;
         let key = match key {
             CursorKey::Given(key) => key,
@@ -284,6 +304,12 @@ impl Config {
         Ok(app.with_metrics(Arc::new(Emf::new(namespace, binary))))
     }
 }
+
+/// How a function's application gets its expiry scheduler: `Config::scheduler` or
+/// `Config::no_scheduler`. A function pointer chosen where the binary is wired, not a
+/// flag read at run time, so that a binary names only the one it uses and the linker
+/// leaves the Scheduler client out of the others (about 0.2 MB each).
+pub type Schedules = fn(&Config, &aws_config::SdkConfig) -> Arc<dyn ExpiryScheduler>;
 
 /// A random key for a function without cursors (160 random bits from two ULIDs).
 fn throwaway_key() -> String {

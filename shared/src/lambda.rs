@@ -21,7 +21,9 @@ use std::sync::Arc;
 /// start, then one `dispatch` per request over that function's routes only.
 pub async fn run_http(function: &'static HttpFunction) -> Result<(), Error> {
     init_tracing();
-    let app = Config::from_env()?.function_app(function.name, Arc::new(SystemClock)).await?;
+    let app = Config::from_env()?
+        .function_app_with(function.name, Arc::new(SystemClock), function.schedules)
+        .await?;
     lambda_http::run(service_fn(|event: Request| {
         let app = &app;
         async move { Ok::<_, Error>(handle(app, function, event).await) }

@@ -35,6 +35,9 @@ pub struct Sale {
     pub wall_s: f64,
     pub requests: u64,
     pub conflict_retries: u64,
+    /// Capacity units consumed (the service's side only).
+    pub read_units: f64,
+    pub write_units: f64,
     /// Summed over buyers: waiting for DynamoDB, waiting before retries.
     pub dynamodb_s: f64,
     pub backoff_s: f64,
@@ -45,7 +48,12 @@ pub struct Sale {
 
 /// This process's CPU time so far (user + system; Linux's /proc, NaN elsewhere).
 pub fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return f64::NAN };
+    cpu_seconds_in("/proc/self/stat")
+}
+
+/// The CPU time so far of the process whose `/proc/<pid>/stat` is at `stat`.
+pub fn cpu_seconds_in(stat: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(stat) else { return f64::NAN };
     // Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<f64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
@@ -89,18 +97,20 @@ impl Sale {
 
 /// The service's side: `buyers` distinct buyers, `c` at a time, over HTTP through the
 /// local gateway, each holding one unit of each of `lines` products of `units` units in
-/// one warehouse (one line: `POST /api/reservations`; more: a batch hold). Returns the
-/// sale and the first product's final (on_hand, reserved, available).
+/// one warehouse, in `buckets` stock buckets (one line: `POST /api/reservations`; more:
+/// a batch hold). Returns the sale and the first product's final (on_hand, reserved,
+/// available).
 pub async fn service_sale(
     gw: &TestGateway,
     buyers: usize,
     units: usize,
     c: usize,
     lines: usize,
+    buckets: usize,
 ) -> (Sale, (i64, i64, i64)) {
     let mut products = Vec::new();
     for _ in 0..lines {
-        products.push(gw.product(json!({ "main": units })).await);
+        products.push(gw.bucketed_product(json!({ "main": units }), buckets).await);
     }
     let (path, body) = if lines == 1 {
         ("/api/reservations", json!({"product_id": products[0], "quantity": 1}))
@@ -132,6 +142,8 @@ pub async fn service_sale(
         wall_s,
         requests: spent.requests,
         conflict_retries: gw.app.store.take_conflict_retries(),
+        read_units: spent.read_units,
+        write_units: spent.write_units,
         dynamodb_s: spent.dynamodb_seconds,
         backoff_s: spent.backoff_seconds,
         cpu_s: cpu_seconds() - cpu,

@@ -82,6 +82,10 @@ async fn main() {
         Some("lists") => save("order_lists", lists().await),
         Some("cold") => save("cold_start", cold_start(arg(&args, 1, 10), args.get(2).map(Into::into)).await),
         Some("cost") => save("cost", cost().await),
+        Some("warm") => save(
+            "warm",
+            warm(arg(&args, 1, 300), args.iter().skip(2).map(Into::into).collect()).await,
+        ),
         Some("spread") => save("spread", spread(arg(&args, 1, 1000), arg(&args, 2, 50), arg(&args, 3, 32)).await),
         Some("storm") => save(
             "expiry_storm",
@@ -115,7 +119,7 @@ async fn main() {
             save("hot_sku", hot::hot_sku(50_000, 400));
         }
         _ => eprintln!(
-            "usage: bench all | flash [BUYERS] [UNITS] [C] [BUCKETS] | walk [USERS] [C] | batch [CARTS] [C] | spread [N] [PRODUCTS] [C] | lists | cold [RUNS] | cost | reserve [N] [C,..] | expiry [N] [TTL] | orders [SINGLE] [SPREAD] [USERS]"
+            "usage: bench all | flash [BUYERS] [UNITS] [C] [BUCKETS] | walk [USERS] [C] | batch [CARTS] [C] | spread [N] [PRODUCTS] [C] | lists | cold [RUNS] [DIR] | warm [N] DIR.. | cost | reserve [N] [C,..] | expiry [N] [TTL] | orders [SINGLE] [SPREAD] [USERS]"
         ),
     }
 }
@@ -602,72 +606,34 @@ async fn flash_sale(buyers: usize, units: usize, c: usize, buckets: usize) -> se
         return fair_flash_sale(buyers, units, c, 1).await;
     }
     let gw = gateway().await;
-    let warm = gw.product(json!({"main": 100})).await;
-    for i in 0..10 {
-        gw.post(
-            "/api/reservations",
-            Some(&token(&format!("warm-{i}"), false)),
-            json!({"product_id": warm, "quantity": 1}),
-        )
-        .await;
-    }
-    let product = gw.bucketed_product(json!({ "main": units }), buckets).await;
-    let run = ulid::Ulid::new().to_string();
-    let before = gw.app.store.metrics().snapshot();
-    let started = Instant::now();
-    let results: Vec<(u16, String, f64)> = stream::iter(0..buyers)
-        .map(|i| {
-            let (gw, product, run) = (&gw, product.clone(), run.clone());
-            async move {
-                let t = token(&format!("flash-{run}-{i}"), false);
-                let sent = Instant::now();
-                let r = gw
-                    .post("/api/reservations", Some(&t), json!({"product_id": product, "quantity": 1}))
-                    .await;
-                (r.status, r.code().to_string(), sent.elapsed().as_secs_f64() * 1000.0)
-            }
-        })
-        .buffer_unordered(c)
-        .collect()
-        .await;
-    let wall = started.elapsed().as_secs_f64();
-    let calls = gw.app.store.metrics().snapshot() - before;
-    let ok: Vec<f64> = results.iter().filter(|r| r.0 == 201).map(|r| r.2).collect();
-    let rejected: Vec<f64> = results.iter().filter(|r| r.1 == "insufficient_stock").map(|r| r.2).collect();
-    let other = results.len() - ok.len() - rejected.len();
-    let (on_hand, reserved, available) = gw.stock_of(&product, "main").await;
-    let sold = ok.len();
-    let service = stats(ok.clone());
-    let baseline = if buckets > 1 { json!(null) } else { bare_transactions(&gw.app, buyers, c).await };
-    let ratio =
-        service["p50_ms"].as_f64().unwrap_or(f64::NAN) / baseline["p50_ms"].as_f64().unwrap_or(f64::NAN);
+    // A short sale first, so that no cold connection or first-use cost lands in the figures.
+    fair::service_sale(&gw, 20, 10, 4, 1, 1).await;
+    let (sale, (on_hand, reserved, available)) = fair::service_sale(&gw, buyers, units, c, 1, buckets).await;
+    let sold = sale.ok.len();
     println!(
-        "flash sale: {buyers} buyers, {units} units in {buckets} bucket(s), concurrency {c}: {:.0} req/s over {wall:.1} s",
-        buyers as f64 / wall
+        "flash sale: {buyers} buyers, {units} units in {buckets} bucket(s), concurrency {c}: {:.0} req/s over {:.1} s",
+        sale.per_second(),
+        sale.wall_s
     );
-    let per_request = calls.requests as f64 / buyers as f64;
+    let per_request = sale.requests as f64 / buyers as f64;
     println!(
         "  DynamoDB requests per HTTP request {per_request:.2}, write units per unit sold {:.1}",
-        calls.write_units / ok.len().max(1) as f64
+        sale.write_units / sold.max(1) as f64
     );
     println!(
-        "  sold {sold}, rejected {}, other {other}, oversold {}",
-        rejected.len(),
+        "  sold {sold}, rejected {}, other {}, oversold {}",
+        sale.refused.len(),
+        sale.other,
         sold.saturating_sub(units)
     );
     println!("  final stock on_hand/reserved/available = {on_hand}/{reserved}/{available}");
-    println!("  successes:  {}", show(&service));
-    println!("  rejections: {}", show(&stats(rejected.clone())));
-    if buckets == 1 {
-        println!("  bare TransactWriteItems at concurrency {c}: {}", show(&baseline));
-        println!("  service p50 / bare p50 = {ratio:.2}");
-    }
+    println!("  successes:  {}", show(&stats(sale.ok.clone())));
+    println!("  rejections: {}", show(&stats(sale.refused.clone())));
     json!({
-        "buyers": buyers, "units": units, "concurrency": c, "stock_buckets": buckets, "requests_per_second": buyers as f64 / wall,
-        "dynamodb_requests_per_request": per_request, "write_units": calls.write_units, "read_units": calls.read_units,
-        "sold": sold, "rejected": rejected.len(), "other": other, "oversold": sold.saturating_sub(units),
+        "buyers": buyers, "units": units, "concurrency": c, "stock_buckets": buckets,
+        "dynamodb_requests_per_request": per_request, "write_units": sale.write_units, "read_units": sale.read_units,
         "final_stock": {"on_hand": on_hand, "reserved": reserved, "available": available},
-        "successes": service, "rejections": stats(rejected), "bare_transaction": baseline, "service_over_bare_p50": ratio,
+        "sale": sale.json(units),
     })
 }
 
@@ -680,10 +646,10 @@ async fn fair_flash_sale(buyers: usize, units: usize, c: usize, lines: usize) ->
     let gw = gateway().await;
     let table = gw.app.store.table().to_string();
     fair::bare_sale(&table, 20, 10, 4, lines, fair::Bare::Transact).await;
-    fair::service_sale(&gw, 20, 10, 4, lines).await;
+    fair::service_sale(&gw, 20, 10, 4, lines, 1).await;
     println!("flash sale, fair: {buyers} buyers, {lines} line(s) of one unit, {units} units per product, concurrency {c}");
     let bare = fair::bare_sale(&table, buyers, units, c, lines, fair::Bare::Transact).await;
-    let (service, (on_hand, reserved, available)) = fair::service_sale(&gw, buyers, units, c, lines).await;
+    let (service, (on_hand, reserved, available)) = fair::service_sale(&gw, buyers, units, c, lines, 1).await;
     let read_first = fair::bare_sale(&table, buyers, units, c, lines, fair::Bare::ReadFirst).await;
     let mut out = fair::report(&service, &bare, &read_first, units);
     println!("  service final stock on_hand/reserved/available = {on_hand}/{reserved}/{available}");
@@ -1051,6 +1017,127 @@ mod runtime_api {
     }
 }
 
+/// Starts the function binary `bin` as Lambda would, against `emulator`, with DynamoDB at
+/// `endpoint` (trusting the certificate in `ca` for HTTPS).
+fn spawn_function(
+    bin: &std::path::Path,
+    function: &str,
+    emulator: &runtime_api::Emulator,
+    endpoint: &str,
+    ca: Option<&std::path::Path>,
+    app: &shared::service::App,
+) -> std::process::Child {
+    let mut command = std::process::Command::new(bin);
+    command
+        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{}", emulator.port))
+        .env("AWS_LAMBDA_FUNCTION_NAME", function)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("DYNAMODB_ENDPOINT", endpoint)
+        .env("TABLE_NAME", app.store.table())
+        .env("AUDIT_TABLE_NAME", app.store.audit_table())
+        .env("LOG_FORMAT", "text")
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Some(ca) = ca {
+        command.env("SSL_CERT_FILE", ca);
+    }
+    command.spawn().expect("start function")
+}
+
+/// Seconds the process `pid` has run on a CPU, summed over its threads, to the
+/// nanosecond (`/proc/<pid>/task/*/schedstat`; `/proc/<pid>/stat` counts in 10 ms ticks,
+/// too coarse for a fraction of a millisecond per request).
+fn cpu_on_record(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return f64::NAN };
+    let ns: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    ns as f64 / 1e9
+}
+
+/// For each build (a directory of function binaries) and function: one instance kept
+/// warm, `n` invocations one after another over HTTPS (as in AWS): wall time per
+/// invocation (p50/p99) and the instance's CPU time per invocation after the first. The
+/// builds are taken in turn, twice, so that a drift of the machine shows as a difference
+/// between rounds rather than between builds.
+async fn warm(n: usize, dirs: Vec<std::path::PathBuf>) -> serde_json::Value {
+    let app = app().await;
+    let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let emulator = runtime_api::Emulator::start().await;
+    let plain = std::env::var("DYNAMODB_ENDPOINT").unwrap_or_default();
+    let upstream = plain.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let tls_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench/tls");
+    let (endpoint, ca) = match tls::start(&tls_dir, upstream).await {
+        Ok(t) => (t.url.clone(), Some(t.ca_file.clone())),
+        Err(e) => {
+            println!("(no TLS endpoint: {e}; plain HTTP instead)");
+            (plain.clone(), None)
+        }
+    };
+    let cases = [("reserve", "apigw/get-reservation.json"), ("expire", "expire.json")];
+    println!(
+        "warm instances: {n} invocations each, one at a time, DynamoDB over {}",
+        if ca.is_some() { "HTTPS" } else { "HTTP" }
+    );
+    println!(
+        "{:<8} {:<40} {:>9} | {:>9} {:>9} | {:>12}",
+        "function", "build", "MB", "p50 ms", "p99 ms", "CPU ms/req"
+    );
+    let mut rows = Vec::new();
+    for round in 1..=2 {
+        for (function, fixture) in cases {
+            let event = std::fs::read_to_string(events.join(fixture)).expect("fixture");
+            for dir in &dirs {
+                let bin = dir.join(function);
+                let Ok(meta) = std::fs::metadata(&bin) else {
+                    println!("{function:<8} {:<40} (binary missing)", dir.display());
+                    continue;
+                };
+                let mut child = spawn_function(&bin, function, &emulator, &endpoint, ca.as_deref(), &app);
+                let mut times = Vec::with_capacity(n);
+                let mut ok = true;
+                let mut cpu_after_first = 0.0;
+                for i in 0..=n {
+                    emulator.offer(event.clone()).await;
+                    let sent = Instant::now();
+                    match emulator.outcome().await {
+                        Some((at, success)) => {
+                            ok &= success;
+                            if i > 0 {
+                                times.push((at - sent).as_secs_f64() * 1000.0);
+                            }
+                        }
+                        None => ok = false,
+                    }
+                    if i == 0 {
+                        cpu_after_first = cpu_on_record(child.id());
+                    }
+                }
+                let cpu_ms = (cpu_on_record(child.id()) - cpu_after_first) * 1000.0 / n.max(1) as f64;
+                let _ = child.kill();
+                let _ = child.wait();
+                times.sort_by(f64::total_cmp);
+                let mb = meta.len() as f64 / 1e6;
+                let (p50, p99) = (percentile(&times, 50.0), percentile(&times, 99.0));
+                println!(
+                    "{function:<8} {:<40} {mb:>9.2} | {p50:>9.2} {p99:>9.2} | {cpu_ms:>12.3}{}",
+                    dir.display(),
+                    if ok { "" } else { " (some failed)" }
+                );
+                rows.push(
+                    json!({"round": round, "function": function, "build": dir.display().to_string(), "mb": mb,
+                    "p50_ms": p50, "p99_ms": p99, "cpu_ms_per_request": cpu_ms, "all_succeeded": ok}),
+                );
+            }
+        }
+    }
+    json!(rows)
+}
+
 /// For each function binary: time from process start to its first response (init plus
 /// one invocation against DynamoDB Local), median of `runs`, and its resident memory
 /// after that request.
@@ -1109,23 +1196,7 @@ async fn cold_start(runs: usize, dir: Option<std::path::PathBuf>) -> serde_json:
             for _ in 0..runs {
                 emulator.offer(event.clone()).await;
                 let started = Instant::now();
-                let mut command = std::process::Command::new(&bin);
-                command
-                    .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{}", emulator.port))
-                    .env("AWS_LAMBDA_FUNCTION_NAME", function)
-                    .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-                    .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-                    .env("DYNAMODB_ENDPOINT", &endpoint)
-                    .env("TABLE_NAME", app.store.table())
-                    .env("AUDIT_TABLE_NAME", app.store.audit_table())
-                    .env("LOG_FORMAT", "text")
-                    .env("RUST_LOG", "error")
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null());
-                if let Some(ca) = &ca {
-                    command.env("SSL_CERT_FILE", ca);
-                }
-                let mut child = command.spawn().expect("start function");
+                let mut child = spawn_function(&bin, function, &emulator, &endpoint, ca.as_deref(), &app);
                 match emulator.outcome().await {
                     Some((at, success)) => {
                         ok &= success;

@@ -256,3 +256,43 @@ fn fill_substitutions(text: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// A function's binary builds the Scheduler client exactly when its template policy
+/// grants Scheduler actions: a function that needs it and lacks it would create no
+/// schedules (holds would wait for the sweep); one that has it without need links the
+/// client for nothing.
+#[test]
+fn the_functions_whose_policy_grants_scheduler_actions_are_the_ones_wired_with_the_scheduler() {
+    let t = template();
+    let mut config = shared::config::Config::from_env().expect("config");
+    config.scheduler = Some(shared::adapters::scheduler::EventBridgeTarget {
+        group: "g".into(),
+        function_arn: "arn:aws:lambda:us-east-1:123456789012:function:expire".into(),
+        role_arn: "arn:aws:iam::123456789012:role/scheduler".into(),
+        dead_letter_arn: None,
+    });
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .build();
+    let mut wired = BTreeSet::new();
+    for f in API {
+        let scheduler = (f.schedules)(&config, &sdk);
+        if !format!("{scheduler:?}").starts_with("NoScheduler") {
+            wired.insert(f.name.to_string());
+        }
+    }
+    let mut granted = BTreeSet::new();
+    for (_, res) in t["Resources"].as_mapping().expect("Resources") {
+        if res["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let policies = serde_yaml::to_string(&res["Properties"]["Policies"]).expect("yaml");
+        let binary = res["Metadata"]["BuildProperties"]["Binary"].as_str().expect("Binary");
+        if policies.contains("scheduler:") && API.iter().any(|f| f.name == binary) {
+            granted.insert(binary.to_string());
+        }
+    }
+    assert_eq!(wired, granted);
+    assert_eq!(granted, BTreeSet::from(["order".to_string(), "reserve".to_string()]));
+}

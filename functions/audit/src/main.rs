@@ -11,7 +11,8 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let app = Config::from_env()?.function_app(AUDIT_FN, Arc::new(SystemClock)).await?;
+    let app =
+        Config::from_env()?.function_app_with(AUDIT_FN, Arc::new(SystemClock), Config::no_scheduler).await?;
     run(service_fn(|event: LambdaEvent<StreamEvent>| {
         let app = &app;
         async move {

@@ -11,7 +11,8 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let app = Config::from_env()?.function_app(SWEEP_FN, Arc::new(SystemClock)).await?;
+    let app =
+        Config::from_env()?.function_app_with(SWEEP_FN, Arc::new(SystemClock), Config::no_scheduler).await?;
     let settings = SweepSettings::from_env()?;
     // The scheduled event's payload carries nothing the sweep needs.
     run(service_fn(|event: LambdaEvent<SweepEvent>| {

@@ -3,6 +3,7 @@
 //! compares them with `template.yaml`.
 
 use super::handlers::{self as h, Handler};
+use crate::config::{Config, Schedules};
 use http::Method;
 
 /// Names every route (logs, tests).
@@ -43,11 +44,15 @@ pub struct Route {
 }
 
 /// An HTTP Lambda function and the routes it serves. A function's binary names only its
-/// own table, so it links only its own handlers (and the docs assets only where served).
+/// own table, so it links only its own handlers (and the docs assets only where served),
+/// and only the expiry scheduler it uses (`schedules`: `Config::scheduler` for the
+/// functions whose template policy grants Scheduler actions, else
+/// `Config::no_scheduler`; a test holds the two together).
 #[derive(Debug)]
 pub struct HttpFunction {
     pub name: &'static str,
     pub routes: &'static [Route],
+    pub schedules: Schedules,
 }
 
 pub const PRODUCTS_FN: &str = "products";
@@ -72,6 +77,7 @@ const fn route(
 /// (the one public-facing function) so that no function exists only for documentation.
 pub static PRODUCTS: HttpFunction = HttpFunction {
     name: PRODUCTS_FN,
+    schedules: Config::no_scheduler,
     routes: &[
         route(RouteId::ListProducts, Method::GET, "/api/products", PRODUCTS_FN, true, h::list_products),
         route(RouteId::CreateProduct, Method::POST, "/api/products", PRODUCTS_FN, false, h::create_product),
@@ -100,6 +106,7 @@ pub static PRODUCTS: HttpFunction = HttpFunction {
 
 pub static RESERVE: HttpFunction = HttpFunction {
     name: RESERVE_FN,
+    schedules: Config::scheduler,
     routes: &[
         route(
             RouteId::CreateReservation,
@@ -146,6 +153,7 @@ pub static RESERVE: HttpFunction = HttpFunction {
 
 pub static ORDER: HttpFunction = HttpFunction {
     name: ORDER_FN,
+    schedules: Config::scheduler,
     routes: &[
         route(RouteId::CreateOrder, Method::POST, "/api/orders", ORDER_FN, false, h::create_order),
         route(RouteId::GetOrder, Method::GET, "/api/orders/{id}", ORDER_FN, false, h::get_order),
@@ -154,6 +162,7 @@ pub static ORDER: HttpFunction = HttpFunction {
 
 pub static TRANSITION: HttpFunction = HttpFunction {
     name: TRANSITION_FN,
+    schedules: Config::no_scheduler,
     routes: &[route(
         RouteId::ChangeOrderStatus,
         Method::PATCH,
@@ -166,11 +175,13 @@ pub static TRANSITION: HttpFunction = HttpFunction {
 
 pub static LIST: HttpFunction = HttpFunction {
     name: LIST_FN,
+    schedules: Config::no_scheduler,
     routes: &[route(RouteId::ListOrders, Method::GET, "/api/orders", LIST_FN, false, h::list_orders)],
 };
 
 pub static AUDIT_API: HttpFunction = HttpFunction {
     name: AUDIT_API_FN,
+    schedules: Config::no_scheduler,
     routes: &[route(RouteId::ListAudit, Method::GET, "/api/audit", AUDIT_API_FN, false, h::list_audit)],
 };
 

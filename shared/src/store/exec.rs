@@ -49,7 +49,8 @@ macro_rules! conditional_write {
         pub async fn $name(&self, op: &'static str, request: $builder) -> Result<Write, StoreError> {
             crate::deadline::note_write();
             let api = stringify!($builder).trim_end_matches("FluentBuilder");
-            match self.timed(op, api, request.return_consumed_capacity(ReturnConsumedCapacity::Total).send()).await {
+            let send = request.return_consumed_capacity(ReturnConsumedCapacity::Total).send();
+            match self.timed(op, api, Access::Write, send).await {
                 Ok(out) => {
                     self.metrics.write(out.consumed_capacity());
                     Ok(Write::Applied)
@@ -65,6 +66,13 @@ macro_rules! conditional_write {
             }
         }
     };
+}
+
+/// Whether a request reads or writes, as the counters tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
 }
 
 /// The outcome of a single conditional write.
@@ -111,12 +119,17 @@ impl Db {
     }
 
     /// Sends one request (`send`, a future) in its `dynamodb{op, api}` span and counts it
-    /// (as a write unless `api` reads), with the time to its answer, success or not.
-    async fn timed<T>(&self, op: &'static str, api: &'static str, send: impl Future<Output = T>) -> T {
+    /// as a read or a write, with the time to its answer, success or not.
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        api: &'static str,
+        access: Access,
+        send: impl Future<Output = T>,
+    ) -> T {
         let started = Instant::now();
         let out = send.instrument(sdk_call(op, api)).await;
-        let write = !matches!(api, "GetItem" | "Query" | "BatchGetItem" | "TransactGetItems");
-        self.metrics.sent(write, started.elapsed());
+        self.metrics.sent(access == Access::Write, started.elapsed());
         out
     }
 
@@ -163,6 +176,7 @@ impl Db {
             .timed(
                 op,
                 "GetItem",
+                Access::Read,
                 self.client
                     .get_item()
                     .table_name(table)
@@ -189,6 +203,7 @@ impl Db {
             .timed(
                 op,
                 "Query",
+                Access::Read,
                 query
                     .set_exclusive_start_key(start)
                     .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -246,6 +261,7 @@ impl Db {
                         .timed(
                             "batch_get",
                             "BatchGetItem",
+                            Access::Read,
                             self.client
                                 .batch_get_item()
                                 .set_request_items(Some(keys))
@@ -292,6 +308,7 @@ impl Db {
                     .timed(
                         op,
                         "BatchWriteItem",
+                        Access::Write,
                         self.client
                             .batch_write_item()
                             .set_request_items(Some(requests))
@@ -359,6 +376,7 @@ impl Db {
                 .timed(
                     "snapshot",
                     "TransactGetItems",
+                    Access::Read,
                     self.client
                         .transact_get_items()
                         .set_transact_items(Some(gets.clone()))
@@ -407,6 +425,7 @@ impl Db {
                 .timed(
                     op,
                     "TransactWriteItems",
+                    Access::Write,
                     self.client
                         .transact_write_items()
                         .set_transact_items(Some(items.clone()))
