@@ -48,12 +48,7 @@ pub struct Sale {
 
 /// This process's CPU time so far (user + system; Linux's /proc, NaN elsewhere).
 pub fn cpu_seconds() -> f64 {
-    cpu_seconds_in("/proc/self/stat")
-}
-
-/// The CPU time so far of the process whose `/proc/<pid>/stat` is at `stat`.
-pub fn cpu_seconds_in(stat: &str) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(stat) else { return f64::NAN };
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return f64::NAN };
     // Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<f64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();

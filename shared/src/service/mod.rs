@@ -61,8 +61,8 @@ pub struct App {
     iam: Option<Arc<LocalIam>>,
 }
 
-/// More products than this in `App::terms` (or `App::sold_out`) and it starts over: a bound on memory, far
-/// above the products one instance sees in its lifetime.
+/// More products than this in `App::terms` (or `App::sold_out`) and it starts over: a
+/// bound on memory, far above the products one instance sees in its lifetime.
 const TERMS_KEPT: usize = 10_000;
 
 impl App {

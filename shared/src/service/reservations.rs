@@ -149,8 +149,8 @@ impl App {
         }
         let sold_out = line.warehouse_id.is_none() && self.sold_out(&line.product_id);
         let picked = match plan_pick(line.warehouse_id.as_ref(), terms.sole_warehouse(), sold_out) {
-            PickPlan::Named(w) => Picked { warehouse: w.clone(), terms, by: PickedBy::Named },
-            PickPlan::Sole(w) => Picked { warehouse: w.clone(), terms, by: PickedBy::Sole },
+            PickPlan::Named(w) => Picked { warehouse: w, terms, by: PickedBy::Named },
+            PickPlan::Sole(w) => Picked { warehouse: w, terms, by: PickedBy::Sole },
             PickPlan::Read => {
                 let product = self.get_product(&line.product_id).await?;
                 if !product.active {

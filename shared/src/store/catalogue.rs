@@ -8,6 +8,7 @@ use crate::domain::buckets::split_evenly;
 use crate::domain::product::Product;
 use crate::domain::stock::{StockLevel, Units, WarehouseId};
 use crate::domain::time::format_time;
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use futures::future::try_join_all;
 use std::collections::HashMap;
 use thiserror::Error;
@@ -119,19 +120,7 @@ impl Catalogue {
         let now = format_time(now);
         let mut items = vec![records::update(product::change(table, revision, next, &now, actor)?)];
         if terms_changed {
-            for level in &next.stock {
-                for bucket in 0..next.stock_buckets.max(1) {
-                    let row = stock_rec::Row {
-                        table,
-                        product_id: &next.id,
-                        warehouse: level.warehouse_id.as_str(),
-                        bucket,
-                        now: &now,
-                        actor,
-                    };
-                    items.push(records::update(row.retag(next.terms)?));
-                }
-            }
+            items.extend(self.retagged(next, next.terms, &now, actor)?);
         }
         if items.len() > MAX_TRANSACTION_ITEMS {
             return Ok(Changed::TooManyRows);
@@ -161,19 +150,9 @@ impl Catalogue {
         let table = &*self.repo.table;
         let now = format_time(now);
         let k = product.stock_buckets.max(1);
-        let had: Vec<&WarehouseId> = product.stock.iter().map(|l| &l.warehouse_id).collect();
-        let terms = if had.len() == 1 { product.terms + 1 } else { product.terms };
-        let mut warehouses: Vec<WarehouseId> = had.iter().map(|w| (*w).clone()).collect();
-        warehouses.push(warehouse.clone());
-        warehouses.sort();
-        let row = |warehouse, bucket| stock_rec::Row {
-            table,
-            product_id: &product.id,
-            warehouse,
-            bucket,
-            now: &now,
-            actor,
-        };
+        let terms = if product.stock.len() == 1 { product.terms + 1 } else { product.terms };
+        let warehouses: Vec<WarehouseId> =
+            product.stock.iter().map(|l| l.warehouse_id.clone()).chain([warehouse.clone()]).collect();
         let mut items = vec![records::update(product::opened_warehouse(
             table,
             &product.id,
@@ -182,16 +161,20 @@ impl Catalogue {
             terms,
         )?)];
         if terms != product.terms {
-            for w in &had {
-                for bucket in 0..k {
-                    items.push(records::update(row(w.as_str(), bucket).retag(terms)?));
-                }
-            }
+            items.extend(self.retagged(product, terms, &now, actor)?);
         }
         // Every bucket gets a row, even with a share of 0: readers rely on a known
         // warehouse having a row in each (`Stock::all_buckets`).
         for (bucket, x) in split_evenly(delta, k).into_iter().enumerate() {
-            items.push(records::update(row(warehouse.as_str(), bucket).add(x, terms)?));
+            let row = stock_rec::Row {
+                table,
+                product_id: &product.id,
+                warehouse: warehouse.as_str(),
+                bucket,
+                now: &now,
+                actor,
+            };
+            items.push(records::update(row.add(x, terms)?));
         }
         if items.len() > MAX_TRANSACTION_ITEMS {
             return Ok(Changed::TooManyRows);
@@ -202,6 +185,33 @@ impl Catalogue {
             Err(StoreError::ConditionFailed { .. }) => Ok(Changed::Moved),
             Err(e) => Err(e),
         }
+    }
+
+    /// The updates that give every stock row of `product` (every warehouse it was read
+    /// with, every bucket) the terms version `terms`: a change of terms, or a product that
+    /// gains its second warehouse.
+    fn retagged(
+        &self,
+        product: &Product,
+        terms: i64,
+        now: &str,
+        actor: &str,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut items = Vec::new();
+        for level in &product.stock {
+            for bucket in 0..product.stock_buckets.max(1) {
+                let row = stock_rec::Row {
+                    table: &self.repo.table,
+                    product_id: &product.id,
+                    warehouse: level.warehouse_id.as_str(),
+                    bucket,
+                    now,
+                    actor,
+                };
+                items.push(records::update(row.retag(terms)?));
+            }
+        }
+        Ok(items)
     }
 
     /// Up to `limit` products after `after` (an id), oldest first; `more` says whether

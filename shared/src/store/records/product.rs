@@ -236,24 +236,17 @@ pub fn change(
         None => ("", None),
     };
     let remove = if limit.is_none() { " REMOVE max_per_customer" } else { "" };
-    let mut u = super::update_at(table, product_pk(&next.id), PRODUCT_SK)
-        .update_expression(format!(
-            "SET #name = :name, price_cents = :price, active = :active, version = :version, terms = :terms, \
-             updated_at = :now, last_actor = :actor{set_limit}{remove}"
-        ))
-        .condition_expression(format!(
-            "{} AND {}",
-            equals_or_absent("version", ":was", revision.version),
-            equals_or_absent("stock_rev", ":rev", revision.stock_rev)
-        ))
+    let u = super::update_at(table, product_pk(&next.id), PRODUCT_SK).update_expression(format!(
+        "SET #name = :name, price_cents = :price, active = :active, version = :version, terms = :terms, \
+         updated_at = :now, last_actor = :actor{set_limit}{remove}"
+    ));
+    let mut u = at_revision(u, revision)
         .expression_attribute_names("#name", "name")
         .expression_attribute_values(":name", s(&next.name))
         .expression_attribute_values(":price", super::n(next.price_cents))
         .expression_attribute_values(":active", aws_sdk_dynamodb::types::AttributeValue::Bool(next.active))
         .expression_attribute_values(":version", super::n(next.version))
         .expression_attribute_values(":terms", super::n(next.terms))
-        .expression_attribute_values(":was", super::n(revision.version))
-        .expression_attribute_values(":rev", super::n(revision.stock_rev))
         .expression_attribute_values(":now", s(now))
         .expression_attribute_values(":actor", s(actor));
     if let Some(m) = limit {
@@ -293,27 +286,30 @@ pub fn opened_warehouse(
     warehouses: &[WarehouseId],
     terms: i64,
 ) -> Result<aws_sdk_dynamodb::types::Update, StoreError> {
-    Ok(super::update_at(table, product_pk(product_id), PRODUCT_SK)
-        .update_expression("SET warehouses = :warehouses, terms = :terms ADD stock_rev :one")
-        .condition_expression(format!(
-            "{} AND {}",
-            equals_or_absent("version", ":was", revision.version),
-            equals_or_absent("stock_rev", ":rev", revision.stock_rev)
-        ))
-        .expression_attribute_values(
-            ":warehouses",
-            aws_sdk_dynamodb::types::AttributeValue::M(
-                warehouses
-                    .iter()
-                    .map(|w| (w.as_str().to_string(), aws_sdk_dynamodb::types::AttributeValue::Bool(true)))
-                    .collect(),
-            ),
-        )
+    let listed = serde_dynamo::to_attribute_value(warehouse_map(warehouses))
+        .map_err(|e| StoreError::Internal(format!("item mapping: {e}")))?;
+    let u = super::update_at(table, product_pk(product_id), PRODUCT_SK)
+        .update_expression("SET warehouses = :warehouses, terms = :terms ADD stock_rev :one");
+    Ok(at_revision(u, revision)
+        .expression_attribute_values(":warehouses", listed)
         .expression_attribute_values(":terms", super::n(terms))
         .expression_attribute_values(":one", super::n(1))
-        .expression_attribute_values(":was", super::n(revision.version))
-        .expression_attribute_values(":rev", super::n(revision.stock_rev))
         .build()?)
+}
+
+/// `u` on condition that the product is still at `revision`: no change of it and no
+/// addition of stock since it was read.
+fn at_revision(
+    u: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+    revision: Revision,
+) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+    u.condition_expression(format!(
+        "{} AND {}",
+        equals_or_absent("version", ":was", revision.version),
+        equals_or_absent("stock_rev", ":rev", revision.stock_rev)
+    ))
+    .expression_attribute_values(":was", super::n(revision.version))
+    .expression_attribute_values(":rev", super::n(revision.stock_rev))
 }
 
 /// That the product's version is still `version` (an order snapshots its price).
