@@ -7,13 +7,21 @@ use crate::deadline::run;
 use crate::domain::DomainError;
 use crate::service::ports::Metric;
 use crate::service::{App, ExpireOutcome, SweepReport};
-use crate::store::records::audit::entry_from_record;
+use crate::store::records::audit::{entry_from_record, SetAside};
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::time::Instant;
 
-pub use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+/// A DynamoDB stream batch as Lambda's event source mapping delivers it, each record kept
+/// as raw JSON until it is decoded on its own (`handle_batch`): a record of any shape,
+/// however odd, must not fail the others or the invocation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StreamEvent {
+    #[serde(rename = "Records", default)]
+    pub records: Vec<Value>,
+}
 
 /// The binaries (and template functions) of the jobs and of the stream consumer.
 pub const EXPIRE_FN: &str = "expire";
@@ -87,9 +95,13 @@ pub async fn sweep(
     report?
 }
 
-/// Writes the entries of a batch. Records that fail (unreadable, or storage trouble) are
-/// reported by sequence number so that only they are retried (`ReportBatchItemFailures`);
-/// a redelivered record finds its entry already written and writes nothing.
+/// Writes the entries of a batch. A record that cannot become an entry, now or ever (it
+/// does not decode, or its item lacks what an entry needs), is logged, counted
+/// (`AuditRecordsSetAside`), set aside in the audit table for an operator
+/// (`store::audit::AuditLog::set_aside`) and skipped. Records whose write fails (storage
+/// trouble) are reported by sequence number so that only they are retried
+/// (`ReportBatchItemFailures`); a redelivered record finds its entry already written and
+/// writes nothing.
 ///
 /// Near the invocation's `deadline` the records not yet written are reported as failures
 /// (so they are retried) instead of being cut off mid-write.
@@ -106,30 +118,45 @@ pub async fn handle_batch(
     })
 }
 
-fn failure(r: &EventRecord) -> DynamoDbBatchItemFailure {
+/// The identifier Lambda takes back for a record: its sequence number, else its event id.
+fn failure(raw: &Value) -> DynamoDbBatchItemFailure {
     let mut failure = DynamoDbBatchItemFailure::default();
-    failure.item_identifier = r.change.sequence_number.clone().or_else(|| Some(r.event_id.clone()));
+    failure.item_identifier = sequence_number(raw).or_else(|| raw["eventID"].as_str().map(str::to_string));
     failure
+}
+
+fn sequence_number(raw: &Value) -> Option<String> {
+    raw["dynamodb"]["SequenceNumber"].as_str().map(str::to_string)
 }
 
 /// Time one batch write may take; none is started with less than twice this left.
 const BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(300);
 
-/// Reads every record, then writes the entries 25 to a request (`BatchWriteItem`) instead
-/// of one request each: an entry's key and content follow from its record, so a record
-/// delivered again rewrites the same entry. A record that cannot be read, or whose batch
-/// failed or found no time left, is reported for retry.
+/// Decodes every record on its own, then writes the entries 25 to a request
+/// (`BatchWriteItem`) instead of one request each: an entry's key and content follow from
+/// its record, so a record delivered again rewrites the same entry. Records that can
+/// never become an entry are set aside in the same way. A record whose batch failed or
+/// found no time left is reported for retry.
 async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse {
     let mut failures = Vec::new();
     let mut written = 0;
     let mut entries = Vec::new();
-    for r in &event.records {
-        match entry_from_record(r) {
+    let mut set_aside = Vec::new();
+    for raw in &event.records {
+        let decoded = serde_json::from_value::<EventRecord>(raw.clone())
+            .map_err(|e| format!("the record does not decode: {e}"))
+            .and_then(|r| entry_from_record(&r).map_err(|e| e.to_string()));
+        match decoded {
             Ok(None) => {}
-            Ok(Some(entry)) => entries.push((r, entry)),
-            Err(e) => {
-                tracing::warn!(event_id = %r.event_id, sequence_number = ?r.change.sequence_number, error = %e, "audit record unreadable");
-                failures.push(failure(r));
+            Ok(Some(entry)) => entries.push((raw, entry)),
+            Err(reason) => {
+                tracing::error!(
+                    event_id = raw["eventID"].as_str().unwrap_or("-"),
+                    sequence_number = sequence_number(raw).as_deref().unwrap_or("-"),
+                    reason,
+                    "stream record set aside: it can never become an audit entry"
+                );
+                set_aside.push((raw, SetAside::new(raw, &reason, app.clock.now())));
             }
         }
     }
@@ -147,7 +174,23 @@ async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse 
             }
         }
     }
+    let mut aside = 0;
+    for batch in set_aside.chunks(crate::store::exec::BATCH_WRITE_ITEMS) {
+        let result = if crate::deadline::allows(BATCH_TIME) {
+            app.store.audit.set_aside(batch.iter().map(|(_, s)| s)).await.map_err(|e| e.to_string())
+        } else {
+            Err("no time left in the invocation".to_string())
+        };
+        match result {
+            Ok(()) => aside += batch.len() as u64,
+            Err(error) => {
+                tracing::warn!(records = batch.len(), error, "setting records aside failed");
+                failures.extend(batch.iter().map(|(r, _)| failure(r)));
+            }
+        }
+    }
     app.metrics.count(Metric::AuditWritten, written);
+    app.metrics.count(Metric::AuditSetAside, aside);
     if !failures.is_empty() {
         app.metrics.count(Metric::AuditFailed, failures.len() as u64);
     }

@@ -110,7 +110,11 @@ impl ExpiryScheduler for BrokenScheduler {
     ) -> BoxFuture<'a, Result<(), SchedulerError>> {
         Box::pin(async { Err(SchedulerError::Failed("injected".into())) })
     }
-    fn cancel<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), SchedulerError>> {
+    fn cancel<'a>(
+        &'a self,
+        _: &'a str,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'a, Result<(), SchedulerError>> {
         Box::pin(async { Err(SchedulerError::Failed("injected".into())) })
     }
 }

@@ -504,3 +504,50 @@ async fn the_local_scheduler_runs_no_more_expiries_at_once_than_expire_may_run_i
     eprintln!("at most {most} expiries at once");
     assert!((2..=20).contains(&most), "expire's reserved concurrency is 20; {most} ran at once");
 }
+
+#[tokio::test]
+async fn a_write_the_sdk_gave_up_on_after_sending_it_says_its_outcome_is_unknown() {
+    let healthy = gateway().await;
+    let product = healthy.product(json!({"main": 5})).await;
+    let proxy = start_proxy().await;
+    // The SDK's own operation timeout, below any deadline of ours (as one configured in
+    // AWS may be): the write reaches DynamoDB and applies; its answer comes too late.
+    let mut app = app_via(&proxy.url).await;
+    let timeout = aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+        .operation_timeout(std::time::Duration::from_millis(500))
+        .build();
+    let conf = stockhold_tests::raw_client()
+        .await
+        .config()
+        .to_builder()
+        .endpoint_url(&proxy.url)
+        .timeout_config(timeout)
+        .build();
+    let db = shared::store::Db::new(aws_sdk_dynamodb::Client::from_conf(conf));
+    app.store = shared::store::Store::new(db, app.store.table(), app.store.audit_table());
+    let gw = gateway_for(app).await;
+
+    proxy.plan("TransactWriteItems", 1, Fault::AnswerLate(std::time::Duration::from_secs(2)));
+    let answered = proxy.faults.answered.notified();
+    let buyer = token(&unique("buyer"), false);
+    let body = json!({"product_id": product, "quantity": 1, "warehouse_id": "main"});
+    let r = gw.post("/api/reservations", Some(&buyer), body).await;
+    assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap_or("").contains("outcome is unknown"), "{}", r.body);
+    answered.await;
+    assert_eq!(healthy.stock_of(&product, "main").await, (5, 1, 4), "it did apply: hence 'unknown'");
+
+    // With an Idempotency-Key the lease tells what happened: the committed hold.
+    proxy.plan("TransactWriteItems", 1, Fault::AnswerLate(std::time::Duration::from_secs(2)));
+    let answered = proxy.faults.answered.notified();
+    let body = json!({"product_id": product, "quantity": 2, "warehouse_id": "main"});
+    let r = gw.reserve_with_key(&buyer, &unique("key"), body).await;
+    answered.await;
+    match r.status {
+        201 => assert_eq!(healthy.stock_of(&product, "main").await, (5, 3, 2)),
+        _ => {
+            assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.body);
+            assert!(r.body["detail"].as_str().unwrap_or("").contains("nothing was changed"), "{}", r.body);
+        }
+    }
+}

@@ -11,6 +11,7 @@ mod edge;
 mod expiry;
 mod extend;
 mod faults;
+mod hostile;
 mod iam;
 mod idempotency;
 mod local_stack;

@@ -55,8 +55,10 @@ async fn a_reservation_schedule_is_a_one_off_utc_at_schedule_that_deletes_itself
     scheduler.schedule(&id, expires_at).await.expect("create");
     scheduler.schedule(&id, expires_at).await.expect("creating it again (a retry) is success");
 
-    let got = client.get_schedule().name(&id).group_name(&group).send().await.expect("get");
-    assert_eq!(got.name(), Some(id.as_str()));
+    let name = shared::adapters::scheduler::schedule_name(&id, expires_at);
+    assert_eq!(name, format!("{id}-1893553445250"), "the reservation and its time in milliseconds");
+    let got = client.get_schedule().name(&name).group_name(&group).send().await.expect("get");
+    assert_eq!(got.name(), Some(name.as_str()));
     assert_eq!(got.group_name(), Some(group.as_str()));
     assert_eq!(got.schedule_expression(), Some("at(2030-01-02T03:04:06)"), "rounded up, never early");
     assert_eq!(got.schedule_expression_timezone(), Some("UTC"));
@@ -75,11 +77,20 @@ async fn a_reservation_schedule_is_a_one_off_utc_at_schedule_that_deletes_itself
     assert_eq!(t.dead_letter_config().and_then(|d| d.arn()), target.dead_letter_arn.as_deref());
 
     // Converting the hold into an order deletes its schedule (the `order` function).
-    order.scheduler.cancel(&id).await.expect("delete");
-    let gone = client.get_schedule().name(&id).group_name(&group).send().await;
+    order.scheduler.cancel(&id, expires_at).await.expect("delete");
+    let gone = client.get_schedule().name(&name).group_name(&group).send().await;
     assert!(gone.is_err(), "deleted");
     // Releasing it deletes it too (the `reserve` function); a missing one is success.
-    scheduler.cancel(&id).await.expect("deleting a missing schedule is success");
+    scheduler.cancel(&id, expires_at).await.expect("deleting a missing schedule is success");
+
+    // An extension makes the new end's schedule before it deletes the old one's.
+    let later = expires_at + chrono::Duration::minutes(10);
+    scheduler.schedule(&id, expires_at).await.expect("create");
+    scheduler.reschedule(&id, expires_at, later).await.expect("move");
+    let moved = shared::adapters::scheduler::schedule_name(&id, later);
+    assert!(client.get_schedule().name(&moved).group_name(&group).send().await.is_ok(), "the new one");
+    assert!(client.get_schedule().name(&name).group_name(&group).send().await.is_err(), "the old one gone");
+    scheduler.cancel(&id, later).await.expect("delete");
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use http::HeaderMap;
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use shared::http::identity::{flatten_claim, Claims};
-use shared::http::Auth;
+use shared::http::{bearer_token as bearer, Auth};
 
 pub const DEFAULT_SECRET: &str = "local-dev-secret";
 
@@ -66,11 +66,6 @@ fn claims_acceptable(claims: &Map<String, Value>, now: i64) -> bool {
         && time("exp", &|t| t + LEEWAY_SECONDS > now)
         && time("nbf", &|t| t - LEEWAY_SECONDS <= now)
         && time("iat", &|t| t - LEEWAY_SECONDS <= now)
-}
-
-fn bearer(header: &str) -> Option<&str> {
-    let (scheme, token) = header.trim().split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
 }
 
 #[cfg(test)]

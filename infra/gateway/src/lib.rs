@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cors;
 pub mod scheduler;
 pub mod stream;
+pub mod transport;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -84,7 +85,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = Router::new().fallback(handle).with_state(Arc::new(gateway));
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(transport::ProblemListener(listener), router).with_graceful_shutdown(shutdown).await
 }
 
 /// Most of an oversized body the gateway reads (and drops) before answering 413, and how

@@ -1,5 +1,6 @@
-//! Local stand-in for EventBridge Scheduler: one timer per reservation that runs the
-//! same `jobs::expire` the `expire` Lambda runs, at `expires_at`, and the `sweep` every
+//! Local stand-in for EventBridge Scheduler: one timer per reservation and time (the
+//! schedule's name in AWS: `adapters::scheduler::schedule_name`) that runs the same
+//! `jobs::expire` the `expire` Lambda runs, at that time, and the `sweep` every
 //! `SWEEP_INTERVAL_SECONDS` (plus once at start, to pick up holds left over from before
 //! a restart, as a missed schedule would be in AWS).
 
@@ -9,7 +10,7 @@ use shared::iam::IamError;
 use shared::jobs::{expire, sweep, ExpireEvent, SweepSettings, EXPIRE_FN, SWEEP_FN};
 use shared::service::ports::{ExpiryScheduler, SchedulerError};
 use shared::service::{App, ExpireOutcome};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
@@ -19,7 +20,7 @@ const NOT_DUE_RETRY: chrono::Duration = chrono::Duration::milliseconds(100);
 
 enum Command {
     Schedule(String, DateTime<Utc>),
-    Cancel(String),
+    Cancel(String, DateTime<Utc>),
 }
 
 /// The `ExpiryScheduler` the gateway's App uses: it only queues commands for the timer
@@ -33,7 +34,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Schedule(id, at) => write!(f, "Schedule({id}, {at})"),
-            Self::Cancel(id) => write!(f, "Cancel({id})"),
+            Self::Cancel(id, at) => write!(f, "Cancel({id}, {at})"),
         }
     }
 }
@@ -47,8 +48,12 @@ impl ExpiryScheduler for LocalScheduler {
         let sent = self.tx.send(Command::Schedule(reservation_id.to_string(), at));
         Box::pin(async move { sent.map_err(|_| SchedulerError::Failed("local scheduler stopped".into())) })
     }
-    fn cancel<'a>(&'a self, reservation_id: &'a str) -> BoxFuture<'a, Result<(), SchedulerError>> {
-        let sent = self.tx.send(Command::Cancel(reservation_id.to_string()));
+    fn cancel<'a>(
+        &'a self,
+        reservation_id: &'a str,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), SchedulerError>> {
+        let sent = self.tx.send(Command::Cancel(reservation_id.to_string(), at));
         Box::pin(async move { sent.map_err(|_| SchedulerError::Failed("local scheduler stopped".into())) })
     }
 }
@@ -102,8 +107,8 @@ async fn run(
     sweep_every: Duration,
     sweep_settings: SweepSettings,
 ) {
+    // Every schedule, by time and reservation: a schedule is its (reservation, time).
     let mut due: BTreeSet<(DateTime<Utc>, String)> = BTreeSet::new();
-    let mut at_of: HashMap<String, DateTime<Utc>> = HashMap::new();
     let mut sweep_tick = tokio::time::interval(sweep_every);
     sweep_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<(String, DateTime<Utc>)>();
@@ -118,21 +123,15 @@ async fn run(
         tokio::select! {
             cmd = rx.recv() => match cmd {
                 None => break,
+                // Creating an existing schedule is success and changes nothing.
                 Some(Command::Schedule(id, at)) => {
-                    // Creating an existing schedule is success and changes nothing.
-                    if let std::collections::hash_map::Entry::Vacant(e) = at_of.entry(id.clone()) {
-                        e.insert(at);
-                        due.insert((at, id));
-                    }
+                    due.insert((at, id));
                 }
-                Some(Command::Cancel(id)) => {
-                    if let Some(at) = at_of.remove(&id) {
-                        due.remove(&(at, id));
-                    }
+                Some(Command::Cancel(id, at)) => {
+                    due.remove(&(at, id));
                 }
             },
             Some((id, at)) = retry_rx.recv() => {
-                at_of.insert(id.clone(), at);
                 due.insert((at, id));
             }
             () = wait => {
@@ -142,13 +141,15 @@ async fn run(
                         break;
                     }
                     due.remove(&(at, id.clone()));
-                    at_of.remove(&id);
+                    // A run whose hold has a later schedule (the leftover of an extension)
+                    // that finds it not due is done: the later one takes it.
+                    let later = due.iter().any(|(_, other)| *other == id);
                     let (app, retry_tx, slot) = (app.clone(), retry_tx.clone(), slots.expire.clone());
                     tokio::spawn(async move {
                         let Ok(_slot) = slot.acquire_owned().await else { return };
                         let deadline = app.local_deadline(EXPIRE_FN);
                         match expire(&app, ExpireEvent { reservation_id: id.clone() }, deadline).await {
-                            Ok(r) if r.outcome == ExpireOutcome::NotDue => {
+                            Ok(r) if r.outcome == ExpireOutcome::NotDue && !later => {
                                 let _ = retry_tx.send((id, Utc::now() + NOT_DUE_RETRY));
                             }
                             Ok(r) => tracing::debug!(reservation_id = %id, outcome = ?r.outcome, "expire ran"),

@@ -6,6 +6,8 @@
 //! it), so a restart of `make dev` resumes where it stopped (and entries are keyed by
 //! stream record, so a batch handled twice writes nothing twice).
 
+use aws_sdk_dynamodbstreams::config::http::HttpResponse;
+use aws_sdk_dynamodbstreams::error::SdkError;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -254,27 +256,42 @@ async fn poll(
                 }
             }
             let Some(iterator) = state.iterator.clone() else { continue };
-            let out = streams
-                .get_records()
-                .shard_iterator(iterator)
-                .limit(BATCH)
-                .send()
-                .await
-                .map_err(|e| format!("get_records: {e}"))?;
-            let records = out.records.unwrap_or_default();
+            let sent = streams.get_records().shard_iterator(iterator).limit(BATCH).send().await;
+            let page = match sent {
+                Ok(out) => Page {
+                    records: out.records.unwrap_or_default().iter().map(|r| lambda_record(&arn, r)).collect(),
+                    next: out.next_shard_iterator,
+                },
+                // An answer the SDK cannot decode (DynamoDB Local writes an empty map as
+                // `{}`, which has no type) is read as the JSON it is, so that the odd record
+                // reaches the audit function, which sets it aside, instead of stopping the
+                // poller at it for good.
+                Err(e) => match raw_page(&arn, &e) {
+                    Some(page) => {
+                        tracing::warn!(shard = %id, error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e), "GetRecords answer not decodable by the SDK; read as JSON");
+                        page
+                    }
+                    None => {
+                        return Err(format!(
+                            "get_records: {}",
+                            aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)
+                        ))
+                    }
+                },
+            };
+            let records = page.records;
             if records.is_empty() {
-                state.iterator = out.next_shard_iterator;
+                state.iterator = page.next;
                 state.closed_and_done = state.iterator.is_none();
                 continue;
             }
             busy = true;
-            let event: StreamEvent = serde_json::from_value(lambda_event(&arn, &records))
-                .map_err(|e| format!("event shape: {e}"))?;
+            let event = StreamEvent { records };
             let response = handle_batch(audit, &event, audit.local_deadline(AUDIT_FN)).await;
             let failed: Vec<&str> =
                 response.batch_item_failures.iter().filter_map(|f| f.item_identifier.as_deref()).collect();
             let seqs: Vec<&str> =
-                records.iter().filter_map(|r| r.dynamodb.as_ref()?.sequence_number.as_deref()).collect();
+                event.records.iter().filter_map(|r| r["dynamodb"]["SequenceNumber"].as_str()).collect();
             // Like Lambda: everything before the first failure is done; retry from there,
             // after a wait that grows with that record's failed attempts.
             let first_failed = seqs.iter().position(|s| failed.contains(s));
@@ -319,7 +336,7 @@ async fn poll(
                 // Re-read from after the last good record.
                 state.iterator = None;
             } else {
-                state.iterator = out.next_shard_iterator;
+                state.iterator = page.next;
                 state.closed_and_done = state.iterator.is_none();
             }
         }
@@ -329,41 +346,69 @@ async fn poll(
     }
 }
 
+/// One page of a shard: its records as Lambda's event source mapping would deliver them,
+/// and where the next page starts.
+struct Page {
+    records: Vec<Value>,
+    next: Option<String>,
+}
+
+/// The page in a `GetRecords` answer the SDK could not decode, read as plain JSON (the
+/// wire form of a stream record is the form Lambda delivers, less `eventSourceARN`).
+/// `None` when the failure was not an undecodable answer (or it is not JSON either).
+fn raw_page<E>(arn: &str, e: &SdkError<E, HttpResponse>) -> Option<Page> {
+    // The SDK reports a success it cannot decode as an unhandled service error (status
+    // 200) or as a response error, both with the answer attached.
+    let raw = match e {
+        SdkError::ServiceError(failed) if failed.raw().status().is_success() => failed.raw(),
+        SdkError::ResponseError(failed) => failed.raw(),
+        _ => return None,
+    };
+    let body: Value = serde_json::from_slice(raw.body().bytes()?).ok()?;
+    let records = body.get("Records")?.as_array()?.iter().map(|r| {
+        let mut r = r.clone();
+        if let Some(o) = r.as_object_mut() {
+            o.insert("eventSourceARN".into(), json!(arn));
+        }
+        r
+    });
+    Some(Page { records: records.collect(), next: body["NextShardIterator"].as_str().map(str::to_string) })
+}
+
 /// The event Lambda's DynamoDB event source mapping would deliver for `records`.
 pub fn lambda_event(stream_arn: &str, records: &[Record]) -> Value {
-    let records: Vec<Value> = records
-        .iter()
-        .map(|r| {
-            let d = r.dynamodb.as_ref();
-            let image = |m: Option<&HashMap<String, AttributeValue>>| m.map(map_json);
-            let mut change = Map::new();
-            if let Some(t) = d.and_then(|d| d.approximate_creation_date_time) {
-                change.insert("ApproximateCreationDateTime".into(), json!(t.as_secs_f64()));
-            }
-            for (k, v) in [
-                ("Keys", image(d.and_then(|d| d.keys.as_ref()))),
-                ("NewImage", image(d.and_then(|d| d.new_image.as_ref()))),
-                ("OldImage", image(d.and_then(|d| d.old_image.as_ref()))),
-            ] {
-                if let Some(v) = v {
-                    change.insert(k.into(), v);
-                }
-            }
-            change.insert("SequenceNumber".into(), json!(d.and_then(|d| d.sequence_number.clone())));
-            change.insert("SizeBytes".into(), json!(d.and_then(|d| d.size_bytes).unwrap_or(0)));
-            change.insert("StreamViewType".into(), json!("NEW_AND_OLD_IMAGES"));
-            json!({
-                "eventID": r.event_id,
-                "eventName": r.event_name.as_ref().map(|n| n.as_str().to_string()),
-                "eventVersion": r.event_version.clone().unwrap_or_else(|| "1.1".into()),
-                "eventSource": "aws:dynamodb",
-                "awsRegion": r.aws_region.clone().unwrap_or_else(|| "us-east-1".into()),
-                "dynamodb": change,
-                "eventSourceARN": stream_arn,
-            })
-        })
-        .collect();
-    json!({ "Records": records })
+    json!({ "Records": records.iter().map(|r| lambda_record(stream_arn, r)).collect::<Vec<_>>() })
+}
+
+/// One record as Lambda's event source mapping delivers it.
+fn lambda_record(stream_arn: &str, r: &Record) -> Value {
+    let d = r.dynamodb.as_ref();
+    let image = |m: Option<&HashMap<String, AttributeValue>>| m.map(map_json);
+    let mut change = Map::new();
+    if let Some(t) = d.and_then(|d| d.approximate_creation_date_time) {
+        change.insert("ApproximateCreationDateTime".into(), json!(t.as_secs_f64()));
+    }
+    for (k, v) in [
+        ("Keys", image(d.and_then(|d| d.keys.as_ref()))),
+        ("NewImage", image(d.and_then(|d| d.new_image.as_ref()))),
+        ("OldImage", image(d.and_then(|d| d.old_image.as_ref()))),
+    ] {
+        if let Some(v) = v {
+            change.insert(k.into(), v);
+        }
+    }
+    change.insert("SequenceNumber".into(), json!(d.and_then(|d| d.sequence_number.clone())));
+    change.insert("SizeBytes".into(), json!(d.and_then(|d| d.size_bytes).unwrap_or(0)));
+    change.insert("StreamViewType".into(), json!("NEW_AND_OLD_IMAGES"));
+    json!({
+        "eventID": r.event_id,
+        "eventName": r.event_name.as_ref().map(|n| n.as_str().to_string()),
+        "eventVersion": r.event_version.clone().unwrap_or_else(|| "1.1".into()),
+        "eventSource": "aws:dynamodb",
+        "awsRegion": r.aws_region.clone().unwrap_or_else(|| "us-east-1".into()),
+        "dynamodb": change,
+        "eventSourceARN": stream_arn,
+    })
 }
 
 fn map_json(m: &HashMap<String, AttributeValue>) -> Value {

@@ -33,6 +33,12 @@ pub fn expire_input(reservation_id: &str) -> String {
     serde_json::json!({ "reservation_id": reservation_id }).to_string()
 }
 
+/// The schedule of `reservation_id`'s run at `at`: the id and the time in milliseconds
+/// (a ULID and 13 digits, well within the Scheduler's 64 characters of `[0-9A-Za-z-_.]`).
+pub fn schedule_name(reservation_id: &str, at: DateTime<Utc>) -> String {
+    format!("{reservation_id}-{}", at.timestamp_millis())
+}
+
 /// `at(...)` takes whole seconds; rounding up keeps the run from coming before expiry.
 pub fn at_expression(at: DateTime<Utc>) -> String {
     let whole = at.with_nanosecond(0).unwrap_or(at);
@@ -69,7 +75,7 @@ impl EventBridgeScheduler {
         let result = self
             .client
             .create_schedule()
-            .name(reservation_id)
+            .name(schedule_name(reservation_id, at))
             .group_name(&self.target.group)
             .schedule_expression(at_expression(at))
             .schedule_expression_timezone("UTC")
@@ -90,9 +96,14 @@ impl EventBridgeScheduler {
         }
     }
 
-    async fn delete(&self, reservation_id: &str) -> Result<(), SchedulerError> {
-        let result =
-            self.client.delete_schedule().name(reservation_id).group_name(&self.target.group).send().await;
+    async fn delete(&self, reservation_id: &str, at: DateTime<Utc>) -> Result<(), SchedulerError> {
+        let result = self
+            .client
+            .delete_schedule()
+            .name(schedule_name(reservation_id, at))
+            .group_name(&self.target.group)
+            .send()
+            .await;
         match result {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(e)) if e.err().code() == Some("ResourceNotFoundException") => Ok(()),
@@ -111,8 +122,12 @@ impl ExpiryScheduler for EventBridgeScheduler {
     ) -> BoxFuture<'a, Result<(), SchedulerError>> {
         Box::pin(self.create(reservation_id, at))
     }
-    fn cancel<'a>(&'a self, reservation_id: &'a str) -> BoxFuture<'a, Result<(), SchedulerError>> {
-        Box::pin(self.delete(reservation_id))
+    fn cancel<'a>(
+        &'a self,
+        reservation_id: &'a str,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), SchedulerError>> {
+        Box::pin(self.delete(reservation_id, at))
     }
     fn with_http_client(
         &self,

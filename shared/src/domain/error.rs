@@ -62,8 +62,12 @@ pub enum DomainError {
     IdempotencyInProgress,
     #[error("Idempotency-Key was used with a different request")]
     IdempotencyKeyReused,
+    /// Storage refused or could not be reached; nothing was changed.
     #[error("storage unavailable")]
     Unavailable,
+    /// A change was sent to storage and no answer says whether it applied.
+    #[error("outcome unknown")]
+    OutcomeUnknown,
     /// The request ran out of time before its deadline; `wrote`: a write had been sent,
     /// so its outcome is unknown.
     #[error("out of time")]

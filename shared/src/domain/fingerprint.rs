@@ -1,8 +1,22 @@
-//! Request fingerprints for idempotency: two bodies that are the same JSON (whatever the
-//! key order or white space) have the same fingerprint.
+//! Request fingerprints for idempotency, taken from the request as validation read it
+//! (`Canonical`): two bodies that validation reads alike (whatever the key order, white
+//! space, `1` or `1.0`, an optional field null or absent) have the same fingerprint.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+/// A validated request in the form its fingerprint is taken from.
+///
+/// Contract: two values are equal exactly when their canonical forms are, and the form
+/// holds every field that changes what the request does.
+pub trait Canonical {
+    fn canonical(&self) -> Value;
+}
+
+/// The fingerprint of a validated request.
+pub fn of_request(r: &impl Canonical) -> String {
+    fingerprint(&r.canonical())
+}
 
 /// Hex SHA-256 of the canonical form of `v` (object keys sorted, no white space).
 pub fn fingerprint(v: &Value) -> String {

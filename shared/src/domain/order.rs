@@ -132,6 +132,12 @@ impl NewOrder {
     }
 }
 
+impl super::fingerprint::Canonical for NewOrder {
+    fn canonical(&self) -> Value {
+        serde_json::json!({ "reservation_ids": self.reservation_ids })
+    }
+}
+
 /// A validated `PATCH /api/orders/{id}` body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatusChange {

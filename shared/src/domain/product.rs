@@ -12,9 +12,30 @@ pub const MAX_WAREHOUSES: usize = 50;
 /// Most buckets one warehouse's stock of a product may be split into (BENCHMARKS.md,
 /// "Hot items"): 16 partitions take about 16,000 write units/s.
 pub const MAX_STOCK_BUCKETS: usize = 16;
-/// A product is created in one transaction of at most 100 items: the product, its SKU
-/// claim and one row per warehouse and bucket.
-pub const MAX_STOCK_ROWS_AT_CREATION: usize = 98;
+/// Most stock rows (warehouses x buckets) a product may ever have, so that every
+/// operation on it stays one request of DynamoDB's 100 items: its creation (the product,
+/// its SKU claim and every row), a read of all its rows at one instant
+/// (`TransactGetItems`), a change of its terms (the product and every row). Every path
+/// that adds a row (creation, stock added to a new warehouse) keeps to it.
+pub const MAX_STOCK_ROWS: usize = 98;
+
+/// Whether a product with `warehouses` warehouses of `buckets` rows each may gain one
+/// more warehouse; the message says why not.
+pub fn may_open_warehouse(warehouses: usize, buckets: usize) -> Result<(), String> {
+    if warehouses >= MAX_WAREHOUSES {
+        return Err(format!("the product has {warehouses} warehouses, the most a product may have"));
+    }
+    let rows = (warehouses + 1) * buckets.max(1);
+    if rows > MAX_STOCK_ROWS {
+        return Err(format!(
+            "a new warehouse would give the product {rows} stock rows ({} warehouses x {} stock_buckets); \
+             warehouses x stock_buckets may be at most {MAX_STOCK_ROWS}",
+            warehouses + 1,
+            buckets.max(1)
+        ));
+    }
+    Ok(())
+}
 
 /// A stock-keeping unit: 1..=64 of `[A-Za-z0-9._-]`, unique across products.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -122,10 +143,10 @@ impl NewProduct {
             usize::try_from(k).map_err(|_| "must be a positive integer".to_string())
         });
         if let (Some(k), Some(stock)) = (stock_buckets, &stock) {
-            if stock.len() * k > MAX_STOCK_ROWS_AT_CREATION {
+            if stock.len() * k > MAX_STOCK_ROWS {
                 f.error(
                     "stock_buckets",
-                    format!("warehouses x stock_buckets must be at most {MAX_STOCK_ROWS_AT_CREATION}"),
+                    format!("warehouses x stock_buckets must be at most {MAX_STOCK_ROWS}"),
                 );
             }
         }
@@ -212,17 +233,81 @@ impl ProductChanges {
 pub enum Precondition {
     /// `*`: any existing product.
     Any,
-    /// These versions (tags that name no version of ours are left out: they match nothing).
-    OneOf(Vec<i64>),
+    /// The opaque parts of the strong tags it names (weak tags are left out: a strong
+    /// comparison never matches them). A version matches only the tag we issue for it,
+    /// byte for byte: `"01"` is not `"1"`.
+    OneOf(Vec<Vec<u8>>),
 }
 
 impl Precondition {
     pub fn holds_for(&self, version: i64) -> bool {
         match self {
             Self::Any => true,
-            Self::OneOf(versions) => versions.contains(&version),
+            Self::OneOf(tags) => {
+                let ours = version.to_string();
+                tags.iter().any(|t| t.as_slice() == ours.as_bytes())
+            }
         }
     }
+
+    /// Reads an `If-Match` header (its field lines joined with commas) as RFC 9110 has
+    /// it: `*`, or a comma-separated list of entity tags (`"..."` or `W/"..."`, each of
+    /// `etagc` bytes). Anything else is an error: a precondition the server cannot read
+    /// must refuse the request, never be ignored.
+    pub fn parse_if_match(value: &[u8]) -> Result<Self, &'static str> {
+        const BAD: &str = "must be * or a comma-separated list of entity tags";
+        let ows = |b: &u8| *b == b' ' || *b == b'\t';
+        let trimmed = trim(value, ows);
+        if trimmed == b"*" {
+            return Ok(Self::Any);
+        }
+        let mut tags = Vec::new();
+        let mut named = 0usize;
+        let mut rest = trimmed;
+        loop {
+            // Empty list elements (`a, , b`) are allowed and skipped.
+            rest = trim_start(rest, |b| ows(b) || *b == b',');
+            if rest.is_empty() {
+                break;
+            }
+            let (weak, after) = match rest.strip_prefix(b"W/") {
+                Some(r) => (true, r),
+                None => (false, rest),
+            };
+            let Some(opaque) = after.strip_prefix(b"\"") else { return Err(BAD) };
+            let Some(end) = opaque.iter().position(|b| *b == b'"') else { return Err(BAD) };
+            let tag = &opaque[..end];
+            // etagc: %x21 / %x23-7E / obs-text (%x80-FF).
+            if !tag.iter().all(|b| *b == 0x21 || (0x23..=0x7e).contains(b) || *b >= 0x80) {
+                return Err(BAD);
+            }
+            named += 1;
+            if !weak {
+                tags.push(tag.to_vec());
+            }
+            rest = trim_start(&opaque[end + 1..], ows);
+            match rest.first() {
+                None => break,
+                Some(b',') => {}
+                Some(_) => return Err(BAD),
+            }
+        }
+        if named == 0 {
+            return Err(BAD);
+        }
+        Ok(Self::OneOf(tags))
+    }
+}
+
+fn trim_start(s: &[u8], drop: impl Fn(&u8) -> bool) -> &[u8] {
+    let start = s.iter().position(|b| !drop(b)).unwrap_or(s.len());
+    &s[start..]
+}
+
+fn trim(s: &[u8], drop: impl Fn(&u8) -> bool + Copy) -> &[u8] {
+    let s = trim_start(s, drop);
+    let end = s.iter().rposition(|b| !drop(b)).map_or(0, |i| i + 1);
+    &s[..end]
 }
 
 /// A product with its stock per warehouse, sorted by warehouse id.
@@ -282,5 +367,47 @@ impl Product {
 
     pub fn available(&self) -> i64 {
         self.stock.iter().map(|s| s.units.available).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: &str) -> Result<Precondition, &'static str> {
+        Precondition::parse_if_match(v.as_bytes())
+    }
+
+    #[test]
+    fn a_warehouse_opens_only_within_the_rows_every_operation_can_take() {
+        assert!(may_open_warehouse(5, 16).is_ok(), "6 x 16 = 96");
+        assert!(may_open_warehouse(6, 16).is_err(), "7 x 16 = 112");
+        assert!(may_open_warehouse(48, 2).is_ok(), "49 x 2 = 98");
+        assert!(may_open_warehouse(49, 2).is_err(), "50 x 2 = 100");
+        assert!(may_open_warehouse(49, 1).is_ok());
+        assert!(may_open_warehouse(50, 1).is_err(), "51 warehouses");
+    }
+
+    #[test]
+    fn if_match_compares_tags_as_strings_strongly() {
+        let p = parse("\"1\"").unwrap();
+        assert!(p.holds_for(1));
+        for other in ["\"01\"", "\"+1\"", "\"1.0\"", "W/\"1\""] {
+            assert!(!parse(other).unwrap().holds_for(1), "{other}");
+        }
+        assert!(parse("\"7\", W/\"1\" ,\"1\"").unwrap().holds_for(1));
+        assert!(parse(" * ").unwrap().holds_for(42));
+        // A comma inside a tag belongs to the tag.
+        assert_eq!(parse("\"a,b\"").unwrap(), Precondition::OneOf(vec![b"a,b".to_vec()]));
+    }
+
+    #[test]
+    fn an_if_match_that_cannot_be_read_is_an_error_not_ignored() {
+        for bad in ["", " ", ",", "1", "\"1", "\"1\" \"2\"", "*, \"1\"", "W/1", "\"a\u{7f}\"", "\"a b\""] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Precondition::parse_if_match(b"\"\x01\"").is_err());
+        // obs-text is allowed in a tag (it just names no version of ours).
+        assert!(!Precondition::parse_if_match(b"\"\xff\"").unwrap().holds_for(1));
     }
 }

@@ -63,6 +63,16 @@ impl NewReservation {
     }
 }
 
+impl super::fingerprint::Canonical for NewReservation {
+    fn canonical(&self) -> Value {
+        serde_json::json!({
+            "product_id": self.product_id,
+            "quantity": self.quantity,
+            "warehouse_id": self.warehouse_id.as_ref().map(WarehouseId::as_str),
+        })
+    }
+}
+
 /// Most lines in one batch hold: 25 lines of three items each (stock row, reservation,
 /// allowance) plus the hold count and an idempotency record fit DynamoDB's 100-item
 /// transaction.
@@ -112,6 +122,12 @@ impl NewBatch {
             f.error(&field, message);
         }
         f.finish(|| Some(Self { lines: lines? }))
+    }
+}
+
+impl super::fingerprint::Canonical for NewBatch {
+    fn canonical(&self) -> Value {
+        serde_json::json!({ "items": self.lines.iter().map(NewReservation::canonical).collect::<Vec<_>>() })
     }
 }
 

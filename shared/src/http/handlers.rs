@@ -5,7 +5,7 @@
 use super::dto::{AuditDto, ListDto, OrderDto, ProductDto, ReservationDto};
 use super::{json_response, query, ApiError, ApiRequest, ApiResponse};
 use crate::domain::caller::Caller;
-use crate::domain::fingerprint::fingerprint;
+use crate::domain::fingerprint::{of_request, Canonical};
 use crate::domain::order::{NewOrder, StatusChange};
 use crate::domain::order_query::{OrderQuery, ORDER_LIST_PARAMS};
 use crate::domain::product::{NewProduct, Precondition, ProductChanges, StockAdjustment};
@@ -97,10 +97,11 @@ fn created<T>(result: Created<T>, encode: fn(&T) -> String) -> ApiResponse {
 }
 
 /// The idempotency request of a create, if it carries a valid `Idempotency-Key`; keys are
-/// scoped to the route (`POST /api/orders`).
+/// scoped to the route (`POST /api/orders`). The fingerprint is the validated request's,
+/// so a retry that validation reads as the same request is the same request.
 fn idempotency<T>(
     cx: &Ctx<'_>,
-    body: Map<String, Value>,
+    request: &impl Canonical,
     encode: fn(&T) -> String,
 ) -> Result<Option<IdempotencyRequest<T>>, ApiError> {
     let req = cx.req;
@@ -117,7 +118,7 @@ fn idempotency<T>(
             )
         }
     };
-    Ok(Some(IdempotencyRequest { key, route, fingerprint: fingerprint(&Value::Object(body)), encode }))
+    Ok(Some(IdempotencyRequest { key, route, fingerprint: of_request(request), encode }))
 }
 
 fn encode_reservation(r: &crate::domain::reservation::Reservation) -> String {
@@ -167,31 +168,22 @@ fn product_response(p: &crate::domain::product::Product) -> Result<ApiResponse, 
 /// Longest `If-Match` read (a list of our tags is far shorter).
 const MAX_IF_MATCH_CHARS: usize = 1024;
 
-/// `If-Match`: `*`, or a list of entity tags; a weak tag (`W/"..."`) never matches, as
-/// the comparison is strong, and a tag that names no version of ours matches nothing.
+/// `If-Match`, read from the bytes of all its field lines (`Precondition::parse_if_match`):
+/// a value that is not `*` or a list of entity tags, bytes that are not visible ASCII
+/// included, is a 422 and changes nothing.
 fn if_match(req: &ApiRequest) -> Result<Option<Precondition>, ApiError> {
-    let values: Vec<&str> =
-        req.headers.get_all(http::header::IF_MATCH).iter().filter_map(|v| v.to_str().ok()).collect();
+    let values: Vec<&[u8]> =
+        req.headers.get_all(http::header::IF_MATCH).iter().map(|v| v.as_bytes()).collect();
     if values.is_empty() {
         return Ok(None);
     }
     if values.iter().map(|v| v.len()).sum::<usize>() > MAX_IF_MATCH_CHARS {
         return Err(DomainError::invalid("If-Match", "must be at most 1024 characters").into());
     }
-    let tags: Vec<&str> =
-        values.iter().flat_map(|v| v.split(',')).map(str::trim).filter(|t| !t.is_empty()).collect();
-    if tags.is_empty() {
-        return Err(DomainError::invalid("If-Match", "must be * or one or more entity tags").into());
-    }
-    if tags.contains(&"*") {
-        return Ok(Some(Precondition::Any));
-    }
-    let versions = tags
-        .iter()
-        .filter_map(|t| t.strip_prefix('"').and_then(|t| t.strip_suffix('"')))
-        .filter_map(|v| v.parse::<i64>().ok())
-        .collect();
-    Ok(Some(Precondition::OneOf(versions)))
+    let joined = values.join(&b","[..]);
+    Precondition::parse_if_match(&joined)
+        .map(Some)
+        .map_err(|message| DomainError::invalid("If-Match", message).into())
 }
 
 handler!(get_product(app, cx) {
@@ -221,7 +213,7 @@ handler!(create_reservation(app, cx) {
     let body = body(cx.req)?;
     no_query(cx.req)?;
     let new = NewReservation::from_json(&body)?;
-    let idem = idempotency(&cx, body, encode_reservation)?;
+    let idem = idempotency(&cx, &new, encode_reservation)?;
     Ok(created(app.create_reservation(who, new, idem).await?, encode_reservation))
 });
 
@@ -230,7 +222,7 @@ handler!(create_reservation_batch(app, cx) {
     let body = body(cx.req)?;
     no_query(cx.req)?;
     let new = NewBatch::from_json(&body)?;
-    let idem = idempotency(&cx, body, encode_batch)?;
+    let idem = idempotency(&cx, &new, encode_batch)?;
     Ok(created(app.create_reservation_batch(who, new, idem).await?, encode_batch))
 });
 
@@ -271,7 +263,7 @@ handler!(create_order(app, cx) {
     let body = body(cx.req)?;
     no_query(cx.req)?;
     let new = NewOrder::from_json(&body)?;
-    let idem = idempotency(&cx, body, encode_order)?;
+    let idem = idempotency(&cx, &new, encode_order)?;
     Ok(created(app.create_order(who, new, idem).await?, encode_order))
 });
 

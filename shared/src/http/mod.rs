@@ -39,6 +39,16 @@ pub enum ApiError {
     Unauthorized,
     #[error("no such route")]
     RouteNotFound,
+    /// The request line is longer than the HTTP server reads (the local gateway's; in
+    /// AWS, API Gateway answers these itself).
+    #[error("request URI too long")]
+    UriTooLong,
+    /// The request's header section is larger than the HTTP server reads.
+    #[error("request headers too large")]
+    HeadersTooLarge,
+    /// The request's head is not HTTP/1.1 (a bad method, URI, version or header line).
+    #[error("malformed request")]
+    MalformedRequest,
 }
 
 /// What a dispatch serves.
@@ -145,7 +155,7 @@ async fn route_and_handle(
     };
     let caller = match (&req.auth, route.public) {
         (_, true) => None,
-        (Auth::Claims(claims), false) => match caller_from_claims(claims) {
+        (Auth::Claims(claims), false) => match caller_from_claims(claims, bearer(&req.headers)) {
             Some(c) => Some(c),
             None => return (route.path, None, Problem::from(ApiError::Unauthorized).into_response(&rid)),
         },
@@ -168,6 +178,17 @@ async fn route_and_handle(
         }
     };
     (route.path, user, resp)
+}
+
+/// The request's bearer token (the one the authorizer verified), if it has one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    bearer_token(headers.get(http::header::AUTHORIZATION)?.to_str().ok()?)
+}
+
+/// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive).
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
 }
 
 /// A JSON response.

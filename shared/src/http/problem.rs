@@ -112,6 +112,24 @@ impl From<ApiError> for Problem {
                 "Invalid JSON",
                 "the request body must be a JSON object",
             ),
+            ApiError::UriTooLong => Problem::new(
+                StatusCode::URI_TOO_LONG,
+                "uri_too_long",
+                "URI too long",
+                "the request's path and query are too long",
+            ),
+            ApiError::HeadersTooLarge => Problem::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                "Request headers too large",
+                "the request's headers are too large",
+            ),
+            ApiError::MalformedRequest => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_request",
+                "Malformed request",
+                "the request's method, path, version or a header line cannot be read",
+            ),
             ApiError::Unauthorized => Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -237,6 +255,13 @@ impl From<DomainError> for Problem {
                 "unavailable",
                 "Service unavailable",
                 "storage is busy or unreachable; nothing was changed; retry later",
+            ),
+            OutcomeUnknown => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                "storage did not confirm a change it was sent, so its outcome is unknown; read before \
+                 retrying, or retry with the same Idempotency-Key, which is always safe",
             ),
             OutOfTime { wrote: false } => Problem::new(
                 S::SERVICE_UNAVAILABLE,

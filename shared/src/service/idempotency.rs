@@ -83,6 +83,12 @@ impl App {
         match attempt {
             Ok(Step::Early(result)) => result,
             Ok(Step::Ran(Ok(t))) => Ok(Created::New(t)),
+            // The operation's write went unanswered: the record says what happened.
+            Ok(Step::Ran(Err(DomainError::OutcomeUnknown))) => settled(
+                repo.settle(&key, &token).await,
+                DomainError::Unavailable,
+                DomainError::OutcomeUnknown,
+            ),
             Ok(Step::Ran(Err(e))) => {
                 // Lost lease: a retry owns the record now; leave it alone.
                 if e != DomainError::IdempotencyInProgress {
@@ -91,13 +97,25 @@ impl App {
                 Err(e)
             }
             // Cut off: the record says what happened, and settling it frees the key.
-            Err(_) => match repo.settle(&key, &token).await {
-                Settled::Released | Settled::Gone => Err(DomainError::OutOfTime { wrote: false }),
-                Settled::Done(stored) => Ok(Created::Replay(stored)),
-                Settled::Taken => Err(DomainError::IdempotencyInProgress),
-                Settled::Unknown => Err(DomainError::OutOfTime { wrote: true }),
-            },
+            Err(_) => settled(
+                repo.settle(&key, &token).await,
+                DomainError::OutOfTime { wrote: false },
+                DomainError::OutOfTime { wrote: true },
+            ),
         }
+    }
+}
+
+/// What a keyed request answers once its lease was settled after its operation's outcome
+/// went unknown: the stored response when the operation applied, `untouched` when the
+/// lease was given up (nothing applied, the key is free), `unknown` when even the record
+/// could not be read.
+fn settled<T>(s: Settled, untouched: DomainError, unknown: DomainError) -> Result<Created<T>, DomainError> {
+    match s {
+        Settled::Released | Settled::Gone => Err(untouched),
+        Settled::Done(stored) => Ok(Created::Replay(stored)),
+        Settled::Taken => Err(DomainError::IdempotencyInProgress),
+        Settled::Unknown => Err(unknown),
     }
 }
 

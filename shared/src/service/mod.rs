@@ -181,6 +181,7 @@ impl From<StoreError> for DomainError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable => DomainError::Unavailable,
+            StoreError::Unknown => DomainError::OutcomeUnknown,
             StoreError::Contended => DomainError::Conflict("a concurrent change won"),
             // A condition the operation does not turn into an outcome failed: a change
             // the code did not foresee won. Said as such in the log; the client gets a

@@ -80,10 +80,10 @@ impl App {
         };
         // Converted holds no longer need their expiry schedules (best effort: a leftover
         // one fires, finds the hold converted and does nothing).
-        let cancels = join_all(order.items.iter().map(|l| self.scheduler.cancel(&l.reservation_id))).await;
-        for (line, result) in order.items.iter().zip(cancels) {
+        let cancels = join_all(reservations.iter().map(|r| self.scheduler.cancel(&r.id, r.expires_at))).await;
+        for (r, result) in reservations.iter().zip(cancels) {
             if let Err(e) = result {
-                tracing::warn!(reservation_id = %line.reservation_id, error = %e, "could not delete expiry schedule");
+                tracing::warn!(reservation_id = %r.id, error = %e, "could not delete expiry schedule");
             }
         }
         Ok(order)

@@ -20,28 +20,35 @@ pub enum SchedulerError {
 
 /// Arranges for a reservation's expiry job to run.
 ///
-/// Contract: `schedule` is idempotent (scheduling the same reservation again is success,
-/// so retries are safe) and arranges a run at or after `at`, never before. `cancel` is
-/// best effort and idempotent (cancelling a missing schedule is success). Neither
-/// guarantees delivery: the sweep is the safety net.
+/// Contract: a schedule is named by the reservation and its time (`at`), so each end a
+/// hold has ever had has its own schedule and no two writers of a hold's end can leave it
+/// at a time the hold no longer has. `schedule` is idempotent (scheduling the same
+/// reservation at the same time again is success, so retries are safe) and arranges a
+/// run at or after `at`, never before. `cancel` is best effort and idempotent (cancelling
+/// a missing schedule is success). Neither guarantees delivery: the sweep is the safety
+/// net, and a run whose hold ends later (a leftover of an extension) does nothing.
 pub trait ExpiryScheduler: Send + Sync + std::fmt::Debug {
     fn schedule<'a>(
         &'a self,
         reservation_id: &'a str,
         at: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<(), SchedulerError>>;
-    fn cancel<'a>(&'a self, reservation_id: &'a str) -> BoxFuture<'a, Result<(), SchedulerError>>;
-    /// Moves a reservation's run to `at` (an extended hold): the old run is cancelled and a
-    /// new one arranged. Between the two there may be none; the sweep covers that, and an
-    /// old run that still fires finds the hold not due.
-    fn reschedule<'a>(
+    fn cancel<'a>(
         &'a self,
         reservation_id: &'a str,
         at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), SchedulerError>>;
+    /// Moves a reservation's run from `from` to `to` (an extended hold): the new run is
+    /// arranged first, then the old one cancelled, so there is never a moment without one.
+    fn reschedule<'a>(
+        &'a self,
+        reservation_id: &'a str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<(), SchedulerError>> {
         Box::pin(async move {
-            self.cancel(reservation_id).await?;
-            self.schedule(reservation_id, at).await
+            self.schedule(reservation_id, to).await?;
+            self.cancel(reservation_id, from).await
         })
     }
     /// The same scheduler with its AWS calls sent through `http` (local IAM enforcement),
@@ -62,7 +69,7 @@ impl ExpiryScheduler for NoScheduler {
     fn schedule<'a>(&'a self, _: &'a str, _: DateTime<Utc>) -> BoxFuture<'a, Result<(), SchedulerError>> {
         Box::pin(async { Ok(()) })
     }
-    fn cancel<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), SchedulerError>> {
+    fn cancel<'a>(&'a self, _: &'a str, _: DateTime<Utc>) -> BoxFuture<'a, Result<(), SchedulerError>> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -90,11 +97,13 @@ pub enum Metric {
     AuditWritten,
     /// Stream records whose audit entry could not be written (retried, then queued).
     AuditFailed,
+    /// Stream records that can never become an entry, set aside for an operator.
+    AuditSetAside,
 }
 
 impl Metric {
     /// One of each kind, for checks that every name the template uses is one we emit.
-    pub const KINDS: [Metric; 10] = [
+    pub const KINDS: [Metric; 11] = [
         Self::ReservationsCreated,
         Self::RefusedForStock,
         Self::RefusedForHoldCap,
@@ -105,6 +114,7 @@ impl Metric {
         Self::OrderStatusChanged(crate::domain::order::OrderStatus::Confirmed),
         Self::AuditWritten,
         Self::AuditFailed,
+        Self::AuditSetAside,
     ];
 
     /// The CloudWatch metric name.
@@ -120,6 +130,7 @@ impl Metric {
             Self::OrderStatusChanged(_) => "OrderStatusChanged",
             Self::AuditWritten => "AuditRecordsWritten",
             Self::AuditFailed => "AuditRecordsFailed",
+            Self::AuditSetAside => "AuditRecordsSetAside",
         }
     }
 

@@ -3,7 +3,9 @@
 use super::App;
 use crate::domain::caller::Caller;
 use crate::domain::ids::new_id;
-use crate::domain::product::{NewProduct, Precondition, Product, ProductChanges, StockAdjustment};
+use crate::domain::product::{
+    may_open_warehouse, NewProduct, Precondition, Product, ProductChanges, StockAdjustment,
+};
 use crate::domain::stock::{StockLevel, Units};
 use crate::domain::DomainError;
 use crate::store::catalogue::{Changed, CreateError, Terms};
@@ -157,6 +159,8 @@ impl App {
                 if product.stock.iter().any(|l| l.warehouse_id == adj.warehouse_id) {
                     continue;
                 }
+                may_open_warehouse(product.stock.len(), product.stock_buckets)
+                    .map_err(|why| DomainError::invalid("warehouse_id", &why))?;
                 let now = self.clock.now();
                 let opened = self.store.catalogue.open_warehouse(
                     revision,

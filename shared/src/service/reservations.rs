@@ -15,6 +15,10 @@ use crate::store::catalogue::Terms;
 use crate::store::idempotency::Completion;
 use crate::store::reservations::{BatchError, Ended, Extended, HoldEnd, ReserveError};
 use crate::store::stock::Gathered;
+use chrono::{DateTime, Utc};
+
+/// How often an extension reads the hold again after another change got there first.
+const EXTEND_ATTEMPTS: usize = 5;
 
 /// The warehouse a hold takes, its product's terms, and how it was chosen.
 struct Picked {
@@ -82,7 +86,7 @@ impl App {
                     if by == PickedBy::Read {
                         self.note_sold_out(&new.product_id, false);
                     }
-                    self.schedule_expiry(&reservation, false).await;
+                    self.schedule_expiry(&reservation, None).await;
                     return Ok(reservation);
                 }
                 Err(ReserveError::Insufficient { available }) => match by {
@@ -250,7 +254,7 @@ impl App {
                             self.note_sold_out(&r.product_id, false);
                         }
                         for r in &held {
-                            self.schedule_expiry(r, false).await;
+                            self.schedule_expiry(r, None).await;
                         }
                         return Ok(held);
                     }
@@ -366,16 +370,16 @@ impl App {
         }
     }
 
-    /// Creates (or, for an extended hold, moves) the hold's expiry schedule. A failure is
+    /// Creates the hold's expiry schedule, or for an extended hold (`replaced`: the end
+    /// the extension replaced) creates the new one and cancels the old. A failure is
     /// logged, never returned: the hold stands, reads as expired on time (lazy expiry),
     /// and the sweep returns its units. Best effort, and within half of the time the
     /// request has left: the hold is committed, and its answer must not be lost to a slow
     /// scheduler (the sweep expires a hold without a schedule).
-    async fn schedule_expiry(&self, r: &Reservation, moved: bool) {
-        let schedule = if moved {
-            self.scheduler.reschedule(&r.id, r.expires_at)
-        } else {
-            self.scheduler.schedule(&r.id, r.expires_at)
+    async fn schedule_expiry(&self, r: &Reservation, replaced: Option<DateTime<Utc>>) {
+        let schedule = match replaced {
+            Some(from) => self.scheduler.reschedule(&r.id, from, r.expires_at),
+            None => self.scheduler.schedule(&r.id, r.expires_at),
         };
         let result = match crate::deadline::remaining() {
             Some(left) => tokio::time::timeout(left / 2, schedule)
@@ -397,26 +401,40 @@ impl App {
 
     /// Extends an active hold to a full TTL from now, never past `max_hold` from its
     /// creation (`ExtensionLimitReached` when that is no later than it ends already). One
-    /// conditional write decides it against the hold's stored state, so an extension
+    /// conditional write decides it against the hold's end as read, so an extension
     /// racing the hold's expiry either lands before `expires_at` or finds it expired.
+    /// Extensions racing each other: the one that loses reads the hold again and either
+    /// extends it further or finds that the winner already took it as far as it would
+    /// have (the answer is then the hold as it is); a hold that keeps changing under it is
+    /// `Conflict`. Each applied extension moves the schedule from the end it replaced, so
+    /// the last one's stands.
     pub async fn extend_reservation(&self, caller: &Caller, id: &str) -> Result<Reservation, DomainError> {
-        let r = self.get_reservation(caller, id).await?;
-        if r.status != ReservationStatus::Active {
-            return Err(DomainError::ReservationNotActive);
-        }
-        let now = self.clock.now();
-        let until = r
-            .extended_expiry(now, self.config.reservation_ttl, self.config.max_hold)
-            .ok_or(DomainError::ExtensionLimitReached)?;
-        match self.store.reservations.extend(&r, until, now, &caller.user_id).await? {
-            Extended::Now => {
-                let extended = Reservation { expires_at: until, updated_at: now, ..r };
-                self.schedule_expiry(&extended, true).await;
-                Ok(extended)
+        for attempt in 0..EXTEND_ATTEMPTS {
+            let r = self.get_reservation(caller, id).await?;
+            if r.status != ReservationStatus::Active {
+                return Err(DomainError::ReservationNotActive);
             }
-            // It expired, or was released or converted, in between.
-            Extended::NotActive => Err(DomainError::ReservationNotActive),
+            let now = self.clock.now();
+            let Some(until) = r.extended_expiry(now, self.config.reservation_ttl, self.config.max_hold)
+            else {
+                return match attempt {
+                    0 => Err(DomainError::ExtensionLimitReached),
+                    // The extension that won the race took it at least this far.
+                    _ => Ok(r),
+                };
+            };
+            match self.store.reservations.extend(&r, until, now, &caller.user_id).await? {
+                Extended::Now => {
+                    let replaced = r.expires_at;
+                    let extended = Reservation { expires_at: until, updated_at: now, ..r };
+                    self.schedule_expiry(&extended, Some(replaced)).await;
+                    return Ok(extended);
+                }
+                // Another extension, a release, an order or its expiry came in between.
+                Extended::Moved => continue,
+            }
         }
+        Err(DomainError::Conflict("the hold kept changing; retry"))
     }
 
     /// Releases an active hold. Releasing a released hold is a no-op; an expired or
@@ -432,7 +450,7 @@ impl App {
         }
         let now = self.clock.now();
         if self.store.reservations.end_hold(&r, HoldEnd::Release, now, &caller.user_id).await? == Ended::Now {
-            if let Err(e) = self.scheduler.cancel(&r.id).await {
+            if let Err(e) = self.scheduler.cancel(&r.id, r.expires_at).await {
                 // A leftover schedule fires, finds the hold not active and does nothing.
                 tracing::warn!(reservation_id = %r.id, error = %e, "could not delete expiry schedule");
             }

@@ -32,6 +32,28 @@ impl AuditLog {
         self.0.db.batch_put("put_audit_entries", &self.0.table, items).await
     }
 
+    /// Keeps stream records that can never become an entry (`SET_ASIDE_PK` in the audit
+    /// table, one item per record, 25 per request). Writing one again rewrites it.
+    pub async fn set_aside<'a>(
+        &self,
+        records: impl IntoIterator<Item = &'a rec::SetAside>,
+    ) -> Result<(), StoreError> {
+        let items = records.into_iter().map(rec::set_aside_item).collect::<Result<Vec<_>, _>>()?;
+        self.0.db.batch_put("set_aside_stream_records", &self.0.table, items).await
+    }
+
+    /// The records set aside so far, oldest first (tests and operators).
+    pub async fn set_aside_records(&self) -> Result<Vec<super::Item>, StoreError> {
+        let q = self
+            .0
+            .db
+            .query(&self.0.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(rec::SET_ASIDE_PK))
+            .consistent_read(true);
+        self.0.db.query_all("list_set_aside", q, None).await
+    }
+
     /// Up to `limit` entries of one entity after position `after` (a sort key), oldest
     /// first.
     pub async fn history(

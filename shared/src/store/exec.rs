@@ -62,15 +62,16 @@ macro_rules! conditional_write {
                     };
                     Ok(Write::ConditionFailed(old))
                 }
-                Err(e) => Err(classify(op, e)),
+                Err(e) => Err(classify(op, Access::Write, e)),
             }
         }
     };
 }
 
-/// Whether a request reads or writes, as the counters tell them apart.
+/// Whether a request reads or writes, as the counters (and the reading of a failure:
+/// `classify`) tell them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
+pub(crate) enum Access {
     Read,
     Write,
 }
@@ -187,7 +188,7 @@ impl Db {
                     .send(),
             )
             .await
-            .map_err(|e| classify(op, e))?;
+            .map_err(|e| classify(op, Access::Read, e))?;
         self.metrics.read(out.consumed_capacity());
         Ok(out.item.map(Item))
     }
@@ -210,7 +211,7 @@ impl Db {
                     .send(),
             )
             .await
-            .map_err(|e| classify(op, e))?;
+            .map_err(|e| classify(op, Access::Read, e))?;
         self.metrics.read(out.consumed_capacity());
         self.metrics.scanned(u64::try_from(out.scanned_count).unwrap_or(0));
         Ok(QueryPage {
@@ -269,7 +270,7 @@ impl Db {
                                 .send(),
                         )
                         .await
-                        .map_err(|e| classify("batch_get", e))?;
+                        .map_err(|e| classify("batch_get", Access::Read, e))?;
                     self.metrics.read(res.consumed_capacity());
                     let found = res.responses.and_then(|mut r| r.remove(table)).unwrap_or_default();
                     Ok((found.into_iter().map(Item).collect(), res.unprocessed_keys))
@@ -316,7 +317,7 @@ impl Db {
                             .send(),
                     )
                     .await
-                    .map_err(|e| classify(op, e))?;
+                    .map_err(|e| classify(op, Access::Write, e))?;
                 self.metrics.write(res.consumed_capacity());
                 Ok((Vec::new(), res.unprocessed_items))
             })
@@ -400,7 +401,7 @@ impl Db {
             };
             let cancelled = e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception());
             if !cancelled {
-                return Err(classify("snapshot", e));
+                return Err(classify("snapshot", Access::Read, e));
             }
             let wait = backoff(attempt);
             if attempt < SNAPSHOT_ATTEMPTS && crate::deadline::allows(wait) {
@@ -475,7 +476,7 @@ impl Db {
                 },
                 _ => None,
             };
-            let Some(give_up) = retry else { return Err(classify(op, err)) };
+            let Some(give_up) = retry else { return Err(classify(op, Access::Write, err)) };
             let wait = backoff(attempt);
             if attempt < CONFLICT_ATTEMPTS && crate::deadline::allows(wait) {
                 self.metrics.conflict_retry();
@@ -522,12 +523,20 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base / 2 + fastrand::u64(0..base))
 }
 
-/// Maps an SDK error to a store error, logging what the client will not see.
-pub(crate) fn classify<E, R>(op: &'static str, err: SdkError<E, R>) -> StoreError
+/// Maps an SDK error to a store error, logging what the client will not see. A write
+/// that was refused (throttled, over a limit) provably did not apply: `Unavailable`. A
+/// write sent without an answer that says what became of it (the SDK's own timeout, a
+/// connection that failed after sending, an unreadable answer, a 5xx) may have applied:
+/// `Unknown`. A read that fails changed nothing either way.
+pub(crate) fn classify<E, R>(op: &'static str, access: Access, err: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
+    let unanswered = || match access {
+        Access::Write => StoreError::Unknown,
+        Access::Read => StoreError::Unavailable,
+    };
     match &err {
         SdkError::ServiceError(ctx) => {
             let code = ctx.err().code().unwrap_or("unknown");
@@ -535,13 +544,14 @@ where
                 "ConditionalCheckFailedException" => {
                     StoreError::ConditionFailed { op, items: vec![(0, None)] }
                 }
-                "ThrottlingException"
-                | "ProvisionedThroughputExceededException"
-                | "RequestLimitExceeded"
-                | "InternalServerError"
-                | "ServiceUnavailable" => {
-                    tracing::warn!(op, code, "storage throttled or failing");
+                "ThrottlingException" | "ProvisionedThroughputExceededException" | "RequestLimitExceeded" => {
+                    tracing::warn!(op, code, "storage throttled");
                     StoreError::Unavailable
+                }
+                // DynamoDB documents that a request answered 500 may have succeeded.
+                "InternalServerError" | "ServiceUnavailable" => {
+                    tracing::warn!(op, code, "storage failing");
+                    unanswered()
                 }
                 _ => {
                     let message = ctx.err().message().unwrap_or_default().to_string();
@@ -551,8 +561,8 @@ where
             }
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            tracing::warn!(op, error = %aws_smithy_types::error::display::DisplayErrorContext(&err), "storage unreachable");
-            StoreError::Unavailable
+            tracing::warn!(op, error = %aws_smithy_types::error::display::DisplayErrorContext(&err), "storage unreachable or unanswered");
+            unanswered()
         }
         _ => {
             tracing::error!(op, error = %aws_smithy_types::error::display::DisplayErrorContext(&err), "storage request failed");

@@ -42,9 +42,14 @@ pub enum StoreError {
     /// when DynamoDB returned one.
     #[error("{op}: condition failed on item(s) {:?}", items.iter().map(|(i, _)| *i).collect::<Vec<_>>())]
     ConditionFailed { op: &'static str, items: Vec<(usize, Option<Item>)> },
-    /// Throttled, timed out or unreachable after the SDK's retries; nothing was written.
+    /// Throttled or unreachable after the SDK's retries, or a read that failed: nothing
+    /// was written.
     #[error("storage unavailable")]
     Unavailable,
+    /// A write was sent and no answer says whether it applied (timed out, the connection
+    /// failed after sending, a 5xx): it may have.
+    #[error("storage did not answer a write")]
+    Unknown,
     /// A transaction kept losing to concurrent transactions on the same items
     /// (`TransactionConflict`) through every retry; it did not apply.
     #[error("concurrent transactions kept winning")]

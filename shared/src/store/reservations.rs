@@ -78,10 +78,11 @@ pub enum Ended {
 /// What an extension found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Extended {
-    /// The hold now ends at the new time.
+    /// The hold now ends at the new time, instead of the end it was read with.
     Now,
-    /// It was no longer active and unexpired (or already ends that late): nothing changed.
-    NotActive,
+    /// It changed since it was read (another extension, or it ended or expired): nothing
+    /// changed; read it again.
+    Moved,
 }
 
 /// One page of overdue holds from the sweep index.
@@ -250,7 +251,7 @@ impl Reservations {
         }
     }
 
-    /// Moves an active, unexpired hold's end to `until`.
+    /// Moves an active, unexpired hold's end to `until`, from the end `r` was read with.
     pub async fn extend(
         &self,
         r: &Reservation,
@@ -259,10 +260,11 @@ impl Reservations {
         actor: &str,
     ) -> Result<Extended, StoreError> {
         let update = self.0.db.update_item(&self.0.table);
-        let update = rec::extend(update, &r.id, &format_time(until), &format_time(now), actor);
+        let (was, until, now) = (format_time(r.expires_at), format_time(until), format_time(now));
+        let update = rec::extend(update, &r.id, &was, &until, &now, actor);
         Ok(match self.0.db.update("extend_reservation", update).await? {
             Write::Applied => Extended::Now,
-            Write::ConditionFailed(_) => Extended::NotActive,
+            Write::ConditionFailed(_) => Extended::Moved,
         })
     }
 

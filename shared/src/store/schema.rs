@@ -2,7 +2,7 @@
 //! `cloudformation_properties` renders it in `AWS::DynamoDB::Table` form, which a test
 //! compares with `template.yaml` so the two can never drift apart.
 
-use super::exec::classify;
+use super::exec::{classify, Access};
 use super::keys::*;
 use super::StoreError;
 use aws_sdk_dynamodb::types::{
@@ -141,7 +141,7 @@ impl TableDef {
         match req.send().await {
             Ok(_) => {}
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => return Ok(()),
-            Err(e) => return Err(classify("create_table", e)),
+            Err(e) => return Err(classify("create_table", Access::Write, e)),
         }
         if let Some(ttl) = self.ttl_attribute {
             client
@@ -152,7 +152,7 @@ impl TableDef {
                 )
                 .send()
                 .await
-                .map_err(|e| classify("update_time_to_live", e))?;
+                .map_err(|e| classify("update_time_to_live", Access::Write, e))?;
         }
         Ok(())
     }

@@ -42,6 +42,9 @@ pub enum Gathered {
     Raced,
 }
 
+/// Most items one `TransactGetItems` reads.
+const SNAPSHOT_ITEMS: usize = 100;
+
 /// How often a bucketed removal re-plans on a fresh snapshot after losing a race.
 const REMOVAL_ATTEMPTS: usize = 4;
 
@@ -256,7 +259,9 @@ impl Stock {
     /// (units moved between buckets by one transaction) is then seen whole or not at all,
     /// so no read shows a total that never was. Every warehouse has a row in every bucket
     /// (creation and additions write them all), so bucket 0's rows name the keys;
-    /// `warehouses x stock_buckets <= 98` keeps them within one call's 100 items.
+    /// `warehouses x stock_buckets <= MAX_STOCK_ROWS` keeps them within one call's 100
+    /// items. A product past it (one that grew before every path kept to the limit) is
+    /// read 100 rows a call: its total may then mix instants, which beats no answer.
     pub(crate) async fn all_buckets(
         &self,
         id: &str,
@@ -272,6 +277,10 @@ impl Stock {
             .iter()
             .flat_map(|row| (0..k).map(move |b| (stock_pk(id, b), stock_sk(row.warehouse_id.as_str()))))
             .collect();
-        self.0.db.snapshot(&self.0.table, keys).await?.iter().map(rec::level).collect()
+        let mut rows = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(SNAPSHOT_ITEMS) {
+            rows.extend(self.0.db.snapshot(&self.0.table, chunk.to_vec()).await?);
+        }
+        rows.iter().map(rec::level).collect()
     }
 }

@@ -71,6 +71,58 @@ pub fn entry(i: &Item) -> Result<(String, AuditEntry), StoreError> {
     ))
 }
 
+/// Where records that can never become an entry are set aside, in the audit table.
+pub const SET_ASIDE_PK: &str = "SET_ASIDE#stream";
+
+/// Most bytes of a set-aside record kept (an item holds at most 400 KB).
+const SET_ASIDE_BYTES: usize = 300 * 1024;
+
+/// A stream record that can never become an entry, kept for an operator: the record as
+/// it came (cut at 300 KB), why, and when. Its key derives from the record alone
+/// (sequence number, else event id, else a digest of it), so a redelivery rewrites it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetAside {
+    pk: String,
+    sk: String,
+    event_id: Option<String>,
+    sequence_number: Option<String>,
+    reason: String,
+    record: String,
+    set_aside_at: String,
+}
+
+impl SetAside {
+    pub fn new(raw: &Value, reason: &str, now: DateTime<Utc>) -> Self {
+        let text = raw.to_string();
+        let mut cut = text.len().min(SET_ASIDE_BYTES);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let sequence_number = raw["dynamodb"]["SequenceNumber"].as_str().map(str::to_string);
+        let event_id = raw["eventID"].as_str().map(str::to_string);
+        let sk = match (&sequence_number, &event_id) {
+            (Some(seq), _) if seq.bytes().all(|b| b.is_ascii_digit()) => format!("{seq:0>40}"),
+            (Some(seq), _) => seq.clone(),
+            (None, Some(id)) => id.clone(),
+            (None, None) => crate::domain::fingerprint::fingerprint(raw),
+        };
+        Self {
+            pk: SET_ASIDE_PK.into(),
+            sk,
+            event_id,
+            sequence_number,
+            reason: reason.into(),
+            record: text[..cut].to_string(),
+            set_aside_at: format_time(now),
+        }
+    }
+}
+
+/// The set-aside record's item.
+pub fn set_aside_item(r: &SetAside) -> Result<Attrs, StoreError> {
+    to_attrs(r)
+}
+
 /// A stream record that cannot become an entry (it would fail again on every retry).
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RecordError {

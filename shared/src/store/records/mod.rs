@@ -19,9 +19,14 @@ use std::collections::HashMap;
 /// An item as the SDK takes it.
 pub type Attrs = HashMap<String, AttributeValue>;
 
-/// A record as an item.
+/// A record as an item. An empty map is never written: DynamoDB Local hands it to the
+/// stream as `{}` (no type), which no stream reader can decode. A record field that may
+/// be an empty map is therefore `Option` with `#[serde(default)]`, read back as absent.
 pub(crate) fn to_attrs<T: Serialize>(record: &T) -> Result<Attrs, StoreError> {
-    serde_dynamo::to_item(record).map_err(|e| StoreError::Internal(format!("item mapping: {e}")))
+    let mut item: Attrs =
+        serde_dynamo::to_item(record).map_err(|e| StoreError::Internal(format!("item mapping: {e}")))?;
+    item.retain(|_, v| !matches!(v, AttributeValue::M(m) if m.is_empty()));
+    Ok(item)
 }
 
 /// An item as a record; an item of another shape is a store error.

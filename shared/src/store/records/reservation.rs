@@ -97,12 +97,14 @@ pub fn end(
         .build()?)
 }
 
-/// Moves an active, unexpired hold's end to `until` (on condition that it is later than
-/// the current end), with its sweep index key: one conditional write, so an extension and
-/// an expiry racing on the hold cannot both apply.
+/// Moves an active, unexpired hold's end from `was` (the end it was read with) to `until`
+/// (on condition that it is later), with its sweep index key: one conditional write, so
+/// an extension and an expiry racing on the hold cannot both apply, and a write that
+/// applies knows the end it replaced (`was`: the other writers' ends fail the condition).
 pub fn extend(
     update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
     id: &str,
+    was: &str,
     until: &str,
     now: &str,
     actor: &str,
@@ -113,9 +115,12 @@ pub fn extend(
         .update_expression(
             "SET expires_at = :until, sweep_sk = :sweep, updated_at = :now, last_actor = :actor",
         )
-        .condition_expression("#status = :active AND expires_at > :now AND expires_at < :until")
+        .condition_expression(
+            "#status = :active AND expires_at = :was AND expires_at > :now AND expires_at < :until",
+        )
         .expression_attribute_names("#status", "status")
         .expression_attribute_values(":active", s(ReservationStatus::Active.as_str()))
+        .expression_attribute_values(":was", s(was))
         .expression_attribute_values(":until", s(until))
         .expression_attribute_values(":sweep", s(sweep_sk(until, id)))
         .expression_attribute_values(":now", s(now))
