@@ -139,7 +139,6 @@ const BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(300);
 /// found no time left is reported for retry.
 async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse {
     let mut failures = Vec::new();
-    let mut written = 0;
     let mut entries = Vec::new();
     let mut set_aside = Vec::new();
     for raw in &event.records {
@@ -160,35 +159,14 @@ async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse 
             }
         }
     }
-    for batch in entries.chunks(crate::store::exec::BATCH_WRITE_ITEMS) {
-        let result = if crate::deadline::allows(BATCH_TIME) {
-            app.record_audit(batch.iter().map(|(_, e)| e)).await.map_err(|e| e.to_string())
-        } else {
-            Err("no time left in the invocation".to_string())
-        };
-        match result {
-            Ok(()) => written += batch.len() as u64,
-            Err(error) => {
-                tracing::warn!(records = batch.len(), error, "audit batch failed");
-                failures.extend(batch.iter().map(|(r, _)| failure(r)));
-            }
-        }
-    }
-    let mut aside = 0;
-    for batch in set_aside.chunks(crate::store::exec::BATCH_WRITE_ITEMS) {
-        let result = if crate::deadline::allows(BATCH_TIME) {
-            app.store.audit.set_aside(batch.iter().map(|(_, s)| s)).await.map_err(|e| e.to_string())
-        } else {
-            Err("no time left in the invocation".to_string())
-        };
-        match result {
-            Ok(()) => aside += batch.len() as u64,
-            Err(error) => {
-                tracing::warn!(records = batch.len(), error, "setting records aside failed");
-                failures.extend(batch.iter().map(|(r, _)| failure(r)));
-            }
-        }
-    }
+    let written = in_batches(&entries, &mut failures, "audit batch failed", |batch| async move {
+        app.record_audit(batch.iter().map(|(_, e)| e)).await.map_err(|e| e.to_string())
+    })
+    .await;
+    let aside = in_batches(&set_aside, &mut failures, "setting records aside failed", |batch| async move {
+        app.store.audit.set_aside(batch.iter().map(|(_, s)| s)).await.map_err(|e| e.to_string())
+    })
+    .await;
     app.metrics.count(Metric::AuditWritten, written);
     app.metrics.count(Metric::AuditSetAside, aside);
     if !failures.is_empty() {
@@ -197,4 +175,35 @@ async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse 
     let mut response = DynamoDbEventResponse::default();
     response.batch_item_failures = failures;
     response
+}
+
+/// Writes `items` (each with the record it came from) 25 to a request with `write`, each
+/// request only while the invocation has time for it; the records of a request that
+/// failed or found no time left join `failures`. How many were written.
+async fn in_batches<'a, T, F, Fut>(
+    items: &'a [(&'a Value, T)],
+    failures: &mut Vec<DynamoDbBatchItemFailure>,
+    what: &'static str,
+    write: F,
+) -> u64
+where
+    F: Fn(&'a [(&'a Value, T)]) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut written = 0;
+    for batch in items.chunks(crate::store::exec::BATCH_WRITE_ITEMS) {
+        let result = if crate::deadline::allows(BATCH_TIME) {
+            write(batch).await
+        } else {
+            Err("no time left in the invocation".to_string())
+        };
+        match result {
+            Ok(()) => written += batch.len() as u64,
+            Err(error) => {
+                tracing::warn!(records = batch.len(), error, "{what}");
+                failures.extend(batch.iter().map(|(r, _)| failure(r)));
+            }
+        }
+    }
+    written
 }

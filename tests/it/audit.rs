@@ -11,18 +11,7 @@ use stockhold_tests::*;
 
 /// All entries of one entity, waiting (bounded) until there are `n`.
 async fn entries(gw: &TestGateway, kind: &str, id: &str, n: usize) -> Vec<Value> {
-    let admin = token("auditor", true);
-    let deadline = Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let r =
-            gw.get(&format!("/api/audit?entity_type={kind}&entity_id={id}&limit=100"), Some(&admin)).await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        let items = r.body["items"].as_array().cloned().unwrap_or_default();
-        if items.len() >= n || Instant::now() > deadline {
-            return items;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    audit_entries(gw, kind, id, n).await
 }
 
 fn actions(entries: &[Value]) -> Vec<(String, String)> {

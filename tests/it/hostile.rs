@@ -150,22 +150,6 @@ async fn a_record_of_any_shape_is_set_aside_alone_and_a_redelivery_rewrites_it()
     );
 }
 
-/// All audit entries of one entity, waiting (bounded) until there are `n`.
-async fn audit_entries(gw: &TestGateway, kind: &str, id: &str, n: usize) -> Vec<Value> {
-    let admin = token("auditor", true);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let r =
-            gw.get(&format!("/api/audit?entity_type={kind}&entity_id={id}&limit=100"), Some(&admin)).await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        let items = r.body["items"].as_array().cloned().unwrap_or_default();
-        if items.len() >= n || std::time::Instant::now() > deadline {
-            return items;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
 async fn patch_with(gw: &TestGateway, id: &str, if_match: &[u8]) -> Reply {
     let value = reqwest::header::HeaderValue::from_bytes(if_match).expect("a header value");
     let req = gw

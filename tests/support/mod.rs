@@ -331,6 +331,23 @@ pub async fn start_audit_poller(app: &App) -> Arc<gateway::stream::PollerStats> 
         .expect("the audit function is in the template")
 }
 
+/// All audit entries of one entity through `GET /api/audit`, waiting (bounded, 15 s) until
+/// there are `n` (entries come from the stream, a moment after the change).
+pub async fn audit_entries(gw: &TestGateway, kind: &str, id: &str, n: usize) -> Vec<Value> {
+    let admin = token("auditor", true);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let r =
+            gw.get(&format!("/api/audit?entity_type={kind}&entity_id={id}&limit=100"), Some(&admin)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let items = r.body["items"].as_array().cloned().unwrap_or_default();
+        if items.len() >= n || std::time::Instant::now() > deadline {
+            return items;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// Writes orders as they are, without conditions or stock effects (seeding list tests
 /// and benchmarks): `BatchWriteItem` of the items the store would write.
 pub async fn import_orders(app: &App, orders: &[shared::domain::order::Order]) {
