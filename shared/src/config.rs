@@ -301,7 +301,9 @@ impl Config {
         };
         app.config.cursors = CursorCodec::new(key.as_bytes());
         let namespace = var("METRICS_NAMESPACE").unwrap_or_else(|| "stockhold".into());
-        Ok(app.with_metrics(Arc::new(Emf::new(namespace, binary))))
+        // The level the logs are filtered at (`log_settings`), which is Lambda's own.
+        let level = crate::adapters::emf::metric_level(Some(&log_settings(var).filter));
+        Ok(app.with_metrics(Arc::new(Emf::new(namespace, binary, level))))
     }
 }
 

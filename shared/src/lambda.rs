@@ -15,7 +15,23 @@ use crate::http::{dispatch, request_id, ApiRequest, Auth, Serving};
 use crate::service::App;
 use lambda_http::request::RequestContext;
 use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// Whether this process has served an invocation yet.
+static WARM: AtomicBool = AtomicBool::new(false);
+
+/// Runs one invocation `f` of `app`'s function: its metric lines carry `request_id`, and
+/// the first invocation of the process counts a cold start (`ColdStarts`).
+pub async fn invocation<F: std::future::Future>(app: &App, request_id: String, f: F) -> F::Output {
+    crate::adapters::emf::with_request_id(request_id, async {
+        if !WARM.swap(true, Ordering::Relaxed) {
+            app.metrics.count(crate::service::ports::Metric::ColdStart, 1);
+        }
+        f.await
+    })
+    .await
+}
 
 /// Runs the HTTP function `function`: logs, configuration and clients once per cold
 /// start, then one `dispatch` per request over that function's routes only.
@@ -54,7 +70,9 @@ pub async fn handle(app: &App, function: &'static HttpFunction, event: Request) 
         request_id,
         deadline,
     };
-    let (parts, body) = dispatch(app, req, Serving::Function(function)).await.into_parts();
+    let id = req.request_id.clone();
+    let (parts, body) =
+        invocation(app, id, dispatch(app, req, Serving::Function(function))).await.into_parts();
     app.count_store_retries();
     let body = match String::from_utf8(body.to_vec()) {
         Ok(text) => Body::Text(text),

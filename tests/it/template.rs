@@ -296,3 +296,101 @@ fn the_functions_whose_policy_grants_scheduler_actions_are_the_ones_wired_with_t
     assert_eq!(wired, granted);
     assert_eq!(granted, BTreeSet::from(["order".to_string(), "reserve".to_string()]));
 }
+
+/// The template in its JSON form (intrinsics as `{"Fn::GetAtt": [...]}` and the like).
+fn template_json() -> serde_json::Value {
+    serde_json::from_str(&stockhold_tests::template_json(stockhold_tests::TEMPLATE_YAML)).expect("json")
+}
+
+/// The logical id a `{"Fn::GetAtt": [id, attr]}` (or `"id.attr"`) names.
+fn get_att<'a>(v: &'a serde_json::Value, attr: &str) -> Option<&'a str> {
+    match &v["Fn::GetAtt"] {
+        serde_json::Value::String(dotted) => dotted.strip_suffix(attr)?.strip_suffix('.'),
+        serde_json::Value::Array(pair) => {
+            (pair.get(1)?.as_str()? == attr).then_some(())?;
+            pair.first()?.as_str()
+        }
+        _ => None,
+    }
+}
+
+/// A function invoked asynchronously (by a schedule of its own, or by the Scheduler through
+/// a role) has its failures inside the function go to an on-failure queue, which an alarm
+/// watches: without it such failures are seen by no dead-letter queue.
+#[test]
+fn every_function_invoked_asynchronously_sends_its_failures_to_a_queue_an_alarm_watches() {
+    let t = template_json();
+    let resources = t["Resources"].as_object().expect("Resources");
+    let mut asynchronous = BTreeSet::new();
+    for (id, res) in resources {
+        let events = res["Properties"]["Events"].as_object().into_iter().flatten();
+        if res["Type"] == "AWS::Serverless::Function"
+            && events
+                .into_iter()
+                .any(|(_, e)| ["Schedule", "ScheduleV2"].contains(&e["Type"].as_str().unwrap_or("")))
+        {
+            asynchronous.insert(id.clone());
+        }
+        // Roles that services assume to invoke a function (EventBridge Scheduler's).
+        if res["Type"] == "AWS::IAM::Role" {
+            for policy in res["Properties"]["Policies"].as_array().into_iter().flatten() {
+                for st in policy["PolicyDocument"]["Statement"].as_array().into_iter().flatten() {
+                    if st["Action"] == "lambda:InvokeFunction" {
+                        asynchronous.insert(get_att(&st["Resource"], "Arn").expect("a function").to_string());
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(asynchronous, BTreeSet::from(["ExpireFunction".to_string(), "SweepFunction".to_string()]));
+    let watched: BTreeSet<&str> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm" && r["Properties"]["Namespace"] == "AWS/SQS")
+        .filter_map(|r| get_att(&r["Properties"]["Dimensions"][0]["Value"], "QueueName"))
+        .collect();
+    for id in &asynchronous {
+        let on_failure = &resources[id]["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"];
+        assert_eq!(on_failure["Type"], "SQS", "{id}: {on_failure}");
+        let queue =
+            get_att(&on_failure["Destination"], "Arn").unwrap_or_else(|| panic!("{id}: {on_failure}"));
+        assert_eq!(resources[queue]["Type"], "AWS::SQS::Queue", "{id} -> {queue}");
+        assert!(watched.contains(queue), "no alarm watches {queue}");
+    }
+}
+
+/// The stream mapping's filter lets through exactly the records the audit function makes
+/// entries of: items whose `entity` is one of `EntityType::ALL`, by new image (creations,
+/// updates) or old image (removals). Everything else the table holds (idempotency records,
+/// SKU claims, hold counts, allowances) never invokes it.
+#[test]
+fn the_stream_filter_passes_exactly_the_entities_the_audit_records() {
+    use shared::domain::audit::EntityType;
+    let t = template_json();
+    let filters = t["Resources"]["AuditFunction"]["Properties"]["Events"]["TableStream"]["Properties"]
+        ["FilterCriteria"]["Filters"]
+        .as_array()
+        .expect("FilterCriteria.Filters")
+        .clone();
+    let ours: BTreeSet<String> = EntityType::ALL.iter().map(|e| e.as_str().to_string()).collect();
+    let mut images = BTreeSet::new();
+    for f in &filters {
+        let pattern: serde_json::Value =
+            serde_json::from_str(f["Pattern"].as_str().expect("Pattern")).expect("json");
+        let change = pattern["dynamodb"].as_object().expect("dynamodb");
+        assert_eq!(change.len(), 1, "{pattern}");
+        let (image, fields) = change.iter().next().expect("image");
+        images.insert(image.clone());
+        let entities: BTreeSet<String> = fields["entity"]["S"]
+            .as_array()
+            .expect("entity values")
+            .iter()
+            .map(|v| v.as_str().expect("string").to_string())
+            .collect();
+        assert_eq!(entities, ours, "{image}");
+    }
+    assert_eq!(images, BTreeSet::from(["NewImage".to_string(), "OldImage".to_string()]));
+    // What the table holds besides entities is named otherwise, or not at all.
+    for bookkeeping in ["idempotency", "sku_claim"] {
+        assert!(EntityType::parse(bookkeeping).is_none(), "{bookkeeping}");
+    }
+}

@@ -108,6 +108,17 @@ fn check_logs_and_metrics(printed: &str) {
         assert_eq!(decl["Namespace"], "stockhold-test", "{l}");
         let name = decl["Metrics"][0]["Name"].as_str().unwrap_or_default();
         assert!(l[name].is_u64(), "the declared metric's value is on the line: {l}");
+        // Kept by Lambda's log-level filter at AWS_LAMBDA_LOG_LEVEL=WARN (a line without
+        // a level counts as INFO and would be dropped), with its invocation's id.
+        assert_eq!(l["level"], "WARN", "{l}");
+        assert!(l["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{l}");
+    }
+    // Each function counts its cold start, once: cargo lambda runs one process per function.
+    for function in
+        ["products", "reserve", "order", "transition", "list", "audit-api", "expire", "sweep", "audit"]
+    {
+        let cold = metric("ColdStarts", function);
+        assert_eq!(cold.len(), 1, "{function}: {cold:?}");
     }
     // Two holds over HTTP (one single, one cart of one line); the replayed request and
     // the hold made in-process are not the functions'.

@@ -5,6 +5,7 @@ use shared::adapters::clock::SystemClock;
 use shared::config::{init_tracing, Config};
 use shared::deadline::from_epoch_millis;
 use shared::jobs::{handle_batch, StreamEvent, AUDIT_FN};
+use shared::lambda::invocation;
 use shared::lambda::lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use std::sync::Arc;
 
@@ -16,9 +17,9 @@ async fn main() -> Result<(), Error> {
     run(service_fn(|event: LambdaEvent<StreamEvent>| {
         let app = &app;
         async move {
-            Ok::<_, Error>(
-                handle_batch(app, &event.payload, Some(from_epoch_millis(event.context.deadline))).await,
-            )
+            let deadline = Some(from_epoch_millis(event.context.deadline));
+            let batch = handle_batch(app, &event.payload, deadline);
+            Ok::<_, Error>(invocation(app, event.context.request_id.clone(), batch).await)
         }
     }))
     .await

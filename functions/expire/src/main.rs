@@ -5,6 +5,7 @@ use shared::adapters::clock::SystemClock;
 use shared::config::{init_tracing, Config};
 use shared::deadline::from_epoch_millis;
 use shared::jobs::{expire, ExpireEvent, EXPIRE_FN};
+use shared::lambda::invocation;
 use shared::lambda::lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use std::sync::Arc;
 
@@ -15,9 +16,9 @@ async fn main() -> Result<(), Error> {
         Config::from_env()?.function_app_with(EXPIRE_FN, Arc::new(SystemClock), Config::no_scheduler).await?;
     run(service_fn(|event: LambdaEvent<ExpireEvent>| {
         let app = &app;
-        async move {
-            Ok::<_, Error>(expire(app, event.payload, Some(from_epoch_millis(event.context.deadline))).await?)
-        }
+        let deadline = Some(from_epoch_millis(event.context.deadline));
+        let job = expire(app, event.payload, deadline);
+        async move { Ok::<_, Error>(invocation(app, event.context.request_id, job).await?) }
     }))
     .await
 }

@@ -5,6 +5,7 @@ use shared::adapters::clock::SystemClock;
 use shared::config::{init_tracing, Config};
 use shared::deadline::from_epoch_millis;
 use shared::jobs::{sweep, SweepEvent, SweepSettings, SWEEP_FN};
+use shared::lambda::invocation;
 use shared::lambda::lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use std::sync::Arc;
 
@@ -17,9 +18,8 @@ async fn main() -> Result<(), Error> {
     // The scheduled event's payload carries nothing the sweep needs.
     run(service_fn(|event: LambdaEvent<SweepEvent>| {
         let app = &app;
-        async move {
-            Ok::<_, Error>(sweep(app, settings, Some(from_epoch_millis(event.context.deadline))).await?)
-        }
+        let job = sweep(app, settings, Some(from_epoch_millis(event.context.deadline)));
+        async move { Ok::<_, Error>(invocation(app, event.context.request_id, job).await?) }
     }))
     .await
 }

@@ -99,11 +99,13 @@ pub enum Metric {
     AuditFailed,
     /// Stream records that can never become an entry, set aside for an operator.
     AuditSetAside,
+    /// A function's first invocation in a new execution environment.
+    ColdStart,
 }
 
 impl Metric {
     /// One of each kind, for checks that every name the template uses is one we emit.
-    pub const KINDS: [Metric; 11] = [
+    pub const KINDS: [Metric; 12] = [
         Self::ReservationsCreated,
         Self::RefusedForStock,
         Self::RefusedForHoldCap,
@@ -115,6 +117,7 @@ impl Metric {
         Self::AuditWritten,
         Self::AuditFailed,
         Self::AuditSetAside,
+        Self::ColdStart,
     ];
 
     /// The CloudWatch metric name.
@@ -131,6 +134,7 @@ impl Metric {
             Self::AuditWritten => "AuditRecordsWritten",
             Self::AuditFailed => "AuditRecordsFailed",
             Self::AuditSetAside => "AuditRecordsSetAside",
+            Self::ColdStart => "ColdStarts",
         }
     }
 
