@@ -32,32 +32,62 @@ pub const AUDIT_FN: &str = "audit";
 /// none of it, so any JSON is accepted.
 pub type SweepEvent = serde::de::IgnoredAny;
 
-/// The input of each reservation's schedule (see `adapters::scheduler::expire_input`).
-#[derive(Debug, Clone, Deserialize)]
+/// The input of a schedule (see `adapters::scheduler::expire_input`): the reservations it
+/// ends, `reservation_ids`; a schedule made before batches shared one names a single
+/// `reservation_id`.
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct ExpireEvent {
-    pub reservation_id: String,
+    #[serde(default)]
+    pub reservation_id: Option<String>,
+    #[serde(default)]
+    pub reservation_ids: Vec<String>,
+}
+
+impl ExpireEvent {
+    /// The event of a schedule that ends `ids`.
+    pub fn of(ids: Vec<String>) -> Self {
+        Self { reservation_id: None, reservation_ids: ids }
+    }
+
+    fn ids(&self) -> impl Iterator<Item = &String> {
+        self.reservation_id.iter().chain(&self.reservation_ids)
+    }
+}
+
+/// What a run did to each reservation it names, in order.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpireResponse {
+    pub reservations: Vec<Expired>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ExpireResponse {
+pub struct Expired {
     pub reservation_id: String,
     pub outcome: ExpireOutcome,
 }
 
-/// Runs the expiry of one reservation within the invocation's `deadline`. Errors (storage
-/// trouble, no time left) fail the invocation so that EventBridge Scheduler retries it,
-/// then sends it to the dead-letter queue.
+/// Runs the expiry of the reservations a schedule names within the invocation's
+/// `deadline`, one after another (each is idempotent). Errors (storage trouble, no time
+/// left) fail the invocation so that Lambda retries it (its holds already ended find
+/// themselves not active), then records it on its on-failure queue.
 pub async fn expire(
     app: &App,
     event: ExpireEvent,
     deadline: Option<Instant>,
 ) -> Result<ExpireResponse, DomainError> {
+    let all = async {
+        let mut reservations = Vec::new();
+        for id in event.ids() {
+            let outcome = app.expire_reservation(id).await?;
+            reservations.push(Expired { reservation_id: id.clone(), outcome });
+        }
+        Ok::<_, DomainError>(reservations)
+    };
     // Boxed: the job futures nest deep enough that laying them out inline overflows the
     // compiler's query depth in the job binaries.
-    let outcome = run(deadline, Box::pin(app.expire_reservation(&event.reservation_id))).await;
+    let reservations = run(deadline, Box::pin(all)).await;
     app.count_store_retries();
-    let outcome = outcome??;
-    Ok(ExpireResponse { reservation_id: event.reservation_id, outcome })
+    Ok(ExpireResponse { reservations: reservations?? })
 }
 
 /// How the sweep runs.
@@ -206,4 +236,17 @@ where
         }
     }
     written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schedule_names_its_reservations_in_either_form_it_was_made_with() {
+        let now: ExpireEvent = serde_json::from_str(r#"{"reservation_ids": ["a", "b"]}"#).expect("event");
+        assert_eq!(now.ids().collect::<Vec<_>>(), ["a", "b"]);
+        let before: ExpireEvent = serde_json::from_str(r#"{"reservation_id": "a"}"#).expect("event");
+        assert_eq!(before.ids().collect::<Vec<_>>(), ["a"]);
+    }
 }

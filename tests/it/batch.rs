@@ -98,3 +98,60 @@ async fn a_cart_with_a_bad_line_holds_nothing_and_names_the_line() {
     assert_eq!(gw.order(&alice, &[ids[1]]).await.status, 201);
     assert_eq!((gw.stock_of(&a, "main").await, gw.stock_of(&b, "main").await), ((5, 0, 5), (0, 0, 0)));
 }
+
+#[tokio::test]
+async fn a_cart_makes_one_expiry_schedule_that_ends_every_line_still_held_at_its_time() {
+    use std::sync::atomic::Ordering;
+    let _lock = sweep_lock().await;
+    let clock = past_clock();
+    let schedules = std::sync::Arc::new(RecordingScheduler::default());
+    let app = app_with_clock(std::sync::Arc::new(clock.clone())).await.with_scheduler(schedules.clone());
+    let gw = gateway_for(app.clone()).await;
+    let mut products = Vec::new();
+    for _ in 0..5 {
+        products.push(gw.product(json!({"main": 3})).await);
+    }
+    let buyer = token(&unique("cart"), false);
+    let cart = json!({"items": products.iter().map(|p| json!({"product_id": p, "quantity": 1})).collect::<Vec<_>>()});
+    let r = gw.post("/api/reservations/batch", Some(&buyer), cart).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let lines: Vec<String> = r.body["reservations"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| l["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(schedules.creates.load(Ordering::SeqCst), 1, "one CreateSchedule for the cart");
+    let live = schedules.live.lock().expect("lock").clone();
+    let ((name, at), ids) = live.iter().next().expect("the schedule");
+    assert_eq!(ids, &lines, "it ends every line");
+    assert!(!lines.contains(name), "named apart from its lines, so a line's cancel leaves it");
+    assert_eq!(
+        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        r.body["reservations"][0]["expires_at"]
+    );
+
+    // Releasing one line leaves the cart's schedule; ordering another too.
+    let released = gw.send("DELETE", &format!("/api/reservations/{}", lines[0]), Some(&buyer), None).await;
+    assert_eq!(released.status, 200, "{}", released.body);
+    assert_eq!(gw.order(&buyer, &[&lines[1]]).await.status, 201);
+    assert_eq!(schedules.live.lock().expect("lock").len(), 1, "the cart's schedule stands");
+
+    // Its run, at its time, ends the three lines still held and leaves the two others.
+    clock.advance(chrono::Duration::seconds(601));
+    let event = shared::jobs::ExpireEvent::of(ids.clone());
+    let done = shared::jobs::expire(&as_function(&app, "expire"), event, None).await.expect("expire");
+    let outcomes: Vec<&str> = done
+        .reservations
+        .iter()
+        .map(|e| match e.outcome {
+            shared::service::ExpireOutcome::Expired => "expired",
+            shared::service::ExpireOutcome::NotActive => "not_active",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(outcomes, ["not_active", "not_active", "expired", "expired", "expired"]);
+    for p in &products[2..] {
+        assert_eq!(gw.stock_of(p, "main").await, (3, 0, 3), "{p}: its unit is back");
+    }
+}

@@ -103,9 +103,10 @@ async fn expire_is_idempotent_and_leaves_holds_that_are_not_due_or_not_active_al
 struct BrokenScheduler;
 
 impl ExpiryScheduler for BrokenScheduler {
-    fn schedule<'a>(
+    fn schedule_many<'a>(
         &'a self,
         _: &'a str,
+        _: &'a [String],
         _: chrono::DateTime<chrono::Utc>,
     ) -> BoxFuture<'a, Result<(), SchedulerError>> {
         Box::pin(async { Err(SchedulerError::Failed("injected".into())) })

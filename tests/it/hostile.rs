@@ -5,9 +5,8 @@
 
 use futures::future::join_all;
 use serde_json::{json, Map, Value};
-use shared::service::ports::{ExpiryScheduler, SchedulerError};
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use stockhold_tests::*;
 
 fn warehouses(n: usize) -> Value {
@@ -197,39 +196,9 @@ async fn if_match_is_a_strong_string_comparison_and_an_unreadable_one_changes_no
     assert_eq!(patch_with(&gw, &id, tag.as_bytes()).await.status, 200);
 }
 
-/// Keeps the schedules it is asked for by reservation and time, as EventBridge Scheduler
-/// keeps them by name, yielding between steps so that racing callers interleave.
-#[derive(Debug, Default)]
-struct Schedules(Mutex<BTreeSet<(String, chrono::DateTime<chrono::Utc>)>>);
-
-impl ExpiryScheduler for Schedules {
-    fn schedule<'a>(
-        &'a self,
-        id: &'a str,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> futures::future::BoxFuture<'a, Result<(), SchedulerError>> {
-        Box::pin(async move {
-            tokio::task::yield_now().await;
-            self.0.lock().expect("lock").insert((id.to_string(), at));
-            Ok(())
-        })
-    }
-    fn cancel<'a>(
-        &'a self,
-        id: &'a str,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> futures::future::BoxFuture<'a, Result<(), SchedulerError>> {
-        Box::pin(async move {
-            tokio::task::yield_now().await;
-            self.0.lock().expect("lock").remove(&(id.to_string(), at));
-            Ok(())
-        })
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_extensions_of_an_active_hold_all_say_what_happened_and_its_final_end_is_scheduled() {
-    let schedules = Arc::new(Schedules::default());
+    let schedules = Arc::new(RecordingScheduler::default());
     let gw = gateway_for(app().await.with_scheduler(schedules.clone())).await;
     let product = gw.product(json!({"main": 5})).await;
     let buyer = token(&unique("ext"), false);
@@ -260,7 +229,7 @@ async fn racing_extensions_of_an_active_hold_all_say_what_happened_and_its_final
     assert_eq!(ends.last(), Some(&end), "the latest answer is the hold's end");
     let end = chrono::DateTime::parse_from_rfc3339(&end).expect("time").to_utc();
     let mine: Vec<_> =
-        schedules.0.lock().expect("lock").iter().filter(|(r, _)| *r == id).map(|(_, at)| *at).collect();
+        schedules.live.lock().expect("lock").keys().filter(|(r, _)| *r == id).map(|(_, at)| *at).collect();
     assert!(mine.contains(&end), "a schedule at the hold's final end: {mine:?} vs {end}");
     assert!(mine.iter().all(|at| *at <= end), "none later than it: {mine:?}");
 }

@@ -68,7 +68,7 @@ async fn a_reservation_schedule_is_a_one_off_utc_at_schedule_that_deletes_itself
     assert_eq!(t.arn(), target.function_arn);
     assert_eq!(t.role_arn(), target.role_arn);
     let input: serde_json::Value = serde_json::from_str(t.input().expect("input")).expect("json input");
-    assert_eq!(input, serde_json::json!({"reservation_id": id}));
+    assert_eq!(input, serde_json::json!({"reservation_ids": [id]}));
     let retry = t.retry_policy().expect("retry policy");
     assert_eq!(
         (retry.maximum_retry_attempts(), retry.maximum_event_age_in_seconds()),
@@ -91,6 +91,17 @@ async fn a_reservation_schedule_is_a_one_off_utc_at_schedule_that_deletes_itself
     assert!(client.get_schedule().name(&moved).group_name(&group).send().await.is_ok(), "the new one");
     assert!(client.get_schedule().name(&name).group_name(&group).send().await.is_err(), "the old one gone");
     scheduler.cancel(&id, later).await.expect("delete");
+
+    // A cart's lines share one schedule, named apart from them, whose run ends them all.
+    let cart = ulid::Ulid::new().to_string();
+    let lines: Vec<String> = (0..25).map(|_| ulid::Ulid::new().to_string()).collect();
+    scheduler.schedule_many(&cart, &lines, expires_at).await.expect("create");
+    let name = shared::adapters::scheduler::schedule_name(&cart, expires_at);
+    let got = client.get_schedule().name(&name).group_name(&group).send().await.expect("get");
+    let input: serde_json::Value =
+        serde_json::from_str(got.target().and_then(|t| t.input()).expect("input")).expect("json");
+    assert_eq!(input, serde_json::json!({ "reservation_ids": lines }));
+    scheduler.cancel(&cart, expires_at).await.expect("delete");
 }
 
 #[tokio::test]

@@ -359,3 +359,48 @@ pub async fn import_orders(app: &App, orders: &[shared::domain::order::Order]) {
         .await
         .expect("import");
 }
+
+/// Schedules by (name, time), with the reservations each ends.
+pub type LiveSchedules = std::collections::BTreeMap<(String, chrono::DateTime<chrono::Utc>), Vec<String>>;
+
+/// Keeps the schedules it is asked for by name and time, with the reservations each ends,
+/// as EventBridge Scheduler keeps them by name; it yields between steps so that racing
+/// callers interleave. For tests that look at which schedules a flow leaves.
+#[derive(Debug, Default)]
+pub struct RecordingScheduler {
+    /// (name, time) -> reservation ids, of the schedules that exist now.
+    pub live: std::sync::Mutex<LiveSchedules>,
+    /// `CreateSchedule` calls made.
+    pub creates: std::sync::atomic::AtomicUsize,
+}
+
+impl shared::service::ports::ExpiryScheduler for RecordingScheduler {
+    fn schedule_many<'a>(
+        &'a self,
+        name: &'a str,
+        reservation_ids: &'a [String],
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> futures::future::BoxFuture<'a, Result<(), shared::service::ports::SchedulerError>> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            self.creates.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.live
+                .lock()
+                .expect("lock")
+                .entry((name.to_string(), at))
+                .or_insert_with(|| reservation_ids.to_vec());
+            Ok(())
+        })
+    }
+    fn cancel<'a>(
+        &'a self,
+        name: &'a str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> futures::future::BoxFuture<'a, Result<(), shared::service::ports::SchedulerError>> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            self.live.lock().expect("lock").remove(&(name.to_string(), at));
+            Ok(())
+        })
+    }
+}

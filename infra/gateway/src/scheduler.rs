@@ -10,7 +10,7 @@ use shared::iam::IamError;
 use shared::jobs::{expire, sweep, ExpireEvent, SweepSettings, EXPIRE_FN, SWEEP_FN};
 use shared::service::ports::{ExpiryScheduler, SchedulerError};
 use shared::service::{App, ExpireOutcome};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
@@ -19,7 +19,8 @@ use tokio::sync::{mpsc, Semaphore};
 const NOT_DUE_RETRY: chrono::Duration = chrono::Duration::milliseconds(100);
 
 enum Command {
-    Schedule(String, DateTime<Utc>),
+    /// A schedule's name, the reservations it ends, its time.
+    Schedule(String, Vec<String>, DateTime<Utc>),
     Cancel(String, DateTime<Utc>),
 }
 
@@ -33,19 +34,20 @@ pub struct LocalScheduler {
 impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Schedule(id, at) => write!(f, "Schedule({id}, {at})"),
+            Self::Schedule(name, ids, at) => write!(f, "Schedule({name}, {ids:?}, {at})"),
             Self::Cancel(id, at) => write!(f, "Cancel({id}, {at})"),
         }
     }
 }
 
 impl ExpiryScheduler for LocalScheduler {
-    fn schedule<'a>(
+    fn schedule_many<'a>(
         &'a self,
-        reservation_id: &'a str,
+        name: &'a str,
+        reservation_ids: &'a [String],
         at: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<(), SchedulerError>> {
-        let sent = self.tx.send(Command::Schedule(reservation_id.to_string(), at));
+        let sent = self.tx.send(Command::Schedule(name.to_string(), reservation_ids.to_vec(), at));
         Box::pin(async move { sent.map_err(|_| SchedulerError::Failed("local scheduler stopped".into())) })
     }
     fn cancel<'a>(
@@ -107,13 +109,14 @@ async fn run(
     sweep_every: Duration,
     sweep_settings: SweepSettings,
 ) {
-    // Every schedule, by time and reservation: a schedule is its (reservation, time).
-    let mut due: BTreeSet<(DateTime<Utc>, String)> = BTreeSet::new();
+    // Every schedule by time and name (a schedule is its name and time), with the
+    // reservations it ends.
+    let mut due: BTreeMap<(DateTime<Utc>, String), Vec<String>> = BTreeMap::new();
     let mut sweep_tick = tokio::time::interval(sweep_every);
     sweep_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<(String, DateTime<Utc>)>();
     loop {
-        let next = due.first().map(|(at, _)| *at);
+        let next = due.keys().next().map(|(at, _)| *at);
         let wait = async {
             match next {
                 Some(at) => tokio::time::sleep((at - Utc::now()).to_std().unwrap_or_default()).await,
@@ -124,40 +127,47 @@ async fn run(
             cmd = rx.recv() => match cmd {
                 None => break,
                 // Creating an existing schedule is success and changes nothing.
-                Some(Command::Schedule(id, at)) => {
-                    due.insert((at, id));
+                Some(Command::Schedule(name, ids, at)) => {
+                    due.entry((at, name)).or_insert(ids);
                 }
                 Some(Command::Cancel(id, at)) => {
                     due.remove(&(at, id));
                 }
             },
             Some((id, at)) = retry_rx.recv() => {
-                due.insert((at, id));
+                due.entry((at, id.clone())).or_insert_with(|| vec![id]);
             }
             () = wait => {
                 let now = Utc::now();
-                while let Some((at, id)) = due.first().cloned() {
+                while let Some(((at, name), ids)) = due.first_key_value().map(|(k, v)| (k.clone(), v.clone())) {
                     if at > now {
                         break;
                     }
-                    due.remove(&(at, id.clone()));
-                    // A run whose hold has a later schedule (the leftover of an extension)
-                    // that finds it not due is done: the later one takes it.
-                    let later = due.iter().any(|(_, other)| *other == id);
+                    due.remove(&(at, name));
+                    // A reservation with a later schedule (the leftover of an extension)
+                    // that this run finds not due is that schedule's.
+                    let later: Vec<bool> = ids.iter().map(|id| due.values().any(|other| other.contains(id))).collect();
                     let (app, retry_tx, slot) = (app.clone(), retry_tx.clone(), slots.expire.clone());
+                    // One run per schedule, as in AWS: a batch's schedule ends all its lines.
                     tokio::spawn(async move {
                         let Ok(_slot) = slot.acquire_owned().await else { return };
                         let deadline = app.local_deadline(EXPIRE_FN);
-                        match expire(&app, ExpireEvent { reservation_id: id.clone() }, deadline).await {
-                            Ok(r) if r.outcome == ExpireOutcome::NotDue && !later => {
-                                let _ = retry_tx.send((id, Utc::now() + NOT_DUE_RETRY));
+                        match expire(&app, ExpireEvent::of(ids.clone()), deadline).await {
+                            Ok(r) => {
+                                for (e, later) in r.reservations.iter().zip(later) {
+                                    if e.outcome == ExpireOutcome::NotDue && !later {
+                                        let _ = retry_tx.send((e.reservation_id.clone(), Utc::now() + NOT_DUE_RETRY));
+                                    }
+                                }
+                                tracing::debug!(outcome = ?r.reservations, "expire ran");
                             }
-                            Ok(r) => tracing::debug!(reservation_id = %id, outcome = ?r.outcome, "expire ran"),
-                            // As EventBridge would, try again a little later; the sweep
-                            // is the net under this.
+                            // As Lambda would, try again a little later; the sweep is the
+                            // net under this.
                             Err(e) => {
-                                tracing::warn!(reservation_id = %id, error = %e, "expire failed; retrying");
-                                let _ = retry_tx.send((id, Utc::now() + chrono::Duration::seconds(1)));
+                                tracing::warn!(reservations = ?ids, error = %e, "expire failed; retrying");
+                                for id in ids {
+                                    let _ = retry_tx.send((id, Utc::now() + chrono::Duration::seconds(1)));
+                                }
                             }
                         }
                     });

@@ -28,15 +28,17 @@ pub struct EventBridgeTarget {
 const MAX_RETRY_ATTEMPTS: i32 = 10;
 const MAX_EVENT_AGE_SECONDS: i32 = 3600;
 
-/// The payload the `expire` function receives.
-pub fn expire_input(reservation_id: &str) -> String {
-    serde_json::json!({ "reservation_id": reservation_id }).to_string()
+/// The payload the `expire` function receives: every reservation the schedule ends (at
+/// most a batch's 25 ids, far inside a target input's 8,192 characters).
+pub fn expire_input(reservation_ids: &[String]) -> String {
+    serde_json::json!({ "reservation_ids": reservation_ids }).to_string()
 }
 
-/// The schedule of `reservation_id`'s run at `at`: the id and the time in milliseconds
-/// (a ULID and 13 digits, well within the Scheduler's 64 characters of `[0-9A-Za-z-_.]`).
-pub fn schedule_name(reservation_id: &str, at: DateTime<Utc>) -> String {
-    format!("{reservation_id}-{}", at.timestamp_millis())
+/// The schedule named `name` (a reservation's id, or a batch's) that runs at `at`: the
+/// name and the time in milliseconds (a ULID and 13 digits, well within the Scheduler's
+/// 64 characters of `[0-9A-Za-z-_.]`).
+pub fn schedule_name(name: &str, at: DateTime<Utc>) -> String {
+    format!("{name}-{}", at.timestamp_millis())
 }
 
 /// `at(...)` takes whole seconds; rounding up keeps the run from coming before expiry.
@@ -57,12 +59,17 @@ impl EventBridgeScheduler {
         Self { client, target }
     }
 
-    async fn create(&self, reservation_id: &str, at: DateTime<Utc>) -> Result<(), SchedulerError> {
+    async fn create(
+        &self,
+        name: &str,
+        reservation_ids: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<(), SchedulerError> {
         let fail = |e: aws_sdk_scheduler::error::BuildError| SchedulerError::Failed(e.to_string());
         let mut target = Target::builder()
             .arn(&self.target.function_arn)
             .role_arn(&self.target.role_arn)
-            .input(expire_input(reservation_id))
+            .input(expire_input(reservation_ids))
             .retry_policy(
                 RetryPolicy::builder()
                     .maximum_retry_attempts(MAX_RETRY_ATTEMPTS)
@@ -75,7 +82,7 @@ impl EventBridgeScheduler {
         let result = self
             .client
             .create_schedule()
-            .name(schedule_name(reservation_id, at))
+            .name(schedule_name(name, at))
             .group_name(&self.target.group)
             .schedule_expression(at_expression(at))
             .schedule_expression_timezone("UTC")
@@ -115,12 +122,13 @@ impl EventBridgeScheduler {
 }
 
 impl ExpiryScheduler for EventBridgeScheduler {
-    fn schedule<'a>(
+    fn schedule_many<'a>(
         &'a self,
-        reservation_id: &'a str,
+        name: &'a str,
+        reservation_ids: &'a [String],
         at: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<(), SchedulerError>> {
-        Box::pin(self.create(reservation_id, at))
+        Box::pin(self.create(name, reservation_ids, at))
     }
     fn cancel<'a>(
         &'a self,

@@ -28,11 +28,29 @@ pub enum SchedulerError {
 /// a missing schedule is success). Neither guarantees delivery: the sweep is the safety
 /// net, and a run whose hold ends later (a leftover of an extension) does nothing.
 pub trait ExpiryScheduler: Send + Sync + std::fmt::Debug {
+    /// One schedule, named by `name` and `at`, whose run expires every reservation of
+    /// `reservation_ids` that is then still active and due: a batch hold's lines, which
+    /// share their end, make one schedule instead of one each (the Scheduler's
+    /// `CreateSchedule` quota is per request). `name` is the one reservation's id for a
+    /// single hold, and an id of its own for a batch, so that cancelling one line's
+    /// schedule (`cancel(line, at)`) never cancels the others'.
+    fn schedule_many<'a>(
+        &'a self,
+        name: &'a str,
+        reservation_ids: &'a [String],
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), SchedulerError>>;
+    /// The schedule of one reservation (named by it).
     fn schedule<'a>(
         &'a self,
         reservation_id: &'a str,
         at: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<(), SchedulerError>>;
+    ) -> BoxFuture<'a, Result<(), SchedulerError>> {
+        Box::pin(async move {
+            let ids = [reservation_id.to_string()];
+            self.schedule_many(reservation_id, &ids, at).await
+        })
+    }
     fn cancel<'a>(
         &'a self,
         reservation_id: &'a str,
@@ -66,7 +84,12 @@ pub trait ExpiryScheduler: Send + Sync + std::fmt::Debug {
 pub struct NoScheduler;
 
 impl ExpiryScheduler for NoScheduler {
-    fn schedule<'a>(&'a self, _: &'a str, _: DateTime<Utc>) -> BoxFuture<'a, Result<(), SchedulerError>> {
+    fn schedule_many<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a [String],
+        _: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), SchedulerError>> {
         Box::pin(async { Ok(()) })
     }
     fn cancel<'a>(&'a self, _: &'a str, _: DateTime<Utc>) -> BoxFuture<'a, Result<(), SchedulerError>> {

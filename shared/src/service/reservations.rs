@@ -253,9 +253,7 @@ impl App {
                         for (_, r) in by.iter().zip(&held).filter(|(by, _)| **by == PickedBy::Read) {
                             self.note_sold_out(&r.product_id, false);
                         }
-                        for r in &held {
-                            self.schedule_expiry(r, None).await;
-                        }
+                        self.schedule_batch_expiry(&held, now).await;
                         return Ok(held);
                     }
                     Err(BatchError::HoldLimit) => return Err(DomainError::HoldLimitReached { limit: cap }),
@@ -381,14 +379,25 @@ impl App {
             Some(from) => self.scheduler.reschedule(&r.id, from, r.expires_at),
             None => self.scheduler.schedule(&r.id, r.expires_at),
         };
-        let result = match crate::deadline::remaining() {
-            Some(left) => tokio::time::timeout(left / 2, schedule)
-                .await
-                .unwrap_or_else(|_| Err(SchedulerError::Failed("no time left to create it".into()))),
-            None => schedule.await,
-        };
-        if let Err(e) = result {
+        if let Err(e) = in_half_the_time_left(schedule).await {
             tracing::warn!(reservation_id = %r.id, error = %e, "could not create expiry schedule; the sweep will expire it");
+        }
+    }
+
+    /// One schedule for every line of a batch (they share their end), named by an id of
+    /// its own so that releasing or ordering one line (which cancels that line's schedule
+    /// by its id) leaves it to end the others; the lines it finds ended it leaves alone.
+    /// Best effort like `schedule_expiry`.
+    async fn schedule_batch_expiry(&self, held: &[Reservation], now: DateTime<Utc>) {
+        let Some(first) = held.first() else { return };
+        if held.len() == 1 {
+            return self.schedule_expiry(first, None).await;
+        }
+        let name = new_id(now);
+        let ids: Vec<String> = held.iter().map(|r| r.id.clone()).collect();
+        let schedule = self.scheduler.schedule_many(&name, &ids, first.expires_at);
+        if let Err(e) = in_half_the_time_left(schedule).await {
+            tracing::warn!(schedule = %name, lines = ids.len(), error = %e, "could not create the batch's expiry schedule; the sweep will expire it");
         }
     }
 
@@ -462,5 +471,18 @@ impl App {
             ReservationStatus::Released => Ok(again),
             _ => Err(DomainError::ReservationNotActive),
         }
+    }
+}
+
+/// Runs a scheduler call within half of the time the request has left: the hold is
+/// committed, and its answer must not be lost to a slow scheduler.
+async fn in_half_the_time_left(
+    schedule: impl std::future::Future<Output = Result<(), SchedulerError>>,
+) -> Result<(), SchedulerError> {
+    match crate::deadline::remaining() {
+        Some(left) => tokio::time::timeout(left / 2, schedule)
+            .await
+            .unwrap_or_else(|_| Err(SchedulerError::Failed("no time left to create it".into()))),
+        None => schedule.await,
     }
 }
