@@ -140,14 +140,16 @@ sam-local: deps
 
 # Release bootstraps for Lambda (arm64, linked with zig from .venv), and their sizes.
 FUNCTIONS := products reserve order transition list expire sweep audit audit-api
-lambda: deps
+lambda:
+	@infra/scripts/deps.sh deploy
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
 	PATH="$(CURDIR)/.venv/bin:$$PATH" $(CARGO) lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do printf '%-12s %8d bytes\n' $$f $$(wc -c < "$(TARGET_DIR)/lambda/$$f/bootstrap"); done
 
 # Deploy to the AWS account and region of your AWS configuration (samconfig.toml holds
 # the stack name and defaults; confirm the change set when asked). Not runnable offline.
-deploy: deps
+deploy:
+	@infra/scripts/deps.sh deploy
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
 	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/sam build
 	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/sam deploy $(if $(PARAMS),--parameter-overrides $(PARAMS))
@@ -156,5 +158,6 @@ setup-times:
 	infra/scripts/time-setup.sh dev
 	infra/scripts/time-setup.sh test
 
-logs: deps
+logs:
+	@infra/scripts/deps.sh deploy
 	SAM_CLI_TELEMETRY=0 .venv/bin/sam logs

@@ -8,6 +8,8 @@
 #                  test) and the Python tools of infra/requirements.txt (schemathesis,
 #                  moto, cargo-lambda, cfn-lint, aws-sam-cli, ziglang) in .venv/
 #   deps.sh lint   cargo-deny in .local/tools/ (make lint)
+#   deps.sh deploy the Python tools of infra/requirements-deploy.txt only (SAM CLI,
+#                  cfn-lint, cargo-lambda, zig) in .venv/: make deploy, logs, lambda
 # npm and cargo packages go under .local/ in the clone. A system package (Java, Chromium)
 # is installed with apt-get or dnf when we are root or sudo works without a password
 # prompt we cannot answer, with brew on macOS; otherwise deps.sh stops with one message
@@ -108,13 +110,28 @@ test_tools() {
     say "installing $SWAGGER_UI_PACKAGE"
     npm_package docs "$SWAGGER_UI_PACKAGE"
   fi
-  local stamp="$root/.venv/.requirements"
-  if [ ! -f "$stamp" ] || ! cmp -s "$stamp" "$root/infra/requirements.txt"; then
-    say "installing Python tools into .venv"
+  python_tools requirements.txt requirements-deploy.txt
+}
+
+# Installs infra/$1 into .venv unless the stamp says the same files (all of "$@") were
+# installed already.
+python_tools() {
+  local stamp="$root/.venv/.${1%.txt}" want
+  want=$(cd "$root/infra" && cat "$@")
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    say "installing Python tools ($1) into .venv"
     python3 -m venv "$root/.venv"
-    "$root/.venv/bin/pip" install -q --disable-pip-version-check -r "$root/infra/requirements.txt"
-    cp "$root/infra/requirements.txt" "$stamp"
+    (cd "$root/infra" && "$root/.venv/bin/pip" install -q --disable-pip-version-check -r "$1")
+    printf '%s' "$want" > "$stamp"
   fi
+}
+
+deploy_tools() {
+  # The test tools include the deploy tools: nothing to add where they are installed.
+  local want
+  want=$(cd "$root/infra" && cat requirements.txt requirements-deploy.txt)
+  [ -f "$root/.venv/.requirements" ] && [ "$(cat "$root/.venv/.requirements")" = "$want" ] && return 0
+  python_tools requirements-deploy.txt
 }
 
 lint_tools() {
@@ -128,6 +145,7 @@ case "$mode" in
   dev) dev ;;
   test) test_tools ;;
   lint) lint_tools ;;
+  deploy) deploy_tools ;;
   all) test_tools; lint_tools ;;
-  *) echo "usage: deps.sh dev|test|lint|all" >&2; exit 2 ;;
+  *) echo "usage: deps.sh dev|test|lint|deploy|all" >&2; exit 2 ;;
 esac

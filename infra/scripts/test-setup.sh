@@ -26,7 +26,7 @@ fail() { echo "test-setup: FAIL: $*" >&2; exit 1; }
 echo "test-setup: deps.sh without root, sudo or Java" >&2
 mkdir -p "$work/deps/repo/infra/scripts" "$work/deps/bin"
 cp "$root/infra/scripts/deps.sh" "$work/deps/repo/infra/scripts/"
-cp "$root/infra/requirements.txt" "$work/deps/repo/infra/"
+cp "$root/infra/requirements.txt" "$root/infra/requirements-deploy.txt" "$work/deps/repo/infra/"
 # What macOS's /usr/bin/java does without a JDK; and a sudo that wants a password.
 printf '#!/bin/sh\necho "The operation could not be completed. Unable to locate a Java Runtime." >&2\nexit 1\n' >"$work/deps/bin/java"
 printf '#!/bin/sh\necho "sudo: a password is required" >&2\nexit 1\n' >"$work/deps/bin/sudo"

@@ -223,6 +223,7 @@ impl LocalNames {
 struct Resolver<'a> {
     resources: &'a Map<String, Value>,
     parameters: Option<&'a Map<String, Value>>,
+    conditions: Option<&'a Map<String, Value>>,
     names: &'a LocalNames,
 }
 
@@ -306,6 +307,53 @@ impl Resolver<'_> {
     }
 
     /// (as written, resolved) of a scalar or intrinsic.
+    /// A number setting as the stack gets it with the parameters' defaults: a number, a
+    /// `!Ref` to a parameter, or `!If [condition, a, b]` (`AWS::NoValue`: not set).
+    fn number(&self, v: Option<&Value>) -> Result<Option<u64>, IamError> {
+        let Some(v) = v else { return Ok(None) };
+        if let Some([condition, yes, no]) = v.get("Fn::If").and_then(Value::as_array).map(Vec::as_slice) {
+            let name = condition.as_str().ok_or_else(|| bad(format!("!If condition {condition:?}")))?;
+            let branch = if self.condition(name)? { yes } else { no };
+            return self.number(Some(branch));
+        }
+        if v.get("Ref").and_then(Value::as_str) == Some("AWS::NoValue") {
+            return Ok(None);
+        }
+        let (_, text) = self.value(v)?;
+        text.parse().map(Some).map_err(|_| bad(format!("not a number: {v:?}")))
+    }
+
+    /// A template condition, evaluated with the parameters' defaults: `!Equals`, `!Not`,
+    /// `!And`, `!Or` and `!Condition` over values `value` resolves.
+    fn condition(&self, name: &str) -> Result<bool, IamError> {
+        let c =
+            self.conditions.and_then(|c| c.get(name)).ok_or_else(|| bad(format!("no condition {name}")))?;
+        self.truth(c)
+    }
+
+    fn truth(&self, c: &Value) -> Result<bool, IamError> {
+        let (op, args) = c
+            .as_object()
+            .filter(|m| m.len() == 1)
+            .and_then(|m| m.iter().next())
+            .ok_or_else(|| bad(format!("condition {c:?}")))?;
+        let list = || args.as_array().ok_or_else(|| bad(format!("condition {c:?}")));
+        match op.as_str() {
+            "Fn::Equals" => match list()?.as_slice() {
+                [a, b] => Ok(self.value(a)?.1 == self.value(b)?.1),
+                _ => Err(bad(format!("condition {c:?}"))),
+            },
+            "Fn::Not" => match list()?.as_slice() {
+                [a] => Ok(!self.truth(a)?),
+                _ => Err(bad(format!("condition {c:?}"))),
+            },
+            "Fn::And" => list()?.iter().try_fold(true, |all, a| Ok(all && self.truth(a)?)),
+            "Fn::Or" => list()?.iter().try_fold(false, |any, a| Ok(any || self.truth(a)?)),
+            "Condition" => self.condition(args.as_str().ok_or_else(|| bad(format!("condition {c:?}")))?),
+            _ => Err(bad(format!("condition {op} is not modelled locally"))),
+        }
+    }
+
     fn value(&self, v: &Value) -> Result<(String, String), IamError> {
         let (tag, inner) = match v {
             Value::String(s) => return Ok((s.clone(), s.clone())),
@@ -386,7 +434,12 @@ impl Template {
         let root: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         let resources =
             root.get("Resources").and_then(Value::as_object).ok_or_else(|| bad("no Resources"))?;
-        let r = Resolver { resources, parameters: root.get("Parameters").and_then(Value::as_object), names };
+        let r = Resolver {
+            resources,
+            parameters: root.get("Parameters").and_then(Value::as_object),
+            conditions: root.get("Conditions").and_then(Value::as_object),
+            names,
+        };
         let globals = root.get("Globals").and_then(|g| g.get("Function"));
         let mut functions = Vec::new();
         let mut roles = Vec::new();
@@ -451,7 +504,7 @@ impl Template {
                         policy: Policy { principal: id.to_string(), statements },
                         timeout_seconds: setting("Timeout").and_then(Value::as_u64).unwrap_or(3),
                         environment,
-                        reserved_concurrency: setting("ReservedConcurrentExecutions").and_then(Value::as_u64),
+                        reserved_concurrency: r.number(setting("ReservedConcurrentExecutions"))?,
                         events,
                     });
                 }
@@ -535,6 +588,23 @@ mod tests {
     fn template() -> Template {
         let names = LocalNames::default().with("Table", "t1").with("AuditTable", "t1-audit");
         Template::parse(EMBEDDED_TEMPLATE, &names).expect("the template parses")
+    }
+
+    #[test]
+    fn reserved_concurrency_is_read_as_the_parameters_defaults_give_it() {
+        let t = template();
+        assert_eq!(t.function("expire").expect("expire").reserved_concurrency, Some(8));
+        assert_eq!(t.function("sweep").expect("sweep").reserved_concurrency, Some(1));
+        assert_eq!(t.function("reserve").expect("reserve").reserved_concurrency, None);
+        // A parameter set to 0 reserves none.
+        let none = EMBEDDED_TEMPLATE.replacen(
+            "\"ExpireReservedConcurrency\":{\"Default\":8,",
+            "\"ExpireReservedConcurrency\":{\"Default\":0,",
+            1,
+        );
+        assert!(none != EMBEDDED_TEMPLATE, "the parameter's JSON form moved; update this test");
+        let t = Template::parse(&none, &LocalNames::default()).expect("parses");
+        assert_eq!(t.function("expire").expect("expire").reserved_concurrency, None);
     }
 
     #[test]
