@@ -138,7 +138,8 @@ pub async fn gateway_with(app: App, configure: impl FnOnce(Gateway) -> Gateway) 
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let gw = configure(
-        Gateway::new(&app, Verifier::new(SECRET)).expect("every route's function is in the template"),
+        Gateway::new(&app, Verifier::new(SECRET).expect("verifier"))
+            .expect("every route's function is in the template"),
     );
     tokio::spawn(async move {
         let _ = serve(listener, gw, async move {
@@ -159,7 +160,8 @@ pub fn unique(prefix: &str) -> String {
 }
 
 pub fn token_with(claims: Value, secret: &str) -> String {
-    encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())).expect("token")
+    encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes()).expect("key"))
+        .expect("token")
 }
 
 /// A valid token for `sub`, an admin when `admin`.

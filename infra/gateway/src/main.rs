@@ -1,7 +1,8 @@
 //! `gateway`: serves the API on 127.0.0.1:$PORT against DynamoDB Local, creating the
 //! table on start. Stops cleanly on Ctrl-C or SIGTERM.
 //!
-//! Environment: `PORT` (8000), `JWT_SECRET` (`local-dev-secret`),
+//! Environment: `PORT` (8000), `JWT_SECRET` (`local-dev-secret`), `JWT_ISSUER` and
+//! `JWT_AUDIENCE` (unset: not checked; as the template's `JwtIssuer`/`JwtAudience`),
 //! `SWEEP_INTERVAL_SECONDS` (60), `SWEEP_BATCH_PER_SHARD` (250), `SWEEP_GRACE_SECONDS` (the
 //! template's, for the sweep function), and everything
 //! `shared::config` reads (`DYNAMODB_ENDPOINT`, `TABLE_NAME`, `RESERVATION_TTL_SECONDS`,
@@ -68,7 +69,8 @@ async fn run() -> Result<(), String> {
     // Plays the audit function's event source: the table's stream, polled locally.
     gateway::stream::spawn_stream_poller(app.clone(), gateway::stream::Platform::connect(&config).await)
         .map_err(|e| e.to_string())?;
-    let verifier = Verifier::new(secret.as_deref().unwrap_or(gateway::auth::DEFAULT_SECRET));
+    let verifier =
+        Verifier::new(secret.as_deref().unwrap_or(gateway::auth::DEFAULT_SECRET))?.from_env_issuer();
     tracing::info!(port, table = %config.store.table, ttl_seconds = config.reservation_ttl_seconds, sweep_every_seconds = sweep_every, "stockhold gateway listening on http://127.0.0.1:{port}");
     let mut gateway = Gateway::new(&app, verifier).map_err(|e| e.to_string())?;
     // The template's AllowedOrigins parameter, as `make deploy PARAMS=...` would give it.

@@ -18,7 +18,9 @@ fn main() -> ExitCode {
     let ttl: i64 = std::env::var("TOKEN_TTL_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(86_400);
     let claims =
         serde_json::json!({"sub": sub, "groups": groups, "exp": chrono::Utc::now().timestamp() + ttl});
-    match encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())) {
+    match EncodingKey::from_secret(secret.as_bytes())
+        .and_then(|key| encode(&Header::default(), &claims, &key))
+    {
         Ok(t) => {
             println!("{t}");
             ExitCode::SUCCESS
