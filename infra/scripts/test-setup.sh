@@ -78,6 +78,16 @@ for _ in $(seq 1 600); do
 done
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/products")" = 200 ] || { tail -n 40 "$work/dev.log" >&2; fail "make dev did not answer"; }
 [ ! -e "$work/clone/target" ] || fail "something was built into the clone's target/ instead of CARGO_TARGET_DIR"
+# make dev leaves the functions' environment, with its DynamoDB Local port, for
+# `cargo lambda watch --env-file .local/dev.env`.
+endpoint=$(sed -n 's/^DYNAMODB_ENDPOINT=//p' "$work/clone/.local/dev.env" 2>/dev/null)
+[ -n "$endpoint" ] && curl -s -o /dev/null "$endpoint" || fail "make dev wrote no .local/dev.env naming its DynamoDB Local (got '$endpoint')"
+# The README's walk-through, as pasted, against this make dev: every step answers 2xx.
+awk '/^## Walk-through/{w=1} w&&/^```sh$/{f=1;next} f&&/^```$/{exit} f' "$work/clone/README.md" >"$work/walk.sh"
+[ -s "$work/walk.sh" ] || fail "no walk-through found in README.md"
+sed -i 's/curl -s /curl -sf /g; s/curl -si /curl -sfi /g' "$work/walk.sh"
+(cd "$work/clone" && API="http://127.0.0.1:$port" bash -euo pipefail "$work/walk.sh") >"$work/walk.log" 2>&1 \
+  || { tail -n 20 "$work/walk.log" >&2; fail "the README's walk-through failed as pasted"; }
 # The folder is shared: the checkout it came from must still build from it (cargo may
 # reuse the clone's build scripts for it, which must not hold the clone's paths).
 kill -TERM -- "-$dev_pid" 2>/dev/null || true; wait "$dev_pid" 2>/dev/null || true; dev_pid=""

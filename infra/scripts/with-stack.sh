@@ -9,6 +9,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 persist=""
 moto=""
+dev_env=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --persist) persist=$2; shift 2 ;;
@@ -61,7 +62,7 @@ cleanup() {
   if [ -n "$child" ]; then stop "$child"; fi
   if [ -n "$moto_pid" ]; then stop "$moto_pid"; fi
   stop "$ddb"
-  rm -f "$log" "${moto_log:-}"
+  rm -f "$log" "${moto_log:-}" "${dev_env:-}"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -75,6 +76,12 @@ fi
 wait_port "$port" "$ddb" "$log" "DynamoDB Local"
 export DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
 echo "DynamoDB Local on $DYNAMODB_ENDPOINT" >&2
+# For `cargo lambda watch --env-file .local/dev.env` beside `make dev`: events/local.env
+# with the port picked above (removed again on exit; the tracked file is never edited).
+if [ -n "$persist" ]; then
+  dev_env="$root/.local/dev.env"
+  sed "s|^DYNAMODB_ENDPOINT=.*|DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT|" "$root/events/local.env" >"$dev_env"
+fi
 if [ -n "$moto" ]; then
   wait_port "$mport" "$moto_pid" "$moto_log" "moto_server"
   export SCHEDULER_ENDPOINT="http://127.0.0.1:$mport"
