@@ -9,7 +9,7 @@ export PORT
 TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || echo "$(CURDIR)/target")
 export TARGET_DIR
 
-.PHONY: sam-local help deps build dev test test-setup setup-times iam-reset iam-coverage test-rust fuzz fuzz-quick lint check-template sam-check deploy logs token lambda docs-assets bench bench-reserve bench-expiry bench-orders
+.PHONY: user aws-token sam-local help deps build dev test test-setup setup-times iam-reset iam-coverage test-rust fuzz fuzz-quick lint check-template sam-check deploy logs token lambda docs-assets bench bench-reserve bench-expiry bench-orders
 
 help:
 	@echo "The two commands:"
@@ -30,6 +30,8 @@ help:
 	@echo "AWS (needs credentials):"
 	@echo "  make deploy          sam build, then sam deploy with samconfig.toml (PARAMS=\"Name=Value ...\")"
 	@echo "  make logs            every function's logs, followed (sam logs --tail)"
+	@echo "  make user EMAIL=a@b.c [ADMIN=1]   a user of the stack's Cognito pool (password printed once)"
+	@echo "  make aws-token EMAIL=a@b.c        an ID token for that user (PASSWORD=..., else asked)"
 	@echo "Tools:"
 	@echo "  make token SUB=alice GROUPS=admin   print a token for the local gateway"
 	@echo "  make deps            install the test tools (make dev installs only what it needs)"
@@ -102,6 +104,15 @@ lint:
 
 token:
 	@$(CARGO) run -q --bin token -- "$(SUB)" "$(GROUPS)"
+
+# A deployed stack's users (its Cognito pool; README, "First requests against your stack").
+user:
+	@infra/scripts/deps.sh deploy
+	@.venv/bin/python infra/scripts/cognito.py user "$(EMAIL)" $(if $(ADMIN),--admin)
+
+aws-token:
+	@infra/scripts/deps.sh deploy
+	@.venv/bin/python infra/scripts/cognito.py token "$(EMAIL)"
 
 # Figures, not tests: latency of POST /api/reservations, and expiry delay.
 bench-reserve: deps

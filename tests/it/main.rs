@@ -5,6 +5,7 @@ mod authz;
 mod batch;
 mod buckets;
 mod chaos;
+mod cognito;
 mod cors;
 mod dev_gateway;
 mod edge;
