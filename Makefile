@@ -101,6 +101,8 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	.local/tools/bin/cargo-deny deny --locked check bans licenses sources
+	@# One digest stack in every bootstrap: ours (cursors, fingerprints) is the SDK's.
+	@! $(CARGO) tree -d -e normal --workspace 2>/dev/null | grep -E '^(sha2|hmac|digest) ' || { echo "lint: two versions of a hash crate (align hmac/sha2 with aws-sigv4's)" >&2; exit 1; }
 
 token:
 	@$(CARGO) run -q --bin token -- "$(SUB)" "$(GROUPS)"

@@ -50,6 +50,14 @@ for expected in "Java 17 or newer is missing" "needs root or sudo" \
 done
 [ ! -e "$work/deps/repo/.local" ] && [ ! -e "$work/deps/repo/.venv" ] || fail "deps.sh installed something before stopping"
 
+echo "test-setup: deploying installs only what deploying needs" >&2
+for t in deploy logs lambda; do
+  plan=$(make -n -C "$root" "$t" 2>/dev/null)
+  grep -q "deps.sh deploy" <<<"$plan" || fail "make $t does not install with deps.sh deploy"
+  ! grep -Eq "deps.sh (test|dev|all)" <<<"$plan" || fail "make $t installs the test tools"
+done
+! grep -Eiq "^(moto|schemathesis)" "$root/infra/requirements-deploy.txt" || fail "requirements-deploy.txt holds test tools"
+
 echo "test-setup: a fresh clone with CARGO_TARGET_DIR=$target" >&2
 git clone -q "$root" "$work/clone"
 # The tools are the same as here: lend them instead of installing them again.

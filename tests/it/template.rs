@@ -394,3 +394,31 @@ fn the_stream_filter_passes_exactly_the_entities_the_audit_records() {
         assert!(EntityType::parse(bookkeeping).is_none(), "{bookkeeping}");
     }
 }
+
+/// Reserved concurrency and warm throughput are parameters whose 0 means "not set": a
+/// literal 0 of ReservedConcurrentExecutions would throttle the function entirely, and a
+/// warm throughput of 0 is refused.
+#[test]
+fn reserved_concurrency_and_warm_throughput_are_set_only_when_their_parameter_is_not_zero() {
+    let t = template_json();
+    let r = &t["Resources"];
+    for (function, parameter, default) in
+        [("ExpireFunction", "ExpireReservedConcurrency", 8), ("SweepFunction", "SweepReservedConcurrency", 1)]
+    {
+        let set = &r[function]["Properties"]["ReservedConcurrentExecutions"]["Fn::If"];
+        let condition = set[0].as_str().expect("a condition");
+        assert_eq!(set[1], serde_json::json!({"Ref": parameter}), "{function}");
+        assert_eq!(set[2], serde_json::json!({"Ref": "AWS::NoValue"}), "{function}");
+        assert_eq!(
+            t["Conditions"][condition],
+            serde_json::json!({"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, 0]}]}),
+            "{condition}"
+        );
+        assert_eq!(t["Parameters"][parameter]["Default"], default, "{parameter}");
+    }
+    let warm = &r["Table"]["Properties"]["WarmThroughput"]["Fn::If"];
+    assert_eq!(warm[0], "WarmTable");
+    assert_eq!(warm[1]["WriteUnitsPerSecond"], serde_json::json!({"Ref": "TableWarmWriteUnitsPerSecond"}));
+    assert_eq!(warm[2], serde_json::json!({"Ref": "AWS::NoValue"}));
+    assert_eq!(t["Parameters"]["TableWarmWriteUnitsPerSecond"]["Default"], 0);
+}
