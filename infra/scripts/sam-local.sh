@@ -43,7 +43,11 @@ fi
 
 # The host as it is now, to compare with at the end.
 host_state() {
-  { iptables-save 2>/dev/null; ip6tables-save 2>/dev/null; } | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'
+  # Rules and chains of our own; a table holding nothing else (only its built-in chains
+  # accepting) reads as no table, as on a host that never had a firewall. grep finding no
+  # line must not end the script under pipefail.
+  { iptables-save 2>/dev/null; ip6tables-save 2>/dev/null; } | { grep -Ev '^(#|\*|COMMIT|:[A-Z]+ ACCEPT)' || true; } |
+    sed 's/\[[0-9]*:[0-9]*\]//'
   ip -o link show | awk -F': ' '{print $2}' | sort
   ls /proc/sys/fs/binfmt_misc 2>/dev/null | sort
   cat /proc/sys/net/ipv4/ip_forward
@@ -69,7 +73,15 @@ restore() {
     wait "$dockerd_pid" 2>/dev/null || true
   fi
   ip link delete docker0 2>/dev/null || true
-  iptables-restore <"$state/iptables-before" 2>/dev/null || true
+  # Every table as it was: emptied (rules, our chains, built-in policies back to ACCEPT),
+  # then the saved rules put back; a table that was not there stays empty.
+  for cmd in iptables ip6tables; do
+    for t in $($cmd-save 2>/dev/null | sed -n 's/^\*//p'); do
+      $cmd -t "$t" -F 2>/dev/null; $cmd -t "$t" -X 2>/dev/null
+      for c in $($cmd-save -t "$t" 2>/dev/null | sed -n 's/^:\([A-Z]*\) .*/\1/p'); do $cmd -t "$t" -P "$c" ACCEPT 2>/dev/null; done
+    done
+  done
+  if [ -s "$state/iptables-before" ]; then iptables-restore <"$state/iptables-before" 2>/dev/null; fi
   if [ -s "$state/ip6tables-before" ]; then ip6tables-restore <"$state/ip6tables-before" 2>/dev/null; fi
   echo "$ip_forward" >/proc/sys/net/ipv4/ip_forward 2>/dev/null
   if [ -n "$enabled_qemu" ]; then update-binfmts --disable qemu-aarch64 >/dev/null 2>&1; fi
