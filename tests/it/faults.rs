@@ -22,6 +22,10 @@ enum Fault {
     Throttle,
     /// A cancelled transaction whose every item lost to a concurrent transaction.
     Conflict,
+    /// A cancelled transaction whose item at this index failed its condition (no item
+    /// returned), the others not checked: a refusal DynamoDB Local gives only for the data
+    /// that causes it, here for any item.
+    Refuse(usize),
     /// The request reaches DynamoDB only this long after it was sent (whether or not the
     /// client still waits).
     HoldBack(std::time::Duration),
@@ -120,15 +124,20 @@ async fn forward(
             _ => None,
         }
     };
-    if fail == Some(Fault::Conflict) {
+    if let Some(Fault::Conflict | Fault::Refuse(_)) = fail {
         let items = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .and_then(|b| b["TransactItems"].as_array().map(Vec::len))
             .unwrap_or(1);
-        let reasons = vec![
-            json!({"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"});
-            items
-        ];
+        let reasons: Vec<_> = (0..items)
+            .map(|i| match fail {
+                Some(Fault::Refuse(at)) if at == i => {
+                    json!({"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"})
+                }
+                Some(Fault::Refuse(_)) => json!({"Code": "None"}),
+                _ => json!({"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}),
+            })
+            .collect();
         let body = json!({
             "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
             "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons",
@@ -258,6 +267,33 @@ async fn when_concurrent_transactions_keep_winning_a_reservation_gets_409_confli
         .reserve_with_key(&buyer, &key, json!({"product_id": product, "quantity": 2, "warehouse_id": "main"}))
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
+}
+
+/// The answer to a hold, as a client compares two: status, code, and a refusal's figures.
+fn refusal(r: &Reply) -> (u16, String, serde_json::Value) {
+    let figures = ["available", "limit", "remaining"].map(|f| r.body[f].clone());
+    (r.status, r.code().to_string(), json!(figures))
+}
+
+#[tokio::test]
+async fn a_single_hold_and_a_batch_of_one_line_get_the_same_answer_for_every_refusal_of_the_write() {
+    let healthy = gateway().await;
+    let product = healthy.product(json!({"main": 100})).await;
+    let proxy = start_proxy().await;
+    let gw = gateway_for(app_via(&proxy.url).await).await;
+    let buyer = token(&unique("buyer"), false);
+    let line = json!({"product_id": product, "quantity": 1, "warehouse_id": "main"});
+    // The hold's transaction: the stock row, the reservation, the customer's allowance,
+    // the hold count (the product has no purchase limit, so a refusal of its allowance
+    // names none).
+    for at in 0..4 {
+        proxy.plan("TransactWriteItems", 1, Fault::Refuse(at));
+        let single = gw.post("/api/reservations", Some(&buyer), line.clone()).await;
+        proxy.plan("TransactWriteItems", 1, Fault::Refuse(at));
+        let batch = gw.post("/api/reservations/batch", Some(&buyer), json!({"items": [line]})).await;
+        assert_eq!(refusal(&single), refusal(&batch), "item {at}: {} / {}", single.body, batch.body);
+        assert!(single.status < 500, "item {at}: {}", single.body);
+    }
 }
 
 #[tokio::test]

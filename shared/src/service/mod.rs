@@ -18,9 +18,9 @@ pub use products::Page;
 pub use idempotency::{Created, IdempotencyRequest};
 
 use crate::domain::cursor::CursorCodec;
+use crate::domain::product::Terms;
 use crate::domain::DomainError;
 use crate::iam::{IamError, LocalIam, Service};
-use crate::store::catalogue::Terms;
 use crate::store::{Store, StoreError};
 use chrono::Duration;
 use ports::{Clock, ExpiryScheduler, Metric, Metrics, NoMetrics, NoScheduler};

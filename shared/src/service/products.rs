@@ -3,12 +3,13 @@
 use super::App;
 use crate::domain::caller::Caller;
 use crate::domain::ids::new_id;
+use crate::domain::product::Terms;
 use crate::domain::product::{
     may_open_warehouse, NewProduct, Precondition, Product, ProductChanges, StockAdjustment,
 };
 use crate::domain::stock::{StockLevel, Units};
 use crate::domain::DomainError;
-use crate::store::catalogue::{Changed, CreateError, Terms};
+use crate::store::catalogue::{Changed, CreateError};
 use crate::store::stock::{AdjustError, Adjustment};
 
 /// One page of a list and the position after its last item, if there is more.

@@ -1,19 +1,19 @@
 //! Reserving, reading and releasing stock holds, with Idempotency-Key support.
 
-use super::idempotency::{Created, IdempotencyRequest, Lease};
+use super::idempotency::{Created, IdempotencyRequest};
 use super::ports::{Metric, SchedulerError};
 use super::App;
-use crate::domain::buckets::{home_bucket, plan_reservation, HoldSteps, ReservePlan, Step, HOLD_ATTEMPTS};
+use crate::domain::buckets::{home_bucket, HoldSteps, Step, HOLD_ATTEMPTS};
 use crate::domain::caller::Caller;
 use crate::domain::ids::new_id;
+use crate::domain::product::Terms;
 use crate::domain::reservation::{NewBatch, NewReservation, Reservation, ReservationStatus};
 use crate::domain::stock::{
     choose_warehouse, plan_pick, PickPlan, WarehouseChoice, WarehouseId, PICK_ATTEMPTS,
 };
 use crate::domain::DomainError;
-use crate::store::catalogue::Terms;
 use crate::store::idempotency::Completion;
-use crate::store::reservations::{BatchError, Ended, Extended, HoldEnd, ReserveError};
+use crate::store::reservations::{Ended, Extended, HoldEnd, HoldError};
 use crate::store::stock::Gathered;
 use chrono::{DateTime, Utc};
 
@@ -25,6 +25,26 @@ struct Picked {
     warehouse: WarehouseId,
     terms: Terms,
     by: PickedBy,
+}
+
+/// A line of a hold while it is being decided.
+#[derive(Default)]
+struct LineState {
+    /// Its warehouse and terms; `None` until picked, and again when it must pick anew.
+    picked: Option<Picked>,
+    /// A bucket it was steered to after its home bucket ran short.
+    bucket: Option<usize>,
+    /// The bucket plan of a bucketed line once its bucket was short.
+    steps: Option<HoldSteps>,
+    /// Picks a read made that sold out before the write.
+    picks: usize,
+}
+
+impl LineState {
+    /// Decide the line again from its pick.
+    fn replan(&mut self) {
+        (self.picked, self.bucket, self.steps) = (None, None, None);
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,9 +66,15 @@ impl App {
         new: NewReservation,
         idem: Option<IdempotencyRequest<Reservation>>,
     ) -> Result<Created<Reservation>, DomainError> {
-        let result =
-            self.idempotently(caller, idem, |lease| async move {
-                self.reserve(caller, &new, lease.as_ref()).await
+        let result = self
+            .idempotently(caller, idem, |lease| async move {
+                let lines = std::slice::from_ref(&new);
+                let complete = |held: &[Reservation]| match held {
+                    [r] => self.completion(lease.as_ref(), r),
+                    _ => Err(DomainError::Conflict("one line, one hold")),
+                };
+                let mut held = self.hold_lines(caller, lines, complete).await.map_err(|(_, e)| e)?;
+                held.pop().ok_or(DomainError::Conflict("one line, one hold"))
             })
             .await;
         self.count_holds(&result, |_| 1);
@@ -67,73 +93,6 @@ impl App {
             DomainError::InsufficientStock { .. } => self.metrics.count(Metric::RefusedForStock, 1),
             DomainError::HoldLimitReached { .. } => self.metrics.count(Metric::RefusedForHoldCap, 1),
             _ => {}
-        }
-    }
-
-    async fn reserve(
-        &self,
-        caller: &Caller,
-        new: &NewReservation,
-        lease: Option<&Lease<Reservation>>,
-    ) -> Result<Reservation, DomainError> {
-        for _ in 0..PICK_ATTEMPTS {
-            let Picked { warehouse, terms, by } = self.pick(new).await?;
-            let now = self.clock.now();
-            let mut reservation = self.new_hold(caller, new, warehouse, &terms, now, None);
-            let completion = self.completion(lease, &reservation)?;
-            match self.hold(&mut reservation, &terms, &caller.user_id, completion).await {
-                Ok(()) => {
-                    if by == PickedBy::Read {
-                        self.note_sold_out(&new.product_id, false);
-                    }
-                    self.schedule_expiry(&reservation, None).await;
-                    return Ok(reservation);
-                }
-                Err(ReserveError::Insufficient { available }) => match by {
-                    PickedBy::Named => return Err(DomainError::InsufficientStock { available }),
-                    // The only warehouse is short (its row vouched for the terms that
-                    // make it the only one): the answer, and a reason to read first next
-                    // time.
-                    PickedBy::Sole => {
-                        self.note_sold_out(&new.product_id, true);
-                        return Err(DomainError::InsufficientStock { available });
-                    }
-                    // The warehouse the read picked sold out meanwhile: pick again.
-                    PickedBy::Read => {}
-                },
-                Err(ReserveError::NoStockRow) => {
-                    // Tell an unknown product from an unknown warehouse.
-                    return Err(match self.store.catalogue.get(&new.product_id).await? {
-                        None => DomainError::NotFound("product"),
-                        Some(_) => DomainError::NotFound("warehouse"),
-                    });
-                }
-                Err(ReserveError::LeaseLost) => return Err(DomainError::IdempotencyInProgress),
-                Err(ReserveError::PurchaseLimit { counted }) => {
-                    let Some(limit) = terms.max_per_customer else {
-                        return Err(DomainError::Conflict("the product's limit changed; retry"));
-                    };
-                    return Err(DomainError::PurchaseLimitReached {
-                        limit,
-                        remaining: (limit - counted).max(0),
-                    });
-                }
-                Err(ReserveError::HoldLimit) => {
-                    return Err(DomainError::HoldLimitReached { limit: self.config.max_active_holds })
-                }
-                Err(ReserveError::Contended) => {
-                    return Err(DomainError::Conflict("stock changed concurrently; retry"))
-                }
-                // The product was archived or its limit changed meanwhile: decide again.
-                Err(ReserveError::TermsChanged) => self.forget_terms(&new.product_id),
-                Err(ReserveError::Store(e)) => return Err(e.into()),
-            }
-        }
-        // Every pick lost a race: report what is there now.
-        let product = self.get_product(&new.product_id).await?;
-        match choose_warehouse(&product.stock, new.quantity) {
-            WarehouseChoice::Insufficient { available } => Err(DomainError::InsufficientStock { available }),
-            WarehouseChoice::Fill(_) => Err(DomainError::Conflict("stock changed concurrently; retry")),
         }
     }
 
@@ -215,157 +174,194 @@ impl App {
     ) -> Result<Created<Vec<Reservation>>, DomainError> {
         let result = self
             .idempotently(caller, idem, |lease| async move {
-                self.reserve_batch(caller, &new, lease.as_ref()).await
+                let complete = |held: &[Reservation]| self.completion(lease.as_ref(), &held.to_vec());
+                self.hold_lines(caller, &new.lines, complete).await.map_err(|(line, cause)| match line {
+                    Some(i) => DomainError::OnLine {
+                        product_id: new.lines.get(i).map(|l| l.product_id.clone()).unwrap_or_default(),
+                        cause: Box::new(cause),
+                    },
+                    None => cause,
+                })
             })
             .await;
         self.count_holds(&result, |holds| holds.len() as u64);
         result
     }
 
-    async fn reserve_batch(
+    /// The one way stock is held: every line of `lines` in one atomic write, or nothing
+    /// (a single hold is a batch of one). All holds share one `expires_at`. Each line
+    /// picks its warehouse (`pick`) and starts at its home bucket; a line the write
+    /// refuses is handled by `refused`, which either re-plans that line (another bucket,
+    /// a gather, a fresh pick, fresh terms) or ends the request with the line's error.
+    /// `complete` makes the idempotency record's completion from the holds about to be
+    /// written. An error names the failing line (request order) when one line caused it.
+    pub(super) async fn hold_lines(
         &self,
         caller: &Caller,
-        new: &NewBatch,
-        lease: Option<&Lease<Vec<Reservation>>>,
-    ) -> Result<Vec<Reservation>, DomainError> {
-        let on_line = |i: usize, cause: DomainError| DomainError::OnLine {
-            product_id: new.lines.get(i).map(|l| l.product_id.clone()).unwrap_or_default(),
-            cause: Box::new(cause),
-        };
-        // A bucket a line was steered to after its home bucket ran short.
-        let mut steered: Vec<Option<usize>> = vec![None; new.lines.len()];
-        for _ in 0..HOLD_ATTEMPTS {
+        lines: &[NewReservation],
+        complete: impl Fn(&[Reservation]) -> Result<Option<Completion>, DomainError>,
+    ) -> Result<Vec<Reservation>, (Option<usize>, DomainError)> {
+        let mut state: Vec<LineState> = lines.iter().map(|_| LineState::default()).collect();
+        // Each line's re-plans are bounded on their own (`HOLD_ATTEMPTS` shorts of its
+        // buckets, `PICK_ATTEMPTS` picks); this bounds the writes of the whole request.
+        for _ in 0..HOLD_ATTEMPTS * PICK_ATTEMPTS {
             let now = self.clock.now();
-            let mut lines = Vec::with_capacity(new.lines.len());
-            let mut by = Vec::with_capacity(new.lines.len());
-            for (i, line) in new.lines.iter().enumerate() {
-                let picked = self.pick(line).await.map_err(|e| on_line(i, e))?;
-                let r = self.new_hold(caller, line, picked.warehouse, &picked.terms, now, steered[i]);
-                lines.push((r, picked.terms));
-                by.push(picked.by);
+            let mut planned = Vec::with_capacity(lines.len());
+            for (i, (line, s)) in lines.iter().zip(state.iter_mut()).enumerate() {
+                let picked = match s.picked.take() {
+                    Some(p) => p,
+                    None => self.pick(line).await.map_err(|e| (Some(i), e))?,
+                };
+                let r = self.new_hold(caller, line, picked.warehouse.clone(), &picked.terms, now, s.bucket);
+                planned.push((r, picked.terms.clone()));
+                s.picked = Some(picked);
             }
-            let held: Vec<Reservation> = lines.iter().map(|(r, _)| r.clone()).collect();
-            let completion = self.completion(lease, &held)?;
+            let held: Vec<Reservation> = planned.iter().map(|(r, _)| r.clone()).collect();
+            let completion = complete(&held).map_err(|e| (None, e))?;
             let cap = self.config.max_active_holds;
             let (i, why) =
-                match self.store.reservations.create_batch(&lines, &caller.user_id, completion, cap).await {
+                match self.store.reservations.hold(&planned, &caller.user_id, completion, cap).await {
                     Ok(()) => {
-                        for (_, r) in by.iter().zip(&held).filter(|(by, _)| **by == PickedBy::Read) {
-                            self.note_sold_out(&r.product_id, false);
+                        for (s, r) in state.iter().zip(&held) {
+                            if s.picked.as_ref().is_some_and(|p| p.by == PickedBy::Read) {
+                                self.note_sold_out(&r.product_id, false);
+                            }
                         }
                         self.schedule_batch_expiry(&held, now).await;
                         return Ok(held);
                     }
-                    Err(BatchError::HoldLimit) => return Err(DomainError::HoldLimitReached { limit: cap }),
-                    Err(BatchError::LeaseLost) => return Err(DomainError::IdempotencyInProgress),
-                    Err(BatchError::Store(e)) => return Err(e.into()),
-                    Err(BatchError::Line(i, why)) => (i, why),
-                };
-            let (r, terms) = &lines[i];
-            match why {
-                ReserveError::TermsChanged => self.forget_terms(&r.product_id),
-                ReserveError::PurchaseLimit { counted } => {
-                    let limit = terms.max_per_customer.unwrap_or(0);
-                    return Err(on_line(
-                        i,
-                        DomainError::PurchaseLimitReached { limit, remaining: (limit - counted).max(0) },
-                    ));
-                }
-                ReserveError::NoStockRow => {
-                    return Err(on_line(
-                        i,
-                        match self.store.catalogue.get(&r.product_id).await? {
-                            None => DomainError::NotFound("product"),
-                            Some(_) => DomainError::NotFound("warehouse"),
-                        },
-                    ))
-                }
-                ReserveError::Insufficient { .. } if terms.buckets > 1 => {
-                    let Some(buckets) =
-                        self.store.stock.buckets(&r.product_id, &r.warehouse_id, terms.buckets).await?
-                    else {
-                        return Err(on_line(i, DomainError::NotFound("warehouse")));
-                    };
-                    match plan_reservation(&buckets, r.bucket, r.quantity) {
-                        ReservePlan::Take(b) => steered[i] = Some(b),
-                        ReservePlan::Gather { into, donors } => {
-                            let now = self.clock.now();
-                            let gathered = self.store.stock.gather(
-                                &r.product_id,
-                                &r.warehouse_id,
-                                into,
-                                &donors,
-                                now,
-                                &caller.user_id,
-                            );
-                            if gathered.await? == Gathered::Moved {
-                                steered[i] = Some(into);
-                            }
-                        }
-                        ReservePlan::Refuse { available } => {
-                            return Err(on_line(i, DomainError::InsufficientStock { available }))
-                        }
+                    Err(HoldError::HoldLimit) => {
+                        return Err((None, DomainError::HoldLimitReached { limit: cap }))
                     }
-                }
-                // The only warehouse is short: the answer (see `reserve`).
-                ReserveError::Insufficient { available } if by[i] == PickedBy::Sole => {
-                    self.note_sold_out(&r.product_id, true);
-                    return Err(on_line(i, DomainError::InsufficientStock { available }));
-                }
-                // An auto-picked warehouse sold out meanwhile: pick again from a fresh read.
-                ReserveError::Insufficient { .. } if by[i] == PickedBy::Read => {}
-                ReserveError::Insufficient { available } => {
-                    return Err(on_line(i, DomainError::InsufficientStock { available }))
-                }
-                _ => return Err(DomainError::Conflict("stock changed concurrently; retry")),
-            }
+                    Err(HoldError::LeaseLost) => return Err((None, DomainError::IdempotencyInProgress)),
+                    Err(HoldError::Store(e)) => return Err((None, e.into())),
+                    // New ids and a fresh look at every row on the next write.
+                    Err(HoldError::Raced) => continue,
+                    Err(
+                        why @ (HoldError::NoStockRow { line }
+                        | HoldError::Insufficient { line, .. }
+                        | HoldError::PurchaseLimit { line, .. }
+                        | HoldError::TermsChanged { line }),
+                    ) => (line, why),
+                };
+            let (Some(line), Some(s), Some((r, _))) = (lines.get(i), state.get_mut(i), planned.get(i)) else {
+                return Err((None, DomainError::Conflict("stock changed concurrently; retry")));
+            };
+            self.refused(caller, line, r, s, why).await.map_err(|e| (Some(i), e))?;
         }
-        Err(DomainError::Conflict("stock changed concurrently; retry"))
+        Err((None, DomainError::Conflict("stock changed concurrently; retry")))
     }
 
-    /// Writes the hold. An unbucketed product (`k` = 1) has one row: one attempt. A
-    /// bucketed one starts at the reservation's home bucket and, when that is short, plans
-    /// on a fresh snapshot of all buckets: take from another bucket, or first gather units
-    /// from several into one; it refuses only when all buckets together are short, so no
-    /// unit is out of a buyer's reach. Every step is a conditional write that re-checks
-    /// its premise, so a race costs a retry, never a unit.
-    async fn hold(
+    /// What a line's refusal by the hold's write means: `Ok` when the line was re-planned
+    /// and the write should run again, else the line's error. The one mapping of a
+    /// refusal to an error, for single holds and batch lines alike.
+    async fn refused(
         &self,
-        r: &mut Reservation,
-        terms: &Terms,
-        actor: &str,
-        completion: Option<Completion>,
-    ) -> Result<(), ReserveError> {
-        let k = terms.buckets;
-        let mut steps = HoldSteps::new(r.bucket, r.quantity);
-        let mut step = steps.first();
+        caller: &Caller,
+        line: &NewReservation,
+        r: &Reservation,
+        s: &mut LineState,
+        why: HoldError,
+    ) -> Result<(), DomainError> {
+        let Some(picked) = s.picked.as_ref() else {
+            return Err(DomainError::Conflict("stock changed concurrently; retry"));
+        };
+        let (by, k) = (picked.by, picked.terms.buckets);
+        let available = match why {
+            // The product was archived, its limit or its warehouses changed meanwhile:
+            // decide again on fresh terms.
+            HoldError::TermsChanged { .. } => {
+                self.forget_terms(&line.product_id);
+                s.replan();
+                return Ok(());
+            }
+            HoldError::PurchaseLimit { limit, counted, .. } => {
+                return Err(DomainError::PurchaseLimitReached { limit, remaining: (limit - counted).max(0) })
+            }
+            // Tell an unknown product from an unknown warehouse.
+            HoldError::NoStockRow { .. } => return Err(self.missing_row(&line.product_id).await?),
+            HoldError::Insufficient { .. } if k > 1 => match self.replan_buckets(caller, r, s).await? {
+                Some(available) => available,
+                None => return Ok(()),
+            },
+            HoldError::Insufficient { available, .. } => available,
+            HoldError::HoldLimit | HoldError::LeaseLost | HoldError::Raced | HoldError::Store(_) => {
+                return Err(DomainError::Conflict("stock changed concurrently; retry"))
+            }
+        };
+        // The warehouse (all its buckets) is short.
+        match by {
+            PickedBy::Named => Err(DomainError::InsufficientStock { available }),
+            // The only warehouse is short (its row vouched for the terms that make it the
+            // only one): the answer, and a reason to read first next time.
+            PickedBy::Sole => {
+                self.note_sold_out(&line.product_id, true);
+                Err(DomainError::InsufficientStock { available })
+            }
+            // The warehouse the read picked sold out meanwhile: pick again, a few times.
+            PickedBy::Read if s.picks + 1 < PICK_ATTEMPTS => {
+                s.picks += 1;
+                s.replan();
+                Ok(())
+            }
+            // Every pick lost a race: report what is there now.
+            PickedBy::Read => {
+                let product = self.get_product(&line.product_id).await?;
+                Err(match choose_warehouse(&product.stock, line.quantity) {
+                    WarehouseChoice::Insufficient { available } => {
+                        DomainError::InsufficientStock { available }
+                    }
+                    WarehouseChoice::Fill(_) => DomainError::Conflict("stock changed concurrently; retry"),
+                })
+            }
+        }
+    }
+
+    /// A bucketed line whose bucket was short: plans on a fresh snapshot of all buckets
+    /// (`HoldSteps`): takes from another bucket, or first gathers units from several into
+    /// one. `None`: re-planned, write again; `Some(available)`: all buckets together are
+    /// short. Every step is a conditional write that re-checks its premise, so a race
+    /// costs a retry, never a unit.
+    async fn replan_buckets(
+        &self,
+        caller: &Caller,
+        r: &Reservation,
+        s: &mut LineState,
+    ) -> Result<Option<i64>, DomainError> {
+        let k = s.picked.as_ref().map_or(1, |p| p.terms.buckets);
+        let steps = s.steps.get_or_insert_with(|| HoldSteps::new(r.bucket, r.quantity));
+        let mut step = steps.short();
         loop {
             step = match step {
                 Step::Hold(bucket) => {
-                    r.bucket = bucket;
-                    let cap = self.config.max_active_holds;
-                    match self.store.reservations.create(r, actor, completion.clone(), cap, terms).await {
-                        Err(ReserveError::Insufficient { .. }) if k > 1 => steps.short(),
-                        done => return done,
-                    }
+                    s.bucket = Some(bucket);
+                    return Ok(None);
                 }
                 Step::ReadBuckets => {
                     let Some(buckets) = self.store.stock.buckets(&r.product_id, &r.warehouse_id, k).await?
                     else {
-                        return Err(ReserveError::NoStockRow);
+                        return Err(self.missing_row(&r.product_id).await?);
                     };
                     steps.read(&buckets)
                 }
                 Step::Gather { into, donors } => {
-                    let now = self.clock.now();
+                    let (now, actor) = (self.clock.now(), &caller.user_id);
                     let gathered =
                         self.store.stock.gather(&r.product_id, &r.warehouse_id, into, &donors, now, actor);
                     steps.gathered(into, gathered.await? == Gathered::Moved)
                 }
-                Step::Refuse { available } => return Err(ReserveError::Insufficient { available }),
-                Step::GiveUp => return Err(ReserveError::Contended),
+                Step::Refuse { available } => return Ok(Some(available)),
+                Step::GiveUp => return Err(DomainError::Conflict("stock changed concurrently; retry")),
             }
         }
+    }
+
+    /// The error for a hold that found no stock row: the product or the warehouse is unknown.
+    async fn missing_row(&self, product_id: &str) -> Result<DomainError, DomainError> {
+        Ok(match self.store.catalogue.get(product_id).await? {
+            None => DomainError::NotFound("product"),
+            Some(_) => DomainError::NotFound("warehouse"),
+        })
     }
 
     /// Creates the hold's expiry schedule, or for an extended hold (`replaced`: the end

@@ -13,8 +13,9 @@ use futures::future::try_join_all;
 use std::collections::HashMap;
 use thiserror::Error;
 
+use crate::domain::product::Terms;
 use chrono::{DateTime, Utc};
-pub use records::product::{PriceSnapshot, Revision, Terms};
+pub use records::product::{PriceSnapshot, Revision};
 
 /// What a change of a product found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +84,7 @@ impl Catalogue {
 
     /// What governs new holds of a product (`None`: no such product), read consistently.
     /// Callers may keep it: a hold under terms that changed meanwhile is refused by its
-    /// stock row (`ReserveError::TermsChanged`), and `stock_buckets` never changes.
+    /// stock row (`HoldError::TermsChanged`), and `stock_buckets` never changes.
     pub async fn terms(&self, id: &str) -> Result<Option<Terms>, StoreError> {
         let head = self.repo.db.get("product_terms", &self.repo.table, &product_pk(id), PRODUCT_SK).await?;
         head.map(|i| product::terms(&i)).transpose()

@@ -1,55 +1,45 @@
 //! Reservations. Each hold change is one transaction over the reservation, its stock row
 //! and the user's hold count, so units move exactly once.
 
-use super::catalogue::Terms;
 use super::exec::Write;
 use super::idempotency::Completion;
 use super::keys::*;
 use super::records::stock::Row;
 use super::records::{self, reservation as rec, update};
 use super::{Repo, StoreError};
+use crate::domain::product::Terms;
 use crate::domain::reservation::{Reservation, ReservationStatus};
 use crate::domain::time::format_time;
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
-/// Why a reservation was not created.
+/// Why a hold (a single one, or a batch of lines: the store knows no difference) was not
+/// written; nothing of it was. `line` is the failing line's index in request order.
 #[derive(Debug, Error)]
-pub enum ReserveError {
-    /// The product has no stock row for that warehouse.
-    #[error("no stock row")]
-    NoStockRow,
-    #[error("only {available} available")]
-    Insufficient { available: i64 },
-    /// The idempotency lease was taken over by a retry; nothing was written.
-    #[error("idempotency lease lost")]
-    LeaseLost,
-    /// A bucketed product's buckets kept changing under each plan; nothing was written.
-    #[error("buckets kept changing")]
-    Contended,
+pub enum HoldError {
+    /// The line's product has no stock row for its warehouse (or row in its bucket).
+    #[error("line {line}: no stock row")]
+    NoStockRow { line: usize },
+    /// The line's row has too few units.
+    #[error("line {line}: only {available} available")]
+    Insufficient { line: usize, available: i64 },
+    /// The customer's units of the line's product (held and on order) leave no room for
+    /// the line's under the product's `limit` (the one the hold was decided on, so a
+    /// refusal always names a limit); `counted` is how many they have.
+    #[error("line {line}: purchase limit {limit} reached")]
+    PurchaseLimit { line: usize, limit: i64, counted: i64 },
+    /// The line's product's terms (archived, purchase limit, warehouses) changed since
+    /// they were read.
+    #[error("line {line}: the product's terms changed")]
+    TermsChanged { line: usize },
     /// The user already holds as many active reservations as the cap allows.
     #[error("hold limit reached")]
     HoldLimit,
-    /// The customer's units of the product (held and on order) leave no room for these
-    /// under the product's `max_per_customer`; `counted` is how many they have.
-    #[error("purchase limit reached")]
-    PurchaseLimit { counted: i64 },
-    /// The product's terms (archived, purchase limit) changed since they were read;
-    /// nothing was written.
-    #[error("the product's terms changed")]
-    TermsChanged,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Why a batch hold did not apply; nothing of it was written.
-#[derive(Debug, Error)]
-pub enum BatchError {
-    /// Line `0` (in request order) failed, for this reason.
-    #[error("line {0}: {1}")]
-    Line(usize, ReserveError),
-    #[error("hold limit reached")]
-    HoldLimit,
+    /// A condition refused the write that none of the hold's rules explains (a
+    /// reservation id taken, a row that has the units after all): a race; write again.
+    #[error("the hold's items changed under it")]
+    Raced,
+    /// The idempotency lease was taken over by a retry.
     #[error("idempotency lease lost")]
     LeaseLost,
     #[error(transparent)]
@@ -97,41 +87,17 @@ pub struct Overdue {
 pub struct Reservations(pub(crate) Repo);
 
 impl Reservations {
-    /// Holds the units (on condition that the stock row is under the product's `terms`
-    /// the hold was decided on), writes the reservation, counts it among the user's
-    /// active holds (refused beyond `hold_cap`) and, with `completion` (an idempotency
-    /// record's completion, see `Idempotency::completion`), completes that record, in one
-    /// transaction.
-    pub async fn create(
-        &self,
-        r: &Reservation,
-        actor: &str,
-        completion: Option<Completion>,
-        hold_cap: i64,
-        terms: &Terms,
-    ) -> Result<(), ReserveError> {
-        // A single hold is a batch of one line: the same items, the same reading of a
-        // failure.
-        match self.create_batch(&[(r.clone(), terms.clone())], actor, completion, hold_cap).await {
-            Ok(()) => Ok(()),
-            Err(BatchError::Line(_, e)) => Err(e),
-            Err(BatchError::HoldLimit) => Err(ReserveError::HoldLimit),
-            Err(BatchError::LeaseLost) => Err(ReserveError::LeaseLost),
-            Err(BatchError::Store(e)) => Err(e.into()),
-        }
-    }
-
-    /// Holds every line of a batch in one transaction, or none: per line the stock row
+    /// Holds every line of a hold in one transaction, or none (a single hold is one line): per line the stock row
     /// (under that product's `terms`), the reservation and the customer's allowance; once
     /// the hold count for all lines (refused beyond `hold_cap`); with `completion` the
     /// idempotency record. On failure, the first failing line in request order says why.
-    pub async fn create_batch(
+    pub async fn hold(
         &self,
         lines: &[(Reservation, Terms)],
         actor: &str,
         completion: Option<Completion>,
         hold_cap: i64,
-    ) -> Result<(), BatchError> {
+    ) -> Result<(), HoldError> {
         let table = &*self.0.table;
         let user = lines.first().map(|(r, _)| r.user_id.as_str()).unwrap_or(actor);
         let mut items = Vec::with_capacity(lines.len() * 3 + 2);
@@ -154,7 +120,7 @@ impl Reservations {
         if let Some(c) = completion {
             items.push(update(c.0));
         }
-        let e = match self.0.db.transact("create_batch", items).await {
+        let e = match self.0.db.transact("hold", items).await {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
@@ -163,21 +129,22 @@ impl Reservations {
         for (i, (_, terms)) in lines.iter().enumerate() {
             if let Some(Some(row)) = e.failed_at(3 * i) {
                 if row.opt_n("terms").unwrap_or(0) != terms.terms {
-                    return Err(BatchError::Line(i, ReserveError::TermsChanged));
+                    return Err(HoldError::TermsChanged { line: i });
                 }
             }
         }
         if e.failed_at(count_at).is_some() {
-            return Err(BatchError::HoldLimit);
+            return Err(HoldError::HoldLimit);
         }
-        for i in 0..lines.len() {
-            if let Some(old) = e.failed_at(3 * i + 2) {
+        for (i, (_, terms)) in lines.iter().enumerate() {
+            // Only a line under a limit carries a condition on its allowance.
+            if let (Some(old), Some(limit)) = (e.failed_at(3 * i + 2), terms.max_per_customer) {
                 let counted = old.and_then(|a| a.opt_n("units")).unwrap_or(0);
-                return Err(BatchError::Line(i, ReserveError::PurchaseLimit { counted }));
+                return Err(HoldError::PurchaseLimit { line: i, limit, counted });
             }
         }
         if keyed && e.failed_at(count_at + 1).is_some() {
-            return Err(BatchError::LeaseLost);
+            return Err(HoldError::LeaseLost);
         }
         for (i, (r, _)) in lines.iter().enumerate() {
             if let Some(old) = e.failed_at(3 * i) {
@@ -185,19 +152,20 @@ impl Reservations {
                     Some(item) => Some(item.clone()),
                     None => {
                         let (pk, sk) = (stock_pk(&r.product_id, r.bucket), stock_sk(r.warehouse_id.as_str()));
-                        self.0.db.get("create_batch", table, &pk, &sk).await?
+                        self.0.db.get("hold", table, &pk, &sk).await?
                     }
                 };
-                return Err(BatchError::Line(
-                    i,
-                    match old.and_then(|row| row.opt_n("available")) {
-                        None => ReserveError::NoStockRow,
-                        Some(available) => ReserveError::Insufficient { available },
-                    },
-                ));
+                return Err(match old.and_then(|row| row.opt_n("available")) {
+                    None => HoldError::NoStockRow { line: i },
+                    Some(available) if available >= r.quantity => HoldError::Raced,
+                    Some(available) => HoldError::Insufficient { line: i, available },
+                });
             }
         }
-        Err(e.into())
+        Err(match e {
+            StoreError::ConditionFailed { .. } => HoldError::Raced,
+            e => e.into(),
+        })
     }
 
     /// The units a customer holds and has on order of a product (their allowance's count).

@@ -1,7 +1,7 @@
 //! Products and their SKU claims.
 
 use super::{from_item, s, to_attrs, Attrs};
-use crate::domain::product::{Currency, Product, Sku};
+use crate::domain::product::{Currency, Product, Sku, Terms};
 use crate::domain::stock::{sum_per_warehouse, StockLevel, WarehouseId};
 use crate::domain::time::{format_time, parse_time};
 use crate::store::keys::*;
@@ -58,51 +58,6 @@ fn active_by_default() -> bool {
 pub struct Revision {
     pub version: i64,
     pub stock_rev: i64,
-}
-
-/// What governs new holds of a product, as one read of its item says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Terms {
-    pub buckets: usize,
-    pub active: bool,
-    pub max_per_customer: Option<i64>,
-    /// The terms version every stock row carries (`Product::terms`).
-    pub terms: i64,
-    /// The warehouses known to have stock rows, sorted (empty when none are, or the
-    /// product's item predates the list). Warehouses are only ever added, and a product
-    /// with one warehouse takes new terms when it gains a second, so a hold decided on a
-    /// list with one warehouse that has since grown fails on its stock row's terms.
-    pub warehouses: Vec<WarehouseId>,
-}
-
-impl Terms {
-    pub fn of(p: &Product) -> Self {
-        Self {
-            buckets: p.stock_buckets,
-            active: p.active,
-            max_per_customer: p.max_per_customer,
-            terms: p.terms,
-            warehouses: {
-                let mut w: Vec<WarehouseId> = p.stock.iter().map(|s| s.warehouse_id.clone()).collect();
-                w.sort();
-                w.dedup();
-                w
-            },
-        }
-    }
-
-    /// The product's only warehouse, when it has exactly one.
-    pub fn sole_warehouse(&self) -> Option<&WarehouseId> {
-        match self.warehouses.as_slice() {
-            [w] => Some(w),
-            _ => None,
-        }
-    }
-
-    /// Whether `w` is known to have stock rows.
-    pub fn knows(&self, w: &WarehouseId) -> bool {
-        self.warehouses.binary_search(w).is_ok()
-    }
 }
 
 /// The product attribute that lists `warehouses`.
