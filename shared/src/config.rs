@@ -24,7 +24,6 @@
 use crate::adapters::emf::Emf;
 use crate::adapters::scheduler::{EventBridgeScheduler, EventBridgeTarget};
 use crate::domain::cursor::CursorCodec;
-use crate::http::routes::{AUDIT_API_FN, LIST_FN, PRODUCTS_FN};
 use crate::service::ports::{Clock, ExpiryScheduler, NoScheduler};
 use crate::service::{App, ServiceConfig};
 use crate::store::{Store, StoreConfig};
@@ -45,10 +44,6 @@ pub enum ConfigError {
     #[error("cannot read the cursor key: {0}")]
     Secret(String),
 }
-
-/// The functions that make or read list cursors (product list, order list, audit
-/// history): only they get the cursor key, and only they may read its secret.
-pub const CURSOR_FUNCTIONS: &[&str] = &[PRODUCTS_FN, LIST_FN, AUDIT_API_FN];
 
 /// Where a function's cursor key comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,7 +190,7 @@ impl Config {
     }
 
     /// Builds the application with unrestricted clients: what the local platform and test
-    /// harnesses use (table setup, inspection). A function runs `function_app` instead.
+    /// harnesses use (table setup, inspection). A function runs `functions::Function::app` instead.
     /// On the local stack the template's IAM policies are loaded here, so that
     /// `App::for_function` can restrict each function to its own.
     pub async fn build_app(&self, clock: Arc<dyn Clock>) -> Result<App, ConfigError> {
@@ -218,7 +213,7 @@ impl Config {
         }
         let store = Store::connect(&sdk, &self.store);
         // The platform's own app (gateway, tests) serves every function's routes locally.
-        let key = match self.cursor_key(None)? {
+        let key = match self.cursor_key(true)? {
             CursorKey::Given(key) => key,
             _ => throwaway_key(),
         };
@@ -240,12 +235,12 @@ impl Config {
         Ok((app, sdk))
     }
 
-    /// Where the cursor key of the function built as `binary` comes from (`None`: the
-    /// local platform, which serves every function). Outside the local stack a function
-    /// with cursors refuses to start without `CURSOR_SECRET_ARN` (or `CURSOR_SECRET`):
-    /// a development key there would let anyone forge cursors.
-    pub fn cursor_key(&self, binary: Option<&str>) -> Result<CursorKey, ConfigError> {
-        let has_cursors = binary.is_none_or(|b| CURSOR_FUNCTIONS.contains(&b));
+    /// Where the cursor key of a function comes from (`has_cursors`: it makes or reads
+    /// list cursors, as `functions::Function::cursors` says; the local platform, which
+    /// serves every function, has them). Outside the local stack a function with cursors
+    /// refuses to start without `CURSOR_SECRET_ARN` (or `CURSOR_SECRET`): a development
+    /// key there would let anyone forge cursors.
+    pub fn cursor_key(&self, has_cursors: bool) -> Result<CursorKey, ConfigError> {
         let secret_reachable = !self.is_local() || self.secrets_endpoint.is_some();
         match (&self.cursor_secret_arn, &self.cursor_secret) {
             (Some(arn), _) if has_cursors && secret_reachable => Ok(CursorKey::Secret(arn.clone())),
@@ -259,23 +254,20 @@ impl Config {
         }
     }
 
-    /// The application as the function built as `binary` runs it: its cursor key (read
-    /// from Secrets Manager once, here, for the functions that have cursors), and on the
-    /// local stack every AWS call it makes held to that function's policy in the template.
-    pub async fn function_app(&self, binary: &str, clock: Arc<dyn Clock>) -> Result<App, ConfigError> {
-        self.function_app_with(binary, clock, Config::scheduler).await
-    }
-
-    /// `function_app` with the expiry scheduler `schedules` makes: what a function's
-    /// binary runs. A function that never creates or deletes schedules passes
-    /// `Config::no_scheduler`, and its binary then does not link the Scheduler client.
+    /// The application as the function built as `binary` runs it (`functions::Function::
+    /// app` passes what the table says it needs): its cursor key (read from Secrets
+    /// Manager once, here, when `has_cursors`), the expiry scheduler `schedules` makes (a
+    /// function that never creates or deletes schedules passes `Config::no_scheduler`, and
+    /// its binary then does not link the Scheduler client), and on the local stack every
+    /// AWS call it makes held to that function's policy in the template.
     pub async fn function_app_with(
         &self,
         binary: &str,
+        has_cursors: bool,
         clock: Arc<dyn Clock>,
         schedules: Schedules,
     ) -> Result<App, ConfigError> {
-        let key = self.cursor_key(Some(binary))?;
+        let key = self.cursor_key(has_cursors)?;
         let (app, sdk) = self.build_app_with_sdk(clock, schedules).await?;
         let mut app = app.for_function(binary)?;
         let key = match key {
@@ -510,17 +502,17 @@ mod tests {
     #[test]
     fn outside_the_local_stack_a_function_with_cursors_refuses_to_start_without_its_key() {
         let aws = config(false, None, None);
-        assert!(matches!(aws.cursor_key(Some("list")), Err(ConfigError::Missing { .. })));
-        assert!(matches!(aws.cursor_key(Some("products")), Err(ConfigError::Missing { .. })));
-        assert_eq!(aws.cursor_key(Some("reserve")).ok(), Some(CursorKey::Throwaway), "no cursors, no key");
+        assert!(matches!(aws.cursor_key(true), Err(ConfigError::Missing { .. })));
+        assert!(matches!(aws.cursor_key(true), Err(ConfigError::Missing { .. })));
+        assert_eq!(aws.cursor_key(false).ok(), Some(CursorKey::Throwaway), "no cursors, no key");
         let with_arn = config(false, None, Some("arn:s"));
-        assert_eq!(with_arn.cursor_key(Some("audit-api")).ok(), Some(CursorKey::Secret("arn:s".into())));
+        assert_eq!(with_arn.cursor_key(true).ok(), Some(CursorKey::Secret("arn:s".into())));
         assert_eq!(
-            with_arn.cursor_key(Some("order")).ok(),
+            with_arn.cursor_key(false).ok(),
             Some(CursorKey::Throwaway),
             "only cursor functions read it"
         );
         let local = config(true, None, Some("arn:s"));
-        assert_eq!(local.cursor_key(Some("list")).ok(), Some(CursorKey::Given(DEV_CURSOR_SECRET.into())));
+        assert_eq!(local.cursor_key(true).ok(), Some(CursorKey::Given(DEV_CURSOR_SECRET.into())));
     }
 }

@@ -10,7 +10,7 @@ pub use lambda_runtime;
 
 use crate::adapters::clock::SystemClock;
 use crate::config::{init_tracing, Config};
-use crate::http::routes::HttpFunction;
+use crate::functions::Function;
 use crate::http::{dispatch, request_id, ApiRequest, Auth, Serving};
 use crate::service::App;
 use lambda_http::request::RequestContext;
@@ -35,11 +35,9 @@ pub async fn invocation<F: std::future::Future>(app: &App, request_id: String, f
 
 /// Runs the HTTP function `function`: logs, configuration and clients once per cold
 /// start, then one `dispatch` per request over that function's routes only.
-pub async fn run_http(function: &'static HttpFunction) -> Result<(), Error> {
+pub async fn run_http(function: &'static Function) -> Result<(), Error> {
     init_tracing();
-    let app = Config::from_env()?
-        .function_app_with(function.name, Arc::new(SystemClock), function.schedules)
-        .await?;
+    let app = function.app(&Config::from_env()?, Arc::new(SystemClock)).await?;
     lambda_http::run(service_fn(|event: Request| {
         let app = &app;
         async move { Ok::<_, Error>(handle(app, function, event).await) }
@@ -48,7 +46,7 @@ pub async fn run_http(function: &'static HttpFunction) -> Result<(), Error> {
 }
 
 /// Serves one API Gateway request for the routes of `function`.
-pub async fn handle(app: &App, function: &'static HttpFunction, event: Request) -> Response<Body> {
+pub async fn handle(app: &App, function: &'static Function, event: Request) -> Response<Body> {
     let (auth, platform_id) = match event.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => {
             let claims = ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|j| j.claims.clone());
@@ -72,7 +70,7 @@ pub async fn handle(app: &App, function: &'static HttpFunction, event: Request) 
     };
     let id = req.request_id.clone();
     let (parts, body) =
-        invocation(app, id, dispatch(app, req, Serving::Function(function))).await.into_parts();
+        invocation(app, id, dispatch(app, req, Serving::Routes(function.routes))).await.into_parts();
     app.count_store_retries();
     let body = match String::from_utf8(body.to_vec()) {
         Ok(text) => Body::Text(text),

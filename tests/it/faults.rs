@@ -379,7 +379,9 @@ async fn every_log_line_of_a_request_carries_its_request_id_and_never_the_token(
         deadline: None,
     };
     let _guard = tracing::subscriber::set_default(subscriber);
-    let resp = shared::http::dispatch(&app, req, shared::http::Serving::Api(shared::http::routes::API)).await;
+    let resp =
+        shared::http::dispatch(&app, req, shared::http::Serving::Routes(shared::functions::LIST.routes))
+            .await;
     drop(_guard);
     assert_eq!(resp.status(), 503);
 

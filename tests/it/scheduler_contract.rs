@@ -47,8 +47,8 @@ async fn scheduler_config() -> (Config, EventBridgeTarget, aws_sdk_scheduler::Cl
 async fn a_reservation_schedule_is_a_one_off_utc_at_schedule_that_deletes_itself_and_invokes_expire() {
     let (config, target, client) = scheduler_config().await;
     let group = target.group.clone();
-    let reserve = config.function_app("reserve", Arc::new(SystemClock)).await.expect("reserve");
-    let order = config.function_app("order", Arc::new(SystemClock)).await.expect("order");
+    let reserve = shared::functions::RESERVE.app(&config, Arc::new(SystemClock)).await.expect("reserve");
+    let order = shared::functions::ORDER.app(&config, Arc::new(SystemClock)).await.expect("order");
     let scheduler = reserve.scheduler.clone();
     let id = ulid::Ulid::new().to_string();
     let expires_at = chrono::DateTime::parse_from_rfc3339("2030-01-02T03:04:05.250Z").expect("time").to_utc();
@@ -120,7 +120,7 @@ async fn a_schedule_aimed_anywhere_but_the_expire_function_through_its_role_is_r
     ] {
         let mut c = config.clone();
         c.scheduler = Some(wrong);
-        let reserve = c.function_app("reserve", Arc::new(SystemClock)).await.expect("reserve");
+        let reserve = shared::functions::RESERVE.app(&c, Arc::new(SystemClock)).await.expect("reserve");
         let err = reserve.scheduler.schedule(&ulid::Ulid::new().to_string(), at).await.expect_err(what);
         assert!(err.to_string().contains("AccessDenied"), "{what}: {err}");
     }

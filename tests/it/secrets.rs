@@ -4,8 +4,9 @@
 
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use shared::adapters::clock::SystemClock;
-use shared::config::{Config, CURSOR_FUNCTIONS};
+use shared::config::Config;
 use shared::domain::cursor::CursorCodec;
+use shared::functions::ALL;
 use shared::iam::policy::{Template, EMBEDDED_TEMPLATE};
 use std::sync::Arc;
 
@@ -29,9 +30,10 @@ async fn the_functions_with_cursors_read_their_key_from_the_secret_and_no_other_
     config.cursor_secret_arn = Some(arn.clone());
 
     let by_key = CursorCodec::new(key.as_bytes());
-    for f in CURSOR_FUNCTIONS {
+    for function in ALL.iter().filter(|f| f.cursors) {
+        let f = function.name;
         assert_eq!(template.function(f).expect(f).environment.get("CURSOR_SECRET_ARN"), Some(&arn), "{f}");
-        let app = config.function_app(f, Arc::new(SystemClock)).await.unwrap_or_else(|e| panic!("{f}: {e}"));
+        let app = function.app(&config, Arc::new(SystemClock)).await.unwrap_or_else(|e| panic!("{f}: {e}"));
         let cursor = app.config.cursors.encode("binding", "position").expect("encode");
         assert_eq!(
             by_key.decode("binding", &cursor).expect("signed with the secret's key"),
@@ -42,7 +44,7 @@ async fn the_functions_with_cursors_read_their_key_from_the_secret_and_no_other_
     for f in &template.functions {
         let set = |k: &str| f.environment.get(k).is_some_and(|v| !v.is_empty());
         assert!(!set("CURSOR_SECRET"), "{}: the key itself is in its configuration", f.binary);
-        if CURSOR_FUNCTIONS.contains(&f.binary.as_str()) {
+        if ALL.iter().any(|c| c.cursors && c.name == f.binary) {
             continue;
         }
         assert!(!set("CURSOR_SECRET_ARN"), "{}", f.binary);

@@ -3,7 +3,7 @@
 //! npm package's own.
 
 use serde_json::Value;
-use shared::http::routes::{routes_of, API};
+use shared::functions::routes;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use stockhold_tests::gateway;
@@ -32,7 +32,7 @@ fn every_route_in_the_code_is_in_the_spec_and_the_spec_has_no_other() {
         }
     }
     let in_code: BTreeSet<_> =
-        routes_of(API).map(|r| (r.method.to_string(), r.path.to_string(), r.public)).collect();
+        routes().map(|r| (r.method.to_string(), r.path.to_string(), r.public)).collect();
     assert_eq!(in_spec, in_code, "(method, path, public) in openapi.yaml vs shared/src/http/routes.rs");
 }
 
@@ -110,13 +110,13 @@ async fn the_docs_page_at_the_root_renders_every_route_in_headless_chromium() {
     let dom = stockhold_tests::browser::dump_dom(&format!("{}/", gw.url), 15000).await;
     assert!(dom.contains("swagger-ui"), "no renderer in the DOM: {dom}");
     // Swagger UI renders one block per operation, marked with its path and method.
-    for route in routes_of(API) {
-        let expected = routes_of(API).filter(|r| r.path == route.path).count();
+    for route in routes() {
+        let expected = routes().filter(|r| r.path == route.path).count();
         let shown = dom.matches(&format!("data-path=\"{}\"", route.path)).count();
         assert_eq!(shown, expected, "operations rendered for {}", route.path);
     }
     for method in ["GET", "POST", "PATCH", "DELETE"] {
-        let expected = routes_of(API).filter(|r| r.method == method).count();
+        let expected = routes().filter(|r| r.method == method).count();
         let shown = dom.matches(&format!("opblock-summary-method\">{method}<")).count();
         assert_eq!(shown, expected, "{method} operations rendered");
     }

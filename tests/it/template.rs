@@ -2,7 +2,7 @@
 //! table definition the local stack creates.
 
 use serde_yaml::Value;
-use shared::http::routes::{routes_of, API};
+use shared::functions::{routes, ALL};
 use shared::store::schema::{AUDIT_TABLE, TABLE};
 use std::collections::BTreeSet;
 
@@ -38,7 +38,7 @@ fn every_route_in_the_code_is_in_the_template_on_the_same_function_and_nothing_e
             let _ = name;
         }
     }
-    let in_code: BTreeSet<_> = routes_of(API)
+    let in_code: BTreeSet<_> = routes()
         .map(|r| (r.method.to_string(), r.path.to_string(), r.function.to_string(), r.public))
         .collect();
     assert_eq!(in_template, in_code);
@@ -276,7 +276,7 @@ fn the_functions_whose_policy_grants_scheduler_actions_are_the_ones_wired_with_t
         .region(aws_config::Region::new("us-east-1"))
         .build();
     let mut wired = BTreeSet::new();
-    for f in API {
+    for f in ALL {
         let scheduler = (f.schedules)(&config, &sdk);
         if !format!("{scheduler:?}").starts_with("NoScheduler") {
             wired.insert(f.name.to_string());
@@ -289,7 +289,7 @@ fn the_functions_whose_policy_grants_scheduler_actions_are_the_ones_wired_with_t
         }
         let policies = serde_yaml::to_string(&res["Properties"]["Policies"]).expect("yaml");
         let binary = res["Metadata"]["BuildProperties"]["Binary"].as_str().expect("Binary");
-        if policies.contains("scheduler:") && API.iter().any(|f| f.name == binary) {
+        if policies.contains("scheduler:") && ALL.iter().any(|f| f.name == binary) {
             granted.insert(binary.to_string());
         }
     }

@@ -4,7 +4,7 @@
 use shared::adapters::clock::SystemClock;
 use shared::config::{init_tracing, Config};
 use shared::deadline::from_epoch_millis;
-use shared::jobs::{expire, ExpireEvent, EXPIRE_FN};
+use shared::jobs::{expire, ExpireEvent};
 use shared::lambda::invocation;
 use shared::lambda::lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use std::sync::Arc;
@@ -12,8 +12,7 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let app =
-        Config::from_env()?.function_app_with(EXPIRE_FN, Arc::new(SystemClock), Config::no_scheduler).await?;
+    let app = shared::functions::EXPIRE.app(&Config::from_env()?, Arc::new(SystemClock)).await?;
     run(service_fn(|event: LambdaEvent<ExpireEvent>| {
         let app = &app;
         let deadline = Some(from_epoch_millis(event.context.deadline));

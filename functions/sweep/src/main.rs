@@ -4,7 +4,7 @@
 use shared::adapters::clock::SystemClock;
 use shared::config::{init_tracing, Config};
 use shared::deadline::from_epoch_millis;
-use shared::jobs::{sweep, SweepEvent, SweepSettings, SWEEP_FN};
+use shared::jobs::{sweep, SweepEvent, SweepSettings};
 use shared::lambda::invocation;
 use shared::lambda::lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use std::sync::Arc;
@@ -12,8 +12,7 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let app =
-        Config::from_env()?.function_app_with(SWEEP_FN, Arc::new(SystemClock), Config::no_scheduler).await?;
+    let app = shared::functions::SWEEP.app(&Config::from_env()?, Arc::new(SystemClock)).await?;
     let settings = SweepSettings::from_env()?;
     // The scheduled event's payload carries nothing the sweep needs.
     run(service_fn(|event: LambdaEvent<SweepEvent>| {

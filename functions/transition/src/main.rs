@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), shared::lambda::lambda_http::Error> {
-    shared::lambda::run_http(&shared::http::routes::TRANSITION).await
+    shared::lambda::run_http(&shared::functions::TRANSITION).await
 }

@@ -16,8 +16,9 @@ use axum::extract::State;
 use axum::Router;
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
+use shared::functions;
 use shared::http::problem::Problem;
-use shared::http::routes::{resolve, routes_of, API};
+use shared::http::routes::Resolved;
 use shared::http::{dispatch, request_id, ApiError, ApiRequest, ApiResponse, Serving, MAX_BODY_BYTES};
 use shared::iam::IamError;
 use shared::service::App;
@@ -43,20 +44,16 @@ impl Gateway {
     /// One application per HTTP function of the route table, each made from `app` by
     /// `App::for_function`.
     pub fn new(app: &App, verifier: auth::Verifier) -> Result<Self, IamError> {
-        let mut functions = HashMap::new();
-        for route in routes_of(API) {
-            if !functions.contains_key(route.function) {
-                let timeout = match app.local_iam() {
-                    Some(iam) => {
-                        Some(Duration::from_secs(iam.template().function(route.function)?.timeout_seconds))
-                    }
-                    None => None,
-                };
-                functions.insert(route.function, (app.for_function(route.function)?, timeout));
-            }
+        let mut served = HashMap::new();
+        for f in functions::ALL.iter().filter(|f| f.is_http()) {
+            let timeout = match app.local_iam() {
+                Some(iam) => Some(Duration::from_secs(iam.template().function(f.name)?.timeout_seconds)),
+                None => None,
+            };
+            served.insert(f.name, (app.for_function(f.name)?, timeout));
         }
         let cors = app.local_iam().and_then(|iam| iam.template().cors.clone()).map(cors::Cors);
-        Ok(Self { functions, fallback: app.clone(), verifier, cors })
+        Ok(Self { functions: served, fallback: app.clone(), verifier, cors })
     }
 
     /// Allows exactly `origins` (the template's `AllowedOrigins` parameter given at
@@ -68,10 +65,10 @@ impl Gateway {
         self
     }
 
-    /// The application that serves `method` `path` (the fallback when none does) and
-    /// the deadline its function would have, starting now.
-    fn app_for(&self, method: &http::Method, path: &str) -> (&App, Option<tokio::time::Instant>) {
-        match resolve(API, method, path).function().and_then(|f| self.functions.get(f)) {
+    /// The application of the function that serves `resolved` (the fallback when none
+    /// does) and the deadline that function would have, starting now.
+    fn app_for(&self, resolved: &Resolved) -> (&App, Option<tokio::time::Instant>) {
+        match resolved.function().and_then(|f| self.functions.get(f)) {
             Some((app, timeout)) => (app, timeout.map(shared::deadline::after)),
             None => (&self.fallback, None),
         }
@@ -154,7 +151,9 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: http::Request<Body>) -> htt
                 "/" => "/api/docs",
                 p => p,
             };
-            let (app, deadline) = gw.app_for(&parts.method, path);
+            // Resolved once: the route names its function, and dispatch serves it as is.
+            let resolved = functions::resolve(&parts.method, path);
+            let (app, deadline) = gw.app_for(&resolved);
             let req = ApiRequest {
                 method: parts.method,
                 path: path.to_string(),
@@ -165,7 +164,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: http::Request<Body>) -> htt
                 request_id: rid.clone(),
                 deadline,
             };
-            dispatch(app, req, Serving::Api(API)).await
+            dispatch(app, req, Serving::Resolved(resolved)).await
         }
         refused => {
             let problem = match refused {

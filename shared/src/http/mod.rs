@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
 use identity::{caller_from_claims, Claims};
 use problem::Problem;
-use routes::{resolve, HttpFunction, Resolved};
+use routes::{resolve, Resolved, Route};
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -52,13 +52,15 @@ pub enum ApiError {
 }
 
 /// What a dispatch serves.
-#[derive(Debug, Clone, Copy)]
-pub enum Serving<'a> {
-    /// The whole API (the local gateway): a known path with another method is a 405.
-    Api(&'a [&'static HttpFunction]),
+#[derive(Debug)]
+pub enum Serving {
+    /// A request the caller resolved already (the local gateway, which resolves once
+    /// over the whole API to pick the function: a known path with another method is a
+    /// 405).
+    Resolved(Resolved),
     /// One Lambda function's routes: a path of another function is a 404, as API Gateway
     /// would never have sent it there.
-    Function(&'static HttpFunction),
+    Routes(&'static [Route]),
 }
 
 /// What the authorizer concluded about the request's token.
@@ -101,7 +103,7 @@ pub fn request_id(headers: &HeaderMap, platform_id: impl FnOnce() -> String) -> 
 }
 
 /// Serves one request with the routes of `serving`.
-pub async fn dispatch(app: &App, req: ApiRequest, serving: Serving<'_>) -> ApiResponse {
+pub async fn dispatch(app: &App, req: ApiRequest, serving: Serving) -> ApiResponse {
     let started = Instant::now();
     let request_id = req.request_id.clone();
     let method = req.method.clone();
@@ -129,24 +131,20 @@ pub async fn dispatch(app: &App, req: ApiRequest, serving: Serving<'_>) -> ApiRe
 async fn route_and_handle(
     app: &App,
     req: ApiRequest,
-    serving: Serving<'_>,
+    serving: Serving,
 ) -> (&'static str, Option<String>, ApiResponse) {
     let rid = req.request_id.clone();
     if req.body.len() > MAX_BODY_BYTES {
         return ("-", None, Problem::payload_too_large(MAX_BODY_BYTES).into_response(&rid));
     }
-    let one;
-    let functions: &[&'static HttpFunction] = match serving {
-        Serving::Api(functions) => functions,
-        Serving::Function(f) => {
-            one = [f];
-            &one
-        }
-    };
     // A function sees another method of its own paths only where API Gateway routed the
     // request there by a pattern (GET /api/reservations/batch reaches GET
     // /api/reservations/{id}); the literal path wins, so it is a 405 there too.
-    let (route, params) = match resolve(functions, &req.method, &req.path) {
+    let resolved = match serving {
+        Serving::Resolved(resolved) => resolved,
+        Serving::Routes(routes) => resolve(routes, &req.method, &req.path),
+    };
+    let (route, params) = match resolved {
         Resolved::Found { route, params } => (route, params),
         Resolved::MethodNotAllowed(allow) => {
             return ("-", None, Problem::method_not_allowed(&allow).into_response(&rid))

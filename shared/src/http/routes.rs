@@ -1,9 +1,9 @@
-//! The route tables: each HTTP Lambda function's routes with their handlers. The local
-//! gateway serves all of them (`API`), each function binary only its own, and a test
-//! compares them with `template.yaml`.
+//! The route tables: each HTTP Lambda function's routes with their handlers, and how a
+//! request resolves to one. Which function serves which table is said once, in
+//! `crate::functions`; the local gateway serves all of them, each function binary only its
+//! own, and a test compares them with `template.yaml`.
 
 use super::handlers::{self as h, Handler};
-use crate::config::{Config, Schedules};
 use http::Method;
 
 /// Names every route (logs, tests).
@@ -43,18 +43,6 @@ pub struct Route {
     pub handler: Handler,
 }
 
-/// An HTTP Lambda function and the routes it serves. A function's binary names only its
-/// own table, so it links only its own handlers (and the docs assets only where served),
-/// and only the expiry scheduler it uses (`schedules`: `Config::scheduler` for the
-/// functions whose template policy grants Scheduler actions, else
-/// `Config::no_scheduler`; a test holds the two together).
-#[derive(Debug)]
-pub struct HttpFunction {
-    pub name: &'static str,
-    pub routes: &'static [Route],
-    pub schedules: Schedules,
-}
-
 pub const PRODUCTS_FN: &str = "products";
 pub const RESERVE_FN: &str = "reserve";
 pub const ORDER_FN: &str = "order";
@@ -75,123 +63,86 @@ const fn route(
 
 /// The catalogue, and the API's own description: public, served by the catalogue function
 /// (the one public-facing function) so that no function exists only for documentation.
-pub static PRODUCTS: HttpFunction = HttpFunction {
-    name: PRODUCTS_FN,
-    schedules: Config::no_scheduler,
-    routes: &[
-        route(RouteId::ListProducts, Method::GET, "/api/products", PRODUCTS_FN, true, h::list_products),
-        route(RouteId::CreateProduct, Method::POST, "/api/products", PRODUCTS_FN, false, h::create_product),
-        route(RouteId::GetProduct, Method::GET, "/api/products/{id}", PRODUCTS_FN, true, h::get_product),
-        route(
-            RouteId::ChangeProduct,
-            Method::PATCH,
-            "/api/products/{id}",
-            PRODUCTS_FN,
-            false,
-            h::change_product,
-        ),
-        route(
-            RouteId::AdjustStock,
-            Method::POST,
-            "/api/products/{id}/stock",
-            PRODUCTS_FN,
-            false,
-            h::adjust_stock,
-        ),
-        route(RouteId::OpenApi, Method::GET, "/api/openapi.json", PRODUCTS_FN, true, h::openapi),
-        route(RouteId::Docs, Method::GET, "/api/docs", PRODUCTS_FN, true, h::docs_page),
-        route(RouteId::DocsAsset, Method::GET, "/api/docs/{asset}", PRODUCTS_FN, true, h::docs_asset),
-    ],
-};
-
-pub static RESERVE: HttpFunction = HttpFunction {
-    name: RESERVE_FN,
-    schedules: Config::scheduler,
-    routes: &[
-        route(
-            RouteId::CreateReservation,
-            Method::POST,
-            "/api/reservations",
-            RESERVE_FN,
-            false,
-            h::create_reservation,
-        ),
-        route(
-            RouteId::CreateReservationBatch,
-            Method::POST,
-            "/api/reservations/batch",
-            RESERVE_FN,
-            false,
-            h::create_reservation_batch,
-        ),
-        route(
-            RouteId::GetReservation,
-            Method::GET,
-            "/api/reservations/{id}",
-            RESERVE_FN,
-            false,
-            h::get_reservation,
-        ),
-        route(
-            RouteId::ExtendReservation,
-            Method::POST,
-            "/api/reservations/{id}/extend",
-            RESERVE_FN,
-            false,
-            h::extend_reservation,
-        ),
-        route(
-            RouteId::ReleaseReservation,
-            Method::DELETE,
-            "/api/reservations/{id}",
-            RESERVE_FN,
-            false,
-            h::release_reservation,
-        ),
-    ],
-};
-
-pub static ORDER: HttpFunction = HttpFunction {
-    name: ORDER_FN,
-    schedules: Config::scheduler,
-    routes: &[
-        route(RouteId::CreateOrder, Method::POST, "/api/orders", ORDER_FN, false, h::create_order),
-        route(RouteId::GetOrder, Method::GET, "/api/orders/{id}", ORDER_FN, false, h::get_order),
-    ],
-};
-
-pub static TRANSITION: HttpFunction = HttpFunction {
-    name: TRANSITION_FN,
-    schedules: Config::no_scheduler,
-    routes: &[route(
-        RouteId::ChangeOrderStatus,
-        Method::PATCH,
-        "/api/orders/{id}",
-        TRANSITION_FN,
+pub static PRODUCTS: &[Route] = &[
+    route(RouteId::ListProducts, Method::GET, "/api/products", PRODUCTS_FN, true, h::list_products),
+    route(RouteId::CreateProduct, Method::POST, "/api/products", PRODUCTS_FN, false, h::create_product),
+    route(RouteId::GetProduct, Method::GET, "/api/products/{id}", PRODUCTS_FN, true, h::get_product),
+    route(RouteId::ChangeProduct, Method::PATCH, "/api/products/{id}", PRODUCTS_FN, false, h::change_product),
+    route(
+        RouteId::AdjustStock,
+        Method::POST,
+        "/api/products/{id}/stock",
+        PRODUCTS_FN,
         false,
-        h::change_order_status,
-    )],
-};
+        h::adjust_stock,
+    ),
+    route(RouteId::OpenApi, Method::GET, "/api/openapi.json", PRODUCTS_FN, true, h::openapi),
+    route(RouteId::Docs, Method::GET, "/api/docs", PRODUCTS_FN, true, h::docs_page),
+    route(RouteId::DocsAsset, Method::GET, "/api/docs/{asset}", PRODUCTS_FN, true, h::docs_asset),
+];
 
-pub static LIST: HttpFunction = HttpFunction {
-    name: LIST_FN,
-    schedules: Config::no_scheduler,
-    routes: &[route(RouteId::ListOrders, Method::GET, "/api/orders", LIST_FN, false, h::list_orders)],
-};
+pub static RESERVE: &[Route] = &[
+    route(
+        RouteId::CreateReservation,
+        Method::POST,
+        "/api/reservations",
+        RESERVE_FN,
+        false,
+        h::create_reservation,
+    ),
+    route(
+        RouteId::CreateReservationBatch,
+        Method::POST,
+        "/api/reservations/batch",
+        RESERVE_FN,
+        false,
+        h::create_reservation_batch,
+    ),
+    route(
+        RouteId::GetReservation,
+        Method::GET,
+        "/api/reservations/{id}",
+        RESERVE_FN,
+        false,
+        h::get_reservation,
+    ),
+    route(
+        RouteId::ExtendReservation,
+        Method::POST,
+        "/api/reservations/{id}/extend",
+        RESERVE_FN,
+        false,
+        h::extend_reservation,
+    ),
+    route(
+        RouteId::ReleaseReservation,
+        Method::DELETE,
+        "/api/reservations/{id}",
+        RESERVE_FN,
+        false,
+        h::release_reservation,
+    ),
+];
 
-pub static AUDIT_API: HttpFunction = HttpFunction {
-    name: AUDIT_API_FN,
-    schedules: Config::no_scheduler,
-    routes: &[route(RouteId::ListAudit, Method::GET, "/api/audit", AUDIT_API_FN, false, h::list_audit)],
-};
+pub static ORDER: &[Route] = &[
+    route(RouteId::CreateOrder, Method::POST, "/api/orders", ORDER_FN, false, h::create_order),
+    route(RouteId::GetOrder, Method::GET, "/api/orders/{id}", ORDER_FN, false, h::get_order),
+];
 
-/// The whole API, as the local gateway serves it (and tests compare with the template).
-pub static API: &[&HttpFunction] = &[&PRODUCTS, &RESERVE, &ORDER, &TRANSITION, &LIST, &AUDIT_API];
+pub static TRANSITION: &[Route] = &[route(
+    RouteId::ChangeOrderStatus,
+    Method::PATCH,
+    "/api/orders/{id}",
+    TRANSITION_FN,
+    false,
+    h::change_order_status,
+)];
 
-/// Every route of `functions`.
-pub fn routes_of<'s>(functions: &'s [&'static HttpFunction]) -> impl Iterator<Item = &'static Route> + 's {
-    functions.iter().flat_map(|f| f.routes.iter())
-}
+pub static LIST: &[Route] =
+    &[route(RouteId::ListOrders, Method::GET, "/api/orders", LIST_FN, false, h::list_orders)];
+
+pub static AUDIT_API: &[Route] =
+    &[route(RouteId::ListAudit, Method::GET, "/api/audit", AUDIT_API_FN, false, h::list_audit)];
 
 /// What a method and path resolve to.
 #[derive(Debug)]
@@ -241,10 +192,10 @@ fn literal_segments(pattern: &str) -> usize {
     pattern.split('/').filter(|s| !s.starts_with('{')).count()
 }
 
-/// The route of `functions` that `method` and `path` name.
-pub fn resolve(functions: &[&'static HttpFunction], method: &Method, path: &str) -> Resolved {
+/// The route of `routes` that `method` and `path` name.
+pub fn resolve(routes: impl IntoIterator<Item = &'static Route>, method: &Method, path: &str) -> Resolved {
     let matching: Vec<(&'static Route, Vec<String>)> =
-        routes_of(functions).filter_map(|r| match_path(r.path, path).map(|p| (r, p))).collect();
+        routes.into_iter().filter_map(|r| match_path(r.path, path).map(|p| (r, p))).collect();
     let Some(best) = matching.iter().map(|(r, _)| literal_segments(r.path)).max() else {
         return Resolved::NotFound;
     };
@@ -264,9 +215,15 @@ pub fn resolve(functions: &[&'static HttpFunction], method: &Method, path: &str)
 mod tests {
     use super::*;
 
+    /// Every route of the API.
+    fn api() -> impl Iterator<Item = &'static Route> {
+        [PRODUCTS, RESERVE, ORDER, TRANSITION, LIST, AUDIT_API].into_iter().flatten()
+    }
+
     #[test]
     fn paths_resolve_with_their_parameters() {
-        let Resolved::Found { route, params } = resolve(API, &Method::POST, "/api/products/01X/stock") else {
+        let Resolved::Found { route, params } = resolve(api(), &Method::POST, "/api/products/01X/stock")
+        else {
             panic!()
         };
         assert_eq!((route.id, params), (RouteId::AdjustStock, vec!["01X".to_string()]));
@@ -274,7 +231,7 @@ mod tests {
 
     #[test]
     fn a_known_path_with_another_method_lists_the_allowed_ones() {
-        match resolve(API, &Method::PUT, "/api/reservations/x") {
+        match resolve(api(), &Method::PUT, "/api/reservations/x") {
             Resolved::MethodNotAllowed(allow) => assert_eq!(allow, ["DELETE", "GET"]),
             other => panic!("{other:?}"),
         }
@@ -282,17 +239,17 @@ mod tests {
 
     #[test]
     fn a_literal_segment_wins_over_an_id() {
-        match resolve(API, &Method::GET, "/api/reservations/batch") {
+        match resolve(api(), &Method::GET, "/api/reservations/batch") {
             Resolved::MethodNotAllowed(allow) => assert_eq!(allow, ["POST"]),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(resolve(API, &Method::GET, "/api/reservations/01X"), Resolved::Found { .. }));
+        assert!(matches!(resolve(api(), &Method::GET, "/api/reservations/01X"), Resolved::Found { .. }));
     }
 
     #[test]
     fn unknown_paths_and_empty_segments_are_not_found() {
         for p in ["/api/nothing", "/api/products/", "/api/products/x/y", "/api//stock", ""] {
-            assert!(matches!(resolve(API, &Method::GET, p), Resolved::NotFound), "{p}");
+            assert!(matches!(resolve(api(), &Method::GET, p), Resolved::NotFound), "{p}");
         }
     }
 }
