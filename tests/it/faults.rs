@@ -205,11 +205,7 @@ async fn relay(
 
 #[tokio::test]
 async fn a_throttled_write_is_retried_with_backoff_and_the_reservation_goes_through() {
-    let healthy = gateway().await;
-    let product = healthy.product(json!({"main": 5})).await;
-    let proxy = start_proxy().await;
-    let gw = gateway_for(app_via(&proxy.url).await).await;
-    let buyer = token(&unique("buyer"), false);
+    let Scene { healthy, product, proxy, gw, buyer } = scene(5, false).await;
 
     proxy.fail("TransactWriteItems", 2);
     let r = gw.post("/api/reservations", Some(&buyer), json!({"product_id": product, "quantity": 2})).await;
@@ -221,11 +217,7 @@ async fn a_throttled_write_is_retried_with_backoff_and_the_reservation_goes_thro
 
 #[tokio::test]
 async fn when_every_write_is_throttled_a_reservation_gets_503_with_retry_after_and_changes_nothing() {
-    let healthy = gateway().await;
-    let product = healthy.product(json!({"main": 5})).await;
-    let proxy = start_proxy().await;
-    let gw = gateway_for(app_via(&proxy.url).await).await;
-    let buyer = token(&unique("buyer"), false);
+    let Scene { healthy, product, proxy, gw, buyer } = scene(5, false).await;
     let key = unique("key");
 
     proxy.fail("TransactWriteItems", u32::MAX);
@@ -246,11 +238,7 @@ async fn when_every_write_is_throttled_a_reservation_gets_503_with_retry_after_a
 
 #[tokio::test]
 async fn when_concurrent_transactions_keep_winning_a_reservation_gets_409_conflict_and_changes_nothing() {
-    let healthy = gateway().await;
-    let product = healthy.product(json!({"main": 5})).await;
-    let proxy = start_proxy().await;
-    let gw = gateway_for(app_via(&proxy.url).await).await;
-    let buyer = token(&unique("buyer"), false);
+    let Scene { healthy, product, proxy, gw, buyer } = scene(5, false).await;
     let key = unique("key");
 
     proxy.plan("TransactWriteItems", u32::MAX, Fault::Conflict);
@@ -277,11 +265,7 @@ fn refusal(r: &Reply) -> (u16, String, serde_json::Value) {
 
 #[tokio::test]
 async fn a_single_hold_and_a_batch_of_one_line_get_the_same_answer_for_every_refusal_of_the_write() {
-    let healthy = gateway().await;
-    let product = healthy.product(json!({"main": 100})).await;
-    let proxy = start_proxy().await;
-    let gw = gateway_for(app_via(&proxy.url).await).await;
-    let buyer = token(&unique("buyer"), false);
+    let Scene { product, proxy, gw, buyer, .. } = scene(100, false).await;
     let line = json!({"product_id": product, "quantity": 1, "warehouse_id": "main"});
     // The hold's transaction: the stock row, the reservation, the customer's allowance,
     // the hold count (the product has no purchase limit, so a refusal of its allowance
@@ -419,9 +403,9 @@ async fn gateway_with_short_timeout(proxy: &Proxy) -> TestGateway {
 
 const DEADLINE: std::time::Duration = std::time::Duration::from_secs(4);
 
-/// A deadline test's stage: a product with 5 units in "main", read through a healthy
+/// A fault test's stage: a product with `stock` units in "main", read through a healthy
 /// gateway, and a buyer calling through `gw`, whose store answers through `proxy`.
-struct DeadlineScene {
+struct Scene {
     healthy: TestGateway,
     product: String,
     proxy: Proxy,
@@ -429,12 +413,21 @@ struct DeadlineScene {
     buyer: String,
 }
 
-async fn deadline_scene() -> DeadlineScene {
+/// A `Scene` whose `gw` has the template's timeouts, or with `short_timeout` the deadline
+/// tests' (`gateway_with_short_timeout`).
+async fn scene(stock: i64, short_timeout: bool) -> Scene {
     let healthy = gateway().await;
-    let product = healthy.product(json!({"main": 5})).await;
+    let product = healthy.product(json!({ "main": stock })).await;
     let proxy = start_proxy().await;
-    let gw = gateway_with_short_timeout(&proxy).await;
-    DeadlineScene { healthy, product, proxy, gw, buyer: token(&unique("buyer"), false) }
+    let gw = match short_timeout {
+        true => gateway_with_short_timeout(&proxy).await,
+        false => gateway_for(app_via(&proxy.url).await).await,
+    };
+    Scene { healthy, product, proxy, gw, buyer: token(&unique("buyer"), false) }
+}
+
+async fn deadline_scene() -> Scene {
+    scene(5, true).await
 }
 
 /// The reply of `f`, which must arrive before the deadline.
@@ -449,7 +442,7 @@ async fn in_time(f: impl std::future::Future<Output = Reply>) -> Reply {
 
 #[tokio::test]
 async fn a_keyed_reservation_whose_commit_answers_late_gets_its_committed_result_before_the_deadline() {
-    let DeadlineScene { healthy, product, proxy, gw, buyer } = deadline_scene().await;
+    let Scene { healthy, product, proxy, gw, buyer } = deadline_scene().await;
     let key = unique("key");
     let body = json!({"product_id": product, "quantity": 2, "warehouse_id": "main"});
 
@@ -478,7 +471,7 @@ async fn a_keyed_reservation_whose_commit_answers_late_gets_its_committed_result
 
 #[tokio::test]
 async fn a_keyed_reservation_whose_write_is_held_back_gets_503_in_time_and_the_write_never_applies() {
-    let DeadlineScene { healthy, product, proxy, gw, buyer } = deadline_scene().await;
+    let Scene { healthy, product, proxy, gw, buyer } = deadline_scene().await;
     let key = unique("key");
     let body = json!({"product_id": product, "quantity": 2, "warehouse_id": "main"});
 
@@ -497,7 +490,7 @@ async fn a_keyed_reservation_whose_write_is_held_back_gets_503_in_time_and_the_w
 
 #[tokio::test]
 async fn a_reservation_without_a_key_whose_write_answers_late_says_its_outcome_is_unknown_in_time() {
-    let DeadlineScene { healthy, product, proxy, gw, buyer } = deadline_scene().await;
+    let Scene { healthy, product, proxy, gw, buyer } = deadline_scene().await;
 
     proxy.plan("TransactWriteItems", 1, Fault::AnswerLate(std::time::Duration::from_secs(8)));
     let body = json!({"product_id": product, "quantity": 1, "warehouse_id": "main"});

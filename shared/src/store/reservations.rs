@@ -87,10 +87,11 @@ pub struct Overdue {
 pub struct Reservations(pub(crate) Repo);
 
 impl Reservations {
-    /// Holds every line of a hold in one transaction, or none (a single hold is one line): per line the stock row
-    /// (under that product's `terms`), the reservation and the customer's allowance; once
-    /// the hold count for all lines (refused beyond `hold_cap`); with `completion` the
-    /// idempotency record. On failure, the first failing line in request order says why.
+    /// Holds every line of a hold in one transaction, or none (a single hold is one
+    /// line): per line the stock row (under that product's `terms`), the reservation and
+    /// the customer's allowance; once the hold count for all lines (refused beyond
+    /// `hold_cap`); with `completion` the idempotency record. On failure, the first
+    /// failing line in request order says why.
     pub async fn hold(
         &self,
         lines: &[(Reservation, Terms)],
