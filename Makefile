@@ -8,6 +8,12 @@ export PORT
 # configuration) says otherwise; every target and script finds the binaries there.
 TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || echo "$(CURDIR)/target")
 export TARGET_DIR
+# The nine Lambda functions (their packages and binaries).
+FUNCTIONS := products reserve order transition list expire sweep audit audit-api
+# `sam build` as CI runs it: SAM_FAST=1 keeps the release profile but without any LTO and
+# with 16 codegen units (see sam-check).
+SAM_BUILD := $(if $(SAM_FAST),CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_INCREMENTAL=false) \
+	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/sam build
 
 .PHONY: user aws-token sam-local help deps build dev test test-setup setup-times iam-reset iam-coverage test-rust fuzz fuzz-quick lint check-template sam-check deploy logs token lambda docs-assets bench bench-reserve bench-expiry bench-orders
 
@@ -103,6 +109,11 @@ lint:
 	.local/tools/bin/cargo-deny deny --locked check bans licenses sources
 	@# One digest stack in every bootstrap: ours (cursors, fingerprints) is the SDK's.
 	@! $(CARGO) tree -d -e normal --workspace 2>/dev/null | grep -E '^(sha2|hmac|digest) ' || { echo "lint: two versions of a hash crate (align hmac/sha2 with aws-sigv4's)" >&2; exit 1; }
+	@# The production form of the functions (built alone, as `sam build` does) leaves the
+	@# local platform out: nothing but `--features local` turns on shared's `local`.
+	@! $(CARGO) tree $(addprefix -p ,$(FUNCTIONS)) -e features -i shared 2>/dev/null | grep 'shared feature "local"' || { echo "lint: a function's production build enables shared's local feature" >&2; exit 1; }
+	@# ... and it compiles, lint-clean, without it.
+	$(CARGO) clippy $(addprefix -p ,$(FUNCTIONS)) -- -D warnings
 
 token:
 	@$(CARGO) run -q --bin token -- "$(SUB)" "$(GROUPS)"
@@ -139,20 +150,32 @@ bench: deps
 # SAM_FAST=1 (CI) keeps the release profile but without any LTO and with 16 codegen units:
 # the same build through SAM and cargo-lambda, in a third of the time on 2 cores (the nine
 # thin-LTO links alone take ~15 min); `make lambda` measures the tuned artifacts.
+# The artifacts are the production form (no `local` feature): none may carry the local
+# platform, whose marks are the embedded template's Transform and the IAM refusal's text
+# (the local form has both: `make sam-local` checks that, so this check can fail).
+LOCAL_MARKS := -e 'AWS::Serverless-2016-10-31' -e 'is not authorized to perform'
 sam-check: check-template
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
-	$(if $(SAM_FAST),CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_INCREMENTAL=false) \
-	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/sam build
+	$(SAM_BUILD)
 	@for f in .aws-sam/build/*Function/bootstrap; do printf '%-34s %8d bytes\n' $$f $$(wc -c < $$f); done
+	@for f in .aws-sam/build/*Function/bootstrap; do \
+	  if grep -q -a $(LOCAL_MARKS) $$f; then echo "sam-check: $$f carries the local platform" >&2; exit 1; fi; done
+	@echo "sam-check: no bootstrap carries the local platform"
 
-# Every function's `sam build` artifact under SAM's own emulator (`sam local invoke`), with
-# the Lambda-level tests' checks; sets up (and afterwards removes) a container engine of its
-# own, offline. Needs root and `make sam-check` first. See infra/scripts/sam-local.sh.
+# Every function under SAM's own emulator (`sam local invoke`), with the Lambda-level
+# tests' checks: a `sam build` of the local form (into .aws-sam/local; cargo-lambda turns
+# on shared's `local` through infra/cargo-lambda-local.toml, so each binary is held to its
+# IAM policy as under cargo lambda). Sets up (and afterwards removes) a container engine of
+# its own, offline; needs root. See infra/scripts/sam-local.sh.
 sam-local: deps
+	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
+	CARGO_LAMBDA_GLOBAL="$(CURDIR)/infra/cargo-lambda-local.toml" $(SAM_BUILD) --build-dir .aws-sam/local
+	@for f in .aws-sam/local/*Function/bootstrap; do \
+	  grep -q -a $(LOCAL_MARKS) $$f || { echo "sam-local: $$f lacks the local platform" >&2; exit 1; }; done
 	infra/scripts/with-stack.sh -- infra/scripts/sam-local.sh
 
-# Release bootstraps for Lambda (arm64, linked with zig from .venv), and their sizes.
-FUNCTIONS := products reserve order transition list expire sweep audit audit-api
+# Release bootstraps for Lambda (arm64, linked with zig from .venv), and their sizes:
+# the production form (the nine packages alone, so shared's `local` feature is off).
 lambda:
 	@infra/scripts/deps.sh deploy
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
@@ -164,7 +187,7 @@ lambda:
 deploy:
 	@infra/scripts/deps.sh deploy
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
-	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/sam build
+	$(SAM_BUILD)
 	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/sam deploy $(if $(PARAMS),--parameter-overrides $(PARAMS))
 
 setup-times:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make sam-local: every function's `sam build` artifact (.aws-sam/build, arm64) runs under
+# make sam-local: every function's `sam build` artifact in its local form (.aws-sam/local,
+# arm64, built by make sam-local with shared's `local` feature) runs under
 # SAM's own Lambda emulator (`sam local invoke`) against DynamoDB Local, with the checks of
 # the Lambda-level tests (tests/sam_local shares them with tests/lambda).
 #
@@ -27,7 +28,7 @@ state="$root/.local/sam-local"
 say() { echo "sam-local: $*" >&2; }
 [ "$(id -u)" = 0 ] || { say "needs root (it starts a Docker daemon of its own)"; exit 1; }
 [ -n "${DYNAMODB_ENDPOINT:-}" ] || { say "run it inside infra/scripts/with-stack.sh"; exit 1; }
-[ -f "$root/.aws-sam/build/template.yaml" ] || { say "no .aws-sam/build: run make sam-check first"; exit 1; }
+[ -f "$root/.aws-sam/local/template.yaml" ] || { say "no .aws-sam/local: run make sam-local"; exit 1; }
 mkdir -p "$state"
 
 missing=()

@@ -16,6 +16,7 @@ pub mod deadline;
 pub mod domain;
 pub mod functions;
 pub mod http;
+#[cfg(feature = "local")]
 pub mod iam;
 pub mod jobs;
 pub mod lambda;

@@ -376,30 +376,14 @@ async fn expiry(n: usize, ttl: u64) -> Vec<f64> {
 }
 
 fn bench_order(user: &str, i: usize, base: chrono::DateTime<chrono::Utc>) -> shared::domain::order::Order {
-    use shared::domain::order::{Order, OrderItem, OrderStatus};
+    use shared::domain::order::OrderStatus;
     // Deterministic spread of statuses, totals and times (a cheap LCG, no extra crate).
     let r = (i as u64).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) >> 33;
     let created = base + chrono::Duration::seconds(i64::try_from(r % 5_000_000).unwrap_or(0));
     let status = OrderStatus::ALL[usize::try_from(r % 6).unwrap_or(0)];
     let price = i64::try_from(100 + r % 100_000).unwrap_or(100);
-    Order {
-        id: shared::domain::ids::new_id(created),
-        user_id: user.to_string(),
-        status,
-        currency: "USD".into(),
-        items: vec![OrderItem {
-            product_id: "01BENCHPRODUCT".into(),
-            sku: "BENCH-SKU".into(),
-            name: "Benchmark item".into(),
-            warehouse_id: "main".into(),
-            reservation_id: "01BENCHRESERVATION".into(),
-            quantity: i64::try_from(1 + r % 3).unwrap_or(1),
-            unit_price_cents: price,
-            bucket: 0,
-        }],
-        created_at: created,
-        updated_at: created,
-    }
+    let quantity = i64::try_from(1 + r % 3).unwrap_or(1);
+    one_line_order(user, status, (quantity, price), created)
 }
 
 async fn load(app: &shared::service::App, orders: Vec<shared::domain::order::Order>) {
@@ -825,15 +809,9 @@ async fn cost() -> serde_json::Value {
     // Each row is an instance's steady state: a first hold of a product on an instance
     // reads the product's terms once (one GetItem), and is left out.
     let named = json!({"product_id": product, "quantity": 1, "warehouse_id": "main"});
-    gw.post("/api/reservations", Some(&t), named).await;
+    gw.post("/api/reservations", Some(&t), named.clone()).await;
     let b = m();
-    let r1 = gw
-        .post(
-            "/api/reservations",
-            Some(&t),
-            json!({"product_id": product, "quantity": 1, "warehouse_id": "main"}),
-        )
-        .await;
+    let r1 = gw.post("/api/reservations", Some(&t), named).await;
     measure("reserve (warehouse named)", b, m());
     let b = m();
     gw.post("/api/reservations", Some(&t), json!({"product_id": product, "quantity": 1})).await;

@@ -173,11 +173,7 @@ async fn the_recorded_stream_fixture_yields_its_entries_and_a_redelivery_writes_
 #[tokio::test]
 async fn a_poisoned_record_is_set_aside_alone_and_the_others_are_written() {
     let gw = gateway_for(app_on_fresh_table().await).await;
-    let mut raw: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../events/audit-stream-batch.json"))
-            .expect("fixture"),
-    )
-    .expect("json");
+    let mut raw = audit_stream_fixture();
     // The product record loses its id: it can never become an entry.
     raw["Records"][0]["dynamodb"]["NewImage"].as_object_mut().expect("image").remove("id");
     let event: StreamEvent = serde_json::from_value(raw).expect("shape");
@@ -250,25 +246,19 @@ async fn a_bucketed_adjustment_audits_only_the_rows_it_changed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_whose_entry_keeps_failing_to_write_is_retried_with_growing_waits_then_skipped() {
-    use aws_sdk_dynamodb::types::AttributeValue;
     let app = app_on_fresh_table().await;
     // No audit table: every write of an entry fails (storage trouble, not the record's).
     raw_client().await.delete_table().table_name(app.store.audit_table()).send().await.expect("delete");
     let stats = start_audit_poller(&app).await;
     let gw = gateway_for(app.clone()).await;
-    let s = |v: &str| AttributeValue::S(v.into());
-    raw_client()
-        .await
-        .put_item()
-        .table_name(app.store.table())
-        .item("pk", s("P#unwritable"))
-        .item("sk", s("STOCK#main"))
-        .item("entity", s("stock"))
-        .item("product_id", s("unwritable"))
-        .item("warehouse_id", s("main"))
-        .send()
-        .await
-        .expect("put");
+    let row = [
+        ("pk", "P#unwritable"),
+        ("sk", "STOCK#main"),
+        ("entity", "stock"),
+        ("product_id", "unwritable"),
+        ("warehouse_id", "main"),
+    ];
+    put_raw(&app, &row, &[]).await;
     let give_up = Instant::now() + std::time::Duration::from_secs(30);
     while stats.skipped.lock().expect("stats").is_empty() {
         assert!(Instant::now() < give_up, "the unwritable record was never given up on");

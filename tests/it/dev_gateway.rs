@@ -68,6 +68,14 @@ async fn stop(mut running: Running) -> std::process::ExitStatus {
 }
 
 /// Audit entries of one entity once there are `n` (or after 10 s).
+/// A new product with `units` in `main`, made over HTTP as `admin`; its id.
+async fn create_product(http: &reqwest::Client, base: &str, admin: &str, units: i64) -> String {
+    let body = json!({"sku": unique("DEV"), "name": "n", "price_cents": 1, "stock": {"main": units}});
+    let request = http.post(format!("{base}/api/products")).bearer_auth(admin).json(&body);
+    let product: Value = request.send().await.expect("create").json().await.expect("json");
+    product["id"].as_str().expect("id").to_string()
+}
+
 async fn audit_entries(http: &reqwest::Client, base: &str, kind: &str, id: &str, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -93,17 +101,7 @@ async fn restarting_the_gateway_neither_loses_nor_repeats_audit_entries() {
     let table = unique("restart");
     let http = reqwest::Client::new();
     let (first, base) = start_gateway(&table, &[]).await;
-    let product: Value = http
-        .post(format!("{base}/api/products"))
-        .bearer_auth(token("admin", true))
-        .json(&json!({"sku": unique("RST"), "name": "n", "price_cents": 1, "stock": {"main": 1}}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let pid = product["id"].as_str().expect("id").to_string();
+    let pid = create_product(&http, &base, &token("admin", true), 1).await;
     let started = Instant::now();
     assert_eq!(audit_entries(&http, &base, "product", &pid, 1).await.len(), 1);
     assert!(started.elapsed() < Duration::from_secs(2), "entries appear within 2 s");
@@ -145,17 +143,7 @@ async fn with_a_2_second_ttl_units_are_back_on_sale_within_2_seconds_of_expiry()
     .await;
     let http = reqwest::Client::new();
     let admin = token("admin", true);
-    let product: Value = http
-        .post(format!("{base}/api/products"))
-        .bearer_auth(&admin)
-        .json(&json!({"sku": unique("TTL"), "name": "n", "price_cents": 1, "stock": {"main": 10}}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let pid = product["id"].as_str().expect("id").to_string();
+    let pid = create_product(&http, &base, &admin, 10).await;
     let mut last_expiry = chrono::DateTime::<chrono::Utc>::MIN_UTC;
     for i in 0..3 {
         let r: Value = http

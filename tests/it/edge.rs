@@ -61,33 +61,16 @@ async fn private_routes_need_a_valid_token_and_public_routes_ignore_any() {
 #[tokio::test]
 async fn every_response_carries_a_request_id_and_errors_repeat_it() {
     let gw = gateway().await;
-    let resp = gw
-        .http
-        .get(format!("{}/api/nothing", gw.url))
-        .header("x-request-id", "abc.DEF_123-x")
-        .send()
-        .await
-        .expect("send");
-    let r = into_reply(resp).await;
+    let get =
+        |path: &str, id: &str| gw.http.get(format!("{}{path}", gw.url)).header("x-request-id", id).send();
+    let r = into_reply(get("/api/nothing", "abc.DEF_123-x").await.expect("send")).await;
     assert_eq!(r.headers["x-request-id"], "abc.DEF_123-x");
     assert_eq!(r.body["request_id"], "abc.DEF_123-x");
-    let resp = gw
-        .http
-        .get(format!("{}/api/products", gw.url))
-        .header("x-request-id", "bad id!")
-        .send()
-        .await
-        .expect("send");
+    let resp = get("/api/products", "bad id!").await.expect("send");
     let id = resp.headers()["x-request-id"].to_str().expect("ascii").to_string();
     assert!(!id.is_empty() && id != "bad id!");
     let long = "a".repeat(129);
-    let resp = gw
-        .http
-        .get(format!("{}/api/products", gw.url))
-        .header("x-request-id", &long)
-        .send()
-        .await
-        .expect("send");
+    let resp = get("/api/products", &long).await.expect("send");
     assert_ne!(resp.headers()["x-request-id"], long.as_str());
 }
 

@@ -1,13 +1,14 @@
 //! Expiry: the expire job, the sweep, their races with release, and a failing scheduler.
 
 use chrono::Duration;
-use futures::future::{join_all, BoxFuture};
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
 use serde_json::json;
 use shared::adapters::clock::ManualClock;
 use shared::domain::caller::Caller;
 use shared::domain::reservation::{NewReservation, ReservationStatus};
 use shared::service::ports::Clock;
-use shared::service::ports::{ExpiryScheduler, SchedulerError};
+use shared::service::ports::{ExpiryScheduler, Scheduled, SchedulerError};
 use shared::service::{Created, ExpireOutcome};
 use std::sync::Arc;
 use stockhold_tests::*;
@@ -23,12 +24,8 @@ async fn reserve(app: &shared::service::App, user: &str, product: &str, q: i64) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_expire_sweep_and_release_race_each_hold_returns_its_units_exactly_once() {
-    let _lock = sweep_lock().await;
-    let start = past_clock();
-    let mut app = app_with_clock(Arc::new(start.clone())).await;
-    app.config.max_active_holds = 1000; // one user holds 60 at once here
-    let gw = gateway_for(app).await;
-    let product = gw.product(json!({"main": 200})).await;
+    // One user holds 60 at once here.
+    let (_lock, start, gw, product) = in_the_past_holding(200, Some(1000)).await;
     let user = unique("racer");
     let mut ids = Vec::new();
     let mut total = 0;
@@ -73,11 +70,8 @@ async fn when_expire_sweep_and_release_race_each_hold_returns_its_units_exactly_
 
 #[tokio::test]
 async fn expire_is_idempotent_and_leaves_holds_that_are_not_due_or_not_active_alone() {
-    let _lock = sweep_lock().await;
-    let clock = past_clock();
-    let app = app_with_clock(Arc::new(clock.clone())).await;
-    let gw = gateway_for(app.clone()).await;
-    let product = gw.product(json!({"main": 10})).await;
+    let (_lock, clock, gw, product) = in_the_past(10).await;
+    let app = gw.app.clone();
     let user = unique("u");
     let id = reserve(&app, &user, &product, 4).await;
     let released = reserve(&app, &user, &product, 1).await;
@@ -103,19 +97,10 @@ async fn expire_is_idempotent_and_leaves_holds_that_are_not_due_or_not_active_al
 struct BrokenScheduler;
 
 impl ExpiryScheduler for BrokenScheduler {
-    fn schedule_many<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a [String],
-        _: chrono::DateTime<chrono::Utc>,
-    ) -> BoxFuture<'a, Result<(), SchedulerError>> {
+    fn schedule_many<'a>(&'a self, _: &'a str, _: &'a [String], _: DateTime<Utc>) -> Scheduled<'a> {
         Box::pin(async { Err(SchedulerError::Failed("injected".into())) })
     }
-    fn cancel<'a>(
-        &'a self,
-        _: &'a str,
-        _: chrono::DateTime<chrono::Utc>,
-    ) -> BoxFuture<'a, Result<(), SchedulerError>> {
+    fn cancel<'a>(&'a self, _: &'a str, _: DateTime<Utc>) -> Scheduled<'a> {
         Box::pin(async { Err(SchedulerError::Failed("injected".into())) })
     }
 }
@@ -150,11 +135,8 @@ async fn when_creating_the_schedule_fails_the_reservation_stands_and_the_sweep_r
 
 #[tokio::test]
 async fn the_sweep_works_in_bounded_batches_and_says_when_more_are_left() {
-    let _lock = sweep_lock().await;
-    let clock = past_clock();
-    let app = app_with_clock(Arc::new(clock.clone())).await;
-    let gw = gateway_for(app.clone()).await;
-    let product = gw.product(json!({"main": 40})).await;
+    let (_lock, clock, gw, product) = in_the_past(40).await;
+    let app = gw.app.clone();
     let user = unique("batch");
     for _ in 0..20 {
         reserve(&app, &user, &product, 1).await;
@@ -177,11 +159,8 @@ async fn the_sweep_works_in_bounded_batches_and_says_when_more_are_left() {
 
 #[tokio::test]
 async fn a_sweep_near_its_deadline_starts_no_hold_it_could_not_finish_and_says_more() {
-    let _lock = sweep_lock().await;
-    let clock = past_clock();
-    let app = app_with_clock(Arc::new(clock.clone())).await;
-    let gw = gateway_for(app.clone()).await;
-    let product = gw.product(json!({"main": 3})).await;
+    let (_lock, clock, gw, product) = in_the_past(3).await;
+    let app = gw.app.clone();
     reserve(&app, &unique("late"), &product, 3).await;
     clock.advance(Duration::seconds(600));
     let sweep = as_function(&app, "sweep");
@@ -210,11 +189,8 @@ async fn a_sweep_near_its_deadline_starts_no_hold_it_could_not_finish_and_says_m
 
 #[tokio::test]
 async fn the_sweep_leaves_a_hold_to_its_schedule_for_the_grace_period_then_takes_it() {
-    let _lock = sweep_lock().await;
-    let clock = past_clock();
-    let app = app_with_clock(Arc::new(clock.clone())).await;
-    let gw = gateway_for(app.clone()).await;
-    let product = gw.product(json!({"main": 4})).await;
+    let (_lock, clock, gw, product) = in_the_past(4).await;
+    let app = gw.app.clone();
     let u = token(&unique("u"), false);
     let r = gw.post("/api/reservations", Some(&u), json!({"product_id": product, "quantity": 2})).await;
     assert_eq!(r.status, 201, "{}", r.body);

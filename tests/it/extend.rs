@@ -21,11 +21,8 @@ fn at(r: &Reply) -> chrono::DateTime<chrono::Utc> {
 
 #[tokio::test]
 async fn an_extension_gives_a_full_ttl_from_now_never_past_the_longest_hold() {
-    let _lock = sweep_lock().await;
-    let clock = past_clock();
+    let (_lock, clock, gw, product) = in_the_past(10).await;
     let t0 = clock.now();
-    let gw = gateway_for(app_with_clock(Arc::new(clock.clone())).await).await;
-    let product = gw.product(json!({"main": 10})).await;
     let alice = token(&unique("alice"), false);
     let id = gw.reserve(&alice, &product, 2).await;
     let extend = format!("/api/reservations/{id}/extend");
@@ -62,12 +59,8 @@ async fn an_extension_gives_a_full_ttl_from_now_never_past_the_longest_hold() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_extensions_race_expiry_and_the_sweep_each_hold_ends_once_at_its_own_time() {
-    let _lock = sweep_lock().await;
-    let start = past_clock();
-    let mut app = app_with_clock(Arc::new(start.clone())).await;
-    app.config.max_active_holds = 1000; // one user holds 40 at once here
-    let gw = gateway_for(app).await;
-    let product = gw.product(json!({"main": 100})).await;
+    // One user holds 40 at once here.
+    let (_lock, start, gw, product) = in_the_past_holding(100, Some(1000)).await;
     let user = unique("extender");
     let caller = Caller { user_id: user.clone(), is_admin: false };
     let reserve = as_function(&gw.app, "reserve");

@@ -11,7 +11,7 @@ use serde_json::json;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use stockhold_tests::{
-    app, app_via, free_port, gateway, gateway_for, template_json, token, unique, Reply, TestGateway,
+    app, app_via, free_port, gateway, gateway_for, shop, template_json, token, unique, Reply, TestGateway,
     TEMPLATE_YAML,
 };
 
@@ -282,10 +282,7 @@ async fn a_single_hold_and_a_batch_of_one_line_get_the_same_answer_for_every_ref
 
 #[tokio::test]
 async fn throttled_reads_and_status_changes_get_503_and_change_nothing() {
-    let healthy = gateway().await;
-    let product = healthy.product(json!({"main": 5})).await;
-    let user = unique("buyer");
-    let buyer = token(&user, false);
+    let (healthy, product, buyer) = shop(5).await;
     let hold = healthy.reserve(&buyer, &product, 1).await;
     let order = healthy.order(&buyer, &[&hold]).await;
     assert_eq!(order.status, 201, "{}", order.body);
@@ -449,7 +446,7 @@ async fn a_keyed_reservation_whose_commit_answers_late_gets_its_committed_result
     proxy.plan("TransactWriteItems", 1, Fault::AnswerLate(std::time::Duration::from_secs(8)));
     let answered = proxy.faults.answered.notified();
     let r = in_time(gw.reserve_with_key(&buyer, &key, body.clone())).await;
-    answered.await;
+    within(answered, "the late-answered write never reached DynamoDB").await;
     // DynamoDB Local applies the write at once when it is not busy: the request then
     // finds it committed and returns its result. When it is busy enough to apply it only
     // after the lease was settled, the write fails on its lease and the answer says
@@ -484,7 +481,7 @@ async fn a_keyed_reservation_whose_write_is_held_back_gets_503_in_time_and_the_w
     let retry = gw.reserve_with_key(&buyer, &key, body).await;
     assert_eq!(retry.status, 201, "{}", retry.body);
     // ...and the held-back transaction, when it finally arrives, applies nothing.
-    released.await;
+    within(released, "the held-back write was never released").await;
     assert_eq!(healthy.stock_of(&product, "main").await, (5, 2, 3), "one hold, the retry's");
 }
 
@@ -498,7 +495,7 @@ async fn a_reservation_without_a_key_whose_write_answers_late_says_its_outcome_i
     let r = in_time(gw.post("/api/reservations", Some(&buyer), body)).await;
     assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.body);
     assert!(r.body["detail"].as_str().unwrap_or("").contains("outcome is unknown"), "{}", r.body);
-    answered.await;
+    within(answered, "the late-answered write never reached DynamoDB").await;
     assert_eq!(healthy.stock_of(&product, "main").await, (5, 1, 4), "it did apply: hence 'unknown'");
 }
 
@@ -542,10 +539,12 @@ async fn a_write_the_sdk_gave_up_on_after_sending_it_says_its_outcome_is_unknown
     let product = healthy.product(json!({"main": 5})).await;
     let proxy = start_proxy().await;
     // The SDK's own operation timeout, below any deadline of ours (as one configured in
-    // AWS may be): the write reaches DynamoDB and applies; its answer comes too late.
+    // AWS may be): the write reaches DynamoDB and applies; its answer comes too late. The
+    // timeout leaves the test's other calls (the lease, its settling) room on a loaded
+    // DynamoDB Local; the held answer comes long after it.
     let mut app = app_via(&proxy.url).await;
     let timeout = aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
-        .operation_timeout(std::time::Duration::from_millis(500))
+        .operation_timeout(std::time::Duration::from_millis(1500))
         .build();
     let conf = stockhold_tests::raw_client()
         .await
@@ -558,22 +557,22 @@ async fn a_write_the_sdk_gave_up_on_after_sending_it_says_its_outcome_is_unknown
     app.store = shared::store::Store::new(db, app.store.table(), app.store.audit_table());
     let gw = gateway_for(app).await;
 
-    proxy.plan("TransactWriteItems", 1, Fault::AnswerLate(std::time::Duration::from_secs(2)));
+    proxy.plan("TransactWriteItems", 1, Fault::AnswerLate(std::time::Duration::from_secs(5)));
     let answered = proxy.faults.answered.notified();
     let buyer = token(&unique("buyer"), false);
     let body = json!({"product_id": product, "quantity": 1, "warehouse_id": "main"});
     let r = gw.post("/api/reservations", Some(&buyer), body).await;
     assert_eq!((r.status, r.code()), (503, "unavailable"), "{}", r.body);
     assert!(r.body["detail"].as_str().unwrap_or("").contains("outcome is unknown"), "{}", r.body);
-    answered.await;
+    within(answered, "the late-answered write never reached DynamoDB").await;
     assert_eq!(healthy.stock_of(&product, "main").await, (5, 1, 4), "it did apply: hence 'unknown'");
 
     // With an Idempotency-Key the lease tells what happened: the committed hold.
-    proxy.plan("TransactWriteItems", 1, Fault::AnswerLate(std::time::Duration::from_secs(2)));
+    proxy.plan("TransactWriteItems", 1, Fault::AnswerLate(std::time::Duration::from_secs(5)));
     let answered = proxy.faults.answered.notified();
     let body = json!({"product_id": product, "quantity": 2, "warehouse_id": "main"});
     let r = gw.reserve_with_key(&buyer, &unique("key"), body).await;
-    answered.await;
+    within(answered, "the late-answered write never reached DynamoDB").await;
     match r.status {
         201 => assert_eq!(healthy.stock_of(&product, "main").await, (5, 3, 2)),
         _ => {
@@ -581,4 +580,11 @@ async fn a_write_the_sdk_gave_up_on_after_sending_it_says_its_outcome_is_unknown
             assert!(r.body["detail"].as_str().unwrap_or("").contains("nothing was changed"), "{}", r.body);
         }
     }
+}
+
+/// Waits for `event`, failing the test (instead of hanging it) when it does not come.
+async fn within(event: impl std::future::Future<Output = ()>, what: &str) {
+    tokio::time::timeout(std::time::Duration::from_secs(60), event)
+        .await
+        .unwrap_or_else(|_| panic!("{what}"));
 }

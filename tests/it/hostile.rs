@@ -100,19 +100,8 @@ async fn a_stream_record_the_sdk_cannot_decode_is_set_aside_and_the_poller_goes_
     let gw = gateway_for(app.clone()).await;
     // An empty map, which DynamoDB Local hands to the stream as `{}`: only a write behind
     // the service's back makes one now.
-    let s = |v: &str| AttributeValue::S(v.into());
-    raw_client()
-        .await
-        .put_item()
-        .table_name(app.store.table())
-        .item("pk", s("P#odd"))
-        .item("sk", s("PRODUCT"))
-        .item("entity", s("product"))
-        .item("id", s("odd"))
-        .item("warehouses", AttributeValue::M(Default::default()))
-        .send()
-        .await
-        .expect("put");
+    let row = [("pk", "P#odd"), ("sk", "PRODUCT"), ("entity", "product"), ("id", "odd")];
+    put_raw(&app, &row, &[("warehouses", AttributeValue::M(Default::default()))]).await;
     let later = gw.product(json!({"main": 1})).await;
     assert_eq!(audit_entries(&gw, "product", &later, 1).await.len(), 1, "the poller went on");
     let aside = app.store.audit.set_aside_records().await.expect("set aside");
@@ -125,11 +114,7 @@ async fn a_stream_record_the_sdk_cannot_decode_is_set_aside_and_the_poller_goes_
 #[tokio::test]
 async fn a_record_of_any_shape_is_set_aside_alone_and_a_redelivery_rewrites_it() {
     let gw = gateway_for(app_on_fresh_table().await).await;
-    let mut raw: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../events/audit-stream-batch.json"))
-            .expect("fixture"),
-    )
-    .expect("json");
+    let mut raw = audit_stream_fixture();
     // An attribute without a type, as DynamoDB Local writes an empty map, and a record
     // that is not a record at all.
     raw["Records"][0]["dynamodb"]["NewImage"]["warehouses"] = json!({});
@@ -167,26 +152,17 @@ async fn if_match_is_a_strong_string_comparison_and_an_unreadable_one_changes_no
     let tag =
         gw.get(&format!("/api/products/{id}"), None).await.headers["etag"].to_str().expect("tag").to_string();
     assert_eq!(tag, "\"1\"");
-    for other in [&b"\"01\""[..], b"\"+1\"", b"\"1.0\"", b"\"\xff\""] {
-        let r = patch_with(&gw, &id, other).await;
-        assert_eq!(
-            (r.status, r.code()),
-            (412, "precondition_failed"),
-            "{:?}: {}",
-            String::from_utf8_lossy(other),
-            r.body
-        );
-    }
-    for unreadable in [&b"\"1\"\xff"[..], b"1", b"\"1", b"\"1\" \"2\"", b"*, \"1\""] {
-        let r = patch_with(&gw, &id, unreadable).await;
-        assert_eq!(
-            (r.status, r.code()),
-            (422, "validation_failed"),
-            "{:?}: {}",
-            String::from_utf8_lossy(unreadable),
-            r.body
-        );
-        assert_eq!(r.body["errors"][0]["field"], "If-Match");
+    // Another version is a precondition that fails; a header that is no entity tag list
+    // is invalid input.
+    let other = [&b"\"01\""[..], b"\"+1\"", b"\"1.0\"", b"\"\xff\""];
+    let unreadable = [&b"\"1\"\xff"[..], b"1", b"\"1", b"\"1\" \"2\"", b"*, \"1\""];
+    let cases = other.map(|t| (t, 412, "precondition_failed")).into_iter();
+    for (tag, status, code) in cases.chain(unreadable.map(|t| (t, 422, "validation_failed"))) {
+        let r = patch_with(&gw, &id, tag).await;
+        assert_eq!((r.status, r.code()), (status, code), "{:?}: {}", String::from_utf8_lossy(tag), r.body);
+        if status == 422 {
+            assert_eq!(r.body["errors"][0]["field"], "If-Match");
+        }
     }
     assert_eq!(
         gw.get(&format!("/api/products/{id}"), None).await.body["price_cents"],
@@ -236,9 +212,7 @@ async fn racing_extensions_of_an_active_hold_all_say_what_happened_and_its_final
 
 #[tokio::test]
 async fn an_idempotent_retry_is_compared_as_validation_reads_it() {
-    let gw = gateway().await;
-    let product = gw.product(json!({"main": 5})).await;
-    let buyer = token(&unique("idem"), false);
+    let (gw, product, buyer) = shop(5).await;
     let key = unique("key");
     let first = gw.reserve_with_key(&buyer, &key, json!({"product_id": product, "quantity": 1})).await;
     assert_eq!(first.status, 201, "{}", first.body);

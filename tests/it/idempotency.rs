@@ -6,9 +6,7 @@ use stockhold_tests::*;
 
 #[tokio::test]
 async fn a_sequential_retry_returns_the_first_response_and_holds_nothing_more() {
-    let gw = gateway().await;
-    let id = gw.product(json!({"main": 10})).await;
-    let u = token(&unique("u"), false);
+    let (gw, id, u) = shop(10).await;
     let key = unique("key");
     let first = gw.reserve_with_key(&u, &key, json!({"product_id": id, "quantity": 2})).await;
     assert_eq!(first.status, 201);
@@ -31,9 +29,7 @@ async fn a_sequential_retry_returns_the_first_response_and_holds_nothing_more() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_concurrent_retries_create_one_reservation() {
-    let gw = gateway().await;
-    let id = gw.product(json!({"main": 10})).await;
-    let u = token(&unique("u"), false);
+    let (gw, id, u) = shop(10).await;
     let key = unique("key");
     let replies =
         join_all((0..20).map(|_| gw.reserve_with_key(&u, &key, json!({"product_id": id, "quantity": 3}))))
@@ -51,9 +47,7 @@ async fn twenty_concurrent_retries_create_one_reservation() {
 
 #[tokio::test]
 async fn the_same_key_with_another_body_is_422_and_changes_nothing() {
-    let gw = gateway().await;
-    let id = gw.product(json!({"main": 10})).await;
-    let u = token(&unique("u"), false);
+    let (gw, id, u) = shop(10).await;
     let key = unique("key");
     assert_eq!(gw.reserve_with_key(&u, &key, json!({"product_id": id, "quantity": 1})).await.status, 201);
     let r = gw.reserve_with_key(&u, &key, json!({"product_id": id, "quantity": 2})).await;
@@ -79,9 +73,7 @@ async fn keys_are_scoped_per_user() {
 
 #[tokio::test]
 async fn a_failed_request_stores_nothing_so_a_corrected_retry_may_reuse_the_key() {
-    let gw = gateway().await;
-    let id = gw.product(json!({"main": 3})).await;
-    let u = token(&unique("u"), false);
+    let (gw, id, u) = shop(3).await;
     let key = unique("key");
     let r = gw.reserve_with_key(&u, &key, json!({"product_id": id, "quantity": 5})).await;
     assert_eq!((r.status, r.code()), (409, "insufficient_stock"));
@@ -94,9 +86,7 @@ async fn a_failed_request_stores_nothing_so_a_corrected_retry_may_reuse_the_key(
 
 #[tokio::test]
 async fn malformed_keys_are_422() {
-    let gw = gateway().await;
-    let id = gw.product(json!({"main": 3})).await;
-    let u = token(&unique("u"), false);
+    let (gw, id, u) = shop(3).await;
     let r = gw.reserve_with_key(&u, &"k".repeat(256), json!({"product_id": id, "quantity": 1})).await;
     assert_eq!((r.status, r.code()), (422, "validation_failed"));
     assert_eq!(gw.stock_of(&id, "main").await, (3, 0, 3));

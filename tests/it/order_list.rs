@@ -5,30 +5,13 @@ use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use serde_json::json;
 use shared::domain::caller::Caller;
-use shared::domain::order::{Order, OrderItem, OrderStatus};
+use shared::domain::order::{Order, OrderStatus};
 use shared::domain::order_query::{OrderQuery, SortOrder};
 use std::collections::{BTreeMap, BTreeSet};
 use stockhold_tests::*;
 
 fn order(user: &str, status: OrderStatus, total: i64, created: DateTime<Utc>) -> Order {
-    Order {
-        id: shared::domain::ids::new_id(created),
-        user_id: user.to_string(),
-        status,
-        currency: "USD".into(),
-        items: vec![OrderItem {
-            product_id: "p".into(),
-            sku: "SKU".into(),
-            name: "n".into(),
-            warehouse_id: "main".into(),
-            reservation_id: "r".into(),
-            quantity: 1,
-            unit_price_cents: total,
-            bucket: 0,
-        }],
-        created_at: created,
-        updated_at: created,
-    }
+    one_line_order(user, status, (1, total), created)
 }
 
 #[derive(Debug, Clone)]

@@ -70,10 +70,7 @@ async fn reservations_become_one_order_at_current_prices_and_it_walks_to_deliver
 
 #[tokio::test]
 async fn one_bad_reservation_converts_nothing_and_the_good_ones_stay_active() {
-    let gw = gateway().await;
-    let p = gw.product(json!({"main": 20})).await;
-    let user = unique("u");
-    let t = token(&user, false);
+    let (gw, p, t) = shop(20).await;
     let good = gw.reserve(&t, &p, 1).await;
     let released = gw.reserve(&t, &p, 1).await;
     gw.send("DELETE", &format!("/api/reservations/{released}"), Some(&t), None).await;
@@ -97,10 +94,7 @@ async fn one_bad_reservation_converts_nothing_and_the_good_ones_stay_active() {
 
 #[tokio::test]
 async fn an_expired_reservation_cannot_be_converted_even_before_any_job_runs() {
-    let _lock = sweep_lock().await;
-    let clock = past_clock();
-    let gw = gateway_for(app_with_clock(std::sync::Arc::new(clock.clone())).await).await;
-    let p = gw.product(json!({"main": 5})).await;
+    let (_lock, clock, gw, p) = in_the_past(5).await;
     let t = token(&unique("u"), false);
     let a = gw.reserve(&t, &p, 1).await;
     let b = gw.reserve(&t, &p, 1).await;
@@ -235,10 +229,7 @@ async fn other_users_get_404_and_customers_asking_for_admin_moves_get_403_first(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_20_cancels_race_one_wins_and_units_come_back_once() {
-    let gw = gateway().await;
-    let p = gw.product(json!({"main": 10})).await;
-    let owner = unique("owner");
-    let t = token(&owner, false);
+    let (gw, p, t) = shop(10).await;
     let r1 = gw.reserve(&t, &p, 3).await;
     let r2 = gw.reserve(&t, &p, 2).await;
     let id = gw.order(&t, &[&r1, &r2]).await.body["id"].as_str().expect("id").to_string();
@@ -260,9 +251,7 @@ async fn when_20_cancels_race_one_wins_and_units_come_back_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_20_conversions_of_the_same_reservations_race_one_order_is_made() {
-    let gw = gateway().await;
-    let p = gw.product(json!({"main": 10})).await;
-    let t = token(&unique("u"), false);
+    let (gw, p, t) = shop(10).await;
     let a = gw.reserve(&t, &p, 2).await;
     let b = gw.reserve(&t, &p, 1).await;
     let ids = [a.as_str(), b.as_str()];
@@ -277,9 +266,7 @@ async fn when_20_conversions_of_the_same_reservations_race_one_order_is_made() {
 
 #[tokio::test]
 async fn an_order_retried_with_its_idempotency_key_is_returned_not_remade() {
-    let gw = gateway().await;
-    let p = gw.product(json!({"main": 10})).await;
-    let t = token(&unique("u"), false);
+    let (gw, p, t) = shop(10).await;
     let a = gw.reserve(&t, &p, 2).await;
     let send = || async {
         let resp = gw

@@ -30,11 +30,7 @@ async fn one_customer_racing_twenty_holds_against_a_limit_of_two_gets_exactly_tw
     assert_eq!((r.body["limit"].clone(), r.body["remaining"].clone()), (json!(2), json!(2)));
 
     let race = join_all((0..20).map(|_| hold(&gw, &alice, &product, 1))).await;
-    let won: Vec<String> = race
-        .iter()
-        .filter(|r| r.status == 201)
-        .map(|r| r.body["id"].as_str().expect("id").to_string())
-        .collect();
+    let won = created_ids(&race);
     assert_eq!(won.len(), 2, "exactly the limit");
     for r in race.iter().filter(|r| r.status != 201) {
         assert_eq!(
@@ -50,11 +46,7 @@ async fn one_customer_racing_twenty_holds_against_a_limit_of_two_gets_exactly_tw
     let released = gw.send("DELETE", &format!("/api/reservations/{}", won[0]), Some(&alice), None).await;
     assert_eq!(released.status, 200);
     let again = join_all((0..5).map(|_| hold(&gw, &alice, &product, 1))).await;
-    let second: Vec<String> = again
-        .iter()
-        .filter(|r| r.status == 201)
-        .map(|r| r.body["id"].as_str().expect("id").to_string())
-        .collect();
+    let second = created_ids(&again);
     assert_eq!(second.len(), 1);
 
     // Ordered units still count; a cancelled order gives them back.

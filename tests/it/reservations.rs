@@ -8,16 +8,9 @@ use stockhold_tests::*;
 
 #[tokio::test]
 async fn reserving_holds_units_and_releasing_gives_them_back_once() {
-    let gw = gateway().await;
-    let id = gw.product(json!({"main": 10})).await;
-    let alice = token(&unique("alice"), false);
-    let r = gw
-        .post(
-            "/api/reservations",
-            Some(&alice),
-            json!({"product_id": id, "quantity": 3, "warehouse_id": "main"}),
-        )
-        .await;
+    let (gw, id, alice) = shop(10).await;
+    let body = json!({"product_id": id, "quantity": 3, "warehouse_id": "main"});
+    let r = gw.post("/api/reservations", Some(&alice), body).await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(
         (r.body["status"].clone(), r.body["quantity"].clone(), r.body["warehouse_id"].clone()),
@@ -44,9 +37,7 @@ async fn reserving_holds_units_and_releasing_gives_them_back_once() {
 
 #[tokio::test]
 async fn other_users_get_404_for_a_reservation_and_admins_see_it() {
-    let gw = gateway().await;
-    let id = gw.product(json!({"main": 5})).await;
-    let alice = token(&unique("alice"), false);
+    let (gw, id, alice) = shop(5).await;
     let r = gw.post("/api/reservations", Some(&alice), json!({"product_id": id, "quantity": 1})).await;
     let path = format!("/api/reservations/{}", r.body["id"].as_str().expect("id"));
     let mallory = token(&unique("mallory"), false);
@@ -79,26 +70,14 @@ async fn without_a_warehouse_the_one_with_most_available_is_picked_ties_by_id() 
 
 #[tokio::test]
 async fn unknown_products_and_warehouses_are_404_and_bad_quantities_422() {
-    let gw = gateway().await;
-    let id = gw.product(json!({"main": 5})).await;
-    let u = token(&unique("u"), false);
+    let (gw, id, u) = shop(5).await;
     let r = gw.post("/api/reservations", Some(&u), json!({"product_id": "01NOPE", "quantity": 1})).await;
     assert_eq!((r.status, r.code()), (404, "not_found"));
-    let r = gw
-        .post(
-            "/api/reservations",
-            Some(&u),
-            json!({"product_id": "01NOPE", "quantity": 1, "warehouse_id": "main"}),
-        )
-        .await;
+    let body = json!({"product_id": "01NOPE", "quantity": 1, "warehouse_id": "main"});
+    let r = gw.post("/api/reservations", Some(&u), body).await;
     assert_eq!((r.status, r.code()), (404, "not_found"));
-    let r = gw
-        .post(
-            "/api/reservations",
-            Some(&u),
-            json!({"product_id": id, "quantity": 1, "warehouse_id": "nowhere"}),
-        )
-        .await;
+    let body = json!({"product_id": id, "quantity": 1, "warehouse_id": "nowhere"});
+    let r = gw.post("/api/reservations", Some(&u), body).await;
     assert_eq!((r.status, r.code()), (404, "not_found"));
     for q in [json!(0), json!(10_001), json!(1.5), json!("1"), json!(null)] {
         let r = gw.post("/api/reservations", Some(&u), json!({"product_id": id, "quantity": q})).await;
@@ -143,11 +122,7 @@ async fn when_one_user_races_past_the_hold_cap_exactly_the_cap_is_held_and_endin
     let replies =
         futures::future::join_all((0..10).map(|_| gw.post("/api/reservations", Some(&t), body.clone())))
             .await;
-    let held: Vec<String> = replies
-        .iter()
-        .filter(|r| r.status == 201)
-        .map(|r| r.body["id"].as_str().unwrap_or("").to_string())
-        .collect();
+    let held = created_ids(&replies);
     assert_eq!(held.len(), 3, "exactly the cap");
     for r in replies.iter().filter(|r| r.status != 201) {
         assert_eq!((r.status, r.code()), (409, "hold_limit_reached"), "{}", r.body);

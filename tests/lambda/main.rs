@@ -38,7 +38,9 @@ impl Watch {
         let usage = std::env::var("IAM_USAGE_DIR").ok().map(|d| format!("IAM_USAGE_DIR={d}"));
         let child = Command::new("cargo")
             .current_dir(root())
-            .args(["lambda", "watch", "--ignore-changes", "-P", &port.to_string()])
+            // The local form (shared's `local`: each binary held to its IAM policy), as
+            // `make sam-local` builds it too; `make deploy` builds without it.
+            .args(["lambda", "watch", "--ignore-changes", "--features", "local", "-P", &port.to_string()])
             .args(usage.iter().flat_map(|u| ["--env-var", u.as_str()]))
             .args(["--env-var", &format!("TABLE_NAME={}", app.store.table())])
             .args(["--env-var", &format!("AUDIT_TABLE_NAME={}", app.store.audit_table())])

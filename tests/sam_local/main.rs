@@ -65,7 +65,7 @@ impl Invoker for SamLocal {
                 logical,
                 "--skip-pull-image",
                 "--template",
-                ".aws-sam/build/template.yaml",
+                ".aws-sam/local/template.yaml",
             ])
             .arg("--event")
             .arg(&event)
@@ -111,7 +111,7 @@ async fn the_http_routes_answer_under_sam_local_start_api() {
     let port = free_port();
     let child = Command::new("sam")
         .current_dir(root())
-        .args(["local", "start-api", "--skip-pull-image", "--template", ".aws-sam/build/template.yaml"])
+        .args(["local", "start-api", "--skip-pull-image", "--template", ".aws-sam/local/template.yaml"])
         .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--warm-containers", "LAZY"])
         .arg("--env-vars")
         .arg(&sam.env_file)

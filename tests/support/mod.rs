@@ -3,12 +3,13 @@
 
 pub mod browser;
 
+use chrono::{DateTime, Utc};
 use gateway::{auth::Verifier, serve, Gateway};
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
 use shared::adapters::clock::SystemClock;
 use shared::config::Config;
-use shared::service::ports::Clock;
+use shared::service::ports::{Clock, Scheduled};
 use shared::service::App;
 use shared::store::schema::{TableDef, AUDIT_TABLE, TABLE};
 use std::sync::{Arc, OnceLock};
@@ -69,6 +70,27 @@ pub async fn raw_client() -> aws_sdk_dynamodb::Client {
     let mut conf = aws_sdk_dynamodb::config::Builder::from(&sdk);
     conf.set_endpoint_url(c.store.endpoint.clone());
     aws_sdk_dynamodb::Client::from_conf(conf.build())
+}
+
+/// Writes `item` (attribute name, string value; `raw` for other kinds) into the
+/// application table behind the service's back: the rows no request can make.
+pub async fn put_raw(
+    app: &App,
+    item: &[(&str, &str)],
+    raw: &[(&str, aws_sdk_dynamodb::types::AttributeValue)],
+) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let strings = item.iter().map(|(k, v)| (k.to_string(), AttributeValue::S(v.to_string())));
+    let others = raw.iter().map(|(k, v)| (k.to_string(), v.clone()));
+    let item = strings.chain(others).collect();
+    raw_client()
+        .await
+        .put_item()
+        .table_name(app.store.table())
+        .set_item(Some(item))
+        .send()
+        .await
+        .expect("put");
 }
 
 /// A DynamoDB client as the function built as `binary` has it on the local stack: every
@@ -178,6 +200,15 @@ pub struct Reply {
     pub body: Value,
 }
 
+/// The ids of the replies that created something (201), in order: who won a race.
+pub fn created_ids(replies: &[Reply]) -> Vec<String> {
+    replies
+        .iter()
+        .filter(|r| r.status == 201)
+        .map(|r| r.body["id"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
 impl Reply {
     pub fn code(&self) -> &str {
         self.body["code"].as_str().unwrap_or("")
@@ -257,6 +288,83 @@ pub async fn sweep_lock() -> tokio::sync::MutexGuard<'static, ()> {
 
 /// A manual clock a day in the past: holds made with it are due long before any hold made
 /// by a test on the real clock.
+/// Where a test that lets holds run out starts: the sweep lock (such tests take turns,
+/// `sweep_lock`), a clock a day ago that moves only when the test moves it
+/// (`clock.advance`), a gateway over an application on that clock, and a product with
+/// `units` in `main`.
+pub type Past =
+    (tokio::sync::MutexGuard<'static, ()>, shared::adapters::clock::ManualClock, TestGateway, String);
+
+pub async fn in_the_past(units: i64) -> Past {
+    in_the_past_holding(units, None).await
+}
+
+/// `in_the_past`, where one user may hold up to `max_active_holds` at once.
+pub async fn in_the_past_holding(units: i64, max_active_holds: Option<i64>) -> Past {
+    let lock = sweep_lock().await;
+    let clock = past_clock();
+    let mut app = app_with_clock(Arc::new(clock.clone())).await;
+    if let Some(cap) = max_active_holds {
+        app.config.max_active_holds = cap;
+    }
+    let gw = gateway_for(app).await;
+    let product = gw.product(json!({"main": units})).await;
+    (lock, clock, gw, product)
+}
+
+/// An order of one line (`quantity` units at `unit_price_cents`) made at `created`, to
+/// load into the store directly: order lists at sizes no test could order one by one.
+pub fn one_line_order(
+    user: &str,
+    status: shared::domain::order::OrderStatus,
+    (quantity, unit_price_cents): (i64, i64),
+    created: DateTime<Utc>,
+) -> shared::domain::order::Order {
+    use shared::domain::order::{Order, OrderItem};
+    let item = OrderItem {
+        product_id: "01LOADEDPRODUCT".into(),
+        sku: "LOADED-SKU".into(),
+        name: "Loaded item".into(),
+        warehouse_id: "main".into(),
+        reservation_id: "01LOADEDRESERVATION".into(),
+        quantity,
+        unit_price_cents,
+        bucket: 0,
+    };
+    let id = shared::domain::ids::new_id(created);
+    Order {
+        id,
+        user_id: user.to_string(),
+        status,
+        currency: "USD".into(),
+        items: vec![item],
+        created_at: created,
+        updated_at: created,
+    }
+}
+
+/// A gateway, a product with `units` in `main`, and a customer's token of a new user:
+/// where most tests of one buyer start.
+pub async fn shop(units: i64) -> (TestGateway, String, String) {
+    let (gw, product, _, token) = shop_with_buyer(units).await;
+    (gw, product, token)
+}
+
+/// `shop`, with the buyer's user id too: (gateway, product, user id, token).
+pub async fn shop_with_buyer(units: i64) -> (TestGateway, String, String, String) {
+    let gw = gateway().await;
+    let product = gw.product(json!({"main": units})).await;
+    let user = unique("buyer");
+    let token = token(&user, false);
+    (gw, product, user, token)
+}
+
+/// The audit function's stream fixture (`events/audit-stream-batch.json`), to alter.
+pub fn audit_stream_fixture() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/audit-stream-batch.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
+}
+
 pub fn past_clock() -> shared::adapters::clock::ManualClock {
     shared::adapters::clock::ManualClock::new(chrono::Utc::now() - chrono::Duration::days(1))
 }
@@ -377,28 +485,15 @@ pub struct RecordingScheduler {
 }
 
 impl shared::service::ports::ExpiryScheduler for RecordingScheduler {
-    fn schedule_many<'a>(
-        &'a self,
-        name: &'a str,
-        reservation_ids: &'a [String],
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> futures::future::BoxFuture<'a, Result<(), shared::service::ports::SchedulerError>> {
+    fn schedule_many<'a>(&'a self, name: &'a str, ids: &'a [String], at: DateTime<Utc>) -> Scheduled<'a> {
         Box::pin(async move {
             tokio::task::yield_now().await;
             self.creates.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            self.live
-                .lock()
-                .expect("lock")
-                .entry((name.to_string(), at))
-                .or_insert_with(|| reservation_ids.to_vec());
+            self.live.lock().expect("lock").entry((name.to_string(), at)).or_insert_with(|| ids.to_vec());
             Ok(())
         })
     }
-    fn cancel<'a>(
-        &'a self,
-        name: &'a str,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> futures::future::BoxFuture<'a, Result<(), shared::service::ports::SchedulerError>> {
+    fn cancel<'a>(&'a self, name: &'a str, at: DateTime<Utc>) -> Scheduled<'a> {
         Box::pin(async move {
             tokio::task::yield_now().await;
             self.live.lock().expect("lock").remove(&(name.to_string(), at));

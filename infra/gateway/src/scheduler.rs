@@ -5,10 +5,9 @@
 //! a restart, as a missed schedule would be in AWS).
 
 use chrono::{DateTime, Utc};
-use futures::future::BoxFuture;
 use shared::iam::IamError;
 use shared::jobs::{expire, sweep, ExpireEvent, SweepSettings, EXPIRE_FN, SWEEP_FN};
-use shared::service::ports::{ExpiryScheduler, SchedulerError};
+use shared::service::ports::{ExpiryScheduler, Scheduled, SchedulerError};
 use shared::service::{App, ExpireOutcome};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,23 +39,20 @@ impl std::fmt::Debug for Command {
     }
 }
 
-impl ExpiryScheduler for LocalScheduler {
-    fn schedule_many<'a>(
-        &'a self,
-        name: &'a str,
-        reservation_ids: &'a [String],
-        at: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<(), SchedulerError>> {
-        let sent = self.tx.send(Command::Schedule(name.to_string(), reservation_ids.to_vec(), at));
+impl LocalScheduler {
+    /// Hands `command` to the timer task; answered at once, as the Scheduler's API is.
+    fn send(&self, command: Command) -> Scheduled<'static> {
+        let sent = self.tx.send(command);
         Box::pin(async move { sent.map_err(|_| SchedulerError::Failed("local scheduler stopped".into())) })
     }
-    fn cancel<'a>(
-        &'a self,
-        reservation_id: &'a str,
-        at: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<(), SchedulerError>> {
-        let sent = self.tx.send(Command::Cancel(reservation_id.to_string(), at));
-        Box::pin(async move { sent.map_err(|_| SchedulerError::Failed("local scheduler stopped".into())) })
+}
+
+impl ExpiryScheduler for LocalScheduler {
+    fn schedule_many<'a>(&'a self, name: &'a str, ids: &'a [String], at: DateTime<Utc>) -> Scheduled<'a> {
+        self.send(Command::Schedule(name.to_string(), ids.to_vec(), at))
+    }
+    fn cancel<'a>(&'a self, name: &'a str, at: DateTime<Utc>) -> Scheduled<'a> {
+        self.send(Command::Cancel(name.to_string(), at))
     }
 }
 

@@ -3,13 +3,12 @@
 //! only: correctness comes from lazy expiry and the sweep, so a failure here never fails
 //! a reservation.
 
-use crate::service::ports::{ExpiryScheduler, SchedulerError};
+use crate::service::ports::{ExpiryScheduler, Scheduled, SchedulerError};
 use aws_sdk_scheduler::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_scheduler::types::{
     ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, Target,
 };
 use chrono::{DateTime, Timelike, Utc};
-use futures::future::BoxFuture;
 
 /// Where and how schedules are created.
 #[derive(Debug, Clone)]
@@ -93,14 +92,8 @@ impl EventBridgeScheduler {
             .target(target.build().map_err(fail)?)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Already created by an earlier attempt: that is what we wanted.
-            Err(SdkError::ServiceError(e)) if e.err().code() == Some("ConflictException") => Ok(()),
-            Err(e) => {
-                Err(SchedulerError::Failed(aws_sdk_scheduler::error::DisplayErrorContext(&e).to_string()))
-            }
-        }
+        // Already created by an earlier attempt: that is what we wanted.
+        settled(result, "ConflictException")
     }
 
     async fn delete(&self, reservation_id: &str, at: DateTime<Utc>) -> Result<(), SchedulerError> {
@@ -111,32 +104,33 @@ impl EventBridgeScheduler {
             .group_name(&self.target.group)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) if e.err().code() == Some("ResourceNotFoundException") => Ok(()),
-            Err(e) => {
-                Err(SchedulerError::Failed(aws_sdk_scheduler::error::DisplayErrorContext(&e).to_string()))
-            }
-        }
+        // Gone already (it ran, or an earlier attempt deleted it): that is what we wanted.
+        settled(result, "ResourceNotFoundException")
+    }
+}
+
+/// A Scheduler call's outcome: success, also when it failed with `done`, the error that
+/// says its work was already done (calls are retried, so they must be idempotent).
+fn settled<T, E, R>(result: Result<T, SdkError<E, R>>, done: &str) -> Result<(), SchedulerError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(SdkError::ServiceError(e)) if e.err().code() == Some(done) => Ok(()),
+        Err(e) => Err(SchedulerError::Failed(aws_sdk_scheduler::error::DisplayErrorContext(&e).to_string())),
     }
 }
 
 impl ExpiryScheduler for EventBridgeScheduler {
-    fn schedule_many<'a>(
-        &'a self,
-        name: &'a str,
-        reservation_ids: &'a [String],
-        at: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<(), SchedulerError>> {
-        Box::pin(self.create(name, reservation_ids, at))
+    fn schedule_many<'a>(&'a self, name: &'a str, ids: &'a [String], at: DateTime<Utc>) -> Scheduled<'a> {
+        Box::pin(self.create(name, ids, at))
     }
-    fn cancel<'a>(
-        &'a self,
-        reservation_id: &'a str,
-        at: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<(), SchedulerError>> {
-        Box::pin(self.delete(reservation_id, at))
+    fn cancel<'a>(&'a self, name: &'a str, at: DateTime<Utc>) -> Scheduled<'a> {
+        Box::pin(self.delete(name, at))
     }
+    #[cfg(feature = "local")]
     fn with_http_client(
         &self,
         http: aws_smithy_runtime_api::client::http::SharedHttpClient,

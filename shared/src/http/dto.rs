@@ -1,13 +1,42 @@
 //! Wire shapes of responses, kept apart from the entities they render.
 
 use crate::domain::audit::{AuditEntry, FieldChange};
-use crate::domain::order::Order;
+use crate::domain::order::{Order, OrderItem};
 use crate::domain::product::Product;
 use crate::domain::reservation::Reservation;
+use crate::domain::stock::StockLevel;
 use crate::domain::time::format_time;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// When an entity was made and last changed: the last two fields of every entity's
+/// rendering.
+#[derive(Debug, Serialize)]
+pub struct Stamps {
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Stamps {
+    fn of(created_at: DateTime<Utc>, updated_at: DateTime<Utc>) -> Self {
+        Self { created_at: format_time(created_at), updated_at: format_time(updated_at) }
+    }
+}
+
+impl<'a> From<&'a StockLevel> for StockDto<'a> {
+    fn from(s: &'a StockLevel) -> Self {
+        let units = &s.units;
+        Self {
+            warehouse_id: s.warehouse_id.as_str(),
+            on_hand: units.on_hand,
+            reserved: units.reserved,
+            available: units.available,
+        }
+    }
+}
+
+/// A product's stock in one warehouse.
 #[derive(Debug, Serialize)]
 pub struct StockDto<'a> {
     pub warehouse_id: &'a str,
@@ -16,6 +45,7 @@ pub struct StockDto<'a> {
     pub available: i64,
 }
 
+/// A product as the catalogue renders it, its stock summed over the buckets.
 #[derive(Debug, Serialize)]
 pub struct ProductDto<'a> {
     pub id: &'a str,
@@ -28,8 +58,8 @@ pub struct ProductDto<'a> {
     pub stock_buckets: usize,
     pub active: bool,
     pub max_per_customer: Option<i64>,
-    pub created_at: String,
-    pub updated_at: String,
+    #[serde(flatten)]
+    pub stamps: Stamps,
 }
 
 /// A product's `ETag`: a strong tag of its own fields (name, price, limit, `active`),
@@ -46,26 +76,17 @@ impl<'a> From<&'a Product> for ProductDto<'a> {
             name: &p.name,
             price_cents: p.price_cents,
             currency: p.currency.as_str(),
-            stock: p
-                .stock
-                .iter()
-                .map(|s| StockDto {
-                    warehouse_id: s.warehouse_id.as_str(),
-                    on_hand: s.units.on_hand,
-                    reserved: s.units.reserved,
-                    available: s.units.available,
-                })
-                .collect(),
+            stock: p.stock.iter().map(StockDto::from).collect(),
             available: p.available(),
             stock_buckets: p.stock_buckets,
             active: p.active,
             max_per_customer: p.max_per_customer,
-            created_at: format_time(p.created_at),
-            updated_at: format_time(p.updated_at),
+            stamps: Stamps::of(p.created_at, p.updated_at),
         }
     }
 }
 
+/// A reservation (hold) as the API renders it.
 #[derive(Debug, Serialize)]
 pub struct ReservationDto<'a> {
     pub id: &'a str,
@@ -75,13 +96,14 @@ pub struct ReservationDto<'a> {
     pub quantity: i64,
     pub status: &'static str,
     pub expires_at: String,
-    pub created_at: String,
-    pub updated_at: String,
+    #[serde(flatten)]
+    pub stamps: Stamps,
 }
 
 impl<'a> From<&'a Reservation> for ReservationDto<'a> {
     fn from(r: &'a Reservation) -> Self {
         Self {
+            stamps: Stamps::of(r.created_at, r.updated_at),
             id: &r.id,
             user_id: &r.user_id,
             product_id: &r.product_id,
@@ -89,19 +111,11 @@ impl<'a> From<&'a Reservation> for ReservationDto<'a> {
             quantity: r.quantity,
             status: r.status.as_str(),
             expires_at: format_time(r.expires_at),
-            created_at: format_time(r.created_at),
-            updated_at: format_time(r.updated_at),
         }
     }
 }
 
-/// `{"items": [...], "next_cursor": "..." | null}`
-#[derive(Debug, Serialize)]
-pub struct ListDto<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
-}
-
+/// One line of an order: what it sold, from where, at what price.
 #[derive(Debug, Serialize)]
 pub struct OrderItemDto<'a> {
     pub product_id: &'a str,
@@ -114,6 +128,22 @@ pub struct OrderItemDto<'a> {
     pub line_total_cents: i64,
 }
 
+impl<'a> From<&'a OrderItem> for OrderItemDto<'a> {
+    fn from(l: &'a OrderItem) -> Self {
+        Self {
+            product_id: &l.product_id,
+            sku: &l.sku,
+            name: &l.name,
+            warehouse_id: &l.warehouse_id,
+            reservation_id: &l.reservation_id,
+            quantity: l.quantity,
+            unit_price_cents: l.unit_price_cents,
+            line_total_cents: l.line_total_cents(),
+        }
+    }
+}
+
+/// An order as the API renders it, its total computed from its lines.
 #[derive(Debug, Serialize)]
 pub struct OrderDto<'a> {
     pub id: &'a str,
@@ -122,8 +152,8 @@ pub struct OrderDto<'a> {
     pub currency: &'a str,
     pub total_cents: i64,
     pub items: Vec<OrderItemDto<'a>>,
-    pub created_at: String,
-    pub updated_at: String,
+    #[serde(flatten)]
+    pub stamps: Stamps,
 }
 
 impl<'a> From<&'a Order> for OrderDto<'a> {
@@ -134,26 +164,20 @@ impl<'a> From<&'a Order> for OrderDto<'a> {
             status: o.status.as_str(),
             currency: &o.currency,
             total_cents: o.total_cents(),
-            items: o
-                .items
-                .iter()
-                .map(|l| OrderItemDto {
-                    product_id: &l.product_id,
-                    sku: &l.sku,
-                    name: &l.name,
-                    warehouse_id: &l.warehouse_id,
-                    reservation_id: &l.reservation_id,
-                    quantity: l.quantity,
-                    unit_price_cents: l.unit_price_cents,
-                    line_total_cents: l.line_total_cents(),
-                })
-                .collect(),
-            created_at: format_time(o.created_at),
-            updated_at: format_time(o.updated_at),
+            items: o.items.iter().map(OrderItemDto::from).collect(),
+            stamps: Stamps::of(o.created_at, o.updated_at),
         }
     }
 }
 
+/// `{"items": [...], "next_cursor": "..." | null}`
+#[derive(Debug, Serialize)]
+pub struct ListDto<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// One audit record: what changed on which entity, by whom, when.
 #[derive(Debug, Serialize)]
 pub struct AuditDto<'a> {
     pub id: &'a str,

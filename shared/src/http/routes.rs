@@ -6,33 +6,9 @@
 use super::handlers::{self as h, Handler};
 use http::Method;
 
-/// Names every route (logs, tests).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RouteId {
-    ListProducts,
-    CreateProduct,
-    GetProduct,
-    AdjustStock,
-    ChangeProduct,
-    CreateReservation,
-    CreateReservationBatch,
-    GetReservation,
-    ReleaseReservation,
-    ExtendReservation,
-    ListOrders,
-    CreateOrder,
-    GetOrder,
-    ChangeOrderStatus,
-    ListAudit,
-    OpenApi,
-    Docs,
-    DocsAsset,
-}
-
 /// One API route.
 #[derive(Debug, Clone)]
 pub struct Route {
-    pub id: RouteId,
     pub method: Method,
     /// API Gateway syntax: `{name}` matches one non-empty path segment.
     pub path: &'static str,
@@ -51,98 +27,47 @@ pub const LIST_FN: &str = "list";
 pub const AUDIT_API_FN: &str = "audit-api";
 
 const fn route(
-    id: RouteId,
     method: Method,
     path: &'static str,
     function: &'static str,
     public: bool,
     handler: Handler,
 ) -> Route {
-    Route { id, method, path, function, public, handler }
+    Route { method, path, function, public, handler }
 }
 
 /// The catalogue, and the API's own description: public, served by the catalogue function
 /// (the one public-facing function) so that no function exists only for documentation.
 pub static PRODUCTS: &[Route] = &[
-    route(RouteId::ListProducts, Method::GET, "/api/products", PRODUCTS_FN, true, h::list_products),
-    route(RouteId::CreateProduct, Method::POST, "/api/products", PRODUCTS_FN, false, h::create_product),
-    route(RouteId::GetProduct, Method::GET, "/api/products/{id}", PRODUCTS_FN, true, h::get_product),
-    route(RouteId::ChangeProduct, Method::PATCH, "/api/products/{id}", PRODUCTS_FN, false, h::change_product),
-    route(
-        RouteId::AdjustStock,
-        Method::POST,
-        "/api/products/{id}/stock",
-        PRODUCTS_FN,
-        false,
-        h::adjust_stock,
-    ),
-    route(RouteId::OpenApi, Method::GET, "/api/openapi.json", PRODUCTS_FN, true, h::openapi),
-    route(RouteId::Docs, Method::GET, "/api/docs", PRODUCTS_FN, true, h::docs_page),
-    route(RouteId::DocsAsset, Method::GET, "/api/docs/{asset}", PRODUCTS_FN, true, h::docs_asset),
+    route(Method::GET, "/api/products", PRODUCTS_FN, true, h::list_products),
+    route(Method::POST, "/api/products", PRODUCTS_FN, false, h::create_product),
+    route(Method::GET, "/api/products/{id}", PRODUCTS_FN, true, h::get_product),
+    route(Method::PATCH, "/api/products/{id}", PRODUCTS_FN, false, h::change_product),
+    route(Method::POST, "/api/products/{id}/stock", PRODUCTS_FN, false, h::adjust_stock),
+    route(Method::GET, "/api/openapi.json", PRODUCTS_FN, true, h::openapi),
+    route(Method::GET, "/api/docs", PRODUCTS_FN, true, h::docs_page),
+    route(Method::GET, "/api/docs/{asset}", PRODUCTS_FN, true, h::docs_asset),
 ];
 
 pub static RESERVE: &[Route] = &[
-    route(
-        RouteId::CreateReservation,
-        Method::POST,
-        "/api/reservations",
-        RESERVE_FN,
-        false,
-        h::create_reservation,
-    ),
-    route(
-        RouteId::CreateReservationBatch,
-        Method::POST,
-        "/api/reservations/batch",
-        RESERVE_FN,
-        false,
-        h::create_reservation_batch,
-    ),
-    route(
-        RouteId::GetReservation,
-        Method::GET,
-        "/api/reservations/{id}",
-        RESERVE_FN,
-        false,
-        h::get_reservation,
-    ),
-    route(
-        RouteId::ExtendReservation,
-        Method::POST,
-        "/api/reservations/{id}/extend",
-        RESERVE_FN,
-        false,
-        h::extend_reservation,
-    ),
-    route(
-        RouteId::ReleaseReservation,
-        Method::DELETE,
-        "/api/reservations/{id}",
-        RESERVE_FN,
-        false,
-        h::release_reservation,
-    ),
+    route(Method::POST, "/api/reservations", RESERVE_FN, false, h::create_reservation),
+    route(Method::POST, "/api/reservations/batch", RESERVE_FN, false, h::create_reservation_batch),
+    route(Method::GET, "/api/reservations/{id}", RESERVE_FN, false, h::get_reservation),
+    route(Method::POST, "/api/reservations/{id}/extend", RESERVE_FN, false, h::extend_reservation),
+    route(Method::DELETE, "/api/reservations/{id}", RESERVE_FN, false, h::release_reservation),
 ];
 
 pub static ORDER: &[Route] = &[
-    route(RouteId::CreateOrder, Method::POST, "/api/orders", ORDER_FN, false, h::create_order),
-    route(RouteId::GetOrder, Method::GET, "/api/orders/{id}", ORDER_FN, false, h::get_order),
+    route(Method::POST, "/api/orders", ORDER_FN, false, h::create_order),
+    route(Method::GET, "/api/orders/{id}", ORDER_FN, false, h::get_order),
 ];
 
-pub static TRANSITION: &[Route] = &[route(
-    RouteId::ChangeOrderStatus,
-    Method::PATCH,
-    "/api/orders/{id}",
-    TRANSITION_FN,
-    false,
-    h::change_order_status,
-)];
+pub static TRANSITION: &[Route] =
+    &[route(Method::PATCH, "/api/orders/{id}", TRANSITION_FN, false, h::change_order_status)];
 
-pub static LIST: &[Route] =
-    &[route(RouteId::ListOrders, Method::GET, "/api/orders", LIST_FN, false, h::list_orders)];
+pub static LIST: &[Route] = &[route(Method::GET, "/api/orders", LIST_FN, false, h::list_orders)];
 
-pub static AUDIT_API: &[Route] =
-    &[route(RouteId::ListAudit, Method::GET, "/api/audit", AUDIT_API_FN, false, h::list_audit)];
+pub static AUDIT_API: &[Route] = &[route(Method::GET, "/api/audit", AUDIT_API_FN, false, h::list_audit)];
 
 /// What a method and path resolve to.
 #[derive(Debug)]
@@ -226,7 +151,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!((route.id, params), (RouteId::AdjustStock, vec!["01X".to_string()]));
+        assert_eq!((route.path, params), ("/api/products/{id}/stock", vec!["01X".to_string()]));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! against the policy `template.yaml` gives that function, and refused the way AWS refuses
 //! it (`AccessDeniedException`, same status and error code through the SDK), so that a
 //! missing grant fails `make test` instead of the deployed stack. In AWS none of this is
-//! built: IAM itself enforces the same template.
+//! built (it is `shared`'s `local` feature, which no production build turns on; `make
+//! lint` and `make sam-check` check that): IAM itself enforces the same template.
 //!
 //! The check sits in the SDK client's HTTP connector (`guard`): that is the one SDK
 //! extension point that sees every request of every operation after serialisation and can

@@ -20,6 +20,7 @@ pub use idempotency::{Created, IdempotencyRequest};
 use crate::domain::cursor::CursorCodec;
 use crate::domain::product::Terms;
 use crate::domain::DomainError;
+#[cfg(feature = "local")]
 use crate::iam::{IamError, LocalIam, Service};
 use crate::store::{Store, StoreError};
 use chrono::Duration;
@@ -58,6 +59,7 @@ pub struct App {
     /// its conditional write.
     sold_out: Arc<Mutex<HashSet<String>>>,
     /// The local stack's IAM (template policies); `None` in AWS, where IAM is AWS's.
+    #[cfg(feature = "local")]
     iam: Option<Arc<LocalIam>>,
 }
 
@@ -76,6 +78,7 @@ impl App {
             metrics: Arc::new(NoMetrics),
             terms: Arc::default(),
             sold_out: Arc::default(),
+            #[cfg(feature = "local")]
             iam: None,
         }
     }
@@ -144,16 +147,19 @@ impl App {
     }
 
     /// Enforces `iam` on the applications `for_function` makes (`None`: AWS enforces).
+    #[cfg(feature = "local")]
     pub fn with_local_iam(self, iam: Option<Arc<LocalIam>>) -> Self {
         Self { iam, ..self }
     }
 
+    #[cfg(feature = "local")]
     pub fn local_iam(&self) -> Option<&Arc<LocalIam>> {
         self.iam.as_ref()
     }
 
     /// On the local stack, when an invocation of the function built as `binary` started
     /// now would end: its `Timeout` in the template, as in AWS. `None` elsewhere.
+    #[cfg(feature = "local")]
     pub fn local_deadline(&self, binary: &str) -> Option<tokio::time::Instant> {
         let f = self.iam.as_ref()?.template().function(binary).ok()?;
         Some(crate::deadline::after(std::time::Duration::from_secs(f.timeout_seconds)))
@@ -163,7 +169,9 @@ impl App {
     /// DynamoDB and Scheduler clients answer `AccessDeniedException` to every call that
     /// function's policy in the template does not allow, and it starts with its own
     /// instance caches, as a separate Lambda function would. Without local IAM (AWS) it is
-    /// this application with fresh caches.
+    /// this application with fresh caches. Local platform only: in AWS each function
+    /// builds its own application (`Config::function_app_with`).
+    #[cfg(feature = "local")]
     pub fn for_function(&self, binary: &str) -> Result<Self, IamError> {
         let mut app = Self { terms: Arc::default(), sold_out: Arc::default(), ..self.clone() };
         if let Some(iam) = &self.iam {

@@ -12,6 +12,9 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> DateTime<Utc>;
 }
 
+/// What a scheduler call returns.
+pub type Scheduled<'a> = BoxFuture<'a, Result<(), SchedulerError>>;
+
 #[derive(Debug, Error)]
 pub enum SchedulerError {
     #[error("scheduler request failed: {0}")]
@@ -34,28 +37,15 @@ pub trait ExpiryScheduler: Send + Sync + std::fmt::Debug {
     /// `CreateSchedule` quota is per request). `name` is the one reservation's id for a
     /// single hold, and an id of its own for a batch, so that cancelling one line's
     /// schedule (`cancel(line, at)`) never cancels the others'.
-    fn schedule_many<'a>(
-        &'a self,
-        name: &'a str,
-        reservation_ids: &'a [String],
-        at: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<(), SchedulerError>>;
+    fn schedule_many<'a>(&'a self, name: &'a str, ids: &'a [String], at: DateTime<Utc>) -> Scheduled<'a>;
     /// The schedule of one reservation (named by it).
-    fn schedule<'a>(
-        &'a self,
-        reservation_id: &'a str,
-        at: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<(), SchedulerError>> {
+    fn schedule<'a>(&'a self, reservation_id: &'a str, at: DateTime<Utc>) -> Scheduled<'a> {
         Box::pin(async move {
             let ids = [reservation_id.to_string()];
             self.schedule_many(reservation_id, &ids, at).await
         })
     }
-    fn cancel<'a>(
-        &'a self,
-        reservation_id: &'a str,
-        at: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<(), SchedulerError>>;
+    fn cancel<'a>(&'a self, name: &'a str, at: DateTime<Utc>) -> Scheduled<'a>;
     /// Moves a reservation's run from `from` to `to` (an extended hold): the new run is
     /// arranged first, then the old one cancelled, so there is never a moment without one.
     fn reschedule<'a>(
@@ -63,7 +53,7 @@ pub trait ExpiryScheduler: Send + Sync + std::fmt::Debug {
         reservation_id: &'a str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<(), SchedulerError>> {
+    ) -> Scheduled<'a> {
         Box::pin(async move {
             self.schedule(reservation_id, to).await?;
             self.cancel(reservation_id, from).await
@@ -71,6 +61,7 @@ pub trait ExpiryScheduler: Send + Sync + std::fmt::Debug {
     }
     /// The same scheduler with its AWS calls sent through `http` (local IAM enforcement),
     /// or `None` when it makes no AWS calls.
+    #[cfg(feature = "local")]
     fn with_http_client(
         &self,
         _http: aws_smithy_runtime_api::client::http::SharedHttpClient,
@@ -84,15 +75,10 @@ pub trait ExpiryScheduler: Send + Sync + std::fmt::Debug {
 pub struct NoScheduler;
 
 impl ExpiryScheduler for NoScheduler {
-    fn schedule_many<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a [String],
-        _: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<(), SchedulerError>> {
+    fn schedule_many<'a>(&'a self, _: &'a str, _: &'a [String], _: DateTime<Utc>) -> Scheduled<'a> {
         Box::pin(async { Ok(()) })
     }
-    fn cancel<'a>(&'a self, _: &'a str, _: DateTime<Utc>) -> BoxFuture<'a, Result<(), SchedulerError>> {
+    fn cancel<'a>(&'a self, _: &'a str, _: DateTime<Utc>) -> Scheduled<'a> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -128,6 +114,7 @@ pub enum Metric {
 
 impl Metric {
     /// One of each kind, for checks that every name the template uses is one we emit.
+    #[cfg(any(test, feature = "local"))]
     pub const KINDS: [Metric; 12] = [
         Self::ReservationsCreated,
         Self::RefusedForStock,

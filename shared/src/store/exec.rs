@@ -110,6 +110,7 @@ impl Db {
 
     /// The same executor with its requests sent through `http` (local IAM enforcement);
     /// the counters stay shared.
+    #[cfg(feature = "local")]
     pub fn with_http_client(&self, http: aws_smithy_runtime_api::client::http::SharedHttpClient) -> Self {
         let conf = self.client.config().to_builder().http_client(http).build();
         Self { client: Client::from_conf(conf), metrics: self.metrics.clone() }
@@ -141,6 +142,7 @@ impl Db {
     }
 
     /// The client, for the table definitions (`schema`) only.
+    #[cfg(feature = "local")]
     pub(crate) fn client(&self) -> &Client {
         &self.client
     }
@@ -370,10 +372,8 @@ impl Db {
                 Ok(TransactGetItem::builder().get(get).build())
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let result = self
+        self.until_won("snapshot", Access::Read, SNAPSHOT_ATTEMPTS, || async {
+            let out = self
                 .timed(
                     "snapshot",
                     "TransactGetItems",
@@ -384,32 +384,54 @@ impl Db {
                         .return_consumed_capacity(ReturnConsumedCapacity::Total)
                         .send(),
                 )
-                .await;
-            let e = match result {
-                Ok(out) => {
-                    self.metrics.read(out.consumed_capacity());
-                    return Ok(out
-                        .responses
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter_map(|r| r.item)
-                        .filter(|i| !i.is_empty())
-                        .map(Item)
-                        .collect());
-                }
-                Err(e) => e,
+                .await
+                .map_err(|e| {
+                    if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) {
+                        Attempt::Lost(StoreError::Unavailable)
+                    } else {
+                        Attempt::Failed(classify("snapshot", Access::Read, e))
+                    }
+                })?;
+            self.metrics.read(out.consumed_capacity());
+            let items = out.responses.unwrap_or_default().into_iter().filter_map(|r| r.item);
+            Ok(items.filter(|i| !i.is_empty()).map(Item).collect())
+        })
+        .await
+    }
+
+    /// Sends a request (`send`) until it is answered: one that lost to a concurrent
+    /// transaction (`Attempt::Lost`: it did not apply, so sending it again cannot apply it
+    /// twice) is sent again after a jittered backoff while `attempts` and the deadline
+    /// allow, and then ends with the error it lost with. The one retry loop of the
+    /// transactions, written and read.
+    async fn until_won<T, Fut>(
+        &self,
+        op: &'static str,
+        access: Access,
+        attempts: u32,
+        send: impl Fn() -> Fut,
+    ) -> Result<T, StoreError>
+    where
+        Fut: Future<Output = Result<T, Attempt>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let lost = match send().await {
+                Ok(answer) => return Ok(answer),
+                Err(Attempt::Failed(e)) => return Err(e),
+                Err(Attempt::Lost(e)) => e,
             };
-            let cancelled = e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception());
-            if !cancelled {
-                return Err(classify("snapshot", Access::Read, e));
-            }
             let wait = backoff(attempt);
-            if attempt < SNAPSHOT_ATTEMPTS && crate::deadline::allows(wait) {
+            if attempt < attempts && crate::deadline::allows(wait) {
+                if access == Access::Write {
+                    self.metrics.conflict_retry();
+                }
                 self.back_off(wait).await;
                 continue;
             }
-            tracing::warn!(attempt, "snapshot read kept meeting transactions in progress");
-            return Err(StoreError::Unavailable);
+            tracing::warn!(op, attempt, error = %lost, "kept losing to concurrent transactions; giving up");
+            return Err(lost);
         }
     }
 
@@ -418,9 +440,7 @@ impl Db {
     /// apply, so retrying cannot double-apply it. Failed conditions come back as
     /// `ConditionFailed` with the index (and, where asked for, the old image) of each.
     pub async fn transact(&self, op: &'static str, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        self.until_won(op, Access::Write, CONFLICT_ATTEMPTS, || async {
             crate::deadline::note_write();
             let result = self
                 .timed(
@@ -441,7 +461,7 @@ impl Db {
                 }
                 Err(e) => e,
             };
-            let retry = match &err {
+            let lost = match &err {
                 SdkError::ServiceError(ctx) => match ctx.err() {
                     TransactWriteItemsError::TransactionCanceledException(tc) => {
                         let reasons = tc.cancellation_reasons();
@@ -452,7 +472,7 @@ impl Db {
                             .map(|(i, r)| (i, r.item().map(|m| Item(m.clone()))))
                             .collect();
                         if !failed.is_empty() {
-                            return Err(StoreError::ConditionFailed { op, items: failed });
+                            return Err(Attempt::Failed(StoreError::ConditionFailed { op, items: failed }));
                         }
                         let throttled = reasons
                             .iter()
@@ -463,9 +483,8 @@ impl Db {
                         if !throttled && !conflict {
                             let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
                             tracing::error!(op, ?codes, "transaction cancelled");
-                            return Err(StoreError::Internal(format!(
-                                "{op}: transaction cancelled: {codes:?}"
-                            )));
+                            let e = StoreError::Internal(format!("{op}: transaction cancelled: {codes:?}"));
+                            return Err(Attempt::Failed(e));
                         }
                         // Losing to other writers is a conflict (409: a concurrent change
                         // won); only capacity trouble is unavailability (503).
@@ -476,16 +495,12 @@ impl Db {
                 },
                 _ => None,
             };
-            let Some(give_up) = retry else { return Err(classify(op, Access::Write, err)) };
-            let wait = backoff(attempt);
-            if attempt < CONFLICT_ATTEMPTS && crate::deadline::allows(wait) {
-                self.metrics.conflict_retry();
-                self.back_off(wait).await;
-                continue;
-            }
-            tracing::warn!(op, attempt, error = %give_up, "transaction kept losing; giving up");
-            return Err(give_up);
-        }
+            Err(match lost {
+                Some(e) => Attempt::Lost(e),
+                None => Attempt::Failed(classify(op, Access::Write, err)),
+            })
+        })
+        .await
     }
 
     conditional_write!(
@@ -514,6 +529,15 @@ fn key(pk: &str, sk: &str) -> Key {
 /// (`config::init_tracing`), and the request's `request_id` around it.
 fn sdk_call(op: &'static str, api: &'static str) -> tracing::Span {
     tracing::debug_span!("dynamodb", op, api)
+}
+
+/// How one send of a request that may lose to a concurrent transaction ended
+/// (`Db::until_won`).
+enum Attempt {
+    /// It lost and did not apply: worth sending again.
+    Lost(StoreError),
+    /// Final: this is the answer.
+    Failed(StoreError),
 }
 
 /// Exponential backoff with jitter: half the step fixed, half random, so that buyers who

@@ -23,6 +23,7 @@ pub mod order_list;
 pub mod orders;
 pub mod records;
 pub mod reservations;
+#[cfg(feature = "local")]
 pub mod schema;
 pub mod stock;
 
@@ -149,6 +150,7 @@ impl Store {
     }
 
     /// The same store with its requests sent through `http` (local IAM enforcement).
+    #[cfg(feature = "local")]
     pub fn with_http_client(&self, http: aws_smithy_runtime_api::client::http::SharedHttpClient) -> Self {
         Self::new(self.db.with_http_client(http), &*self.table, &*self.audit_table)
     }
@@ -173,6 +175,7 @@ impl Store {
 
     /// Creates both tables where they do not exist yet (DynamoDB Local; in AWS the
     /// template creates them).
+    #[cfg(feature = "local")]
     pub async fn ensure_tables(&self) -> Result<(), StoreError> {
         schema::TABLE.create(self.db.client(), &self.table).await?;
         schema::AUDIT_TABLE.create(self.db.client(), &self.audit_table).await

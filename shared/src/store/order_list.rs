@@ -80,7 +80,7 @@ struct Plan {
     lo: String,
     hi: String,
     descending: bool,
-    filter: Option<(String, Vec<(&'static str, AttributeValue)>)>,
+    filter: Option<Filter>,
 }
 
 struct Partition {
@@ -137,40 +137,13 @@ impl OrderLists {
         if lo > hi {
             return Ok(OrderPage { orders: vec![], next: None });
         }
+        // The other dimension's range: creation time is half-open (`created_to` excluded),
+        // the total closed.
         let filter = if by_value {
-            match (query.created_from, query.created_to) {
-                (None, None) => None,
-                (from, to) => {
-                    let mut parts = Vec::new();
-                    let mut vals = Vec::new();
-                    if let Some(f) = from {
-                        parts.push("created_at >= :from");
-                        vals.push((":from", s(format_time(f))));
-                    }
-                    if let Some(t) = to {
-                        parts.push("created_at < :to");
-                        vals.push((":to", s(format_time(t))));
-                    }
-                    Some((parts.join(" AND "), vals))
-                }
-            }
+            let time = |t| s(format_time(t));
+            range_filter("created_at", query.created_from.map(time), ("<", query.created_to.map(time)))
         } else {
-            match (query.min_total_cents, query.max_total_cents) {
-                (None, None) => None,
-                (min, max) => {
-                    let mut parts = Vec::new();
-                    let mut vals = Vec::new();
-                    if let Some(m) = min {
-                        parts.push("total_cents >= :min");
-                        vals.push((":min", n(m)));
-                    }
-                    if let Some(m) = max {
-                        parts.push("total_cents <= :max");
-                        vals.push((":max", n(m)));
-                    }
-                    Some((parts.join(" AND "), vals))
-                }
-            }
+            range_filter("total_cents", query.min_total_cents.map(n), ("<=", query.max_total_cents.map(n)))
         };
         let statuses = query.effective_statuses();
         let every_status = query.statuses.is_empty();
@@ -304,4 +277,27 @@ impl OrderLists {
             batch = (batch * 2).min(MAX_BATCH);
         }
     }
+}
+
+/// A filter expression and its values.
+type Filter = (String, Vec<(&'static str, AttributeValue)>);
+
+/// `attr` at or above `from` and below (or up to) `to`, as a filter expression; `None`
+/// when neither bound is given. `to` is the comparison (`<` or `<=`) and its bound.
+fn range_filter(
+    attr: &str,
+    from: Option<AttributeValue>,
+    to: (&str, Option<AttributeValue>),
+) -> Option<Filter> {
+    let mut parts = Vec::new();
+    let mut vals = Vec::new();
+    if let Some(v) = from {
+        parts.push(format!("{attr} >= :from"));
+        vals.push((":from", v));
+    }
+    if let (op, Some(v)) = to {
+        parts.push(format!("{attr} {op} :to"));
+        vals.push((":to", v));
+    }
+    (!parts.is_empty()).then(|| (parts.join(" AND "), vals))
 }

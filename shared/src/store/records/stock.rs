@@ -91,8 +91,8 @@ fn row(
 pub struct Row<'a> {
     pub table: &'a str,
     pub product_id: &'a str,
-    pub warehouse: &'a str,
     pub bucket: usize,
+    pub warehouse: &'a str,
     pub now: &'a str,
     pub actor: &'a str,
 }
