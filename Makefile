@@ -170,7 +170,7 @@ sam-check: check-template
 sam-local: deps
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
 	CARGO_LAMBDA_GLOBAL="$(CURDIR)/infra/cargo-lambda-local.toml" $(SAM_BUILD) --build-dir .aws-sam/local
-	@for f in .aws-sam/local/*Function/bootstrap; do \
+	@for f in .aws-sam/local/*Function/bootstrap; do printf '%-34s %8d bytes\n' $$f $$(wc -c < $$f); \
 	  grep -q -a $(LOCAL_MARKS) $$f || { echo "sam-local: $$f lacks the local platform" >&2; exit 1; }; done
 	infra/scripts/with-stack.sh -- infra/scripts/sam-local.sh
 

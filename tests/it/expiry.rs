@@ -6,6 +6,7 @@ use futures::future::join_all;
 use serde_json::json;
 use shared::adapters::clock::ManualClock;
 use shared::domain::caller::Caller;
+use shared::domain::ids::ReservationId;
 use shared::domain::reservation::{NewReservation, ReservationStatus};
 use shared::service::ports::Clock;
 use shared::service::ports::{ExpiryScheduler, Scheduled, SchedulerError};
@@ -15,7 +16,7 @@ use stockhold_tests::*;
 
 async fn reserve(app: &shared::service::App, user: &str, product: &str, q: i64) -> String {
     let caller = Caller { user_id: user.to_string(), is_admin: false };
-    let new = NewReservation { product_id: product.to_string(), quantity: q, warehouse_id: None };
+    let new = NewReservation { product_id: id(product), quantity: q, warehouse_id: None };
     match as_function(app, "reserve").create_reservation(&caller, new, None).await.expect("reserve") {
         Created::New(r) => r.id,
         Created::Replay(_) => panic!("no key, no replay"),
@@ -48,7 +49,8 @@ async fn when_expire_sweep_and_release_race_each_hold_returns_its_units_exactly_
     let sweep_app = with_clock(as_function(&gw.app, "sweep"), Arc::new(ManualClock::new(expiry)));
     let caller = Caller { user_id: user.clone(), is_admin: false };
 
-    let releases = join_all(ids.iter().map(|id| owner_app.release_reservation(&caller, id)));
+    let typed: Vec<ReservationId> = ids.iter().map(|r| id(r)).collect();
+    let releases = join_all(typed.iter().map(|r| owner_app.release_reservation(&caller, r)));
     let expires = join_all(ids.iter().map(|id| expire_app.expire_reservation(id)));
     let sweeps = join_all((0..3).map(|_| sweep_app.sweep(100, NO_GRACE)));
     let (releases, expires, sweeps) = tokio::join!(releases, expires, sweeps);
@@ -76,7 +78,10 @@ async fn expire_is_idempotent_and_leaves_holds_that_are_not_due_or_not_active_al
     let id = reserve(&app, &user, &product, 4).await;
     let released = reserve(&app, &user, &product, 1).await;
     let caller = Caller { user_id: user.clone(), is_admin: false };
-    as_function(&app, "reserve").release_reservation(&caller, &released).await.expect("release");
+    as_function(&app, "reserve")
+        .release_reservation(&caller, &stockhold_tests::id(&released))
+        .await
+        .expect("release");
     let (reserve_app, app) = (as_function(&app, "reserve"), as_function(&app, "expire"));
 
     assert_eq!(app.expire_reservation(&id).await, Ok(ExpireOutcome::NotDue));
@@ -88,7 +93,7 @@ async fn expire_is_idempotent_and_leaves_holds_that_are_not_due_or_not_active_al
     assert_eq!(app.expire_reservation(&released).await, Ok(ExpireOutcome::NotActive));
     assert_eq!(app.expire_reservation("01NOPE").await, Ok(ExpireOutcome::NotFound));
     assert_eq!(gw.stock_of(&product, "main").await, (10, 0, 10));
-    let r = reserve_app.get_reservation(&caller, &id).await.expect("read");
+    let r = reserve_app.get_reservation(&caller, &stockhold_tests::id(&id)).await.expect("read");
     assert_eq!(r.status, ReservationStatus::Expired);
 }
 

@@ -6,6 +6,7 @@ use futures::future::join_all;
 use serde_json::json;
 use shared::adapters::clock::ManualClock;
 use shared::domain::caller::Caller;
+use shared::domain::ids::ReservationId;
 use shared::domain::reservation::{NewReservation, ReservationStatus};
 use shared::domain::DomainError;
 use shared::service::ports::Clock;
@@ -66,7 +67,7 @@ async fn when_extensions_race_expiry_and_the_sweep_each_hold_ends_once_at_its_ow
     let reserve = as_function(&gw.app, "reserve");
     let mut ids = Vec::new();
     for _ in 0..40 {
-        let new = NewReservation { product_id: product.clone(), quantity: 1, warehouse_id: None };
+        let new = NewReservation { product_id: id(&product), quantity: 1, warehouse_id: None };
         match reserve.create_reservation(&caller, new, None).await.expect("reserve") {
             Created::New(r) => ids.push(r.id),
             Created::Replay(_) => panic!("no key, no replay"),
@@ -82,7 +83,8 @@ async fn when_extensions_race_expiry_and_the_sweep_each_hold_ends_once_at_its_ow
     let jobs = Arc::new(ManualClock::new(end));
     let expire = with_clock(as_function(&gw.app, "expire"), jobs.clone());
     let sweep = with_clock(as_function(&gw.app, "sweep"), jobs.clone());
-    let extensions = join_all(ids.iter().map(|id| owner.extend_reservation(&caller, id)));
+    let typed: Vec<ReservationId> = ids.iter().map(|r| id(r)).collect();
+    let extensions = join_all(typed.iter().map(|r| owner.extend_reservation(&caller, r)));
     let expiries = join_all(ids.iter().map(|id| expire.expire_reservation(id)));
     let sweeps = join_all((0..3).map(|_| sweep.sweep(100, NO_GRACE)));
     let (extensions, expiries, sweeps) = tokio::join!(extensions, expiries, sweeps);

@@ -140,7 +140,7 @@ pub async fn every_function_answers_its_fixtures(app: &shared::service::App, w: 
     // a second hold: extended and released over HTTP, and the jobs find nothing to do
     let caller = Caller { user_id: "alice".into(), is_admin: false };
     let new = shared::domain::reservation::NewReservation {
-        product_id: PRODUCT.into(),
+        product_id: id(PRODUCT),
         quantity: 3,
         warehouse_id: None,
     };

@@ -365,6 +365,11 @@ pub fn audit_stream_fixture() -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
 }
 
+/// `id` as the typed id the service takes (what the edge parses a request's id into).
+pub fn id<T: shared::domain::ids::Id>(id: &str) -> T {
+    T::parse(id).unwrap_or_else(|e| panic!("{id:?} {e}"))
+}
+
 pub fn past_clock() -> shared::adapters::clock::ManualClock {
     shared::adapters::clock::ManualClock::new(chrono::Utc::now() - chrono::Duration::days(1))
 }

@@ -1,6 +1,7 @@
 //! Orders: the conversion request, the entity, and the status state machine with the
 //! role rules of docs/api.md.
 
+use super::ids::{Id, ReservationId};
 use super::validate::{string, Fields};
 use super::DomainError;
 use chrono::{DateTime, Utc};
@@ -103,7 +104,7 @@ pub fn judge(is_admin: bool, from: OrderStatus, to: OrderStatus) -> Result<(), T
 /// A validated `POST /api/orders` body: 1..=25 distinct reservation ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOrder {
-    pub reservation_ids: Vec<String>,
+    pub reservation_ids: Vec<ReservationId>,
 }
 
 impl NewOrder {
@@ -118,13 +119,11 @@ impl NewOrder {
             let mut ids = Vec::with_capacity(list.len());
             for item in list {
                 let id = string(item).map_err(|_| "every reservation id must be a string".to_string())?;
-                if id.is_empty() || id.chars().count() > 128 {
-                    return Err("every reservation id must be 1 to 128 characters".into());
-                }
-                if !seen.insert(id) {
+                let id = ReservationId::parse(id).map_err(|e| format!("every reservation id {e}"))?;
+                if !seen.insert(id.clone()) {
                     return Err(format!("reservation id {id} is listed twice"));
                 }
-                ids.push(id.to_string());
+                ids.push(id);
             }
             Ok(ids)
         });

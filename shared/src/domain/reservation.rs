@@ -1,6 +1,7 @@
 //! Reservations: the request to hold stock, the entity and its status rules, including
 //! lazy expiry (a hold past `expires_at` is expired whether or not a job has run).
 
+use super::ids::{Id, ProductId};
 use super::stock::WarehouseId;
 use super::validate::{int_in, string, Fields};
 use super::DomainError;
@@ -40,7 +41,7 @@ impl ReservationStatus {
 /// A validated `POST /api/reservations` body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewReservation {
-    pub product_id: String,
+    pub product_id: ProductId,
     pub quantity: i64,
     /// `None`: the service picks the warehouse (see `stock::choose_warehouse`).
     pub warehouse_id: Option<WarehouseId>,
@@ -49,14 +50,8 @@ pub struct NewReservation {
 impl NewReservation {
     pub fn from_json(obj: &Map<String, Value>) -> Result<Self, DomainError> {
         let mut f = Fields::new(obj);
-        let product_id = f.required("product_id", |v| {
-            let s = string(v)?;
-            if (1..=128).contains(&s.chars().count()) {
-                Ok(s.to_string())
-            } else {
-                Err("must be 1 to 128 characters".into())
-            }
-        });
+        let product_id =
+            f.required("product_id", |v| ProductId::parse(string(v)?).map_err(|e| e.to_string()));
         let quantity = f.required("quantity", |v| int_in(v, 1, MAX_RESERVATION_QUANTITY));
         let warehouse_id = f.optional("warehouse_id", |v| WarehouseId::parse(string(v)?));
         f.finish(|| Some(Self { product_id: product_id?, quantity: quantity?, warehouse_id }))

@@ -6,6 +6,7 @@ use super::dto::{AuditDto, ListDto, OrderDto, ProductDto, ReservationDto};
 use super::{json_response, query, ApiError, ApiRequest, ApiResponse};
 use crate::domain::caller::Caller;
 use crate::domain::fingerprint::{of_request, Canonical};
+use crate::domain::ids::{Id, OrderId, ProductId, ReservationId};
 use crate::domain::order::{NewOrder, StatusChange};
 use crate::domain::order_query::{OrderQuery, ORDER_LIST_PARAMS};
 use crate::domain::product::{NewProduct, Precondition, ProductChanges, StockAdjustment};
@@ -64,17 +65,10 @@ fn param<'a>(cx: &Ctx<'a>, i: usize) -> Result<&'a str, ApiError> {
     cx.params.get(i).map(String::as_str).ok_or(ApiError::RouteNotFound)
 }
 
-/// Longest id a path may name: the ids we issue are 26 characters, and a longer one could
-/// exceed DynamoDB's key size, so it can only be a 404, decided before any call.
-const MAX_PATH_ID_CHARS: usize = 128;
-
-/// The id a path names; one that cannot exist is `what` not found.
-fn path_id<'a>(cx: &Ctx<'a>, what: &'static str) -> Result<&'a str, ApiError> {
-    let id = param(cx, 0)?;
-    if id.is_empty() || id.chars().count() > MAX_PATH_ID_CHARS {
-        return Err(DomainError::NotFound(what).into());
-    }
-    Ok(id)
+/// The id a path names, parsed by the id rule; one that cannot be an id cannot exist, so
+/// it is `what` not found, decided before any call.
+fn path_id<T: Id>(cx: &Ctx<'_>, what: &'static str) -> Result<T, ApiError> {
+    T::parse(param(cx, 0)?).map_err(|_| DomainError::NotFound(what).into())
 }
 
 /// Routes without query parameters refuse any (unknown query parameters are a 422).
@@ -188,7 +182,7 @@ fn if_match(req: &ApiRequest) -> Result<Option<Precondition>, ApiError> {
 
 handler!(get_product(app, cx) {
     no_query(cx.req)?;
-    product_response(&app.get_product(path_id(&cx, "product")?).await?)
+    product_response(&app.get_product(&path_id::<ProductId>(&cx, "product")?).await?)
 });
 
 handler!(change_product(app, cx) {
@@ -197,7 +191,7 @@ handler!(change_product(app, cx) {
     no_query(cx.req)?;
     let changes = ProductChanges::from_json(&body)?;
     let precondition = if_match(cx.req)?;
-    product_response(&app.change_product(who, path_id(&cx, "product")?, changes, precondition).await?)
+    product_response(&app.change_product(who, &path_id::<ProductId>(&cx, "product")?, changes, precondition).await?)
 });
 
 handler!(adjust_stock(app, cx) {
@@ -205,7 +199,7 @@ handler!(adjust_stock(app, cx) {
     let body = body(cx.req)?;
     no_query(cx.req)?;
     let adj = StockAdjustment::from_json(&body)?;
-    json(200, &ProductDto::from(&app.adjust_stock(who, path_id(&cx, "product")?, adj).await?))
+    json(200, &ProductDto::from(&app.adjust_stock(who, &path_id::<ProductId>(&cx, "product")?, adj).await?))
 });
 
 handler!(create_reservation(app, cx) {
@@ -228,13 +222,13 @@ handler!(create_reservation_batch(app, cx) {
 
 handler!(get_reservation(app, cx) {
     no_query(cx.req)?;
-    let r = app.get_reservation(caller(&cx)?, path_id(&cx, "reservation")?).await?;
+    let r = app.get_reservation(caller(&cx)?, &path_id::<ReservationId>(&cx, "reservation")?).await?;
     json(200, &ReservationDto::from(&r))
 });
 
 handler!(release_reservation(app, cx) {
     no_query(cx.req)?;
-    let r = app.release_reservation(caller(&cx)?, path_id(&cx, "reservation")?).await?;
+    let r = app.release_reservation(caller(&cx)?, &path_id::<ReservationId>(&cx, "reservation")?).await?;
     json(200, &ReservationDto::from(&r))
 });
 
@@ -245,7 +239,7 @@ handler!(extend_reservation(app, cx) {
         crate::domain::validate::Fields::new(&body(cx.req)?).finish(|| Some(()))?;
     }
     no_query(cx.req)?;
-    let r = app.extend_reservation(who, path_id(&cx, "reservation")?).await?;
+    let r = app.extend_reservation(who, &path_id::<ReservationId>(&cx, "reservation")?).await?;
     json(200, &ReservationDto::from(&r))
 });
 
@@ -269,7 +263,7 @@ handler!(create_order(app, cx) {
 
 handler!(get_order(app, cx) {
     no_query(cx.req)?;
-    json(200, &OrderDto::from(&app.get_order(caller(&cx)?, path_id(&cx, "order")?).await?))
+    json(200, &OrderDto::from(&app.get_order(caller(&cx)?, &path_id::<OrderId>(&cx, "order")?).await?))
 });
 
 handler!(change_order_status(app, cx) {
@@ -277,7 +271,7 @@ handler!(change_order_status(app, cx) {
     let body = body(cx.req)?;
     no_query(cx.req)?;
     let change = StatusChange::from_json(&body)?;
-    json(200, &OrderDto::from(&app.change_order_status(who, path_id(&cx, "order")?, change).await?))
+    json(200, &OrderDto::from(&app.change_order_status(who, &path_id::<OrderId>(&cx, "order")?, change).await?))
 });
 
 handler!(list_audit(app, cx) {

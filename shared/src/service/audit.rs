@@ -5,6 +5,7 @@ use super::products::Page;
 use super::App;
 use crate::domain::audit::{AuditEntry, EntityType};
 use crate::domain::caller::Caller;
+use crate::domain::ids::{EntityId, Id};
 use crate::domain::{DomainError, FieldError};
 use std::collections::BTreeMap;
 
@@ -12,7 +13,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditQuery {
     pub entity_type: EntityType,
-    pub entity_id: String,
+    pub entity_id: EntityId,
 }
 
 pub const AUDIT_PARAMS: &[&str] = &["entity_type", "entity_id", "limit", "cursor"];
@@ -32,10 +33,8 @@ impl AuditQuery {
             }),
         };
         let entity_id = match p.get("entity_id") {
-            Some(id) if (1..=128).contains(&id.chars().count()) => Some(id.clone()),
-            Some(_) => {
-                errors.push(FieldError::new("entity_id", "must be 1 to 128 characters"));
-                None
+            Some(id) => {
+                EntityId::parse(id).map_err(|e| errors.push(FieldError::new("entity_id", e.to_string()))).ok()
             }
             None => {
                 errors.push(FieldError::new("entity_id", "is required"));

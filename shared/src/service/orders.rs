@@ -5,7 +5,7 @@ use super::ports::Metric;
 use super::products::Page;
 use super::App;
 use crate::domain::caller::Caller;
-use crate::domain::ids::new_id;
+use crate::domain::ids::{new_id, OrderId};
 use crate::domain::order::{
     judge, role_may_request, NewOrder, Order, OrderItem, OrderStatus, StatusChange, TransitionError,
 };
@@ -162,7 +162,7 @@ impl App {
     }
 
     /// The owner's or an admin's view; anyone else gets `NotFound`.
-    pub async fn get_order(&self, caller: &Caller, id: &str) -> Result<Order, DomainError> {
+    pub async fn get_order(&self, caller: &Caller, id: &OrderId) -> Result<Order, DomainError> {
         let order = self.store.orders.get(id).await?.filter(|o| caller.may_see(&o.user_id));
         order.ok_or(DomainError::NotFound("order"))
     }
@@ -173,7 +173,7 @@ impl App {
     pub async fn change_order_status(
         &self,
         caller: &Caller,
-        id: &str,
+        id: &OrderId,
         change: StatusChange,
     ) -> Result<Order, DomainError> {
         if !role_may_request(caller.is_admin, change.status) {

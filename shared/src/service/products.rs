@@ -2,7 +2,7 @@
 
 use super::App;
 use crate::domain::caller::Caller;
-use crate::domain::ids::new_id;
+use crate::domain::ids::{new_id, ProductId};
 use crate::domain::product::Terms;
 use crate::domain::product::{
     may_open_warehouse, NewProduct, Precondition, Product, ProductChanges, StockAdjustment,
@@ -65,7 +65,7 @@ impl App {
         }
     }
 
-    pub async fn get_product(&self, id: &str) -> Result<Product, DomainError> {
+    pub async fn get_product(&self, id: &ProductId) -> Result<Product, DomainError> {
         let product = self.store.catalogue.get(id).await?.ok_or(DomainError::NotFound("product"))?;
         self.remember_terms(&product.id, Terms::of(&product));
         Ok(product)
@@ -81,7 +81,7 @@ impl App {
     pub async fn change_product(
         &self,
         caller: &Caller,
-        id: &str,
+        id: &ProductId,
         changes: ProductChanges,
         precondition: Option<Precondition>,
     ) -> Result<Product, DomainError> {
@@ -138,7 +138,7 @@ impl App {
     pub async fn adjust_stock(
         &self,
         caller: &Caller,
-        product_id: &str,
+        product_id: &ProductId,
         adj: StockAdjustment,
     ) -> Result<Product, DomainError> {
         if !caller.is_admin {

@@ -5,7 +5,7 @@ use super::ports::{Metric, SchedulerError};
 use super::App;
 use crate::domain::buckets::{home_bucket, HoldSteps, Step, HOLD_ATTEMPTS};
 use crate::domain::caller::Caller;
-use crate::domain::ids::new_id;
+use crate::domain::ids::{new_id, ReservationId};
 use crate::domain::product::Terms;
 use crate::domain::reservation::{NewBatch, NewReservation, Reservation, ReservationStatus};
 use crate::domain::stock::{
@@ -150,7 +150,7 @@ impl App {
             bucket: bucket.unwrap_or_else(|| home_bucket(&id, terms.buckets)),
             id,
             user_id: caller.user_id.clone(),
-            product_id: line.product_id.clone(),
+            product_id: line.product_id.to_string(),
             warehouse_id: warehouse,
             quantity: line.quantity,
             status: ReservationStatus::Active,
@@ -177,7 +177,7 @@ impl App {
                 let complete = |held: &[Reservation]| self.completion(lease.as_ref(), &held.to_vec());
                 self.hold_lines(caller, &new.lines, complete).await.map_err(|(line, cause)| match line {
                     Some(i) => DomainError::OnLine {
-                        product_id: new.lines.get(i).map(|l| l.product_id.clone()).unwrap_or_default(),
+                        product_id: new.lines.get(i).map(|l| l.product_id.to_string()).unwrap_or_default(),
                         cause: Box::new(cause),
                     },
                     None => cause,
@@ -398,7 +398,11 @@ impl App {
     }
 
     /// The owner's or an admin's view; anyone else gets `NotFound` (existence is not leaked).
-    pub async fn get_reservation(&self, caller: &Caller, id: &str) -> Result<Reservation, DomainError> {
+    pub async fn get_reservation(
+        &self,
+        caller: &Caller,
+        id: &ReservationId,
+    ) -> Result<Reservation, DomainError> {
         let r = self.store.reservations.get(id).await?.filter(|r| caller.may_see(&r.user_id));
         let r = r.ok_or(DomainError::NotFound("reservation"))?;
         Ok(r.as_seen_at(self.clock.now()))
@@ -413,7 +417,11 @@ impl App {
     /// have (the answer is then the hold as it is); a hold that keeps changing under it is
     /// `Conflict`. Each applied extension moves the schedule from the end it replaced, so
     /// the last one's stands.
-    pub async fn extend_reservation(&self, caller: &Caller, id: &str) -> Result<Reservation, DomainError> {
+    pub async fn extend_reservation(
+        &self,
+        caller: &Caller,
+        id: &ReservationId,
+    ) -> Result<Reservation, DomainError> {
         for attempt in 0..EXTEND_ATTEMPTS {
             let r = self.get_reservation(caller, id).await?;
             if r.status != ReservationStatus::Active {
@@ -444,7 +452,11 @@ impl App {
 
     /// Releases an active hold. Releasing a released hold is a no-op; an expired or
     /// converted one is `ReservationNotActive`.
-    pub async fn release_reservation(&self, caller: &Caller, id: &str) -> Result<Reservation, DomainError> {
+    pub async fn release_reservation(
+        &self,
+        caller: &Caller,
+        id: &ReservationId,
+    ) -> Result<Reservation, DomainError> {
         let r = self.get_reservation(caller, id).await?;
         match r.status {
             ReservationStatus::Released => return Ok(r),

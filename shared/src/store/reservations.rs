@@ -183,8 +183,8 @@ impl Reservations {
     }
 
     /// The reservations that exist among `ids`, read consistently.
-    pub async fn get_many(&self, ids: &[String]) -> Result<Vec<Reservation>, StoreError> {
-        let keys = ids.iter().map(|id| (reservation_pk(id), RESERVATION_SK.to_string())).collect();
+    pub async fn get_many(&self, ids: &[impl AsRef<str>]) -> Result<Vec<Reservation>, StoreError> {
+        let keys = ids.iter().map(|id| (reservation_pk(id.as_ref()), RESERVATION_SK.to_string())).collect();
         self.0.db.batch_get(&self.0.table, keys).await?.iter().map(rec::reservation).collect()
     }
 
