@@ -179,8 +179,12 @@ sam-local: deps
 lambda:
 	@infra/scripts/deps.sh deploy
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
-	PATH="$(CURDIR)/.venv/bin:$$PATH" $(CARGO) lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
+	@# -p, not --bin: in a virtual workspace `--bin` selects every member for feature
+	@# resolution, and the gateway's and the tests' `local` would come along.
+	PATH="$(CURDIR)/.venv/bin:$$PATH" $(CARGO) lambda build --release --arm64 $(addprefix -p ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do printf '%-12s %8d bytes\n' $$f $$(wc -c < "$(TARGET_DIR)/lambda/$$f/bootstrap"); done
+	@for f in $(FUNCTIONS); do b="$(TARGET_DIR)/lambda/$$f/bootstrap"; \
+	  if grep -q -a $(LOCAL_MARKS) "$$b"; then echo "lambda: $$b carries the local platform" >&2; exit 1; fi; done
 
 # Deploy to the AWS account and region of your AWS configuration (samconfig.toml holds
 # the stack name and defaults; confirm the change set when asked). Not runnable offline.
