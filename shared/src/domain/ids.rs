@@ -71,12 +71,6 @@ macro_rules! id_type {
                 f.write_str(&self.0)
             }
         }
-
-        impl From<$name> for String {
-            fn from(id: $name) -> String {
-                id.0
-            }
-        }
     };
 }
 
