@@ -4,10 +4,12 @@
 
 use crate::config::{int_var, ConfigError};
 use crate::deadline::run;
+use crate::domain::movement::Observed;
 use crate::domain::DomainError;
 use crate::service::ports::Metric;
 use crate::service::{App, ExpireOutcome, SweepReport};
 use crate::store::records::audit::{entry_from_record, SetAside};
+use crate::store::records::movement::observed_from_record;
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use serde::{Deserialize, Serialize};
@@ -171,7 +173,24 @@ async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse 
     let mut failures = Vec::new();
     let mut entries = Vec::new();
     let mut set_aside = Vec::new();
+    let mut writes = Vec::new();
     for raw in &event.records {
+        // A stock row's write is also a movement (or several); a record that cannot be
+        // read as one is set aside below with its entry, or on its own.
+        let observed = serde_json::from_value::<EventRecord>(raw.clone())
+            .map_err(|e| e.to_string())
+            .and_then(|r| observed_from_record(&r).map_err(|e| e.to_string()));
+        match observed {
+            Ok(Some(w)) => writes.push((raw, w)),
+            Ok(None) => {}
+            Err(reason) => {
+                tracing::error!(
+                    event_id = raw["eventID"].as_str().unwrap_or("-"),
+                    reason,
+                    "stock record without a movement: the ledger records the gap as unknown"
+                );
+            }
+        }
         let decoded = serde_json::from_value::<EventRecord>(raw.clone())
             .map_err(|e| format!("the record does not decode: {e}"))
             .and_then(|r| entry_from_record(&r).map_err(|e| e.to_string()));
@@ -197,7 +216,9 @@ async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse 
         app.store.audit.set_aside(batch.iter().map(|(_, s)| s)).await.map_err(|e| e.to_string())
     })
     .await;
+    let moved = record_movements(app, &writes, &mut failures).await;
     app.metrics.count(Metric::AuditWritten, written);
+    app.metrics.count(Metric::MovementsWritten, moved);
     app.metrics.count(Metric::AuditSetAside, aside);
     if !failures.is_empty() {
         app.metrics.count(Metric::AuditFailed, failures.len() as u64);
@@ -205,6 +226,41 @@ async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse 
     let mut response = DynamoDbEventResponse::default();
     response.batch_item_failures = failures;
     response
+}
+
+/// Records the movements of a batch's stock writes (`App::record_movements`); every record
+/// of a row whose movements could not be recorded joins `failures`, so the row's writes
+/// come again, in order. How many movements were written.
+async fn record_movements(
+    app: &App,
+    writes: &[(&Value, Observed)],
+    failures: &mut Vec<DynamoDbBatchItemFailure>,
+) -> u64 {
+    if writes.is_empty() {
+        return 0;
+    }
+    let all: Vec<Observed> = writes.iter().map(|(_, w)| w.clone()).collect();
+    let failed = if crate::deadline::allows(BATCH_TIME) {
+        app.record_movements(&all).await
+    } else {
+        Err(crate::store::StoreError::Unavailable)
+    };
+    let (written, failed) = match failed {
+        Ok(done) => done,
+        Err(error) => {
+            tracing::warn!(%error, records = writes.len(), "recording movements failed");
+            (0, all.iter().map(|w| w.row.clone()).collect())
+        }
+    };
+    let known: std::collections::HashSet<Option<String>> =
+        failures.iter().map(|f| f.item_identifier.clone()).collect();
+    for (raw, w) in writes {
+        let f = failure(raw);
+        if failed.contains(&w.row) && !known.contains(&f.item_identifier) {
+            failures.push(f);
+        }
+    }
+    written
 }
 
 /// Writes `items` (each with the record it came from) 25 to a request with `write`, each

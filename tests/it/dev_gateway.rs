@@ -121,6 +121,7 @@ async fn restarting_the_gateway_neither_loses_nor_repeats_audit_entries() {
         terms: 1,
         now: chrono::Utc::now(),
         actor: "operator",
+        cause: &shared::domain::movement::Cause::new(shared::domain::movement::Reason::Received),
     };
     app.store.stock.adjust(adjustment).await.map_err(|e| format!("{e:?}")).expect("adjust");
 

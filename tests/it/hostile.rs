@@ -61,10 +61,11 @@ async fn a_product_that_grew_past_the_limit_before_it_existed_still_reads() {
         units: Units { on_hand: 1, reserved: 0, available: 1 },
         updated_at: chrono::Utc::now(),
     };
+    let cause = shared::domain::movement::Cause::new(shared::domain::movement::Reason::Received);
     for bucket in 0..16 {
+        let at = "2026-12-01T00:00:00.000Z";
         let item =
-            shared::store::records::stock::item(&id, bucket, &level, "2026-12-01T00:00:00.000Z", "old", 1)
-                .expect("item");
+            shared::store::records::stock::item(&id, bucket, &level, at, "old", 1, &cause).expect("item");
         client.put_item().table_name(gw.app.store.table()).set_item(Some(item)).send().await.expect("put");
     }
     let read = gw.get(&format!("/api/products/{id}"), None).await;

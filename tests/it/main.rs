@@ -16,6 +16,7 @@ mod hostile;
 mod iam;
 mod idempotency;
 mod local_stack;
+mod movements;
 mod order_list;
 mod orders;
 mod product_changes;

@@ -506,3 +506,28 @@ impl shared::service::ports::ExpiryScheduler for RecordingScheduler {
         })
     }
 }
+
+/// Every movement of a product through `GET /api/products/{id}/movements` (`query` added
+/// to the first page's), following cursors, waiting (bounded, 15 s) until there are `n`
+/// (movements come from the stream, a moment after the change).
+pub async fn movements(gw: &TestGateway, product: &str, query: &str, n: usize) -> Vec<Value> {
+    let admin = token("auditor", true);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let mut all = Vec::new();
+        let mut next = format!("/api/products/{product}/movements?limit=100{query}");
+        loop {
+            let r = gw.get(&next, Some(&admin)).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            all.extend(r.body["items"].as_array().cloned().unwrap_or_default());
+            match r.body["next_cursor"].as_str() {
+                Some(c) => next = format!("/api/products/{product}/movements?limit=100{query}&cursor={c}"),
+                None => break,
+            }
+        }
+        if all.len() >= n || std::time::Instant::now() > deadline {
+            return all;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

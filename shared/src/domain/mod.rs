@@ -9,6 +9,7 @@ pub mod cursor;
 pub mod error;
 pub mod fingerprint;
 pub mod ids;
+pub mod movement;
 pub mod order;
 pub mod order_query;
 pub mod product;

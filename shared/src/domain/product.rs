@@ -1,5 +1,6 @@
 //! Products and their validated value types.
 
+use super::movement::{parse_note, Cause, Reason};
 use super::stock::{StockLevel, WarehouseId, MAX_QUANTITY};
 use super::validate::{int_in, matches_charset, string, Fields};
 use super::DomainError;
@@ -170,17 +171,40 @@ impl NewProduct {
 pub struct StockAdjustment {
     pub warehouse_id: WarehouseId,
     pub delta: i64,
+    /// `received` (positive deltas), `removed` or `damaged` (negative ones), with the
+    /// admin's note: what the movement records.
+    pub cause: Cause,
 }
 
 impl StockAdjustment {
     pub fn from_json(obj: &Map<String, Value>) -> Result<Self, DomainError> {
         let mut f = Fields::new(obj);
+        f.not_null(&["reason", "note"]);
         let warehouse_id = f.required("warehouse_id", |v| WarehouseId::parse(string(v)?));
         let delta = f.required("delta", |v| match int_in(v, -MAX_QUANTITY, MAX_QUANTITY)? {
             0 => Err("must not be zero".into()),
             d => Ok(d),
         });
-        f.finish(|| Some(Self { warehouse_id: warehouse_id?, delta: delta? }))
+        let reason = f.optional("reason", |v| match Reason::parse(string(v)?) {
+            Some(r @ (Reason::Received | Reason::Removed | Reason::Damaged)) => Ok(r),
+            _ => Err("must be received, removed or damaged".into()),
+        });
+        let note = f.optional("note", |v| parse_note(string(v)?));
+        if let (Some(d), Some(r)) = (delta, reason) {
+            match (r, d > 0) {
+                (Reason::Received, false) => f.error("reason", "received goes only with a positive delta"),
+                (Reason::Removed | Reason::Damaged, true) => {
+                    f.error("reason", format!("{} goes only with a negative delta", r.as_str()))
+                }
+                _ => {}
+            }
+        }
+        f.finish(|| {
+            let delta = delta?;
+            let default = if delta > 0 { Reason::Received } else { Reason::Removed };
+            let cause = Cause::new(reason.unwrap_or(default)).with_note(note);
+            Some(Self { warehouse_id: warehouse_id?, delta, cause })
+        })
     }
 }
 

@@ -1,11 +1,13 @@
 //! Wire shapes of responses, kept apart from the entities they render.
 
 use crate::domain::audit::{AuditEntry, FieldChange};
+use crate::domain::movement::Movement;
 use crate::domain::order::{Order, OrderItem};
 use crate::domain::product::Product;
 use crate::domain::reservation::Reservation;
 use crate::domain::stock::StockLevel;
 use crate::domain::time::format_time;
+use crate::service::StockAt;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -202,6 +204,88 @@ impl<'a> From<&'a AuditEntry> for AuditDto<'a> {
             actor: &e.actor,
             at: format_time(e.at),
             changes: &e.changes,
+        }
+    }
+}
+
+/// What a movement refers to.
+#[derive(Debug, Serialize)]
+pub struct ReferenceDto<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: &'a str,
+}
+
+/// One stock movement.
+#[derive(Debug, Serialize)]
+pub struct MovementDto<'a> {
+    pub id: &'a str,
+    pub product_id: &'a str,
+    pub warehouse_id: &'a str,
+    /// Only for a product with `stock_buckets > 1`, whose rows number their own `seq`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<usize>,
+    pub seq: u64,
+    pub at: String,
+    pub reason: &'static str,
+    pub reference: Option<ReferenceDto<'a>>,
+    pub actor: &'a str,
+    pub note: Option<&'a str>,
+    pub on_hand_change: i64,
+    pub reserved_change: i64,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub available: i64,
+}
+
+impl<'a> MovementDto<'a> {
+    pub fn new(m: &'a Movement, bucketed: bool) -> Self {
+        Self {
+            id: &m.id,
+            product_id: &m.product_id,
+            warehouse_id: &m.warehouse_id,
+            bucket: bucketed.then_some(m.bucket),
+            seq: m.seq,
+            at: format_time(m.at),
+            reason: m.reason.as_str(),
+            reference: m.reference.as_ref().map(|r| ReferenceDto { kind: r.kind.as_str(), id: &r.id }),
+            actor: &m.actor,
+            note: m.note.as_deref(),
+            on_hand_change: m.on_hand_change,
+            reserved_change: m.reserved_change,
+            on_hand: m.on_hand,
+            reserved: m.reserved,
+            available: m.available,
+        }
+    }
+}
+
+/// A product's stock at an instant.
+#[derive(Debug, Serialize)]
+pub struct StockAtDto<'a> {
+    pub product_id: &'a str,
+    pub as_of: String,
+    pub stock: Vec<StockDto<'a>>,
+    pub available: i64,
+}
+
+impl<'a> From<&'a StockAt> for StockAtDto<'a> {
+    fn from(s: &'a StockAt) -> Self {
+        let stock: Vec<StockDto<'a>> = s
+            .stock
+            .iter()
+            .map(|(w, u)| StockDto {
+                warehouse_id: w.as_str(),
+                on_hand: u.on_hand,
+                reserved: u.reserved,
+                available: u.available,
+            })
+            .collect();
+        Self {
+            product_id: &s.product_id,
+            as_of: format_time(s.as_of),
+            available: stock.iter().map(|x| x.available).sum(),
+            stock,
         }
     }
 }

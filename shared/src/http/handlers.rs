@@ -2,15 +2,17 @@
 //! Transport failures (no caller, a body that is not JSON) are `ApiError`s; everything
 //! a service says is a `DomainError` inside one.
 
-use super::dto::{AuditDto, ListDto, OrderDto, ProductDto, ReservationDto};
+use super::dto::{AuditDto, ListDto, MovementDto, OrderDto, ProductDto, ReservationDto, StockAtDto};
 use super::{json_response, query, ApiError, ApiRequest, ApiResponse};
 use crate::domain::caller::Caller;
 use crate::domain::fingerprint::{of_request, Canonical};
 use crate::domain::ids::{Id, OrderId, ProductId, ReservationId};
+use crate::domain::movement::{MovementQuery, MOVEMENT_PARAMS};
 use crate::domain::order::{NewOrder, StatusChange};
 use crate::domain::order_query::{OrderQuery, ORDER_LIST_PARAMS};
 use crate::domain::product::{NewProduct, Precondition, ProductChanges, StockAdjustment};
 use crate::domain::reservation::{NewBatch, NewReservation};
+use crate::domain::time::parse_time;
 use crate::domain::DomainError;
 use crate::service::{App, AuditQuery, Created, IdempotencyRequest, AUDIT_PARAMS};
 use futures::future::BoxFuture;
@@ -281,6 +283,28 @@ handler!(list_audit(app, cx) {
     let audit_query = AuditQuery::from_params(&q)?;
     let page = app.list_audit(who, audit_query, limit, q.get("cursor").map(String::as_str)).await?;
     list(page.items.iter().map(AuditDto::from).collect(), page.next_cursor)
+});
+
+handler!(list_movements(app, cx) {
+    let who = caller(&cx)?;
+    let q = query::parse(cx.req.query.as_deref(), MOVEMENT_PARAMS)?;
+    let limit = query::limit(&q)?;
+    let mq = MovementQuery::from_params(&q)?;
+    let id = path_id::<ProductId>(&cx, "product")?;
+    let found = app.list_movements(who, &id, mq, limit, q.get("cursor").map(String::as_str)).await?;
+    let items = found.page.items.iter().map(|m| MovementDto::new(m, found.bucketed)).collect();
+    list(items, found.page.next_cursor)
+});
+
+handler!(stock_as_of(app, cx) {
+    let who = caller(&cx)?;
+    let q = query::parse(cx.req.query.as_deref(), &["as_of"])?;
+    let as_of = match q.get("as_of") {
+        Some(t) => Some(parse_time(t).ok_or_else(|| DomainError::invalid("as_of", "must be an RFC 3339 time"))?),
+        None => None,
+    };
+    let id = path_id::<ProductId>(&cx, "product")?;
+    json(200, &StockAtDto::from(&app.stock_as_of(who, &id, as_of).await?))
 });
 
 handler!(openapi(_app, cx) {

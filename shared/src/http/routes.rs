@@ -67,7 +67,13 @@ pub static TRANSITION: &[Route] =
 
 pub static LIST: &[Route] = &[route(Method::GET, "/api/orders", LIST_FN, false, h::list_orders)];
 
-pub static AUDIT_API: &[Route] = &[route(Method::GET, "/api/audit", AUDIT_API_FN, false, h::list_audit)];
+/// The histories: entities' audit entries, and the stock ledger (a product's movements
+/// and its stock at an instant), all read from the audit table.
+pub static AUDIT_API: &[Route] = &[
+    route(Method::GET, "/api/audit", AUDIT_API_FN, false, h::list_audit),
+    route(Method::GET, "/api/products/{id}/movements", AUDIT_API_FN, false, h::list_movements),
+    route(Method::GET, "/api/products/{id}/stock", AUDIT_API_FN, false, h::stock_as_of),
+];
 
 /// What a method and path resolve to.
 #[derive(Debug)]

@@ -6,6 +6,7 @@
 mod audit;
 mod expiry;
 mod idempotency;
+mod ledger;
 mod orders;
 pub mod ports;
 mod products;
@@ -13,6 +14,7 @@ mod reservations;
 
 pub use audit::{AuditQuery, AUDIT_PARAMS};
 pub use expiry::{ExpireOutcome, SweepReport};
+pub use ledger::{rows_of, Movements, StockAt};
 pub use products::Page;
 
 pub use idempotency::{Created, IdempotencyRequest};

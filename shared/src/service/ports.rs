@@ -108,6 +108,8 @@ pub enum Metric {
     AuditFailed,
     /// Stream records that can never become an entry, set aside for an operator.
     AuditSetAside,
+    /// Stock movements recorded from the stream.
+    MovementsWritten,
     /// A function's first invocation in a new execution environment.
     ColdStart,
 }
@@ -115,7 +117,7 @@ pub enum Metric {
 impl Metric {
     /// One of each kind, for checks that every name the template uses is one we emit.
     #[cfg(any(test, feature = "local"))]
-    pub const KINDS: [Metric; 12] = [
+    pub const KINDS: [Metric; 13] = [
         Self::ReservationsCreated,
         Self::RefusedForStock,
         Self::RefusedForHoldCap,
@@ -127,6 +129,7 @@ impl Metric {
         Self::AuditWritten,
         Self::AuditFailed,
         Self::AuditSetAside,
+        Self::MovementsWritten,
         Self::ColdStart,
     ];
 
@@ -144,6 +147,7 @@ impl Metric {
             Self::AuditWritten => "AuditRecordsWritten",
             Self::AuditFailed => "AuditRecordsFailed",
             Self::AuditSetAside => "AuditRecordsSetAside",
+            Self::MovementsWritten => "StockMovementsWritten",
             Self::ColdStart => "ColdStarts",
         }
     }

@@ -9,7 +9,7 @@ use crate::domain::product::{
 };
 use crate::domain::stock::{StockLevel, Units};
 use crate::domain::DomainError;
-use crate::store::catalogue::{Changed, CreateError};
+use crate::store::catalogue::{Changed, CreateError, NewWarehouse};
 use crate::store::stock::{AdjustError, Adjustment};
 
 /// One page of a list and the position after its last item, if there is more.
@@ -166,8 +166,7 @@ impl App {
                 let opened = self.store.catalogue.open_warehouse(
                     revision,
                     &product,
-                    &adj.warehouse_id,
-                    adj.delta,
+                    NewWarehouse { warehouse: &adj.warehouse_id, units: adj.delta, cause: &adj.cause },
                     now,
                     &caller.user_id,
                 );
@@ -192,6 +191,7 @@ impl App {
                 terms: terms.terms,
                 now: self.clock.now(),
                 actor: &caller.user_id,
+                cause: &adj.cause,
             };
             result = self.store.stock.adjust(adjustment).await;
             match result {

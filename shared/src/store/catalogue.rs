@@ -5,6 +5,7 @@ use super::records::{self, product, stock as stock_rec};
 use super::stock::Stock;
 use super::{Repo, StoreError};
 use crate::domain::buckets::split_evenly;
+use crate::domain::movement::{Cause, Reason};
 use crate::domain::product::Product;
 use crate::domain::stock::{StockLevel, Units, WarehouseId};
 use crate::domain::time::format_time;
@@ -30,6 +31,14 @@ pub enum Changed {
 }
 
 /// Why a product was not created.
+/// Units that open a warehouse of a product, and why (an adjustment's or a count's).
+#[derive(Debug, Clone, Copy)]
+pub struct NewWarehouse<'a> {
+    pub warehouse: &'a WarehouseId,
+    pub units: i64,
+    pub cause: &'a Cause,
+}
+
 #[derive(Debug, Error)]
 pub enum CreateError {
     #[error("the sku is taken")]
@@ -65,7 +74,15 @@ impl Catalogue {
                     units: Units { on_hand, available, reserved: on_hand - available },
                     ..level.clone()
                 };
-                let item = stock_rec::item(&p.id, bucket, &share, &now, actor, p.terms)?;
+                let item = stock_rec::item(
+                    &p.id,
+                    bucket,
+                    &share,
+                    &now,
+                    actor,
+                    p.terms,
+                    &Cause::new(Reason::Received),
+                )?;
                 items.push(records::put(table, item, "attribute_not_exists(pk)")?);
             }
         }
@@ -121,7 +138,7 @@ impl Catalogue {
         let now = format_time(now);
         let mut items = vec![records::update(product::change(table, revision, next, &now, actor)?)];
         if terms_changed {
-            items.extend(self.retagged(next, next.terms, &now, actor)?);
+            items.extend(self.retagged(next, next.terms)?);
         }
         if items.len() > MAX_TRANSACTION_ITEMS {
             return Ok(Changed::TooManyRows);
@@ -133,7 +150,7 @@ impl Catalogue {
         }
     }
 
-    /// Adds `delta` units in `warehouse`, where the product (read at `revision`) has no
+    /// Adds `opening.units` units in `opening.warehouse`, where the product (read at `revision`) has no
     /// stock yet, in one transaction: its rows (split over the buckets), the product's
     /// list of warehouses, and when the product had exactly one warehouse, new terms for
     /// it and its rows. Holds of a one-warehouse product take that warehouse without
@@ -143,11 +160,11 @@ impl Catalogue {
         &self,
         revision: Revision,
         product: &Product,
-        warehouse: &WarehouseId,
-        delta: i64,
+        opening: NewWarehouse<'_>,
         now: DateTime<Utc>,
         actor: &str,
     ) -> Result<Changed, StoreError> {
+        let NewWarehouse { warehouse, units: delta, cause } = opening;
         let table = &*self.repo.table;
         let now = format_time(now);
         let k = product.stock_buckets.max(1);
@@ -162,7 +179,7 @@ impl Catalogue {
             terms,
         )?)];
         if terms != product.terms {
-            items.extend(self.retagged(product, terms, &now, actor)?);
+            items.extend(self.retagged(product, terms)?);
         }
         // Every bucket gets a row, even with a share of 0: readers rely on a known
         // warehouse having a row in each (`Stock::all_buckets`).
@@ -174,6 +191,7 @@ impl Catalogue {
                 bucket,
                 now: &now,
                 actor,
+                cause,
             };
             items.push(records::update(row.add(x, terms)?));
         }
@@ -191,25 +209,12 @@ impl Catalogue {
     /// The updates that give every stock row of `product` (every warehouse it was read
     /// with, every bucket) the terms version `terms`: a change of terms, or a product that
     /// gains its second warehouse.
-    fn retagged(
-        &self,
-        product: &Product,
-        terms: i64,
-        now: &str,
-        actor: &str,
-    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+    fn retagged(&self, product: &Product, terms: i64) -> Result<Vec<TransactWriteItem>, StoreError> {
         let mut items = Vec::new();
         for level in &product.stock {
             for bucket in 0..product.stock_buckets.max(1) {
-                let row = stock_rec::Row {
-                    table: &self.repo.table,
-                    product_id: &product.id,
-                    warehouse: level.warehouse_id.as_str(),
-                    bucket,
-                    now,
-                    actor,
-                };
-                items.push(records::update(row.retag(terms)?));
+                let (table, warehouse) = (&*self.repo.table, level.warehouse_id.as_str());
+                items.push(records::update(stock_rec::retag(table, &product.id, bucket, warehouse, terms)?));
             }
         }
         Ok(items)

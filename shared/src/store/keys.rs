@@ -71,6 +71,8 @@ pub const BOOKKEEPING: &[&str] = &[
     "terms",
     "stock_rev",
     "warehouses",
+    // The cause of a stock row's last change: the ledger's input (movements describe it).
+    "mv",
 ];
 
 pub fn is_bookkeeping(attribute: &str) -> bool {

@@ -7,7 +7,7 @@
 //! - `records` and `keys`: what the items look like, their keys, and the writes with their
 //!   conditions.
 //! - One repository per aggregate (`catalogue`, `stock`, `reservations`, `orders`,
-//!   `order_list`, `idempotency`, `audit`): each composes requests from records, sends
+//!   `order_list`, `idempotency`, `audit`, `ledger`): each composes requests from records, sends
 //!   them through the executor and names what came back (outcome enums, per-operation
 //!   errors). Failed conditions a repository expects become outcomes; one it does not
 //!   expect stays `StoreError::ConditionFailed`, which services log as such.
@@ -18,6 +18,7 @@ pub mod exec;
 pub mod idempotency;
 mod item;
 pub mod keys;
+pub mod ledger;
 pub mod metrics;
 pub mod order_list;
 pub mod orders;
@@ -102,6 +103,7 @@ pub struct Store {
     pub order_lists: order_list::OrderLists,
     pub idempotency: idempotency::Idempotency,
     pub audit: audit::AuditLog,
+    pub ledger: ledger::Ledger,
 }
 
 /// What every repository holds: the executor and the table it works on.
@@ -124,6 +126,7 @@ impl Store {
             order_lists: order_list::OrderLists(repo.clone()),
             idempotency: idempotency::Idempotency(repo),
             audit: audit::AuditLog(Repo { db: db.clone(), table: audit_table.clone() }),
+            ledger: ledger::Ledger(Repo { db: db.clone(), table: audit_table.clone() }),
             db,
             table,
             audit_table,

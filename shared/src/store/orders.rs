@@ -5,6 +5,7 @@ use super::keys::*;
 use super::records::stock::Row;
 use super::records::{self, order as rec, reservation, update};
 use super::{Repo, StoreError};
+use crate::domain::movement::{Cause, Reason, RefKind};
 use crate::domain::order::{Order, OrderItem, OrderStatus};
 use crate::domain::time::format_time;
 use chrono::{DateTime, Utc};
@@ -68,8 +69,11 @@ impl Orders {
         for line in &order.items {
             items.push(update(reservation::convert(table, &line.reservation_id, &order.id, &now, actor)?));
         }
+        let cause = Cause::of(Reason::Sale, RefKind::Order, &order.id);
         for ((product_id, warehouse, bucket), q) in units_per_row(&order.items) {
-            items.push(update(Row { table, product_id, warehouse, bucket, now: &now, actor }.sell(q)?));
+            items.push(update(
+                Row { table, product_id, warehouse, bucket, now: &now, actor, cause: &cause }.sell(q)?,
+            ));
         }
         let converted = i64::try_from(order.items.len()).unwrap_or(i64::MAX);
         items.push(update(reservation::uncount(table, actor, converted)?));
@@ -129,9 +133,10 @@ impl Orders {
             for (product_id, q) in per_product {
                 items.push(update(reservation::disallow(table, product_id, &order.user_id, q)?));
             }
+            let cause = Cause::of(Reason::Cancellation, RefKind::Order, &order.id);
             for ((product_id, warehouse, bucket), q) in units_per_row(&order.items) {
-                items
-                    .push(update(Row { table, product_id, warehouse, bucket, now: &now, actor }.restock(q)?));
+                let row = Row { table, product_id, warehouse, bucket, now: &now, actor, cause: &cause };
+                items.push(update(row.restock(q)?));
             }
         }
         match self.0.db.transact("change_order_status", items).await {

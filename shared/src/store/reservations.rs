@@ -7,6 +7,7 @@ use super::keys::*;
 use super::records::stock::Row;
 use super::records::{self, reservation as rec, update};
 use super::{Repo, StoreError};
+use crate::domain::movement::{Cause, Reason, RefKind};
 use crate::domain::product::Terms;
 use crate::domain::reservation::{Reservation, ReservationStatus};
 use crate::domain::time::format_time;
@@ -104,7 +105,8 @@ impl Reservations {
         let mut items = Vec::with_capacity(lines.len() * 3 + 2);
         for (r, terms) in lines {
             let now = format_time(r.created_at);
-            items.push(update(held_row(table, r, &now, actor).hold(r.quantity, terms.terms)?));
+            let cause = Cause::of(Reason::Hold, RefKind::Reservation, &r.id);
+            items.push(update(held_row(table, r, &now, actor, &cause).hold(r.quantity, terms.terms)?));
             items.push(records::put(table, rec::item(r, actor)?, "attribute_not_exists(pk)")?);
             items.push(update(rec::allow(
                 table,
@@ -198,11 +200,12 @@ impl Reservations {
     ) -> Result<Ended, StoreError> {
         let table = &*self.0.table;
         let now = format_time(now);
-        let (status, timing) = match how {
-            HoldEnd::Release => (ReservationStatus::Released, "expires_at > :now"),
-            HoldEnd::Expire => (ReservationStatus::Expired, "expires_at <= :now"),
+        let (status, timing, reason) = match how {
+            HoldEnd::Release => (ReservationStatus::Released, "expires_at > :now", Reason::Release),
+            HoldEnd::Expire => (ReservationStatus::Expired, "expires_at <= :now", Reason::Expiry),
         };
-        let row = held_row(table, r, &now, actor);
+        let cause = Cause::of(reason, RefKind::Reservation, &r.id);
+        let row = held_row(table, r, &now, actor, &cause);
         let items = vec![
             update(rec::end(table, &r.id, status, timing, &now, actor)?),
             update(row.give_back(r.quantity)?),
@@ -268,6 +271,13 @@ impl Reservations {
 }
 
 /// The stock row a reservation holds its units in.
-fn held_row<'a>(table: &'a str, r: &'a Reservation, now: &'a str, actor: &'a str) -> Row<'a> {
-    Row { table, product_id: &r.product_id, warehouse: r.warehouse_id.as_str(), bucket: r.bucket, now, actor }
+fn held_row<'a>(
+    table: &'a str,
+    r: &'a Reservation,
+    now: &'a str,
+    actor: &'a str,
+    cause: &'a Cause,
+) -> Row<'a> {
+    let (product_id, warehouse, bucket) = (&*r.product_id, r.warehouse_id.as_str(), r.bucket);
+    Row { table, product_id, warehouse, bucket, now, actor, cause }
 }

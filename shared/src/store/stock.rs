@@ -7,6 +7,7 @@ use super::records::stock::{self as rec, Row};
 use super::records::{self, update};
 use super::{Repo, StoreError};
 use crate::domain::buckets::{plan_removal, split_evenly};
+use crate::domain::movement::{Cause, Reason};
 use crate::domain::stock::{StockLevel, Units, WarehouseId, MAX_QUANTITY};
 use crate::domain::time::format_time;
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
@@ -60,6 +61,8 @@ pub struct Adjustment<'a> {
     pub terms: i64,
     pub now: DateTime<Utc>,
     pub actor: &'a str,
+    /// Why (`received`, `removed`, `damaged`), with the admin's note.
+    pub cause: &'a Cause,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +77,7 @@ impl Stock {
             bucket,
             now,
             actor: a.actor,
+            cause: a.cause,
         }
     }
 
@@ -233,6 +237,7 @@ impl Stock {
         actor: &str,
     ) -> Result<Gathered, StoreError> {
         let now = format_time(now);
+        let cause = Cause::new(Reason::Rebalance);
         let row = |bucket| Row {
             table: &self.0.table,
             product_id,
@@ -240,6 +245,7 @@ impl Stock {
             bucket,
             now: &now,
             actor,
+            cause: &cause,
         };
         let moved: i64 = donors.iter().map(|(_, x)| x).sum();
         let mut items = vec![update(row(into).receive(moved)?)];

@@ -137,7 +137,7 @@ pub enum RecordError {
 }
 
 /// An image as a JSON map (empty when the record has none).
-fn image(item: &serde_dynamo::Item) -> Result<Map<String, Value>, RecordError> {
+pub(crate) fn image(item: &serde_dynamo::Item) -> Result<Map<String, Value>, RecordError> {
     if item.is_empty() {
         return Ok(Map::new());
     }

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod idempotency;
+pub mod movement;
 pub mod order;
 pub mod product;
 pub mod reservation;

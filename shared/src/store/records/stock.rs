@@ -1,14 +1,40 @@
 //! Stock rows: one per (product, warehouse, bucket), with every stock move as an update
-//! whose condition keeps `on_hand = reserved + available`, all >= 0.
+//! whose condition keeps `on_hand = reserved + available`, all >= 0. Every write that
+//! moves units stamps its `Cause` on the row (`MOVEMENT`, with a fresh id): the stream
+//! carries the change and its reason together, so the ledger learns why without the
+//! writer sending anything more. A write of a row cannot be built without a cause.
 
 use super::{n, s, to_attrs, update_at, Attrs};
+use crate::domain::movement::Cause;
 use crate::domain::stock::{StockLevel, Units, WarehouseId, MAX_QUANTITY};
 use crate::domain::time::parse_time;
 use crate::store::keys::{stock_pk, stock_sk, BUCKET};
 use crate::store::{Item, StoreError};
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
-use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure, Update};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// The attribute that holds the cause of a row's last change: a map of `id` (new with
+/// every write, so a change whose map did not change came without a cause), `reason`,
+/// and when present `ref_type`, `ref_id` and `note`.
+pub const MOVEMENT: &str = "mv";
+
+/// The stamp of one write: `cause` with a fresh id.
+fn stamp(cause: &Cause) -> AttributeValue {
+    let mut m = HashMap::from([
+        ("id".to_string(), s(ulid::Ulid::new().to_string())),
+        ("reason".to_string(), s(cause.reason.as_str())),
+    ]);
+    if let Some(r) = &cause.reference {
+        m.insert("ref_type".into(), s(r.kind.as_str()));
+        m.insert("ref_id".into(), s(&r.id));
+    }
+    if let Some(note) = &cause.note {
+        m.insert("note".into(), s(note));
+    }
+    AttributeValue::M(m)
+}
 
 /// A stock row as stored.
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,8 +66,9 @@ pub fn item(
     now: &str,
     actor: &str,
     terms: i64,
+    cause: &Cause,
 ) -> Result<Attrs, StoreError> {
-    to_attrs(&StockRecord {
+    let mut item = to_attrs(&StockRecord {
         pk: stock_pk(product_id, bucket),
         sk: stock_sk(level.warehouse_id.as_str()),
         entity: "stock".into(),
@@ -55,7 +82,9 @@ pub fn item(
         last_actor: actor.into(),
         bucket,
         terms,
-    })
+    })?;
+    item.insert(MOVEMENT.into(), stamp(cause));
+    Ok(item)
 }
 
 pub fn level(i: &Item) -> Result<StockLevel, StoreError> {
@@ -72,21 +101,23 @@ pub fn bucket_of(i: &Item) -> Result<usize, StoreError> {
     usize::try_from(i.opt_n(BUCKET).unwrap_or(0)).map_err(|_| StoreError::Internal("bad bucket".into()))
 }
 
-/// An update of one stock row stamped with the time and actor.
-fn row(
+/// Sets a row's terms (a change of the product's `active` or `max_per_customer`);
+/// bookkeeping, so neither `updated_at` nor the writer stamp moves, and no units do.
+pub fn retag(
     table: &str,
     product_id: &str,
     bucket: usize,
     warehouse: &str,
-    now: &str,
-    actor: &str,
-) -> UpdateBuilder {
-    update_at(table, stock_pk(product_id, bucket), stock_sk(warehouse))
-        .expression_attribute_values(":now", s(now))
-        .expression_attribute_values(":actor", s(actor))
+    terms: i64,
+) -> Result<Update, StoreError> {
+    Ok(update_at(table, stock_pk(product_id, bucket), stock_sk(warehouse))
+        .update_expression("SET terms = :terms")
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_values(":terms", n(terms))
+        .build()?)
 }
 
-/// Where a stock move happens.
+/// Where a stock move happens, and why.
 #[derive(Debug, Clone, Copy)]
 pub struct Row<'a> {
     pub table: &'a str,
@@ -95,11 +126,17 @@ pub struct Row<'a> {
     pub warehouse: &'a str,
     pub now: &'a str,
     pub actor: &'a str,
+    pub cause: &'a Cause,
 }
 
 impl Row<'_> {
+    /// An update of the row stamped with the time, the actor and the cause (every write
+    /// below sets all three).
     fn update(&self) -> UpdateBuilder {
-        row(self.table, self.product_id, self.bucket, self.warehouse, self.now, self.actor)
+        update_at(self.table, stock_pk(self.product_id, self.bucket), stock_sk(self.warehouse))
+            .expression_attribute_values(":now", s(self.now))
+            .expression_attribute_values(":actor", s(self.actor))
+            .expression_attribute_values(":mv", stamp(self.cause))
     }
 
     /// Adds `x` on-hand units, creating the row (and naming its bucket, and the product's
@@ -121,7 +158,7 @@ impl Row<'_> {
                  available = if_not_exists(available, :zero) + :x, \
                  reserved = if_not_exists(reserved, :zero), \
                  entity = :entity, product_id = :pid, warehouse_id = :wh{tag}, terms = if_not_exists(terms, :terms), \
-                 created_at = if_not_exists(created_at, :now), updated_at = :now, last_actor = :actor",
+                 created_at = if_not_exists(created_at, :now), updated_at = :now, last_actor = :actor, mv = :mv",
             ))
             .condition_expression("attribute_not_exists(on_hand) OR on_hand <= :room")
             .expression_attribute_values(":zero", n(0))
@@ -155,16 +192,6 @@ impl Row<'_> {
         Self::moved_with(update, "available = available - :x, reserved = reserved + :x", &condition, x)
     }
 
-    /// Sets the row's terms (a change of the product's `active` or `max_per_customer`);
-    /// bookkeeping, so neither `updated_at` nor the writer stamp moves.
-    pub fn retag(&self, terms: i64) -> Result<Update, StoreError> {
-        Ok(update_at(self.table, stock_pk(self.product_id, self.bucket), stock_sk(self.warehouse))
-            .update_expression("SET terms = :terms")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":terms", n(terms))
-            .build()?)
-    }
-
     /// Gives `x` held units back: reserved -> available.
     pub fn give_back(&self, x: i64) -> Result<Update, StoreError> {
         self.moved("available = available + :x, reserved = reserved - :x", "reserved >= :x", x)
@@ -186,7 +213,7 @@ impl Row<'_> {
 
     fn moved_with(update: UpdateBuilder, set: &str, condition: &str, x: i64) -> Result<Update, StoreError> {
         Ok(update
-            .update_expression(format!("SET {set}, updated_at = :now, last_actor = :actor"))
+            .update_expression(format!("SET {set}, updated_at = :now, last_actor = :actor, mv = :mv"))
             .condition_expression(condition)
             .expression_attribute_values(":x", n(x))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)

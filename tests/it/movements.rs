@@ -1,0 +1,280 @@
+//! The stock ledger: every writer's change read back as a movement with its reason,
+//! reference and actor; filters and pages; the stock at an instant; a change behind the
+//! service's back recorded as unknown.
+
+use chrono::Duration;
+use serde_json::{json, Value};
+use shared::adapters::clock::ManualClock;
+use std::sync::Arc;
+use stockhold_tests::*;
+
+/// (reason, reference type, actor, on_hand_change, reserved_change) of each movement.
+fn summary(ms: &[Value]) -> Vec<(String, String, String, i64, i64)> {
+    ms.iter()
+        .map(|m| {
+            (
+                m["reason"].as_str().unwrap_or("").to_string(),
+                m["reference"]["type"].as_str().unwrap_or("-").to_string(),
+                m["actor"].as_str().unwrap_or("").to_string(),
+                m["on_hand_change"].as_i64().unwrap_or(0),
+                m["reserved_change"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn row(
+    reason: &str,
+    kind: &str,
+    actor: &str,
+    on_hand: i64,
+    reserved: i64,
+) -> (String, String, String, i64, i64) {
+    (reason.into(), kind.into(), actor.into(), on_hand, reserved)
+}
+
+/// `seq` runs 1..n and each movement's after-values follow from the one before.
+fn assert_chained(ms: &[Value]) {
+    let (mut on_hand, mut reserved) = (0, 0);
+    for (i, m) in ms.iter().enumerate() {
+        assert_eq!(m["seq"], json!(i as u64 + 1), "{m}");
+        on_hand += m["on_hand_change"].as_i64().expect("change");
+        reserved += m["reserved_change"].as_i64().expect("change");
+        assert_eq!((m["on_hand"].as_i64(), m["reserved"].as_i64()), (Some(on_hand), Some(reserved)), "{m}");
+        assert_eq!(m["available"].as_i64(), Some(on_hand - reserved), "{m}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_writer_records_one_movement_with_its_reason_reference_and_actor() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let app = with_clock(app_on_fresh_table().await, Arc::new(clock.clone()));
+    start_audit_poller(&app).await;
+    let gw = gateway_for(app.clone()).await;
+    let admin = token("admin-1", true);
+    let alice = token("alice", false);
+    let product = gw.product(json!({"main": 10})).await;
+    let stock = format!("/api/products/{product}/stock");
+    for body in [
+        json!({"warehouse_id": "main", "delta": 5, "note": "PO 4711"}),
+        json!({"warehouse_id": "main", "delta": -2, "reason": "damaged", "note": "dropped"}),
+        json!({"warehouse_id": "main", "delta": -1}),
+    ] {
+        assert_eq!(gw.post(&stock, Some(&admin), body).await.status, 200);
+    }
+    let released = gw.reserve(&alice, &product, 2).await;
+    assert_eq!(
+        gw.send("DELETE", &format!("/api/reservations/{released}"), Some(&alice), None).await.status,
+        200
+    );
+    let expired = gw.reserve(&alice, &product, 3).await;
+    clock.advance(Duration::seconds(601));
+    assert_eq!(
+        as_function(&app, "expire").expire_reservation(&expired).await,
+        Ok(shared::service::ExpireOutcome::Expired)
+    );
+    let sold = gw.reserve(&alice, &product, 1).await;
+    let order = gw.order(&alice, &[&sold]).await.body["id"].as_str().expect("order").to_string();
+    let back = gw.reserve(&alice, &product, 4).await;
+    let cancelled = gw.order(&alice, &[&back]).await.body["id"].as_str().expect("order").to_string();
+    assert_eq!(gw.set_status(&alice, &cancelled, "cancelled").await.status, 200);
+
+    let ms = movements(&gw, &product, "", 13).await;
+    assert_eq!(
+        summary(&ms),
+        [
+            row("received", "-", "admin-setup", 10, 0),
+            row("received", "-", "admin-1", 5, 0),
+            row("damaged", "-", "admin-1", -2, 0),
+            row("removed", "-", "admin-1", -1, 0),
+            row("hold", "reservation", "alice", 0, 2),
+            row("release", "reservation", "alice", 0, -2),
+            row("hold", "reservation", "alice", 0, 3),
+            row("expiry", "reservation", "system", 0, -3),
+            row("hold", "reservation", "alice", 0, 1),
+            row("sale", "order", "alice", -1, -1),
+            row("hold", "reservation", "alice", 0, 4),
+            row("sale", "order", "alice", -4, -4),
+            row("cancellation", "order", "alice", 4, 0),
+        ]
+    );
+    assert_chained(&ms);
+    let refs: Vec<&str> = ms.iter().filter_map(|m| m["reference"]["id"].as_str()).collect();
+    assert_eq!(
+        refs,
+        [&released, &released, &expired, &expired, &sold, &order, &back, &cancelled, &cancelled]
+    );
+    assert_eq!(
+        (ms[1]["note"].as_str(), ms[2]["note"].as_str(), &ms[3]["note"]),
+        (Some("PO 4711"), Some("dropped"), &Value::Null)
+    );
+    assert!(ms.iter().all(|m| m["warehouse_id"] == "main"
+        && m["product_id"] == product.as_str()
+        && m.get("bucket").is_none()));
+    let (on_hand, reserved, _) = gw.stock_of(&product, "main").await;
+    assert_eq!((ms[12]["on_hand"].as_i64(), ms[12]["reserved"].as_i64()), (Some(on_hand), Some(reserved)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn movements_filter_by_warehouse_time_and_reason_and_page_with_cursors() {
+    let app = app_on_fresh_table().await;
+    start_audit_poller(&app).await;
+    let gw = gateway_for(app.clone()).await;
+    let admin = token("admin-1", true);
+    let alice = token("alice", false);
+    let product = gw.product(json!({"main": 5, "east": 3})).await;
+    for _ in 0..3 {
+        let r = gw.reserve(&alice, &product, 1).await;
+        assert_eq!(
+            gw.send("DELETE", &format!("/api/reservations/{r}"), Some(&alice), None).await.status,
+            200
+        );
+    }
+    let all = movements(&gw, &product, "", 8).await;
+    assert_eq!(all.len(), 8);
+    // One page at a time gives the same list.
+    let mut paged = Vec::new();
+    let mut next = format!("/api/products/{product}/movements?limit=3");
+    loop {
+        let r = gw.get(&next, Some(&admin)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let items = r.body["items"].as_array().cloned().unwrap_or_default();
+        assert!(items.len() <= 3);
+        paged.extend(items);
+        match r.body["next_cursor"].as_str() {
+            Some(c) => next = format!("/api/products/{product}/movements?limit=3&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
+    let times: Vec<&str> = all.iter().map(|m| m["at"].as_str().expect("at")).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "oldest first: {times:?}");
+
+    let main = movements(&gw, &product, "&warehouse_id=main", 0).await;
+    assert!(main.iter().all(|m| m["warehouse_id"] == "main"));
+    assert_chained(&main);
+    let east = movements(&gw, &product, "&warehouse_id=east", 0).await;
+    assert_eq!(main.len() + east.len(), 8);
+    assert_chained(&east);
+    let holds = movements(&gw, &product, "&reason=hold,release", 0).await;
+    assert_eq!(holds.len(), 6);
+    let third = all[2]["at"].as_str().expect("at");
+    let from = movements(&gw, &product, &format!("&from={third}"), 0).await;
+    assert!(from.iter().all(|m| m["at"].as_str() >= Some(third)) && from.len() >= 6);
+    let to = movements(&gw, &product, &format!("&to={third}"), 0).await;
+    assert!(to.iter().all(|m| m["at"].as_str() < Some(third)));
+    assert_eq!(from.len() + to.len(), 8, "from is inclusive, to exclusive");
+    let empty = movements(&gw, &product, &format!("&from={third}&to={third}"), 0).await;
+    assert_eq!(empty, Vec::<Value>::new(), "an empty range");
+
+    for bad in ["&reason=sold", "&from=yesterday", "&colour=red", "&limit=0", "&warehouse_id=Main"] {
+        let r = gw.get(&format!("/api/products/{product}/movements?{bad}"), Some(&admin)).await;
+        assert_eq!((r.status, r.code()), (422, "validation_failed"), "{bad}: {}", r.body);
+    }
+    let other = gw.get(&format!("/api/products/{product}/movements?limit=2&reason=hold"), Some(&admin)).await;
+    let cursor = other.body["next_cursor"].as_str().expect("a second page");
+    let r = gw.get(&format!("/api/products/{product}/movements?limit=2&cursor={cursor}"), Some(&admin)).await;
+    assert_eq!((r.status, r.code()), (400, "invalid_cursor"), "a cursor is good only for its own filters");
+    assert_eq!(gw.get(&format!("/api/products/{product}/movements"), Some(&alice)).await.status, 403);
+    assert_eq!(gw.get("/api/products/01KM0000000000000000000000/movements", Some(&admin)).await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_as_of_an_instant_is_each_warehouses_counts_after_its_last_movement_by_then() {
+    let app = app_on_fresh_table().await;
+    start_audit_poller(&app).await;
+    let gw = gateway_for(app.clone()).await;
+    let admin = token("admin-1", true);
+    let alice = token("alice", false);
+    let product = gw.product(json!({"main": 10})).await;
+    let first = movements(&gw, &product, "", 1).await;
+    let created_at = first[0]["at"].as_str().expect("at").to_string();
+    let r = gw.reserve(&alice, &product, 4).await;
+    let held = movements(&gw, &product, "", 2).await;
+    assert_eq!(held[1]["reference"]["id"], json!(r));
+    let opened = gw
+        .post(
+            &format!("/api/products/{product}/stock"),
+            Some(&admin),
+            json!({"warehouse_id": "east", "delta": 2}),
+        )
+        .await;
+    assert_eq!(opened.status, 200);
+    movements(&gw, &product, "", 3).await;
+
+    let at = |t: &str| format!("/api/products/{product}/stock?as_of={}", t.replace('+', "%2B"));
+    let then = gw.get(&at(&created_at), Some(&admin)).await;
+    assert_eq!(then.status, 200, "{}", then.body);
+    assert_eq!(
+        then.body,
+        json!({"product_id": product, "as_of": created_at,
+               "stock": [{"warehouse_id": "main", "on_hand": 10, "reserved": 0, "available": 10}], "available": 10})
+    );
+    let held_at = held[1]["at"].as_str().expect("at");
+    assert_eq!(gw.get(&at(held_at), Some(&admin)).await.body["available"], json!(6), "east opened later");
+    let now = gw.get(&format!("/api/products/{product}/stock"), Some(&admin)).await;
+    assert_eq!(now.body["stock"].as_array().map(Vec::len), Some(2));
+    assert_eq!(now.body["available"], json!(8));
+    let before = gw.get(&at("2020-01-01T00:00:00Z"), Some(&admin)).await;
+    assert_eq!((before.body["stock"].clone(), before.body["available"].clone()), (json!([]), json!(0)));
+
+    let future = (chrono::Utc::now() + Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert_eq!(gw.get(&at(&future), Some(&admin)).await.status, 422);
+    assert_eq!(gw.get(&at("last night"), Some(&admin)).await.status, 422);
+    assert_eq!(gw.get(&format!("/api/products/{product}/stock?when=now"), Some(&admin)).await.status, 422);
+    assert_eq!(gw.get(&at(&created_at), Some(&alice)).await.status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_behind_the_services_back_is_recorded_as_unknown() {
+    let app = app_on_fresh_table().await;
+    start_audit_poller(&app).await;
+    let gw = gateway_for(app.clone()).await;
+    let product = gw.product(json!({"main": 10})).await;
+    movements(&gw, &product, "", 1).await;
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    raw_client()
+        .await
+        .update_item()
+        .table_name(app.store.table())
+        .key("pk", S(shared::store::keys::product_pk(&product)))
+        .key("sk", S(shared::store::keys::stock_sk("main")))
+        .update_expression("SET on_hand = on_hand + :x, available = available + :x")
+        .expression_attribute_values(":x", N("7".into()))
+        .send()
+        .await
+        .expect("raw update");
+    let ms = movements(&gw, &product, "", 2).await;
+    assert_eq!(summary(&ms)[1], row("unknown", "-", "unknown", 7, 0));
+    assert_chained(&ms);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucketed_products_rows_number_their_own_movements_and_name_their_bucket() {
+    let app = app_on_fresh_table().await;
+    start_audit_poller(&app).await;
+    let gw = gateway_for(app.clone()).await;
+    let alice = token("alice", false);
+    let product = gw.bucketed_product(json!({"main": 8}), 2).await;
+    for _ in 0..3 {
+        gw.reserve(&alice, &product, 1).await;
+    }
+    let ms = movements(&gw, &product, "", 5).await;
+    assert_eq!(ms.len(), 5, "{ms:?}");
+    for b in 0..2 {
+        let of_bucket: Vec<Value> = ms.iter().filter(|m| m["bucket"] == json!(b)).cloned().collect();
+        assert!(!of_bucket.is_empty(), "bucket {b}: {ms:?}");
+        assert_chained(&of_bucket);
+    }
+    let admin = token("admin-1", true);
+    let now = gw
+        .get(
+            &format!("/api/products/{product}/stock?as_of={}", ms[4]["at"].as_str().expect("at")),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        now.body["stock"],
+        json!([{"warehouse_id": "main", "on_hand": 8, "reserved": 3, "available": 5}])
+    );
+}
