@@ -278,3 +278,118 @@ async fn a_bucketed_products_rows_number_their_own_movements_and_name_their_buck
         json!([{"warehouse_id": "main", "on_hand": 8, "reserved": 3, "available": 5}])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_count_sets_on_hand_as_one_counted_movement_and_refuses_a_stale_expectation() {
+    let app = app_on_fresh_table().await;
+    start_audit_poller(&app).await;
+    let gw = gateway_for(app.clone()).await;
+    let admin = token("counter", true);
+    let alice = token("alice", false);
+    let product = gw.product(json!({"main": 10})).await;
+    gw.reserve(&alice, &product, 3).await;
+    let stock = format!("/api/products/{product}/stock");
+    let count = |body: Value| gw.post(&stock, Some(&admin), body);
+
+    let r = count(
+        json!({"warehouse_id": "main", "set_on_hand": 8, "expected_on_hand": 10, "note": "cycle count"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["stock"],
+        json!([{"warehouse_id": "main", "on_hand": 8, "reserved": 3, "available": 5}])
+    );
+    assert_eq!(count(json!({"warehouse_id": "main", "set_on_hand": 8})).await.status, 200, "no change");
+    let stale = count(json!({"warehouse_id": "main", "set_on_hand": 12, "expected_on_hand": 10})).await;
+    assert_eq!((stale.status, stale.code(), &stale.body["on_hand"]), (409, "stock_changed", &json!(8)));
+    let below = count(json!({"warehouse_id": "main", "set_on_hand": 2})).await;
+    assert_eq!(
+        (below.status, below.code(), &below.body["available"]),
+        (409, "insufficient_stock", &json!(5))
+    );
+    let opened = count(json!({"warehouse_id": "east", "set_on_hand": 4, "expected_on_hand": 0})).await;
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    let unknown = count(json!({"warehouse_id": "west", "set_on_hand": 4, "expected_on_hand": 3})).await;
+    assert_eq!((unknown.status, unknown.code(), &unknown.body["on_hand"]), (409, "stock_changed", &json!(0)));
+    for bad in [
+        json!({"warehouse_id": "main", "set_on_hand": 4, "delta": 1}),
+        json!({"warehouse_id": "main", "set_on_hand": 4, "reason": "counted"}),
+        json!({"warehouse_id": "main", "delta": 1, "expected_on_hand": 4}),
+        json!({"warehouse_id": "main", "set_on_hand": 1_000_000_001}),
+    ] {
+        let r = count(bad.clone()).await;
+        assert_eq!((r.status, r.code()), (422, "validation_failed"), "{bad}: {}", r.body);
+    }
+    assert_eq!(gw.stock_of(&product, "main").await, (8, 3, 5), "the refused counts changed nothing");
+
+    let ms = movements(&gw, &product, "", 4).await;
+    assert_eq!(
+        summary(&ms),
+        [
+            row("received", "-", "admin-setup", 10, 0),
+            row("hold", "reservation", "alice", 0, 3),
+            row("counted", "-", "counter", -2, 0),
+            row("counted", "-", "counter", 4, 0),
+        ]
+    );
+    assert_eq!(ms[2]["note"], json!("cycle count"));
+    assert_eq!(ms[3]["warehouse_id"], json!("east"));
+    assert_eq!(
+        movements(&gw, &product, "&reason=counted", 0).await.len(),
+        2,
+        "the unchanged count recorded none"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_count_racing_holds_and_sales_applies_to_the_number_it_was_based_on_or_answers_409() {
+    let app = app_on_fresh_table().await;
+    start_audit_poller(&app).await;
+    let gw = Arc::new(gateway_for(app.clone()).await);
+    let product = gw.product(json!({"main": 1000})).await;
+    let buyers = (0..16).map(|i| {
+        let (gw, product) = (gw.clone(), product.clone());
+        tokio::spawn(async move {
+            let buyer = token(&format!("racer-{i}"), false);
+            let r = gw.reserve(&buyer, &product, 1).await;
+            assert_eq!(gw.order(&buyer, &[&r]).await.status, 201);
+        })
+    });
+    let counts = (0..8).map(|i| {
+        let (gw, product) = (gw.clone(), product.clone());
+        tokio::spawn(async move {
+            let admin = token(&format!("counter-{i}"), true);
+            let (on_hand, _, _) = gw.stock_of(&product, "main").await;
+            let body =
+                json!({"warehouse_id": "main", "set_on_hand": on_hand + 5, "expected_on_hand": on_hand});
+            let r = gw.post(&format!("/api/products/{product}/stock"), Some(&admin), body).await;
+            match (r.status, r.code()) {
+                (200, _) => true,
+                (409, "stock_changed") => false,
+                other => panic!("a count answered {other:?}: {}", r.body),
+            }
+        })
+    });
+    let buyers: Vec<_> = buyers.collect();
+    let counts: Vec<_> = counts.collect();
+    for b in buyers {
+        b.await.expect("buyer");
+    }
+    let mut applied = 0;
+    for c in counts {
+        applied += i64::from(c.await.expect("count"));
+    }
+    let (on_hand, reserved, _) = gw.stock_of(&product, "main").await;
+    assert_eq!(
+        (on_hand, reserved),
+        (1000 - 16 + 5 * applied, 0),
+        "no hold or sale lost, every count applied once"
+    );
+    let ms = movements(&gw, &product, "", 1 + 32 + applied as usize).await;
+    assert_eq!(ms.len(), 1 + 32 + applied as usize);
+    assert_chained(&ms);
+    for m in ms.iter().filter(|m| m["reason"] == "counted") {
+        assert_eq!(m["on_hand_change"], json!(5), "a count applied to exactly the number it read: {m}");
+    }
+}

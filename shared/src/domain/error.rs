@@ -30,6 +30,9 @@ pub enum DomainError {
     Validation(Vec<FieldError>),
     #[error("insufficient stock: {available} available")]
     InsufficientStock { available: i64 },
+    /// A count's `expected_on_hand` is not the current `on_hand`.
+    #[error("stock changed: {on_hand} on hand")]
+    StockChanged { on_hand: i64 },
     #[error("reservation is not active")]
     ReservationNotActive,
     /// The caller already holds `limit` active reservations.

@@ -170,27 +170,62 @@ impl NewProduct {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StockAdjustment {
     pub warehouse_id: WarehouseId,
-    pub delta: i64,
-    /// `received` (positive deltas), `removed` or `damaged` (negative ones), with the
-    /// admin's note: what the movement records.
+    pub change: StockChange,
+    /// `received` (positive deltas), `removed` or `damaged` (negative ones), `counted`
+    /// (counts), with the admin's note: what the movement records.
     pub cause: Cause,
 }
 
+/// What an adjustment does to `on_hand`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StockChange {
+    /// Adds (or, negative, removes) units.
+    Delta(i64),
+    /// A count: sets `on_hand`, and with `expected`, only if that is the current number.
+    Count { set_on_hand: i64, expected: Option<i64> },
+}
+
 impl StockAdjustment {
+    /// Exactly one of `delta` and `set_on_hand`; `reason` goes only with `delta`, and
+    /// `expected_on_hand` only with `set_on_hand`.
     pub fn from_json(obj: &Map<String, Value>) -> Result<Self, DomainError> {
         let mut f = Fields::new(obj);
-        f.not_null(&["reason", "note"]);
+        f.not_null(&["reason", "note", "expected_on_hand", "set_on_hand", "delta"]);
         let warehouse_id = f.required("warehouse_id", |v| WarehouseId::parse(string(v)?));
-        let delta = f.required("delta", |v| match int_in(v, -MAX_QUANTITY, MAX_QUANTITY)? {
-            0 => Err("must not be zero".into()),
-            d => Ok(d),
-        });
-        let reason = f.optional("reason", |v| match Reason::parse(string(v)?) {
-            Some(r @ (Reason::Received | Reason::Removed | Reason::Damaged)) => Ok(r),
-            _ => Err("must be received, removed or damaged".into()),
-        });
+        let counting = obj.get("set_on_hand").is_some_and(|v| !v.is_null());
+        if counting && obj.get("delta").is_some_and(|v| !v.is_null()) {
+            f.error("set_on_hand", "give either delta or set_on_hand, not both");
+        }
+        if counting && obj.contains_key("reason") {
+            f.error("reason", "is not accepted with set_on_hand (a count's reason is counted)");
+        }
+        if !counting && obj.contains_key("expected_on_hand") {
+            f.error("expected_on_hand", "goes only with set_on_hand");
+        }
+        let change = if counting {
+            let set_on_hand = f.required("set_on_hand", |v| int_in(v, 0, MAX_QUANTITY));
+            let expected = f.optional("expected_on_hand", |v| int_in(v, 0, MAX_QUANTITY));
+            f.mark_seen("delta");
+            f.mark_seen("reason");
+            set_on_hand.map(|set_on_hand| StockChange::Count { set_on_hand, expected })
+        } else {
+            f.mark_seen("set_on_hand");
+            f.mark_seen("expected_on_hand");
+            f.required("delta", |v| match int_in(v, -MAX_QUANTITY, MAX_QUANTITY)? {
+                0 => Err("must not be zero".into()),
+                d => Ok(StockChange::Delta(d)),
+            })
+        };
+        let reason = if counting {
+            None
+        } else {
+            f.optional("reason", |v| match Reason::parse(string(v)?) {
+                Some(r @ (Reason::Received | Reason::Removed | Reason::Damaged)) => Ok(r),
+                _ => Err("must be received, removed or damaged".into()),
+            })
+        };
         let note = f.optional("note", |v| parse_note(string(v)?));
-        if let (Some(d), Some(r)) = (delta, reason) {
+        if let (Some(StockChange::Delta(d)), Some(r)) = (change, reason) {
             match (r, d > 0) {
                 (Reason::Received, false) => f.error("reason", "received goes only with a positive delta"),
                 (Reason::Removed | Reason::Damaged, true) => {
@@ -200,10 +235,14 @@ impl StockAdjustment {
             }
         }
         f.finish(|| {
-            let delta = delta?;
-            let default = if delta > 0 { Reason::Received } else { Reason::Removed };
+            let change = change?;
+            let default = match change {
+                StockChange::Delta(d) if d > 0 => Reason::Received,
+                StockChange::Delta(_) => Reason::Removed,
+                StockChange::Count { .. } => Reason::Counted,
+            };
             let cause = Cause::new(reason.unwrap_or(default)).with_note(note);
-            Some(Self { warehouse_id: warehouse_id?, delta, cause })
+            Some(Self { warehouse_id: warehouse_id?, change, cause })
         })
     }
 }
@@ -447,6 +486,61 @@ mod tests {
 
     fn parse(v: &str) -> Result<Precondition, &'static str> {
         Precondition::parse_if_match(v.as_bytes())
+    }
+
+    fn adjustment(body: serde_json::Value) -> Result<StockAdjustment, Vec<String>> {
+        let obj = body.as_object().cloned().unwrap_or_default();
+        StockAdjustment::from_json(&obj).map_err(|e| match e {
+            DomainError::Validation(errors) => errors.into_iter().map(|e| e.field).collect(),
+            other => vec![other.to_string()],
+        })
+    }
+
+    #[test]
+    fn an_adjustment_takes_its_reason_from_the_sign_unless_told_and_refuses_one_that_does_not_fit() {
+        use serde_json::json;
+        let reason = |b| adjustment(b).map(|a| a.cause.reason);
+        assert_eq!(reason(json!({"warehouse_id": "main", "delta": 5})), Ok(Reason::Received));
+        assert_eq!(reason(json!({"warehouse_id": "main", "delta": -5})), Ok(Reason::Removed));
+        assert_eq!(
+            reason(json!({"warehouse_id": "main", "delta": -5, "reason": "damaged"})),
+            Ok(Reason::Damaged)
+        );
+        for bad in [
+            json!({"warehouse_id": "main", "delta": 5, "reason": "damaged"}),
+            json!({"warehouse_id": "main", "delta": -5, "reason": "received"}),
+            json!({"warehouse_id": "main", "delta": -5, "reason": "sale"}),
+            json!({"warehouse_id": "main", "delta": -5, "reason": null}),
+        ] {
+            assert_eq!(reason(bad.clone()), Err(vec!["reason".to_string()]), "{bad}");
+        }
+        let long = "x".repeat(501);
+        assert_eq!(
+            reason(json!({"warehouse_id": "main", "delta": 1, "note": long})),
+            Err(vec!["note".into()])
+        );
+        assert_eq!(reason(json!({"warehouse_id": "main", "delta": 1, "note": ""})), Err(vec!["note".into()]));
+    }
+
+    #[test]
+    fn a_count_takes_set_on_hand_alone_and_refuses_a_reason_or_a_delta_beside_it() {
+        use serde_json::json;
+        let counted = adjustment(json!({"warehouse_id": "main", "set_on_hand": 40, "expected_on_hand": 42}));
+        let counted = counted.expect("a count");
+        assert_eq!(counted.change, StockChange::Count { set_on_hand: 40, expected: Some(42) });
+        assert_eq!(counted.cause.reason, Reason::Counted);
+        let fields = |b| adjustment(b).err().unwrap_or_default();
+        assert_eq!(fields(json!({"warehouse_id": "main", "set_on_hand": 4, "delta": 1})), ["set_on_hand"]);
+        assert_eq!(
+            fields(json!({"warehouse_id": "main", "set_on_hand": 4, "reason": "received"})),
+            ["reason"]
+        );
+        assert_eq!(
+            fields(json!({"warehouse_id": "main", "delta": 4, "expected_on_hand": 3})),
+            ["expected_on_hand"]
+        );
+        assert_eq!(fields(json!({"warehouse_id": "main", "set_on_hand": -1})), ["set_on_hand"]);
+        assert_eq!(fields(json!({"warehouse_id": "main"})), ["delta"]);
     }
 
     #[test]

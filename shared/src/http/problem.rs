@@ -23,6 +23,8 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub available: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_hand: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<i64>,
@@ -51,6 +53,7 @@ impl Problem {
             code,
             errors: None,
             available: None,
+            on_hand: None,
             allowed: None,
             limit: None,
             remaining: None,
@@ -175,6 +178,16 @@ impl From<DomainError> for Problem {
                     format!("only {available} units available"),
                 );
                 p.available = Some(available);
+                p
+            }
+            StockChanged { on_hand } => {
+                let mut p = Problem::new(
+                    S::CONFLICT,
+                    "stock_changed",
+                    "Stock changed",
+                    format!("the count expected another number: {on_hand} on hand now"),
+                );
+                p.on_hand = Some(on_hand);
                 p
             }
             HoldLimitReached { limit } => {

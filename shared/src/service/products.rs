@@ -5,12 +5,12 @@ use crate::domain::caller::Caller;
 use crate::domain::ids::{new_id, ProductId};
 use crate::domain::product::Terms;
 use crate::domain::product::{
-    may_open_warehouse, NewProduct, Precondition, Product, ProductChanges, StockAdjustment,
+    may_open_warehouse, NewProduct, Precondition, Product, ProductChanges, StockAdjustment, StockChange,
 };
 use crate::domain::stock::{StockLevel, Units};
 use crate::domain::DomainError;
 use crate::store::catalogue::{Changed, CreateError, NewWarehouse};
-use crate::store::stock::{AdjustError, Adjustment};
+use crate::store::stock::{AdjustError, Adjustment, Count};
 
 /// One page of a list and the position after its last item, if there is more.
 #[derive(Debug, Clone)]
@@ -130,11 +130,12 @@ impl App {
         Ok(Page { items, next_cursor })
     }
 
-    /// Admins only. Positive deltas may open a new warehouse; negative ones take only
-    /// available units. Stock added to a warehouse this instance knows is one
-    /// transaction on the rows; to one it does not know, the product is read first and a
-    /// new warehouse is opened with the product's list of warehouses
-    /// (`Catalogue::open_warehouse`).
+    /// Admins only. A delta or a count (`StockChange`) of one warehouse's on-hand units,
+    /// answered with the product after it. Positive deltas and counts may open a new
+    /// warehouse; negative deltas take only available units, and counts keep the held
+    /// ones. Stock changed in a warehouse this instance knows is one transaction on the
+    /// rows; in one it does not know, the product is read first and a new warehouse is
+    /// opened with the product's list of warehouses (`Catalogue::open_warehouse`).
     pub async fn adjust_stock(
         &self,
         caller: &Caller,
@@ -147,7 +148,11 @@ impl App {
         let mut result = Err(AdjustError::TermsChanged);
         for _ in 0..CHANGE_ATTEMPTS {
             let terms = self.terms_of(product_id).await?;
-            if adj.delta > 0 && !terms.knows(&adj.warehouse_id) {
+            let opens = match adj.change {
+                StockChange::Delta(delta) => (delta > 0).then_some(delta),
+                StockChange::Count { set_on_hand, .. } => Some(set_on_hand),
+            };
+            if let Some(units) = opens.filter(|_| !terms.knows(&adj.warehouse_id)) {
                 // Perhaps a new warehouse: the product's list of warehouses (and, for one
                 // that had one, its terms) change with the new rows.
                 let (product, revision) = self
@@ -160,17 +165,22 @@ impl App {
                 if product.stock.iter().any(|l| l.warehouse_id == adj.warehouse_id) {
                     continue;
                 }
+                // A warehouse the product does not have holds nothing: a count expecting
+                // other units there finds 0.
+                if let StockChange::Count { expected: Some(e), .. } = adj.change {
+                    if e != 0 {
+                        return Err(DomainError::StockChanged { on_hand: 0 });
+                    }
+                }
                 may_open_warehouse(product.stock.len(), product.stock_buckets)
                     .map_err(|why| DomainError::invalid("warehouse_id", &why))?;
-                let now = self.clock.now();
-                let opened = self.store.catalogue.open_warehouse(
-                    revision,
-                    &product,
-                    NewWarehouse { warehouse: &adj.warehouse_id, units: adj.delta, cause: &adj.cause },
-                    now,
-                    &caller.user_id,
-                );
-                match opened.await? {
+                let opening = NewWarehouse { warehouse: &adj.warehouse_id, units, cause: &adj.cause };
+                match self
+                    .store
+                    .catalogue
+                    .open_warehouse(revision, &product, opening, self.clock.now(), &caller.user_id)
+                    .await?
+                {
                     Changed::Applied => {
                         result = Ok(());
                         break;
@@ -183,20 +193,42 @@ impl App {
                     }
                 }
             }
-            let adjustment = Adjustment {
-                product_id,
-                warehouse: &adj.warehouse_id,
-                delta: adj.delta,
-                buckets: terms.buckets,
-                terms: terms.terms,
-                now: self.clock.now(),
-                actor: &caller.user_id,
-                cause: &adj.cause,
+            result = match adj.change {
+                StockChange::Delta(delta) => {
+                    let adjustment = Adjustment {
+                        product_id,
+                        warehouse: &adj.warehouse_id,
+                        delta,
+                        buckets: terms.buckets,
+                        terms: terms.terms,
+                        now: self.clock.now(),
+                        actor: &caller.user_id,
+                        cause: &adj.cause,
+                    };
+                    self.store.stock.adjust(adjustment).await
+                }
+                StockChange::Count { set_on_hand, expected } => {
+                    let count = Count {
+                        product_id,
+                        warehouse: &adj.warehouse_id,
+                        set_on_hand,
+                        expected,
+                        buckets: terms.buckets,
+                        now: self.clock.now(),
+                        actor: &caller.user_id,
+                        cause: &adj.cause,
+                    };
+                    self.store.stock.count(count).await.map(|_| ())
+                }
             };
-            result = self.store.stock.adjust(adjustment).await;
             match result {
                 // New rows take the product's current terms: read them again.
                 Err(AdjustError::TermsChanged) => self.forget_terms(product_id),
+                // The warehouse this instance thought the product had is not there (a
+                // count reads the rows): read the product again.
+                Err(AdjustError::WarehouseNotFound) if opens.is_some() && terms.knows(&adj.warehouse_id) => {
+                    self.forget_terms(product_id)
+                }
                 _ => break,
             }
         }
@@ -206,6 +238,7 @@ impl App {
             Err(AdjustError::ProductNotFound) => Err(DomainError::NotFound("product")),
             Err(AdjustError::WarehouseNotFound) => Err(DomainError::NotFound("warehouse")),
             Err(AdjustError::Insufficient { available }) => Err(DomainError::InsufficientStock { available }),
+            Err(AdjustError::StockChanged { on_hand }) => Err(DomainError::StockChanged { on_hand }),
             Err(AdjustError::TooMuch) => {
                 Err(DomainError::invalid("delta", "would take on-hand units past 1000000000"))
             }

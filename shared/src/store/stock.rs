@@ -25,6 +25,9 @@ pub enum AdjustError {
     Insufficient { available: i64 },
     #[error("on-hand would pass the maximum")]
     TooMuch,
+    /// A count's `expected` was not the current `on_hand`; nothing was written.
+    #[error("{on_hand} on hand, not the count's expected number")]
+    StockChanged { on_hand: i64 },
     /// A bucketed removal kept losing races with reservations; nothing was written.
     #[error("buckets kept changing")]
     Contended,
@@ -63,6 +66,28 @@ pub struct Adjustment<'a> {
     pub actor: &'a str,
     /// Why (`received`, `removed`, `damaged`), with the admin's note.
     pub cause: &'a Cause,
+}
+
+/// A count of one warehouse's stock: `on_hand` becomes `set_on_hand` (and with
+/// `expected`, only where that is the current number).
+#[derive(Debug, Clone, Copy)]
+pub struct Count<'a> {
+    pub product_id: &'a str,
+    pub warehouse: &'a WarehouseId,
+    pub set_on_hand: i64,
+    pub expected: Option<i64>,
+    pub buckets: usize,
+    pub now: DateTime<Utc>,
+    pub actor: &'a str,
+    pub cause: &'a Cause,
+}
+
+/// What a count did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    Applied,
+    /// `on_hand` already was the number: nothing written.
+    Unchanged,
 }
 
 #[derive(Debug, Clone)]
@@ -195,6 +220,55 @@ impl Stock {
                 Ok(()) => return Ok(()),
                 Err(e) if e.failed_at(0).is_some() => return Err(self.guard_failed(e.failed_at(0).flatten())),
                 Err(StoreError::ConditionFailed { .. }) if a.delta > 0 => return Err(AdjustError::TooMuch),
+                Err(StoreError::ConditionFailed { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AdjustError::Contended)
+    }
+
+    /// Sets a warehouse's `on_hand` (`Count`) in one transaction over its rows (one per
+    /// bucket), each on condition that its `on_hand` is still the one read and its held
+    /// units fit: the count applies to exactly the number it was judged on, whatever holds
+    /// and sales race it. A sale that got there first makes it read and judge again (and
+    /// a count with `expected` then finds the number changed). The units beyond the held
+    /// ones are split evenly over the buckets.
+    pub async fn count(&self, c: Count<'_>) -> Result<Counted, AdjustError> {
+        let now = format_time(c.now);
+        let k = c.buckets.max(1);
+        for _ in 0..REMOVAL_ATTEMPTS {
+            let Some(rows) = self.buckets(c.product_id, c.warehouse, k).await? else {
+                return Err(AdjustError::WarehouseNotFound);
+            };
+            let on_hand: i64 = rows.iter().map(|u| u.on_hand).sum();
+            let reserved: i64 = rows.iter().map(|u| u.reserved).sum();
+            if c.expected.is_some_and(|e| e != on_hand) {
+                return Err(AdjustError::StockChanged { on_hand });
+            }
+            if on_hand == c.set_on_hand {
+                return Ok(Counted::Unchanged);
+            }
+            if reserved > c.set_on_hand {
+                return Err(AdjustError::Insufficient { available: on_hand - reserved });
+            }
+            let mut items = vec![self.product_exists(c.product_id)?];
+            for (bucket, (units, free)) in
+                rows.iter().zip(split_evenly(c.set_on_hand - reserved, k)).enumerate()
+            {
+                let row = Row {
+                    table: &self.0.table,
+                    product_id: c.product_id,
+                    warehouse: c.warehouse.as_str(),
+                    bucket,
+                    now: &now,
+                    actor: c.actor,
+                    cause: c.cause,
+                };
+                items.push(update(row.count(units.on_hand, units.reserved + free)?));
+            }
+            match self.0.db.transact("count_stock", items).await {
+                Ok(()) => return Ok(Counted::Applied),
+                Err(e) if e.failed_at(0).is_some() => return Err(AdjustError::ProductNotFound),
                 Err(StoreError::ConditionFailed { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }

@@ -192,6 +192,22 @@ impl Row<'_> {
         Self::moved_with(update, "available = available - :x, reserved = reserved + :x", &condition, x)
     }
 
+    /// A count: sets `on_hand` to `to` where it is still `from`, keeping the held units
+    /// (`available = to - reserved`, so never below zero). A racing hold moves `reserved`
+    /// but not `on_hand`, and passes; a racing sale moves `on_hand`, and fails this.
+    pub fn count(&self, from: i64, to: i64) -> Result<Update, StoreError> {
+        Ok(self
+            .update()
+            .update_expression(
+                "SET on_hand = :to, available = :to - reserved, updated_at = :now, last_actor = :actor, mv = :mv",
+            )
+            .condition_expression("on_hand = :from AND reserved <= :to")
+            .expression_attribute_values(":from", n(from))
+            .expression_attribute_values(":to", n(to))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?)
+    }
+
     /// Gives `x` held units back: reserved -> available.
     pub fn give_back(&self, x: i64) -> Result<Update, StoreError> {
         self.moved("available = available + :x, reserved = reserved - :x", "reserved >= :x", x)
