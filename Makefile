@@ -8,8 +8,8 @@ export PORT
 # configuration) says otherwise; every target and script finds the binaries there.
 TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || echo "$(CURDIR)/target")
 export TARGET_DIR
-# The nine Lambda functions (their packages and binaries).
-FUNCTIONS := products reserve order transition list expire sweep audit audit-api
+# The ten Lambda functions (their packages and binaries).
+FUNCTIONS := products reserve order transition list expire sweep reconcile audit audit-api
 # `sam build` as CI runs it: SAM_FAST=1 keeps the release profile but without any LTO and
 # with 16 codegen units (see sam-check).
 SAM_BUILD := $(if $(SAM_FAST),CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_INCREMENTAL=false) \
@@ -28,7 +28,7 @@ help:
 	@echo "  make test-setup      deps.sh without root or sudo, and make with CARGO_TARGET_DIR set"
 	@echo "  make fuzz            schemathesis, 300 examples per operation (make fuzz-quick: 15)"
 	@echo "  make iam-coverage    every IAM grant of template.yaml used by some test (after make test-rust)"
-	@echo "  make sam-check       template checks, then sam build of the nine functions and their sizes"
+	@echo "  make sam-check       template checks, then sam build of the ten functions and their sizes"
 	@echo "  make sam-local       each sam build artifact under sam local invoke and start-api (root)"
 	@echo "Figures (never asserted; see BENCHMARKS.md):"
 	@echo "  make bench           every benchmark (make bench-reserve, bench-expiry, bench-orders: one each)"
@@ -146,9 +146,9 @@ bench: deps
 
 # What users run to deploy, checked offline (CI runs it): SAM's own validation and
 # linter, then `sam build`, which runs `cargo lambda build --release --arm64` per function
-# (all nine share one dependency graph, so the tree compiles once), then each artifact's size.
+# (all ten share one dependency graph, so the tree compiles once), then each artifact's size.
 # SAM_FAST=1 (CI) keeps the release profile but without any LTO and with 16 codegen units:
-# the same build through SAM and cargo-lambda, in a third of the time on 2 cores (the nine
+# the same build through SAM and cargo-lambda, in a third of the time on 2 cores (the ten
 # thin-LTO links alone take ~15 min); `make lambda` measures the tuned artifacts.
 # The artifacts are the production form (no `local` feature): none may carry the local
 # platform, whose marks are the embedded template's Transform and the IAM refusal's text
@@ -175,7 +175,7 @@ sam-local: deps
 	infra/scripts/with-stack.sh -- infra/scripts/sam-local.sh
 
 # Release bootstraps for Lambda (arm64, linked with zig from .venv), and their sizes:
-# the production form (the nine packages alone, so shared's `local` feature is off).
+# the production form (the ten packages alone, so shared's `local` feature is off).
 lambda:
 	@infra/scripts/deps.sh deploy
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true

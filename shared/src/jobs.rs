@@ -1,5 +1,5 @@
 //! Payloads and entry points of the functions that are not HTTP: the scheduled jobs
-//! (`expire`, `sweep`; also run by the local gateway's scheduler) and the `audit`
+//! (`expire`, `sweep`, `reconcile`; also run by the local gateway's scheduler) and the `audit`
 //! function fed by the table's stream (also run by the local stream poller).
 
 use crate::config::{int_var, ConfigError};
@@ -7,7 +7,7 @@ use crate::deadline::run;
 use crate::domain::movement::Observed;
 use crate::domain::DomainError;
 use crate::service::ports::Metric;
-use crate::service::{App, ExpireOutcome, SweepReport};
+use crate::service::{App, ExpireOutcome, ReconcileReport, ReconcileRun, SweepReport};
 use crate::store::records::audit::{entry_from_record, SetAside};
 use crate::store::records::movement::observed_from_record;
 use aws_lambda_events::event::dynamodb::EventRecord;
@@ -29,6 +29,7 @@ pub struct StreamEvent {
 pub const EXPIRE_FN: &str = "expire";
 pub const SWEEP_FN: &str = "sweep";
 pub const AUDIT_FN: &str = "audit";
+pub const RECONCILE_FN: &str = "reconcile";
 
 /// The sweep schedule's payload: whatever EventBridge Scheduler sends, the sweep needs
 /// none of it, so any JSON is accepted.
@@ -125,6 +126,51 @@ pub async fn sweep(
     let report = run(deadline, Box::pin(app.sweep(settings.per_shard, settings.grace))).await;
     app.count_store_retries();
     report?
+}
+
+/// The reconcile schedule's payload: `{}` checks every product; an operator may start
+/// `after` a product id (exclusive) and check at most `limit` products.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ReconcileEvent {
+    #[serde(default)]
+    pub after: Option<String>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// How the reconciliation runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ReconcileSettings {
+    /// How long a product that disagrees is given before it is checked again
+    /// (`RECONCILE_SETTLE_SECONDS`, default 5, 0..=60): longer than a write takes to
+    /// reach the ledger and the holds index (2 s on the local stack, under a second in
+    /// AWS), so that only a lasting disagreement is reported.
+    pub settle: std::time::Duration,
+}
+
+impl ReconcileSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let seconds = int_var("RECONCILE_SETTLE_SECONDS", 5, 0, 60)?;
+        Ok(Self { settle: std::time::Duration::from_secs(seconds.unsigned_abs()) })
+    }
+}
+
+/// One reconciliation run within the invocation's `deadline`: it starts no page it could
+/// not finish (a page is at most 50 products, and one settle wait), and says `more` with
+/// the `last` product checked when it stops early; the next run starts over.
+pub async fn reconcile(
+    app: &App,
+    event: ReconcileEvent,
+    settings: ReconcileSettings,
+    deadline: Option<Instant>,
+) -> Result<ReconcileReport, DomainError> {
+    // A page's reads take well under a second; the settle wait is the long part.
+    let page_time = settings.settle + std::time::Duration::from_secs(10);
+    let stop = deadline.map(|d| d.checked_sub(page_time).unwrap_or_else(Instant::now));
+    let run_ = ReconcileRun { after: event.after, limit: event.limit, settle: settings.settle, stop };
+    let report = run(deadline, Box::pin(app.reconcile_products(run_))).await;
+    app.count_store_retries();
+    Ok(report??)
 }
 
 /// Writes the entries of a batch. A record that cannot become an entry, now or ever (it

@@ -4,7 +4,7 @@
 
 /// The Lambda runtimes, re-exported so that each function crate depends on `shared` and
 /// `tokio` only: `sam build` compiles every function as its own package, and one shared
-/// dependency graph lets the nine builds reuse one compiled tree instead of nine.
+/// dependency graph lets the ten builds reuse one compiled tree instead of ten.
 pub use lambda_http;
 pub use lambda_runtime;
 

@@ -5,7 +5,7 @@
 //! no I/O), `store` (DynamoDB: executor, records, repositories), `service` (the business
 //! operations and their ports), `adapters` (the ports' AWS and local implementations),
 //! `config` (the environment, the clients), `http` (routes, handlers, problem+json),
-//! `jobs` (the event-invoked functions' work), `functions` (the one table of the nine
+//! `jobs` (the event-invoked functions' work), `functions` (the one table of the ten
 //! functions and what each needs) and at the top `lambda` (the entry points). `deadline`
 //! and `iam` (local IAM enforcement) sit at the bottom. A test reads every file's
 //! `crate::` imports and refuses a circle or an import of a higher layer.

@@ -195,6 +195,12 @@ async fn every_route_answers_anonymous_owner_other_user_and_admin_as_the_contrac
     check("GET /api/products/{id}/movements", w.row("GET", &movements, None).await, [401, 403, 403, 200]);
     let stock = format!("/api/products/{p}/stock");
     check("GET /api/products/{id}/stock", w.row("GET", &stock, None).await, [401, 403, 403, 200]);
+    let reconciliation = format!("/api/products/{p}/reconciliation");
+    check(
+        "GET /api/products/{id}/reconciliation",
+        w.row("GET", &reconciliation, None).await,
+        [401, 403, 403, 200],
+    );
 
     let all: BTreeSet<String> = routes().map(|r| format!("{} {}", r.method, r.path)).collect();
     assert_eq!(covered, all, "every route is in the matrix");

@@ -153,17 +153,20 @@ fn every_function_declares_exactly_the_variables_its_code_reads() {
     // reserves and sets itself: the template must not declare them).
     let mut shared = BTreeSet::from(["RUST_LOG".to_string(), "LOG_FORMAT".to_string()]);
     variables_read_in(&root.join("shared/src"), &mut shared);
-    // Read by the sweep alone (shared::jobs::SweepSettings::from_env).
-    let sweep_only = ["SWEEP_BATCH_PER_SHARD".to_string(), "SWEEP_GRACE_SECONDS".to_string()];
-    for v in &sweep_only {
-        assert!(shared.remove(v), "the scan no longer finds {v}");
+    // Read by one job alone (shared::jobs::SweepSettings and ReconcileSettings::from_env).
+    let only: [(&str, &[&str]); 2] = [
+        ("sweep", &["SWEEP_BATCH_PER_SHARD", "SWEEP_GRACE_SECONDS"]),
+        ("reconcile", &["RECONCILE_SETTLE_SECONDS"]),
+    ];
+    for v in only.iter().flat_map(|(_, vars)| vars.iter()) {
+        assert!(shared.remove(*v), "the scan no longer finds {v}");
     }
     assert!(shared.contains("TABLE_NAME") && shared.contains("DYNAMODB_ENDPOINT"), "{shared:?}");
     for f in &resolved().functions {
         let mut read = shared.clone();
         variables_read_in(&root.join("functions").join(&f.binary).join("src"), &mut read);
-        if f.binary == "sweep" {
-            read.extend(sweep_only.iter().cloned());
+        for (_, vars) in only.iter().filter(|(binary, _)| *binary == f.binary) {
+            read.extend(vars.iter().map(|v| v.to_string()));
         }
         let declared: BTreeSet<String> = f.environment.keys().cloned().collect();
         assert_eq!(
@@ -342,7 +345,10 @@ fn every_function_invoked_asynchronously_sends_its_failures_to_a_queue_an_alarm_
             }
         }
     }
-    assert_eq!(asynchronous, BTreeSet::from(["ExpireFunction".to_string(), "SweepFunction".to_string()]));
+    assert_eq!(
+        asynchronous,
+        BTreeSet::from(["ExpireFunction", "ReconcileFunction", "SweepFunction"].map(String::from))
+    );
     let watched: BTreeSet<&str> = resources
         .values()
         .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm" && r["Properties"]["Namespace"] == "AWS/SQS")

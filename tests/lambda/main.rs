@@ -116,9 +116,18 @@ fn check_logs_and_metrics(printed: &str) {
         assert!(l["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{l}");
     }
     // Each function counts its cold start, once: cargo lambda runs one process per function.
-    for function in
-        ["products", "reserve", "order", "transition", "list", "audit-api", "expire", "sweep", "audit"]
-    {
+    for function in [
+        "products",
+        "reserve",
+        "order",
+        "transition",
+        "list",
+        "audit-api",
+        "expire",
+        "sweep",
+        "audit",
+        "reconcile",
+    ] {
         let cold = metric("ColdStarts", function);
         assert_eq!(cold.len(), 1, "{function}: {cold:?}");
     }

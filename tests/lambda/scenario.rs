@@ -165,6 +165,9 @@ pub async fn every_function_answers_its_fixtures(app: &shared::service::App, w: 
     assert_eq!((status, body["status"].clone()), (200, json!("released")));
     let r = w.invoke("sweep", "sweep.json", &[]);
     assert_eq!((r["found"].clone(), r["failed"].clone()), (json!(0), json!(0)));
+    // the hourly reconciliation, over one product of whatever the table holds
+    let r = w.invoke("reconcile", "reconcile.json", &[]);
+    assert_eq!(r["checked"], json!(1), "{r}");
 
     // audit: the recorded stream batch, then its entries through audit-api
     let r = w.invoke("audit", "audit-stream-batch.json", &[]);

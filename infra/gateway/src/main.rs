@@ -4,7 +4,8 @@
 //! Environment: `PORT` (8000), `JWT_SECRET` (`local-dev-secret`), `JWT_ISSUER` and
 //! `JWT_AUDIENCE` (unset: not checked; as the template's `JwtIssuer`/`JwtAudience`),
 //! `SWEEP_INTERVAL_SECONDS` (60), `SWEEP_BATCH_PER_SHARD` (250), `SWEEP_GRACE_SECONDS` (the
-//! template's, for the sweep function), and everything
+//! template's, for the sweep function), `RECONCILE_INTERVAL_SECONDS` (3600, as the
+//! template's schedule), `RECONCILE_SETTLE_SECONDS` (the reconcile function's), and everything
 //! `shared::config` reads (`DYNAMODB_ENDPOINT`, `TABLE_NAME`, `RESERVATION_TTL_SECONDS`,
 //! `CURSOR_SECRET`, `LOG_FORMAT`), and `ALLOWED_ORIGINS`: the browser origins CORS allows,
 //! comma-separated, in place of the template's `AllowedOrigins` default.
@@ -40,7 +41,19 @@ async fn run() -> Result<(), String> {
     let sweep_every =
         shared::config::int_var("SWEEP_INTERVAL_SECONDS", 60, 1, 86_400).map_err(|e| e.to_string())?;
     let mut sweep = shared::jobs::SweepSettings::from_env().map_err(|e| e.to_string())?;
+    let reconcile_every =
+        shared::config::int_var("RECONCILE_INTERVAL_SECONDS", 3600, 1, 86_400).map_err(|e| e.to_string())?;
+    let mut reconcile = shared::jobs::ReconcileSettings::from_env().map_err(|e| e.to_string())?;
     let app = config.build_app(Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
+    if std::env::var_os("RECONCILE_SETTLE_SECONDS").is_none() {
+        let template =
+            app.local_iam().and_then(|iam| iam.template().function(shared::jobs::RECONCILE_FN).ok());
+        if let Some(seconds) =
+            template.and_then(|f| f.environment.get("RECONCILE_SETTLE_SECONDS")?.parse().ok())
+        {
+            reconcile.settle = std::time::Duration::from_secs(seconds);
+        }
+    }
     // The sweep's grace is the template's unless the environment says otherwise: the local
     // scheduler plays the per-hold schedules, so the sweep is the safety net here too.
     if std::env::var_os("SWEEP_GRACE_SECONDS").is_none() {
@@ -64,6 +77,12 @@ async fn run() -> Result<(), String> {
         app,
         std::time::Duration::from_secs(sweep_every.unsigned_abs()),
         sweep,
+    )
+    .map_err(|e| e.to_string())?;
+    gateway::scheduler::spawn_reconcile(
+        &app,
+        std::time::Duration::from_secs(reconcile_every.unsigned_abs()),
+        reconcile,
     )
     .map_err(|e| e.to_string())?;
     // Plays the audit function's event source: the table's stream, polled locally.

@@ -2,11 +2,15 @@
 //! schedule's name in AWS: `adapters::scheduler::schedule_name`) that runs the same
 //! `jobs::expire` the `expire` Lambda runs, at that time, and the `sweep` every
 //! `SWEEP_INTERVAL_SECONDS` (plus once at start, to pick up holds left over from before
-//! a restart, as a missed schedule would be in AWS).
+//! a restart, as a missed schedule would be in AWS), and the `reconcile` every
+//! `RECONCILE_INTERVAL_SECONDS` (the template's hour by default).
 
 use chrono::{DateTime, Utc};
 use shared::iam::IamError;
-use shared::jobs::{expire, sweep, ExpireEvent, SweepSettings, EXPIRE_FN, SWEEP_FN};
+use shared::jobs::{
+    expire, reconcile, sweep, ExpireEvent, ReconcileEvent, ReconcileSettings, SweepSettings, EXPIRE_FN,
+    RECONCILE_FN, SWEEP_FN,
+};
 use shared::service::ports::{ExpiryScheduler, Scheduled, SchedulerError};
 use shared::service::{App, ExpireOutcome};
 use std::collections::BTreeMap;
@@ -73,6 +77,25 @@ pub fn with_local_scheduler(
     let app = app.with_scheduler(Arc::new(LocalScheduler { tx }));
     tokio::spawn(run(expire_app, sweep_app, slots, rx, sweep_every, sweep_settings));
     Ok(app)
+}
+
+/// Starts the reconciliation's timer: every `every` (not at start: a run reads every
+/// product), one run of the `reconcile` job as the `reconcile` function; a run still
+/// going at the next tick delays it.
+pub fn spawn_reconcile(app: &App, every: Duration, settings: ReconcileSettings) -> Result<(), IamError> {
+    let app = app.for_function(RECONCILE_FN)?;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let deadline = app.local_deadline(RECONCILE_FN);
+            if let Err(e) = reconcile(&app, ReconcileEvent::default(), settings, deadline).await {
+                tracing::warn!(error = %e, "reconcile failed");
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Runs of a job allowed at once without a template (no local IAM): a bound all the same.

@@ -6,6 +6,7 @@ use super::ids::ProductId;
 use super::stock::WarehouseId;
 use super::{DomainError, FieldError};
 use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Why a stock row changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -183,7 +184,7 @@ pub struct RowKey {
 }
 
 /// A row's counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Counts {
     pub on_hand: i64,
     pub reserved: i64,
@@ -362,6 +363,63 @@ impl MovementQuery {
             self.to.map(super::time::format_time).unwrap_or_default(),
             reasons.join(",")
         )
+    }
+}
+
+/// One warehouse's counters held against its two independent witnesses: the sums of
+/// its movements, and the units its active reservations hold.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WarehouseCheck {
+    pub warehouse_id: String,
+    /// The stock rows' counts (every bucket summed).
+    pub counters: Counts,
+    /// The sums of the warehouse's movements (`unknown` ones left out: a change nobody
+    /// gave a reason for is what reconciliation exists to find).
+    pub ledger: Counts,
+    pub held_by_reservations: i64,
+}
+
+impl WarehouseCheck {
+    pub fn consistent(&self) -> bool {
+        self.counters == self.ledger && self.counters.reserved == self.held_by_reservations
+    }
+}
+
+/// A product's reconciliation, warehouse by warehouse (in id order).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Reconciliation {
+    pub product_id: String,
+    pub warehouses: Vec<WarehouseCheck>,
+}
+
+impl Reconciliation {
+    /// Puts the three sources together; a warehouse any one of them knows is checked.
+    pub fn of(
+        product_id: &str,
+        counters: &BTreeMap<String, Counts>,
+        ledger: &BTreeMap<String, Counts>,
+        held: &BTreeMap<String, i64>,
+    ) -> Self {
+        let ids: BTreeSet<&String> = counters.keys().chain(ledger.keys()).chain(held.keys()).collect();
+        let warehouses = ids
+            .into_iter()
+            .map(|w| WarehouseCheck {
+                warehouse_id: w.clone(),
+                counters: counters.get(w).copied().unwrap_or_default(),
+                ledger: ledger.get(w).copied().unwrap_or_default(),
+                held_by_reservations: held.get(w).copied().unwrap_or_default(),
+            })
+            .collect();
+        Self { product_id: product_id.to_string(), warehouses }
+    }
+
+    pub fn consistent(&self) -> bool {
+        self.warehouses.iter().all(WarehouseCheck::consistent)
+    }
+
+    /// The warehouses that do not agree.
+    pub fn inconsistent(&self) -> impl Iterator<Item = &WarehouseCheck> {
+        self.warehouses.iter().filter(|w| !w.consistent())
     }
 }
 

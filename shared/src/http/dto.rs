@@ -1,7 +1,7 @@
 //! Wire shapes of responses, kept apart from the entities they render.
 
 use crate::domain::audit::{AuditEntry, FieldChange};
-use crate::domain::movement::Movement;
+use crate::domain::movement::{Movement, Reconciliation, WarehouseCheck};
 use crate::domain::order::{Order, OrderItem};
 use crate::domain::product::Product;
 use crate::domain::reservation::Reservation;
@@ -286,6 +286,49 @@ impl<'a> From<&'a StockAt> for StockAtDto<'a> {
             as_of: format_time(s.as_of),
             available: stock.iter().map(|x| x.available).sum(),
             stock,
+        }
+    }
+}
+
+/// A product's reconciliation.
+#[derive(Debug, Serialize)]
+pub struct ReconciliationDto<'a> {
+    pub product_id: &'a str,
+    pub consistent: bool,
+    pub warehouses: Vec<WarehouseCheckDto<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WarehouseCheckDto<'a> {
+    pub warehouse_id: &'a str,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub ledger_on_hand: i64,
+    pub ledger_reserved: i64,
+    pub held_by_reservations: i64,
+    pub consistent: bool,
+}
+
+impl<'a> From<&'a WarehouseCheck> for WarehouseCheckDto<'a> {
+    fn from(w: &'a WarehouseCheck) -> Self {
+        Self {
+            warehouse_id: &w.warehouse_id,
+            on_hand: w.counters.on_hand,
+            reserved: w.counters.reserved,
+            ledger_on_hand: w.ledger.on_hand,
+            ledger_reserved: w.ledger.reserved,
+            held_by_reservations: w.held_by_reservations,
+            consistent: w.consistent(),
+        }
+    }
+}
+
+impl<'a> From<&'a Reconciliation> for ReconciliationDto<'a> {
+    fn from(r: &'a Reconciliation) -> Self {
+        Self {
+            product_id: &r.product_id,
+            consistent: r.consistent(),
+            warehouses: r.warehouses.iter().map(WarehouseCheckDto::from).collect(),
         }
     }
 }

@@ -2,7 +2,9 @@
 //! Transport failures (no caller, a body that is not JSON) are `ApiError`s; everything
 //! a service says is a `DomainError` inside one.
 
-use super::dto::{AuditDto, ListDto, MovementDto, OrderDto, ProductDto, ReservationDto, StockAtDto};
+use super::dto::{
+    AuditDto, ListDto, MovementDto, OrderDto, ProductDto, ReconciliationDto, ReservationDto, StockAtDto,
+};
 use super::{json_response, query, ApiError, ApiRequest, ApiResponse};
 use crate::domain::caller::Caller;
 use crate::domain::fingerprint::{of_request, Canonical};
@@ -305,6 +307,13 @@ handler!(stock_as_of(app, cx) {
     };
     let id = path_id::<ProductId>(&cx, "product")?;
     json(200, &StockAtDto::from(&app.stock_as_of(who, &id, as_of).await?))
+});
+
+handler!(reconciliation(app, cx) {
+    let who = caller(&cx)?;
+    no_query(cx.req)?;
+    let id = path_id::<ProductId>(&cx, "product")?;
+    json(200, &ReconciliationDto::from(&app.reconciliation(who, &id).await?))
 });
 
 handler!(openapi(_app, cx) {

@@ -73,6 +73,7 @@ pub static AUDIT_API: &[Route] = &[
     route(Method::GET, "/api/audit", AUDIT_API_FN, false, h::list_audit),
     route(Method::GET, "/api/products/{id}/movements", AUDIT_API_FN, false, h::list_movements),
     route(Method::GET, "/api/products/{id}/stock", AUDIT_API_FN, false, h::stock_as_of),
+    route(Method::GET, "/api/products/{id}/reconciliation", AUDIT_API_FN, false, h::reconciliation),
 ];
 
 /// What a method and path resolve to.

@@ -110,6 +110,11 @@ pub enum Metric {
     AuditSetAside,
     /// Stock movements recorded from the stream.
     MovementsWritten,
+    /// Products the scheduled reconciliation checked.
+    ProductsReconciled,
+    /// Warehouses whose counters disagree with their ledger or their holds after the
+    /// settle window: above zero, something changed stock without the ledger knowing.
+    StockInconsistencies,
     /// A function's first invocation in a new execution environment.
     ColdStart,
 }
@@ -117,7 +122,7 @@ pub enum Metric {
 impl Metric {
     /// One of each kind, for checks that every name the template uses is one we emit.
     #[cfg(any(test, feature = "local"))]
-    pub const KINDS: [Metric; 13] = [
+    pub const KINDS: [Metric; 15] = [
         Self::ReservationsCreated,
         Self::RefusedForStock,
         Self::RefusedForHoldCap,
@@ -130,6 +135,8 @@ impl Metric {
         Self::AuditFailed,
         Self::AuditSetAside,
         Self::MovementsWritten,
+        Self::ProductsReconciled,
+        Self::StockInconsistencies,
         Self::ColdStart,
     ];
 
@@ -148,6 +155,8 @@ impl Metric {
             Self::AuditFailed => "AuditRecordsFailed",
             Self::AuditSetAside => "AuditRecordsSetAside",
             Self::MovementsWritten => "StockMovementsWritten",
+            Self::ProductsReconciled => "ProductsReconciled",
+            Self::StockInconsistencies => "StockInconsistencies",
             Self::ColdStart => "ColdStarts",
         }
     }

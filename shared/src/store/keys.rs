@@ -8,7 +8,7 @@
 //! | stock row | `P#<id>` | `STOCK#<warehouse>` | none |
 //! | stock bucket b >= 1 (products with `stock_buckets` > 1) | `P#<id>#B<b>` | `STOCK#<warehouse>` | none; `bucket = b` |
 //! | SKU claim | `SKU#<sku>` | `#SKU` | none |
-//! | reservation | `R#<id>` | `#RESERVATION` | while active: `sweep_pk = ACTIVE#<shard>`, `sweep_sk = <expires_at>#<id>` |
+//! | reservation | `R#<id>` | `#RESERVATION` | while active: `sweep_pk = ACTIVE#<shard>`, `sweep_sk = <expires_at>#<id>`; `gsi1pk = HELD#<product>`, `gsi1sk = <warehouse>#<bucket>#<id>` (the product's held units, for reconciliation) |
 //! | order | `O#<id>` | `#ORDER` | `ou_pk = U#<user>`, `ous_pk = U#<user>#<status>`, `oa_pk = A#<shard>`, `oss_pk = S#<status>#<shard>`, `o_time = <created_at>#<id>`, `o_value = <total, 16 digits>#<id>` (see `order_list`) |
 //! | idempotency record | `I#<sha256(user, route, key)>` | `#IDEM` | none; `ttl` expires it |
 //! | a user's active-hold count | `HOLDS#<user>` | `#HOLDS` | none |
@@ -137,6 +137,17 @@ pub fn reservation_pk(id: &str) -> String {
 pub fn sweep_pk(reservation_id: &str) -> String {
     let shard = reservation_id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
     sweep_shard_pk(shard % SWEEP_SHARDS)
+}
+
+/// The product list index doubles as the index of a product's active holds: a key that
+/// is not `PRODUCT` never meets a product list query, and a second sparse index would
+/// cost every table write one more index to keep (and DynamoDB Local one more to scan).
+pub fn held_pk(product_id: &str) -> String {
+    format!("HELD#{product_id}")
+}
+
+pub fn held_sk(warehouse: &str, bucket: usize, reservation_id: &str) -> String {
+    format!("{warehouse}#{bucket}#{reservation_id}")
 }
 
 pub fn sweep_shard_pk(shard: u32) -> String {

@@ -12,6 +12,7 @@ use crate::domain::product::Terms;
 use crate::domain::reservation::{Reservation, ReservationStatus};
 use crate::domain::time::format_time;
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 use thiserror::Error;
 
 /// Why a hold (a single one, or a batch of lines: the store knows no difference) was not
@@ -267,6 +268,27 @@ impl Reservations {
             }
         }
         Ok(out)
+    }
+
+    /// The units of `product_id` that its active reservations hold, per warehouse (every
+    /// bucket summed), from the held-units keys on the product list index: one `Query`
+    /// page per 1 MB of active holds, so its cost follows the holds open now, never the
+    /// product's history. The index is eventually consistent: a hold of a moment ago may
+    /// be missing, and one that ended a moment ago may still count.
+    pub async fn held_units(&self, product_id: &str) -> Result<BTreeMap<String, i64>, StoreError> {
+        let q = self
+            .0
+            .db
+            .query(&self.0.table)
+            .index_name(GSI1)
+            .key_condition_expression("gsi1pk = :pk")
+            .projection_expression("warehouse_id, quantity")
+            .expression_attribute_values(":pk", records::s(held_pk(product_id)));
+        let mut held = BTreeMap::new();
+        for item in self.0.db.query_all("held_units", q, None).await? {
+            *held.entry(item.s("warehouse_id")?.to_string()).or_default() += item.n("quantity")?;
+        }
+        Ok(held)
     }
 }
 

@@ -9,7 +9,8 @@ use crate::store::{Item, StoreError};
 use aws_sdk_dynamodb::types::Update;
 use serde::{Deserialize, Serialize};
 
-/// A reservation as stored. While active it carries the sparse sweep index's keys.
+/// A reservation as stored. While active it carries the sparse sweep index's keys and
+/// the held-units keys (on the product list index, `keys::held_pk`).
 #[derive(Debug, Serialize, Deserialize)]
 struct ReservationRecord {
     pk: String,
@@ -31,6 +32,10 @@ struct ReservationRecord {
     sweep_pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sweep_sk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1sk: Option<String>,
 }
 
 pub fn item(r: &Reservation, actor: &str) -> Result<Attrs, StoreError> {
@@ -48,6 +53,8 @@ pub fn item(r: &Reservation, actor: &str) -> Result<Attrs, StoreError> {
         status: r.status.as_str().into(),
         sweep_pk: active.then(|| sweep_pk(&r.id)),
         sweep_sk: active.then(|| sweep_sk(&expires, &r.id)),
+        gsi1pk: active.then(|| held_pk(&r.product_id)),
+        gsi1sk: active.then(|| held_sk(r.warehouse_id.as_str(), r.bucket, &r.id)),
         expires_at: expires,
         created_at: format_time(r.created_at),
         updated_at: format_time(r.updated_at),
@@ -75,7 +82,7 @@ pub fn reservation(i: &Item) -> Result<Reservation, StoreError> {
 }
 
 /// Ends an active hold as `to`; `timing` is the condition on `expires_at` (`:now` bound).
-/// Leaving the sweep index goes with it.
+/// Leaving the sweep index and the held-units index goes with it.
 pub fn end(
     table: &str,
     id: &str,
@@ -86,7 +93,8 @@ pub fn end(
 ) -> Result<Update, StoreError> {
     Ok(update_at(table, reservation_pk(id), RESERVATION_SK)
         .update_expression(
-            "SET #status = :to, updated_at = :now, last_actor = :actor REMOVE sweep_pk, sweep_sk",
+            "SET #status = :to, updated_at = :now, last_actor = :actor \
+             REMOVE sweep_pk, sweep_sk, gsi1pk, gsi1sk",
         )
         .condition_expression(format!("#status = :active AND {timing}"))
         .expression_attribute_names("#status", "status")
@@ -132,7 +140,7 @@ pub fn convert(table: &str, id: &str, order_id: &str, now: &str, actor: &str) ->
     Ok(update_at(table, reservation_pk(id), RESERVATION_SK)
         .update_expression(
             "SET #status = :converted, updated_at = :now, last_actor = :actor, order_id = :order \
-             REMOVE sweep_pk, sweep_sk",
+             REMOVE sweep_pk, sweep_sk, gsi1pk, gsi1sk",
         )
         .condition_expression("#status = :active AND user_id = :actor AND expires_at > :now")
         .expression_attribute_names("#status", "status")
