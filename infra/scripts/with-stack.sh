@@ -86,6 +86,15 @@ if [ -n "$moto" ]; then
   wait_port "$mport" "$moto_pid" "$moto_log" "moto_server"
   export SCHEDULER_ENDPOINT="http://127.0.0.1:$mport"
   echo "moto_server (Scheduler API) on $SCHEDULER_ENDPOINT" >&2
+  # The expiry schedule group, once per stack, as the template's ExpiryScheduleGroup is
+  # once per deployment: moto's CreateScheduleGroup replaces a group that exists (AWS
+  # answers ConflictException) and drops its schedules, so a test creating it would
+  # delete another test's schedules.
+  group="${SCHEDULE_GROUP:-stockhold-expiry}" "$root/.venv/bin/python" - <<'PY'
+import os, boto3
+boto3.client("scheduler", endpoint_url=os.environ["SCHEDULER_ENDPOINT"], region_name="us-east-1",
+             aws_access_key_id="local", aws_secret_access_key="local").create_schedule_group(Name=os.environ["group"])
+PY
 fi
 "$@" &
 child=$!
