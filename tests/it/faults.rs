@@ -31,6 +31,10 @@ enum Fault {
     HoldBack(std::time::Duration),
     /// DynamoDB applies the request at once; its answer comes back this long after.
     AnswerLate(std::time::Duration),
+    /// A `BatchGetItem` answered as if bucket 1's row had been read after a gather took
+    /// this many units out of it into a bucket read before: each item is read at its own
+    /// moment, and DynamoDB Local happens to answer from one.
+    Tear(i64),
 }
 
 /// Which DynamoDB operation to fail, how, and how many more times.
@@ -163,6 +167,28 @@ async fn forward(
         faults.answered.notify_waiters();
         tokio::time::sleep(delay).await;
         return resp;
+    }
+    if let Some(Fault::Tear(units)) = fail {
+        let resp = relay(http, upstream, &headers, body).await;
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+        let Ok(mut answer) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+            return (parts, bytes).into_response();
+        };
+        let tables = answer["Responses"].as_object_mut().into_iter().flat_map(|t| t.values_mut());
+        for item in tables.filter_map(|items| items.as_array_mut()).flatten() {
+            if item["bucket"]["N"] == "1" && item["entity"]["S"] == "stock" {
+                for attr in ["on_hand", "available"] {
+                    if let Some(n) = item[attr]["N"].as_str().and_then(|n| n.parse::<i64>().ok()) {
+                        item[attr] = json!({"N": (n - units).to_string()});
+                    }
+                }
+            }
+        }
+        let mut parts = parts;
+        parts.headers.remove("content-length");
+        parts.headers.remove("x-amz-crc32");
+        return (parts, answer.to_string()).into_response();
     }
     if fail == Some(Fault::Throttle) {
         let body = json!({
@@ -587,4 +613,26 @@ async fn within(event: impl std::future::Future<Output = ()>, what: &str) {
     tokio::time::timeout(std::time::Duration::from_secs(60), event)
         .await
         .unwrap_or_else(|_| panic!("{what}"));
+}
+
+#[tokio::test]
+async fn a_count_on_a_bucketed_product_judges_its_rows_as_of_one_instant() {
+    let proxy = start_proxy().await;
+    let gw = gateway_for(app_via(&proxy.url).await).await;
+    let admin = token("counter", true);
+    let product = gw.bucketed_product(json!({"main": 40}), 4).await;
+    let count = |body: serde_json::Value| {
+        let (gw, admin, product) = (&gw, &admin, &product);
+        async move { gw.post(&format!("/api/products/{product}/stock"), Some(admin), body).await }
+    };
+    // Read bucket by bucket, a gather between two reads would make the total 37: the
+    // count would answer a wrong `stock_changed`...
+    proxy.plan("BatchGetItem", u32::MAX, Fault::Tear(3));
+    let r = count(json!({"warehouse_id": "main", "set_on_hand": 41, "expected_on_hand": 40})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // ... or find 37 already there and write nothing.
+    let r = count(json!({"warehouse_id": "main", "set_on_hand": 37})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    proxy.plan("BatchGetItem", 0, Fault::Throttle);
+    assert_eq!(gw.stock_of(&product, "main").await.0, 37, "both counts applied");
 }

@@ -38,7 +38,7 @@ async fn a_call_outside_the_functions_policy_fails_with_aws_access_denied() {
 /// `template` with `action` taken out of the products function's item statement, enforced
 /// on a gateway of its own (beside the intact one).
 async fn products_without(action: &str) -> (TestGateway, TestGateway) {
-    let products = "Action: [dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:Query, dynamodb:PutItem";
+    let products = "Action: [dynamodb:GetItem, dynamodb:Query, dynamodb:PutItem";
     assert!(TEMPLATE_YAML.contains(products), "the products policy changed; update this test");
     let without = TEMPLATE_YAML.replacen(products, &products.replace(&format!("{action}, "), ""), 1);
     assert_ne!(without, TEMPLATE_YAML);
@@ -49,26 +49,6 @@ async fn products_without(action: &str) -> (TestGateway, TestGateway) {
         .with("AuditTable", base.store.audit_table());
     let iam = LocalIam::new(&without, &names, None).expect("template");
     (gateway_for(base.clone().with_local_iam(Some(Arc::new(iam)))).await, gateway_for(base).await)
-}
-
-#[tokio::test]
-async fn removing_batch_get_item_from_the_products_policy_fails_the_bucketed_stock_removal() {
-    let (crippled, intact) = products_without("dynamodb:BatchGetItem").await;
-    let admin = token("iam-admin", true);
-    let remove = json!({"warehouse_id": "main", "delta": -1});
-    let bucketed = intact.bucketed_product(json!({"main": 8}), 4).await;
-    let r = crippled.post(&format!("/api/products/{bucketed}/stock"), Some(&admin), remove.clone()).await;
-    assert_eq!((r.status, r.code()), (500, "internal"), "{}", r.body);
-    // A plain product's removal needs no BatchGetItem and still works; so does the intact stack.
-    let plain = intact.product(json!({"main": 2})).await;
-    assert_eq!(
-        crippled.post(&format!("/api/products/{plain}/stock"), Some(&admin), remove.clone()).await.status,
-        200
-    );
-    assert_eq!(
-        intact.post(&format!("/api/products/{bucketed}/stock"), Some(&admin), remove).await.status,
-        200
-    );
 }
 
 #[tokio::test]

@@ -276,17 +276,25 @@ impl Stock {
         Err(AdjustError::Contended)
     }
 
-    /// Each bucket of one warehouse's stock of a bucketed product, indexed by bucket, read
-    /// consistently; a bucket without a row reads as empty. `None`: no bucket has a row
-    /// (the warehouse is unknown).
+    /// Each bucket of one warehouse's stock of a bucketed product, indexed by bucket, as
+    /// of one instant (one `TransactGetItems`; `k <= MAX_STOCK_ROWS` keeps it within one
+    /// call): a `BatchGetItem` reads each row at its own moment, so a gather moving units
+    /// between buckets meanwhile could show a total that never was, on which a count
+    /// would wrongly answer `stock_changed` or "unchanged", and a hold or a removal
+    /// would wrongly be refused. A bucket without a row reads as empty. `None`: no bucket
+    /// has a row (the warehouse is unknown).
     pub async fn buckets(
         &self,
         product_id: &str,
         warehouse: &WarehouseId,
         k: usize,
     ) -> Result<Option<Vec<Units>>, StoreError> {
-        let keys = (0..k).map(|b| (stock_pk(product_id, b), stock_sk(warehouse.as_str()))).collect();
-        let rows = self.0.db.batch_get(&self.0.table, keys).await?;
+        let keys: Vec<(String, String)> =
+            (0..k).map(|b| (stock_pk(product_id, b), stock_sk(warehouse.as_str()))).collect();
+        let mut rows = Vec::with_capacity(k);
+        for chunk in keys.chunks(SNAPSHOT_ITEMS) {
+            rows.extend(self.0.db.snapshot(&self.0.table, chunk.to_vec()).await?);
+        }
         if rows.is_empty() {
             return Ok(None);
         }
