@@ -325,10 +325,11 @@ impl MovementQuery {
                 Err(e) => errors.push(FieldError::new("warehouse_id", e)),
             }
         }
+        // An inclusive `from` and an exclusive `to` both compare as their next millisecond.
         for (name, slot) in [("from", &mut q.from), ("to", &mut q.to)] {
             if let Some(t) = p.get(name) {
                 match super::time::parse_time(t) {
-                    Some(t) => *slot = Some(t),
+                    Some(t) => *slot = Some(super::time::ceil_ms(t)),
                     None => errors.push(FieldError::new(name, "must be an RFC 3339 time")),
                 }
             }
@@ -494,5 +495,21 @@ mod tests {
         let same = "2026-12-02T10:00:00Z";
         assert!(MovementQuery::from_params(&p(&[("from", same), ("to", same)])).is_ok(), "an empty range");
         assert!(MovementQuery::from_params(&p(&[("from", "yesterday")])).is_err());
+    }
+
+    #[test]
+    fn a_bound_finer_than_a_millisecond_compares_as_the_next_one() {
+        let p = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let q = MovementQuery::from_params(&p(&[
+            ("from", "2026-12-02T10:00:00.1235Z"),
+            ("to", "2026-12-02T10:00:00.2005Z"),
+        ]))
+        .expect("valid");
+        let at = |s: &str| super::super::time::parse_time(s).expect("time");
+        // A movement at .123 is before `from`; one at .200 is before `to`.
+        assert_eq!(q.from, Some(at("2026-12-02T10:00:00.124Z")));
+        assert_eq!(q.to, Some(at("2026-12-02T10:00:00.201Z")));
+        let whole = MovementQuery::from_params(&p(&[("to", "2026-12-02T10:00:00.200Z")])).expect("valid");
+        assert_eq!(whole.to, Some(at("2026-12-02T10:00:00.200Z")), "a whole millisecond stays");
     }
 }

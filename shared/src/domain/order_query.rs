@@ -149,6 +149,10 @@ impl OrderQuery {
                 errors.push(FieldError::new("created_from", "must be before created_to"));
             }
         }
+        // Both bounds (from inclusive, to exclusive) compare as their next millisecond: the
+        // times they meet are whole milliseconds.
+        let (created_from, created_to) =
+            (created_from.map(crate::domain::time::ceil_ms), created_to.map(crate::domain::time::ceil_ms));
         if let (Some(min), Some(max)) = (min_total_cents, max_total_cents) {
             if min > max {
                 errors.push(FieldError::new("min_total_cents", "must not be above max_total_cents"));
@@ -221,6 +225,16 @@ mod tests {
         ] {
             assert!(matches!(q(&bad), Err(DomainError::Validation(_))), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn creation_bounds_finer_than_a_millisecond_compare_as_the_next_one() {
+        let q =
+            q(&[("created_from", "2026-01-02T00:00:00.1231Z"), ("created_to", "2026-01-02T00:00:00.1239Z")])
+                .expect("from is before to");
+        let at = crate::domain::time::parse_time("2026-01-02T00:00:00.124Z");
+        // An order created at .123 is before both: in neither bound's range.
+        assert_eq!((q.created_from, q.created_to), (at, at));
     }
 
     #[test]
