@@ -207,8 +207,15 @@ pub struct Observed {
     pub after: Counts,
     /// The write's stamp (id and cause) when it set a new one; `None`: no reason given.
     pub stamp: Option<(String, Cause)>,
+    /// The row carried a stamp before this write: it was written under the ledger, so
+    /// counts the ledger never saw are a lost write, not the row's opening.
+    pub stamped_before: bool,
     pub actor: String,
 }
+
+/// How far before the last recorded stamp a write's stamp may be and still be a new
+/// write's (the clocks of the hosts that write one row differ by far less).
+pub const STAMP_SKEW_MS: u64 = 60_000;
 
 /// A row's ledger so far: its last movement and the sums of its counted movements.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -224,33 +231,64 @@ pub struct RowLedger {
     pub ledger: Counts,
     /// Movements that came without a reason.
     pub unknown: u64,
+    /// The id of the last stamp recorded (empty: none). Stamp ids are ULIDs, which sort
+    /// by time: a stamp that is not after it is an old one brought back (a restored copy
+    /// of the row), not a new write's reason.
+    pub stamp: String,
 }
 
 impl RowLedger {
     /// The movements one write makes, in order, and the ledger after it. A write already
     /// applied (its position is not after the last one) makes none: the stream delivers
     /// again after a failure. When the counts before the write are not the ones the
-    /// ledger ended with, writes were missed: the first write of a row older than the
-    /// ledger opens it with an `opening` movement; a gap later is an `unknown` one.
+    /// ledger ended with, writes were missed: the first write seen of a row older than the
+    /// ledger (one that carried no stamp before it) opens it with an `opening` movement,
+    /// which the sums count; any other gap, a row's lost first write included, is an
+    /// `unknown` one, which they do not. A stamp that is not newer than the last one
+    /// recorded gives no reason either: the change is `unknown`.
     pub fn record(&mut self, o: &Observed) -> Vec<Movement> {
         if !self.position.is_empty() && o.position.as_str() <= self.position.as_str() {
             return Vec::new();
         }
         let mut out = Vec::new();
         if o.before != self.counts {
-            let reason = if self.seq == 0 { Reason::Opening } else { Reason::Unknown };
+            let opening = self.seq == 0 && !o.stamped_before;
+            let reason = if opening { Reason::Opening } else { Reason::Unknown };
             let actor = if reason == Reason::Opening { "system" } else { "unknown" };
             let id = format!("{}.{}", o.event_id, reason.as_str());
             let cause = Cause::new(reason);
             out.extend(self.push(o, id, &cause, actor, o.before));
         }
         let (id, cause, actor) = match &o.stamp {
-            Some((id, cause)) => (id.clone(), cause.clone(), o.actor.as_str()),
-            None => (o.event_id.clone(), Cause::new(Reason::Unknown), "unknown"),
+            Some((id, cause)) if self.is_new_stamp(id) => {
+                if self.stamp.is_empty() || *id > self.stamp {
+                    self.stamp = id.clone();
+                }
+                (id.clone(), cause.clone(), o.actor.as_str())
+            }
+            _ => (o.event_id.clone(), Cause::new(Reason::Unknown), "unknown"),
         };
         out.extend(self.push(o, id, &cause, actor, o.after));
         self.position = o.position.clone();
         out
+    }
+
+    /// Whether a write's stamp is a new one: not the last recorded, and not from before it
+    /// by more than `STAMP_SKEW_MS`. Writers on different hosts make their ids with
+    /// their own clocks, so two writes of one row a moment apart may carry ids in either
+    /// order; an old copy written back carries one from well before.
+    fn is_new_stamp(&self, id: &str) -> bool {
+        if self.stamp.is_empty() {
+            return true;
+        }
+        if id == self.stamp {
+            return false;
+        }
+        let time = |s: &str| ulid::Ulid::from_string(s).ok().map(|u| u.timestamp_ms());
+        match (time(id), time(&self.stamp)) {
+            (Some(t), Some(last)) => t.saturating_add(STAMP_SKEW_MS) >= last,
+            _ => id > self.stamp.as_str(),
+        }
     }
 
     fn push(&mut self, o: &Observed, id: String, cause: &Cause, actor: &str, to: Counts) -> Option<Movement> {
@@ -447,6 +485,7 @@ mod tests {
             after: counts(after),
             stamp: stamped
                 .then(|| (format!("m{position}"), Cause::of(Reason::Hold, RefKind::Reservation, "r"))),
+            stamped_before: true,
             actor: "alice".into(),
         }
     }
@@ -478,12 +517,53 @@ mod tests {
     #[test]
     fn a_row_older_than_the_ledger_opens_with_its_counts() {
         let mut l = RowLedger::default();
-        let m = l.record(&observed("07", (8, 1), (8, 3), true));
+        // Its first write seen is the first that stamped it.
+        let m = l.record(&Observed { stamped_before: false, ..observed("07", (8, 1), (8, 3), true) });
         assert_eq!(
             m.iter().map(|m| (m.seq, m.reason)).collect::<Vec<_>>(),
             [(1, Reason::Opening), (2, Reason::Hold)]
         );
         assert_eq!(l.ledger, Counts { on_hand: 8, reserved: 3 });
+    }
+
+    #[test]
+    fn a_lost_first_write_of_a_row_born_under_the_ledger_is_unknown_and_left_out_of_the_sums() {
+        let mut l = RowLedger::default();
+        // The row's creation (10 received) never reached the ledger; the hold after it did.
+        let m = l.record(&observed("02", (10, 0), (10, 2), true));
+        assert_eq!(
+            m.iter().map(|m| (m.seq, m.reason)).collect::<Vec<_>>(),
+            [(1, Reason::Unknown), (2, Reason::Hold)]
+        );
+        assert_eq!((l.ledger, l.unknown), (Counts { on_hand: 0, reserved: 2 }, 1));
+    }
+
+    #[test]
+    fn an_old_stamp_written_back_is_unknown_while_stamps_a_moment_out_of_order_are_new() {
+        let at = |ms: u64, n: u128| ulid::Ulid::from_parts(ms, n).to_string();
+        let stamped = |position: &str, before, after, id: String| Observed {
+            stamp: Some((id, Cause::of(Reason::Hold, RefKind::Reservation, "r"))),
+            ..observed(position, before, after, true)
+        };
+        let t = 1_800_000_000_000;
+        let mut l = RowLedger::default();
+        let created = at(t, 9);
+        let m =
+            l.record(&Observed { stamped_before: false, ..stamped("01", (0, 0), (10, 0), created.clone()) });
+        assert_eq!(m[0].reason, Reason::Hold);
+        // Two hosts a few milliseconds apart: the later write carries the smaller id.
+        let m = l.record(&stamped("02", (10, 0), (10, 1), at(t + 5_000, 7)));
+        assert_eq!((m[0].reason, m[0].seq), (Reason::Hold, 2));
+        let m = l.record(&stamped("03", (10, 1), (10, 2), at(t + 4_990, 3)));
+        assert_eq!((m[0].reason, m[0].seq), (Reason::Hold, 3), "a stamp a moment older is a new write's");
+        // An hour later, the row as it was after its creation is written back.
+        l.record(&stamped("04", (10, 2), (10, 5), at(t + 3_600_000, 1)));
+        let back = l.record(&stamped("05", (10, 5), (10, 0), created.clone()));
+        assert_eq!(back.len(), 1);
+        assert_eq!((back[0].reason, back[0].id.as_str()), (Reason::Unknown, "e05"), "not {created} again");
+        // The same stamp on the next write (a write behind the service's back keeps it).
+        let again = l.record(&stamped("06", (10, 0), (11, 0), at(t + 3_600_000, 1)));
+        assert_eq!(again[0].reason, Reason::Unknown);
     }
 
     #[test]

@@ -98,6 +98,7 @@ pub fn observed_from_record(r: &EventRecord) -> Result<Option<Observed>, RecordE
         before,
         after: counts(&new)?,
         stamp,
+        stamped_before: stamp_id(&old).is_some(),
         actor: text(&new, "last_actor").unwrap_or_else(|| "system".into()),
     }))
 }
@@ -191,6 +192,9 @@ pub fn head_item(row: &RowKey, l: &RowLedger) -> Attrs {
     if let Some(at) = l.at {
         item.insert("at".into(), s(format_time(at)));
     }
+    if !l.stamp.is_empty() {
+        item.insert("stamp".into(), s(&l.stamp));
+    }
     item
 }
 
@@ -209,6 +213,8 @@ pub fn head(i: &Item) -> Result<(RowKey, RowLedger), StoreError> {
         counts: Counts { on_hand: i.n("on_hand")?, reserved: i.n("reserved")? },
         ledger: Counts { on_hand: i.n("ledger_on_hand")?, reserved: i.n("ledger_reserved")? },
         unknown: u64::try_from(i.n("unknown")?).map_err(|_| bad("unknown count"))?,
+        // Heads written before stamps were kept have none: any stamp is newer.
+        stamp: i.opt_s("stamp").unwrap_or_default().to_string(),
     };
     Ok((row, ledger))
 }
