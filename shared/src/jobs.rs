@@ -7,7 +7,7 @@ use crate::deadline::run;
 use crate::domain::movement::Observed;
 use crate::domain::DomainError;
 use crate::service::ports::Metric;
-use crate::service::{App, ExpireOutcome, ReconcileReport, ReconcileRun, SweepReport};
+use crate::service::{App, ExpireOutcome, ReconcileReport, ReconcileRun, Recorded, SweepReport};
 use crate::store::records::audit::{entry_from_record, SetAside};
 use crate::store::records::movement::observed_from_record;
 use aws_lambda_events::event::dynamodb::EventRecord;
@@ -258,11 +258,11 @@ async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse 
         app.record_audit(batch.iter().map(|(_, e)| e)).await.map_err(|e| e.to_string())
     })
     .await;
+    let moved = record_movements(app, &writes, &mut failures, &mut set_aside).await;
     let aside = in_batches(&set_aside, &mut failures, "setting records aside failed", |batch| async move {
         app.store.audit.set_aside(batch.iter().map(|(_, s)| s)).await.map_err(|e| e.to_string())
     })
     .await;
-    let moved = record_movements(app, &writes, &mut failures).await;
     app.metrics.count(Metric::AuditWritten, written);
     app.metrics.count(Metric::MovementsWritten, moved);
     app.metrics.count(Metric::AuditSetAside, aside);
@@ -276,37 +276,42 @@ async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse 
 
 /// Records the movements of a batch's stock writes (`App::record_movements`); every record
 /// of a row whose movements could not be recorded joins `failures`, so the row's writes
-/// come again, in order. How many movements were written.
-async fn record_movements(
+/// come again, in order; every record of a row whose ledger head is unreadable joins
+/// `set_aside` (a retry cannot mend it; the other rows go on). How many movements were
+/// written.
+async fn record_movements<'a>(
     app: &App,
-    writes: &[(&Value, Observed)],
+    writes: &[(&'a Value, Observed)],
     failures: &mut Vec<DynamoDbBatchItemFailure>,
+    set_aside: &mut Vec<(&'a Value, SetAside)>,
 ) -> u64 {
     if writes.is_empty() {
         return 0;
     }
     let all: Vec<Observed> = writes.iter().map(|(_, w)| w.clone()).collect();
-    let failed = if crate::deadline::allows(BATCH_TIME) {
+    let recorded = if crate::deadline::allows(BATCH_TIME) {
         app.record_movements(&all).await
     } else {
         Err(crate::store::StoreError::Unavailable)
     };
-    let (written, failed) = match failed {
-        Ok(done) => done,
-        Err(error) => {
-            tracing::warn!(%error, records = writes.len(), "recording movements failed");
-            (0, all.iter().map(|w| w.row.clone()).collect())
-        }
-    };
+    let recorded = recorded.unwrap_or_else(|error| {
+        tracing::warn!(%error, records = writes.len(), "recording movements failed");
+        Recorded { failed: all.iter().map(|w| w.row.clone()).collect(), ..Recorded::default() }
+    });
     let known: std::collections::HashSet<Option<String>> =
         failures.iter().map(|f| f.item_identifier.clone()).collect();
     for (raw, w) in writes {
         let f = failure(raw);
-        if failed.contains(&w.row) && !known.contains(&f.item_identifier) {
+        if recorded.failed.contains(&w.row) && !known.contains(&f.item_identifier) {
             failures.push(f);
+        } else if recorded.set_aside.contains(&w.row)
+            && !set_aside.iter().any(|(r, _)| std::ptr::eq(*r, *raw))
+        {
+            let reason = "the stock row's ledger head does not decode";
+            set_aside.push((*raw, SetAside::new(raw, reason, app.clock.now())));
         }
     }
-    written
+    recorded.written
 }
 
 /// Writes `items` (each with the record it came from) 25 to a request with `write`, each

@@ -15,6 +15,7 @@ mod faults;
 mod hostile;
 mod iam;
 mod idempotency;
+mod ledger;
 mod local_stack;
 mod movements;
 mod order_list;

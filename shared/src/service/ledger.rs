@@ -11,7 +11,7 @@ use crate::domain::product::Product;
 use crate::domain::stock::{StockLevel, Units, WarehouseId};
 use crate::domain::DomainError;
 use crate::service::ports::Metric;
-use crate::store::ledger::{MovementRange, Position};
+use crate::store::ledger::{MovementRange, Position, MOVEMENTS_PER_APPEND};
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -43,6 +43,9 @@ pub struct ReconcileRun {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ReconcileReport {
     pub checked: usize,
+    /// Products whose check failed (storage trouble, or a record that does not decode):
+    /// logged at error level, and the run goes on.
+    pub failed: usize,
     /// The products that disagreed twice, with their second figures.
     pub inconsistent: Vec<Reconciliation>,
     /// The run stopped (its limit or its time) with products left after `last`.
@@ -66,6 +69,41 @@ pub struct Movements {
     pub bucketed: bool,
 }
 
+/// What recording a batch's movements did.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// Movements written.
+    pub written: u64,
+    /// Rows whose movements were not recorded, to be delivered again.
+    pub failed: BTreeSet<RowKey>,
+    /// Rows whose ledger head is unreadable: their writes are set aside, not retried.
+    pub set_aside: BTreeSet<RowKey>,
+}
+
+/// One append: the row's ledger after it, and the movements it writes.
+type Append = (RowLedger, Vec<Movement>);
+
+/// One row's writes as appends (`Ledger::append`): each the ledger after its last write
+/// and the movements up to it, at most `MOVEMENTS_PER_APPEND`, cut only between writes
+/// (a write makes at most two movements). Writes that make no movement ride along.
+fn plan_appends(mut ledger: RowLedger, writes: &[&Observed]) -> Vec<Append> {
+    let mut chunks = Vec::new();
+    let mut current: Vec<Movement> = Vec::new();
+    let mut at_cut = ledger.clone();
+    for w in writes {
+        let made = ledger.record(w);
+        if !current.is_empty() && current.len() + made.len() > MOVEMENTS_PER_APPEND {
+            chunks.push((at_cut.clone(), std::mem::take(&mut current)));
+        }
+        current.extend(made);
+        at_cut = ledger.clone();
+    }
+    if !current.is_empty() {
+        chunks.push((at_cut, current));
+    }
+    chunks
+}
+
 /// Every stock row of `product` (each warehouse it has, each bucket), in key order.
 pub fn rows_of(product: &Product, warehouse: Option<&WarehouseId>) -> Vec<RowKey> {
     product
@@ -84,64 +122,85 @@ pub fn rows_of(product: &Product, warehouse: Option<&WarehouseId>) -> Vec<RowKey
 
 impl App {
     /// Records the movements of `writes` (in stream order), row by row: read the rows'
-    /// heads, number each row's new movements on from its head, write them, then move
-    /// the head on (conditionally). The rows whose movements could not be recorded are
-    /// returned: their records are delivered again, and a write already recorded is
-    /// skipped by its position. A process that dies between the movements and the head
-    /// leaves movements that the next delivery rewrites identically.
-    pub async fn record_movements(&self, writes: &[Observed]) -> Result<(u64, BTreeSet<RowKey>), StoreError> {
+    /// heads, number each row's new movements on from its head, then write them with the
+    /// head moved on, in one transaction on condition that the head is still the one read
+    /// (`Ledger::append`; a row with more than 99 new movements takes several, each ending
+    /// at a write, each on the head the previous one left). A movement therefore exists
+    /// exactly when its head counts it: a plan given up (the head moved meanwhile, the
+    /// writes failed, the process died, the record was dropped) leaves nothing behind,
+    /// and the row's next write shows the changes it missed as `unknown`. Rows whose
+    /// movements could not be recorded are `failed` (their records come again; a write
+    /// already recorded is skipped by its position); rows whose head does not decode are
+    /// `set_aside` (no retry can mend them).
+    pub async fn record_movements(&self, writes: &[Observed]) -> Result<Recorded, StoreError> {
         let mut by_row: BTreeMap<&RowKey, Vec<&Observed>> = BTreeMap::new();
         for w in writes {
             by_row.entry(&w.row).or_default().push(w);
         }
+        let mut recorded = Recorded::default();
         if by_row.is_empty() {
-            return Ok((0, BTreeSet::new()));
+            return Ok(recorded);
         }
         let rows: Vec<RowKey> = by_row.keys().map(|r| (*r).clone()).collect();
-        let heads = self.store.ledger.heads(&rows).await?;
-        let mut planned: Vec<(RowKey, Option<String>, RowLedger, Vec<Movement>)> = Vec::new();
+        let mut heads = self.store.ledger.heads(&rows).await?;
+        let mut planned: Vec<(RowKey, Option<String>, Vec<Append>)> = Vec::new();
         for (row, writes) in &by_row {
-            let read = heads.get(*row);
-            let mut ledger = read.cloned().unwrap_or_default();
-            let movements: Vec<Movement> = writes.iter().flat_map(|w| ledger.record(w)).collect();
-            if !movements.is_empty() {
-                planned.push(((*row).clone(), read.map(|h| h.position.clone()), ledger, movements));
+            let read = match heads.remove(*row).transpose() {
+                Ok(read) => read,
+                Err(error) => {
+                    tracing::error!(
+                        %error,
+                        product_id = row.product_id,
+                        warehouse_id = row.warehouse_id,
+                        bucket = row.bucket,
+                        "a ledger head does not decode: the row's writes are set aside"
+                    );
+                    recorded.set_aside.insert((*row).clone());
+                    continue;
+                }
+            };
+            let chunks = plan_appends(read.clone().unwrap_or_default(), writes);
+            if !chunks.is_empty() {
+                planned.push(((*row).clone(), read.map(|h| h.position), chunks));
             }
-        }
-        let mut failed = BTreeSet::new();
-        let all: Vec<Movement> = planned.iter().flat_map(|(_, _, _, m)| m.iter().cloned()).collect();
-        if let Err(error) = self.store.ledger.put_movements(&all).await {
-            tracing::warn!(%error, movements = all.len(), "writing movements failed");
-            return Ok((0, rows.into_iter().collect()));
         }
         // Owned inputs: the futures must not borrow from a closure's argument (they run
         // inside spawned tasks, which need them for any lifetime).
-        let advances = planned.into_iter().map(|(row, read, next, movements)| async move {
-            let moved = self.store.ledger.advance(&row, read.as_deref(), &next).await;
-            (row, movements.len(), moved)
+        let appends = planned.into_iter().map(|(row, mut read, chunks)| async move {
+            let mut written = 0u64;
+            for (next, movements) in chunks {
+                match self.store.ledger.append(&row, read.as_deref(), &next, &movements).await {
+                    Ok(true) => {
+                        written += movements.len() as u64;
+                        read = Some(next.position);
+                    }
+                    other => return (row, written, Some(other)),
+                }
+            }
+            (row, written, None)
         });
-        let advanced: Vec<_> =
-            futures::stream::iter(advances).buffer_unordered(HEADS_IN_FLIGHT).collect().await;
-        let mut written = 0;
-        for (row, n, result) in advanced {
-            match result {
-                Ok(true) => written += n as u64,
-                Ok(false) => {
+        let appended: Vec<_> =
+            futures::stream::iter(appends).buffer_unordered(HEADS_IN_FLIGHT).collect().await;
+        for (row, written, failure) in appended {
+            recorded.written += written;
+            match failure {
+                None => {}
+                Some(Ok(_)) => {
                     tracing::warn!(
                         product_id = row.product_id,
                         warehouse_id = row.warehouse_id,
                         bucket = row.bucket,
                         "a ledger head moved meanwhile; the row's records are retried"
                     );
-                    failed.insert(row.clone());
+                    recorded.failed.insert(row);
                 }
-                Err(error) => {
-                    tracing::warn!(%error, product_id = row.product_id, warehouse_id = row.warehouse_id, "moving a ledger head failed");
-                    failed.insert(row.clone());
+                Some(Err(error)) => {
+                    tracing::warn!(%error, product_id = row.product_id, warehouse_id = row.warehouse_id, "recording movements failed");
+                    recorded.failed.insert(row);
                 }
             }
         }
-        Ok((written, failed))
+        Ok(recorded)
     }
 
     /// Admins only. A product's movements, oldest first, filtered by `q`.
@@ -168,11 +227,9 @@ impl App {
         let rows = rows_of(&product, q.warehouse_id.as_ref());
         let range = MovementRange { rows: &rows, from: q.from, to: q.to, reasons: &q.reasons };
         let page = self.store.ledger.page(&range, after.as_ref(), limit).await?;
-        let next_cursor = match page.movements.last() {
-            Some((position, _)) if page.more => {
-                Some(self.config.cursors.encode(&binding, &position.encode())?)
-            }
-            _ => None,
+        let next_cursor = match &page.next {
+            Some(position) => Some(self.config.cursors.encode(&binding, &position.encode())?),
+            None => None,
         };
         let items = page.movements.into_iter().map(|(_, m)| m).collect();
         Ok(Movements { page: Page { items, next_cursor }, bucketed: product.stock_buckets > 1 })
@@ -245,14 +302,20 @@ impl App {
             let (products, more) =
                 self.store.catalogue.list(after.as_deref(), left.min(RECONCILE_PAGE)).await?;
             // Owned inputs, as in `record_movements`: the futures run inside spawned tasks.
-            let checks = products.iter().cloned().map(|p| async move { self.reconcile(&p).await });
+            let checks = products.iter().cloned().map(|p| async move { (self.reconcile(&p).await, p.id) });
             let checks =
                 futures::stream::iter(checks).buffered(RECONCILE_IN_FLIGHT).collect::<Vec<_>>().await;
             let mut suspects = Vec::new();
-            for check in checks {
-                let check = check?;
-                if !check.consistent() {
-                    suspects.push(check.product_id);
+            for (check, id) in checks {
+                // One product whose records cannot be read (a head that does not decode)
+                // must not stop the others' check: it is logged and counted as failed.
+                match check {
+                    Ok(check) if !check.consistent() => suspects.push(check.product_id),
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::error!(product_id = %id, %error, "reconciling a product failed");
+                        report.failed += 1;
+                    }
                 }
             }
             if !suspects.is_empty() {
@@ -260,7 +323,14 @@ impl App {
             }
             for id in suspects {
                 let Some(product) = self.store.catalogue.get(&id).await? else { continue };
-                let check = self.reconcile(&product).await?;
+                let check = match self.reconcile(&product).await {
+                    Ok(check) => check,
+                    Err(error) => {
+                        tracing::error!(product_id = %id, %error, "reconciling a product failed");
+                        report.failed += 1;
+                        continue;
+                    }
+                };
                 for w in check.inconsistent() {
                     tracing::error!(
                         product_id = %check.product_id,
@@ -292,6 +362,7 @@ impl App {
         self.metrics.count(Metric::ProductsReconciled, report.checked as u64);
         tracing::info!(
             checked = report.checked,
+            failed = report.failed,
             inconsistent = report.inconsistent.len(),
             more = report.more,
             last = report.last.as_deref().unwrap_or(""),
@@ -321,7 +392,9 @@ impl App {
             })
             .collect();
         let mut ledger: BTreeMap<String, Counts> = BTreeMap::new();
-        for (row, head) in &heads {
+        for (row, head) in heads {
+            // An unreadable head is storage trouble, not a finding about the stock.
+            let head = head?;
             let sums = ledger.entry(row.warehouse_id.clone()).or_default();
             sums.on_hand += head.ledger.on_hand;
             sums.reserved += head.ledger.reserved;

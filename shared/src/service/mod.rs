@@ -14,7 +14,7 @@ mod reservations;
 
 pub use audit::{AuditQuery, AUDIT_PARAMS};
 pub use expiry::{ExpireOutcome, SweepReport};
-pub use ledger::{rows_of, Movements, ReconcileReport, ReconcileRun, StockAt};
+pub use ledger::{rows_of, Movements, ReconcileReport, ReconcileRun, Recorded, StockAt};
 pub use products::Page;
 
 pub use idempotency::{Created, IdempotencyRequest};

@@ -4,14 +4,19 @@
 //! partitions merged in time order), its stock at an instant (one item per row) and the
 //! heads' running sums.
 
-use super::exec::{Key, Write};
+use super::keys::{PK, SK};
 use super::records::movement::{self as rec, after_sk, row_pk, FIRST_SK, HEAD_SK, LAST_SK};
 use super::records::s;
 use super::{Repo, StoreError};
 use crate::domain::movement::{Movement, Reason, RowKey, RowLedger};
 use crate::domain::time::format_time;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, VecDeque};
+
+/// Most movements one `append` writes: a transaction holds at most 100 items, and the
+/// head is one of them.
+pub const MOVEMENTS_PER_APPEND: usize = 99;
 
 #[derive(Debug, Clone)]
 pub struct Ledger(pub(crate) Repo);
@@ -35,11 +40,12 @@ impl Position {
     }
 }
 
-/// A page of movements, each with its position, and whether more follow.
+/// A page of movements, each with its position, and where the next page starts (none:
+/// the range is read to its end).
 #[derive(Debug, Clone)]
 pub struct MovementPage {
     pub movements: Vec<(Position, Movement)>,
-    pub more: bool,
+    pub next: Option<Position>,
 }
 
 /// Which movements a page holds: `rows` (each row's partition), the time range, reasons
@@ -57,49 +63,89 @@ struct Source {
     pk: String,
     lo: String,
     buffer: VecDeque<(String, Movement)>,
-    next: Option<Key>,
+    /// The last sort key read, when the partition goes on past it.
+    read_to: Option<String>,
     done: bool,
 }
 
+/// Movements one filtered read looks at (about 300 bytes each: some 75 read units of a
+/// strongly consistent `Query`), so that a reason few movements have pages on in steps of
+/// bounded cost instead of reading the row to its end in one request.
+pub const FILTERED_READ: usize = 1000;
+
 impl Ledger {
-    /// The heads of `rows` (one `BatchGetItem` per 100); rows without one are absent.
-    pub async fn heads(&self, rows: &[RowKey]) -> Result<HashMap<RowKey, RowLedger>, StoreError> {
-        let keys = rows.iter().map(|r| (row_pk(r), HEAD_SK.to_string())).collect();
+    /// The heads of `rows` (one `BatchGetItem` per 100); rows without one are absent. A
+    /// head that does not decode is an `Err` of its row alone: one bad item must not stop
+    /// the others' movements.
+    pub async fn heads(
+        &self,
+        rows: &[RowKey],
+    ) -> Result<HashMap<RowKey, Result<RowLedger, StoreError>>, StoreError> {
+        let by_pk: HashMap<String, &RowKey> = rows.iter().map(|r| (row_pk(r), r)).collect();
+        let keys = by_pk.keys().map(|pk| (pk.clone(), HEAD_SK.to_string())).collect();
         let items = self.0.db.batch_get(&self.0.table, keys).await?;
-        items.iter().map(rec::head).collect()
+        let mut heads = HashMap::new();
+        for item in &items {
+            let Some(row) = item.opt_s(PK).and_then(|pk| by_pk.get(pk)) else { continue };
+            heads.insert((*row).clone(), rec::head(item).map(|(_, ledger)| ledger));
+        }
+        Ok(heads)
     }
 
-    /// Writes movements without conditions, 25 per request: a movement's key and content
-    /// follow from its write and the head it was planned on, so writing it again (a
-    /// redelivery before the head moved) rewrites the same item.
+    /// Writes movements without conditions, 25 per request. Not the consumer's path (a
+    /// movement exists only with the head that counts it: `append`): for seeding a long
+    /// history in tests and benchmarks.
     pub async fn put_movements(&self, movements: &[Movement]) -> Result<(), StoreError> {
         let items = movements.iter().map(rec::movement_item).collect();
         self.0.db.batch_put("put_movements", &self.0.table, items).await
     }
 
-    /// Moves `row`'s head from the one read (`read`: its position, `None` when it had
-    /// none) to `next`. `false`: another writer moved it first, so the movements planned
-    /// on `read` are stale (they are planned again when the stream delivers again).
-    pub async fn advance(
+    /// Writes `movements` of `row` and moves its head from the one read (`read`: its
+    /// position, `None` when it had none) to `next`, in one transaction on condition that
+    /// nobody moved the head since: a movement exists exactly when the head that numbered
+    /// it does, so a plan given up (the head moved, the record dropped) leaves nothing, and
+    /// `seq` can neither repeat nor skip. `false`: another writer moved the head first
+    /// (the movements are planned again when the stream delivers again). At most
+    /// `MOVEMENTS_PER_APPEND` movements.
+    pub async fn append(
         &self,
         row: &RowKey,
         read: Option<&str>,
         next: &RowLedger,
+        movements: &[Movement],
     ) -> Result<bool, StoreError> {
-        let put = self.0.db.put_item(&self.0.table).set_item(Some(rec::head_item(row, next)));
-        let put = match read {
-            None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(p) => put
+        if movements.len() > MOVEMENTS_PER_APPEND {
+            return Err(StoreError::Internal(format!("{} movements in one append", movements.len())));
+        }
+        let head = Put::builder().table_name(&*self.0.table).set_item(Some(rec::head_item(row, next)));
+        let head = match read {
+            None => head.condition_expression("attribute_not_exists(pk)"),
+            Some(p) => head
                 .condition_expression("#position = :read")
                 .expression_attribute_names("#position", "position")
                 .expression_attribute_values(":read", s(p)),
         };
-        Ok(matches!(self.0.db.put("advance_ledger_head", put).await?, Write::Applied))
+        let mut items = vec![TransactWriteItem::builder().put(head.build()?).build()];
+        for m in movements {
+            let put =
+                Put::builder().table_name(&*self.0.table).set_item(Some(rec::movement_item(m))).build()?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        match self.0.db.transact("append_movements", items).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.failed_at(0).is_some() => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
-    /// Up to `limit` movements of `range` after `after`, oldest first: the rows'
-    /// partitions are read `limit + 1` at a time each and merged by (time, `seq`, row).
-    /// Cost: one `Query` per row per page (more only when a reason filter skips many).
+    /// Up to `limit` movements of `range` after `after`, oldest first: each row's partition
+    /// is read once, `limit + 1` movements (with a reason filter: `FILTERED_READ`
+    /// movements, of which the filter keeps some), and the rows merged by (time, `seq`,
+    /// row). A page therefore costs at most one `Query` per row, whatever the history and
+    /// the filter. When a filter leaves a row's read short of the page, the page ends at
+    /// the least point every row has been read to, with a cursor there (as DynamoDB's own
+    /// filtered `Query` does): it may hold fewer than `limit` movements, none at all,
+    /// and still have a `next`.
     pub async fn page(
         &self,
         range: &MovementRange<'_>,
@@ -121,46 +167,58 @@ impl Ledger {
                 };
                 // DynamoDB refuses a BETWEEN whose bounds are reversed: an empty range.
                 let done = lo.as_str() > hi.as_str();
-                Source { pk, lo, buffer: VecDeque::new(), next: None, done }
+                Source { pk, lo, buffer: VecDeque::new(), read_to: None, done }
             })
             .collect();
         let want = limit + 1;
+        let batch = if range.reasons.is_empty() { want } else { want.max(FILTERED_READ) };
+        let reads =
+            sources.iter().filter(|s| !s.done).map(|src| self.read_source(src, &hi, range.reasons, batch));
+        let pages = futures::future::try_join_all(reads).await?;
+        for (src, (items, read_to)) in sources.iter_mut().filter(|s| !s.done).zip(pages) {
+            src.buffer.extend(items);
+            src.done = read_to.is_none();
+            src.read_to = read_to;
+        }
+        // Every row has been read up to here: (its last key read, its partition), the
+        // least over the rows not read to their end.
+        let frontier: Option<(String, String)> =
+            sources.iter().filter_map(|s| s.read_to.clone().map(|sk| (sk, s.pk.clone()))).min();
         let mut out: Vec<(Position, Movement)> = Vec::new();
         while out.len() < want {
-            let empty: Vec<usize> =
-                (0..sources.len()).filter(|&i| sources[i].buffer.is_empty() && !sources[i].done).collect();
-            if !empty.is_empty() {
-                let reads = empty.iter().map(|&i| self.read_source(&sources[i], &hi, range.reasons, want));
-                let pages = futures::future::try_join_all(reads).await?;
-                for (i, (items, next)) in empty.into_iter().zip(pages) {
-                    sources[i].buffer.extend(items);
-                    sources[i].done = next.is_none();
-                    sources[i].next = next;
-                }
-                continue;
+            let best = (0..sources.len())
+                .filter_map(|i| {
+                    sources[i].buffer.front().map(|(sk, _)| ((sk.clone(), sources[i].pk.clone()), i))
+                })
+                .min();
+            let Some((key, i)) = best else { break };
+            if frontier.as_ref().is_some_and(|f| key > *f) {
+                break;
             }
-            let best = (0..sources.len()).filter(|&i| !sources[i].buffer.is_empty()).min_by(|&a, &b| {
-                let key =
-                    |i: usize| (sources[i].buffer.front().map(|(sk, _)| sk.clone()), sources[i].pk.clone());
-                key(a).cmp(&key(b))
-            });
-            let Some(i) = best else { break };
             if let Some((sk, m)) = sources[i].buffer.pop_front() {
                 out.push((Position { sk, pk: sources[i].pk.clone() }, m));
             }
         }
-        let more = out.len() > limit;
-        out.truncate(limit);
-        Ok(MovementPage { movements: out, more })
+        let next = if out.len() > limit {
+            out.truncate(limit);
+            out.last().map(|(p, _)| p.clone())
+        } else {
+            // Short of the page: either every row is read to its end, or a filter left one
+            // short and the page ends where every row has been read.
+            frontier.map(|(sk, pk)| Position { sk, pk })
+        };
+        Ok(MovementPage { movements: out, next })
     }
 
+    /// One `Query` of a row's partition from its start: the movements the filter keeps,
+    /// and the last sort key read when the partition goes on.
     async fn read_source(
         &self,
         src: &Source,
         hi: &str,
         reasons: &[Reason],
-        want: usize,
-    ) -> Result<(Vec<(String, Movement)>, Option<Key>), StoreError> {
+        batch: usize,
+    ) -> Result<(Vec<(String, Movement)>, Option<String>), StoreError> {
         let mut q = self
             .0
             .db
@@ -169,7 +227,7 @@ impl Ledger {
             .expression_attribute_values(":pk", s(&src.pk))
             .expression_attribute_values(":lo", s(&src.lo))
             .expression_attribute_values(":hi", s(hi))
-            .limit(i32::try_from(want).unwrap_or(i32::MAX))
+            .limit(i32::try_from(batch).unwrap_or(i32::MAX))
             .consistent_read(true);
         if !reasons.is_empty() {
             let names: Vec<String> = (0..reasons.len()).map(|i| format!(":r{i}")).collect();
@@ -180,13 +238,20 @@ impl Ledger {
                 q = q.expression_attribute_values(name, s(r.as_str()));
             }
         }
-        let page = self.0.db.query_page("list_movements", q, src.next.clone()).await?;
+        let page = self.0.db.query_page("list_movements", q, None).await?;
         let items = page
             .items
             .iter()
             .map(|i| Ok((i.s("sk")?.to_string(), rec::movement(i)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok((items, page.next))
+        let read_to =
+            match &page.next {
+                Some(key) => Some(key.get(SK).and_then(|v| v.as_s().ok()).cloned().ok_or_else(|| {
+                    StoreError::Internal("a movement page's last key has no sort key".into())
+                })?),
+                None => None,
+            };
+        Ok((items, read_to))
     }
 
     /// `row`'s last movement at or before `t` (one `Query` reading one item, whatever the
