@@ -416,11 +416,25 @@ pub struct WarehouseCheck {
     /// gave a reason for is what reconciliation exists to find).
     pub ledger: Counts,
     pub held_by_reservations: i64,
+    /// The counts its rows had after the last write the ledger recorded (summed over
+    /// buckets): unlike `ledger`, these follow every recorded change, `unknown` included.
+    pub recorded: Counts,
+    /// The counters changed while the check read the other sources: a write was in
+    /// flight.
+    pub moved: bool,
 }
 
 impl WarehouseCheck {
     pub fn consistent(&self) -> bool {
         self.counters == self.ledger && self.counters.reserved == self.held_by_reservations
+    }
+
+    /// Whether the check can judge the warehouse: no write landed while it read, and the
+    /// ledger has recorded every write the counters show (when the counts it saw last are
+    /// not the counters, a write is still on its way through the stream, or its record
+    /// was lost). Otherwise a difference says nothing yet.
+    pub fn settled(&self) -> bool {
+        !self.moved && self.recorded == self.counters
     }
 }
 
@@ -433,10 +447,11 @@ pub struct Reconciliation {
 
 impl Reconciliation {
     /// Puts the three sources together; a warehouse any one of them knows is checked.
+    /// `ledger` holds each warehouse's (counted sums, counts recorded).
     pub fn of(
         product_id: &str,
         counters: &BTreeMap<String, Counts>,
-        ledger: &BTreeMap<String, Counts>,
+        ledger: &BTreeMap<String, (Counts, Counts)>,
         held: &BTreeMap<String, i64>,
     ) -> Self {
         let ids: BTreeSet<&String> = counters.keys().chain(ledger.keys()).chain(held.keys()).collect();
@@ -445,8 +460,10 @@ impl Reconciliation {
             .map(|w| WarehouseCheck {
                 warehouse_id: w.clone(),
                 counters: counters.get(w).copied().unwrap_or_default(),
-                ledger: ledger.get(w).copied().unwrap_or_default(),
+                ledger: ledger.get(w).map(|l| l.0).unwrap_or_default(),
                 held_by_reservations: held.get(w).copied().unwrap_or_default(),
+                recorded: ledger.get(w).map(|l| l.1).unwrap_or_default(),
+                moved: false,
             })
             .collect();
         Self { product_id: product_id.to_string(), warehouses }

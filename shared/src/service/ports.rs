@@ -115,6 +115,10 @@ pub enum Metric {
     /// Warehouses whose counters disagree with their ledger or their holds after the
     /// settle window: above zero, something changed stock without the ledger knowing.
     StockInconsistencies,
+    /// Warehouses the reconciliation could not judge because the ledger had not yet
+    /// recorded every write they show, after the settle window: the stream consumer is
+    /// behind, or a record was lost.
+    LedgerBehind,
     /// A function's first invocation in a new execution environment.
     ColdStart,
 }
@@ -122,7 +126,7 @@ pub enum Metric {
 impl Metric {
     /// One of each kind, for checks that every name the template uses is one we emit.
     #[cfg(any(test, feature = "local"))]
-    pub const KINDS: [Metric; 15] = [
+    pub const KINDS: [Metric; 16] = [
         Self::ReservationsCreated,
         Self::RefusedForStock,
         Self::RefusedForHoldCap,
@@ -137,6 +141,7 @@ impl Metric {
         Self::MovementsWritten,
         Self::ProductsReconciled,
         Self::StockInconsistencies,
+        Self::LedgerBehind,
         Self::ColdStart,
     ];
 
@@ -157,6 +162,7 @@ impl Metric {
             Self::MovementsWritten => "StockMovementsWritten",
             Self::ProductsReconciled => "ProductsReconciled",
             Self::StockInconsistencies => "StockInconsistencies",
+            Self::LedgerBehind => "LedgerBehind",
             Self::ColdStart => "ColdStarts",
         }
     }
