@@ -737,3 +737,70 @@ async fn a_reconciliation_while_holds_are_still_in_the_stream_reports_no_inconsi
     assert!(behind > 0, "some check ran while the ledger was behind");
     assert_eq!(reconciled(&gw, &product).await["consistent"], json!(true));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recount_reads_only_what_came_after_the_last_checkpoint_and_catches_a_movement_changed_since() {
+    let app = app_on_fresh_table().await;
+    start_audit_poller(&app).await;
+    let gw = gateway_for(app.clone()).await;
+    let product = gw.product(json!({"main": 10})).await;
+    for i in 0..6 {
+        gw.reserve(&token(&format!("recount-{i}"), false), &product, 1).await;
+    }
+    assert_eq!(reconciled(&gw, &product).await["consistent"], json!(true));
+    let admin = token("auditor", true);
+    let path = format!("/api/products/{product}/reconciliation");
+    let scanned = || async {
+        let before = gw.app.store.metrics().snapshot();
+        let r = gw.get(&path, Some(&admin)).await;
+        assert_eq!(r.status, 200);
+        ((gw.app.store.metrics().snapshot() - before).scanned, r.body)
+    };
+    let (from_start, _) = scanned().await;
+    // The hourly run finds the product consistent and moves its row's checkpoint to the
+    // head: a recount now reads none of the 7 movements.
+    let job = as_function(&app, "reconcile");
+    let settings = shared::jobs::ReconcileSettings { settle: std::time::Duration::ZERO };
+    let run = || shared::jobs::reconcile(&job, shared::jobs::ReconcileEvent::default(), settings, None);
+    assert!(run().await.expect("reconcile").inconsistent.is_empty());
+    let (after_checkpoint, body) = scanned().await;
+    assert_eq!(from_start - after_checkpoint, 7, "received + 6 holds no longer read");
+    assert_eq!(body["consistent"], json!(true), "{body}");
+
+    // A movement after the checkpoint changed behind the service's back: the recount no
+    // longer sums to the head, and the ledger's figures show it.
+    gw.reserve(&token("recount-late", false), &product, 1).await;
+    let ms = movements(&gw, &product, "", 8).await;
+    let last = ms.last().expect("movements");
+    assert_eq!(last["reason"], json!("hold"));
+    let at = last["at"].as_str().expect("at");
+    let seq = last["seq"].as_u64().expect("seq");
+    let (one_more, body) = scanned().await;
+    assert_eq!(body["consistent"], json!(true), "{body}");
+    assert_eq!(one_more - after_checkpoint, 2, "the movement since the checkpoint, and one more hold held");
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    raw_client()
+        .await
+        .update_item()
+        .table_name(app.store.audit_table())
+        .key("pk", S(format!("M#{product}#main#0")))
+        .key("sk", S(format!("{at}#{seq:012}")))
+        .update_expression("SET reserved_change = :two")
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_values(":two", N("2".into()))
+        .send()
+        .await
+        .expect("the movement is there");
+    let (_, body) = scanned().await;
+    assert_eq!(
+        (
+            body["consistent"].clone(),
+            body["warehouses"][0]["reserved"].clone(),
+            body["warehouses"][0]["ledger_reserved"].clone()
+        ),
+        (json!(false), json!(7), json!(8)),
+        "{body}"
+    );
+    let report = run().await.expect("reconcile");
+    assert_eq!(report.inconsistent.len(), 1, "{report:?}");
+}

@@ -326,6 +326,38 @@ impl RowLedger {
     }
 }
 
+/// Where a row's movements were last proven against its head: every movement up to
+/// `seq` (the one at `at`) was read back and summed to `ledger`, and movements are never
+/// rewritten (`Ledger::append`), so a recount starts after it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub at: Option<DateTime<Utc>>,
+    pub ledger: Counts,
+}
+
+/// A row's movements after its checkpoint, read back and summed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Recount {
+    /// The checkpoint's sums plus the counted changes read.
+    pub ledger: Counts,
+    /// The last `seq` read (the checkpoint's when none came after it).
+    pub seq: u64,
+    pub at: Option<DateTime<Utc>>,
+    /// Every movement read followed the one before it by exactly one `seq`.
+    pub chained: bool,
+    /// Movements read.
+    pub read: u64,
+}
+
+impl Recount {
+    /// Whether the movements prove `head`: numbered 1..=its `seq` without gap or repeat,
+    /// and summing to its running sums.
+    pub fn proves(&self, head: &RowLedger) -> bool {
+        self.chained && self.seq == head.seq && self.ledger == head.ledger
+    }
+}
+
 /// Most characters of an adjustment's or a count's note.
 pub const MAX_NOTE_CHARS: usize = 500;
 
@@ -422,11 +454,31 @@ pub struct WarehouseCheck {
     /// The counters changed while the check read the other sources: a write was in
     /// flight.
     pub moved: bool,
+    /// Every row's movements, read back from its checkpoint, are numbered without gap
+    /// and sum to its head's running sums.
+    pub proven: bool,
+}
+
+/// What a warehouse's ledger says, its rows summed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WarehouseLedger {
+    /// The sums of its counted movements.
+    pub sums: Counts,
+    /// The counts after the last write recorded.
+    pub recorded: Counts,
+    /// Each row's recount proves its head.
+    pub proven: bool,
+}
+
+impl Default for WarehouseLedger {
+    fn default() -> Self {
+        Self { sums: Counts::default(), recorded: Counts::default(), proven: true }
+    }
 }
 
 impl WarehouseCheck {
     pub fn consistent(&self) -> bool {
-        self.counters == self.ledger && self.counters.reserved == self.held_by_reservations
+        self.proven && self.counters == self.ledger && self.counters.reserved == self.held_by_reservations
     }
 
     /// Whether the check can judge the warehouse: no write landed while it read, and the
@@ -447,11 +499,10 @@ pub struct Reconciliation {
 
 impl Reconciliation {
     /// Puts the three sources together; a warehouse any one of them knows is checked.
-    /// `ledger` holds each warehouse's (counted sums, counts recorded).
     pub fn of(
         product_id: &str,
         counters: &BTreeMap<String, Counts>,
-        ledger: &BTreeMap<String, (Counts, Counts)>,
+        ledger: &BTreeMap<String, WarehouseLedger>,
         held: &BTreeMap<String, i64>,
     ) -> Self {
         let ids: BTreeSet<&String> = counters.keys().chain(ledger.keys()).chain(held.keys()).collect();
@@ -460,10 +511,11 @@ impl Reconciliation {
             .map(|w| WarehouseCheck {
                 warehouse_id: w.clone(),
                 counters: counters.get(w).copied().unwrap_or_default(),
-                ledger: ledger.get(w).map(|l| l.0).unwrap_or_default(),
+                ledger: ledger.get(w).map(|l| l.sums).unwrap_or_default(),
                 held_by_reservations: held.get(w).copied().unwrap_or_default(),
-                recorded: ledger.get(w).map(|l| l.1).unwrap_or_default(),
+                recorded: ledger.get(w).map(|l| l.recorded).unwrap_or_default(),
                 moved: false,
+                proven: ledger.get(w).is_none_or(|l| l.proven),
             })
             .collect();
         Self { product_id: product_id.to_string(), warehouses }

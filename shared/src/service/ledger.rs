@@ -6,7 +6,9 @@ use super::products::Page;
 use super::App;
 use crate::domain::caller::Caller;
 use crate::domain::ids::ProductId;
-use crate::domain::movement::{Counts, Movement, MovementQuery, Observed, Reconciliation, RowKey, RowLedger};
+use crate::domain::movement::{
+    Checkpoint, Counts, Movement, MovementQuery, Observed, Reconciliation, RowKey, RowLedger, WarehouseLedger,
+};
 use crate::domain::product::Product;
 use crate::domain::stock::{StockLevel, Units, WarehouseId};
 use crate::domain::DomainError;
@@ -107,6 +109,9 @@ fn plan_appends(mut ledger: RowLedger, writes: &[&Observed]) -> Vec<Append> {
     }
     chunks
 }
+
+/// A row whose movements proved its head, and the checkpoint that head makes.
+type Proven = (RowKey, Checkpoint);
 
 /// Each warehouse's counters (a bucketed product's rows summed).
 fn counters_of(product: &Product) -> BTreeMap<String, Counts> {
@@ -318,7 +323,8 @@ impl App {
             let (products, more) =
                 self.store.catalogue.list(after.as_deref(), left.min(RECONCILE_PAGE)).await?;
             // Owned inputs, as in `record_movements`: the futures run inside spawned tasks.
-            let checks = products.iter().cloned().map(|p| async move { (self.reconcile(&p).await, p.id) });
+            let checks =
+                products.iter().cloned().map(|p| async move { (self.check_and_advance(&p).await, p.id) });
             let checks =
                 futures::stream::iter(checks).buffered(RECONCILE_IN_FLIGHT).collect::<Vec<_>>().await;
             let mut suspects = Vec::new();
@@ -412,21 +418,53 @@ impl App {
     /// an index not yet caught up) shows as a difference that the next check no longer
     /// finds, which is why the scheduled check looks twice (`jobs::reconcile`).
     pub async fn reconcile(&self, product: &Product) -> Result<Reconciliation, StoreError> {
+        let (check, _) = self.check(product).await?;
+        Ok(check)
+    }
+
+    /// `reconcile`, and for a product found consistent, each row's checkpoint moved to the
+    /// head its movements proved (one `PutItem` per row that moved since), so that the
+    /// next recount reads only what comes after.
+    async fn check_and_advance(&self, product: &Product) -> Result<Reconciliation, StoreError> {
+        let (check, proven) = self.check(product).await?;
+        if check.consistent() {
+            for (row, to) in proven {
+                if let Err(error) = self.store.ledger.move_checkpoint(&row, &to).await {
+                    // The next run recounts from the old one: slower, never wrong.
+                    tracing::warn!(%error, product_id = row.product_id, "moving a ledger checkpoint failed");
+                }
+            }
+        }
+        Ok(check)
+    }
+
+    /// `reconcile`, and each row's head with the checkpoint its movements were recounted
+    /// from: the heads the movements proved, where the job may move the checkpoints.
+    async fn check(&self, product: &Product) -> Result<(Reconciliation, Vec<Proven>), StoreError> {
         let rows = rows_of(product, None);
-        let (heads, held) = futures::try_join!(
+        let (heads, checkpoints, held) = futures::try_join!(
             self.store.ledger.heads(&rows),
+            self.store.ledger.checkpoints(&rows),
             self.store.reservations.held_units(&product.id)
         )?;
         let counters = counters_of(product);
-        let mut ledger: BTreeMap<String, (Counts, Counts)> = BTreeMap::new();
+        let mut ledger: BTreeMap<String, WarehouseLedger> = BTreeMap::new();
+        let mut proven = Vec::new();
         for (row, head) in heads {
             // An unreadable head is storage trouble, not a finding about the stock.
             let head = head?;
-            let (sums, seen) = ledger.entry(row.warehouse_id.clone()).or_default();
-            sums.on_hand += head.ledger.on_hand;
-            sums.reserved += head.ledger.reserved;
-            seen.on_hand += head.counts.on_hand;
-            seen.reserved += head.counts.reserved;
+            let from = checkpoints.get(&row);
+            let recount = self.store.ledger.recount(&row, from).await?;
+            let w = ledger.entry(row.warehouse_id.clone()).or_default();
+            w.sums.on_hand += recount.ledger.on_hand;
+            w.sums.reserved += recount.ledger.reserved;
+            w.recorded.on_hand += head.counts.on_hand;
+            w.recorded.reserved += head.counts.reserved;
+            let proves = recount.proves(&head);
+            w.proven &= proves;
+            if proves && from.is_none_or(|c| c.seq < head.seq) {
+                proven.push((row, Checkpoint { seq: head.seq, at: head.at, ledger: head.ledger }));
+            }
         }
         let mut check = Reconciliation::of(&product.id, &counters, &ledger, &held);
         // A difference may be a write that landed between the reads: read the counters
@@ -441,6 +479,6 @@ impl App {
                 w.moved = now.get(&w.warehouse_id) != Some(&w.counters);
             }
         }
-        Ok(check)
+        Ok((check, proven))
     }
 }

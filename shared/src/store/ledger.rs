@@ -5,10 +5,12 @@
 //! heads' running sums.
 
 use super::keys::{PK, SK};
-use super::records::movement::{self as rec, after_sk, row_pk, FIRST_SK, HEAD_SK, LAST_SK};
+use super::records::movement::{
+    self as rec, after_sk, movement_sk, row_pk, CHECK_SK, FIRST_SK, HEAD_SK, LAST_SK,
+};
 use super::records::s;
 use super::{Repo, StoreError};
-use crate::domain::movement::{Movement, Reason, RowKey, RowLedger};
+use crate::domain::movement::{Checkpoint, Counts, Movement, Reason, Recount, RowKey, RowLedger};
 use crate::domain::time::format_time;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
@@ -90,6 +92,73 @@ impl Ledger {
             heads.insert((*row).clone(), rec::head(item).map(|(_, ledger)| ledger));
         }
         Ok(heads)
+    }
+
+    /// The checkpoints of `rows` (one `BatchGetItem` per 100); rows without one are absent.
+    pub async fn checkpoints(&self, rows: &[RowKey]) -> Result<HashMap<RowKey, Checkpoint>, StoreError> {
+        let by_pk: HashMap<String, &RowKey> = rows.iter().map(|r| (row_pk(r), r)).collect();
+        let keys = by_pk.keys().map(|pk| (pk.clone(), CHECK_SK.to_string())).collect();
+        let items = self.0.db.batch_get(&self.0.table, keys).await?;
+        let mut out = HashMap::new();
+        for item in &items {
+            let Some(row) = item.opt_s(PK).and_then(|pk| by_pk.get(pk)) else { continue };
+            out.insert((*row).clone(), rec::checkpoint(item)?);
+        }
+        Ok(out)
+    }
+
+    /// Reads `row`'s movements after `from` (none: all of them) back and sums them: one
+    /// `Query` per 1 MB of movements since the checkpoint, only their numbers and changes
+    /// projected. What a recount costs follows the movements since the last checkpoint,
+    /// never the row's history.
+    pub async fn recount(&self, row: &RowKey, from: Option<&Checkpoint>) -> Result<Recount, StoreError> {
+        let lo = match from.and_then(|c| c.at.map(|at| movement_sk(&format_time(at), c.seq))) {
+            Some(sk) => after_sk(&sk).unwrap_or(sk),
+            None => FIRST_SK.to_string(),
+        };
+        let q = self
+            .0
+            .db
+            .query(&self.0.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+            .projection_expression("seq, #at, #reason, on_hand_change, reserved_change")
+            .expression_attribute_names("#at", "at")
+            .expression_attribute_names("#reason", "reason")
+            .expression_attribute_values(":pk", s(row_pk(row)))
+            .expression_attribute_values(":lo", s(lo))
+            .expression_attribute_values(":hi", s(LAST_SK))
+            .consistent_read(true);
+        let start = from.cloned().unwrap_or_default();
+        let mut r = Recount { ledger: start.ledger, seq: start.seq, at: start.at, chained: true, read: 0 };
+        for item in self.0.db.query_all("recount_movements", q, None).await? {
+            let seq =
+                u64::try_from(item.n("seq")?).map_err(|_| StoreError::Internal("bad movement seq".into()))?;
+            r.chained &= seq == r.seq + 1;
+            r.seq = seq;
+            r.at = item.opt_s("at").and_then(crate::domain::time::parse_time);
+            r.read += 1;
+            let reason = item.opt_s("reason").and_then(Reason::parse).unwrap_or(Reason::Unknown);
+            if reason.counted() {
+                r.ledger = Counts {
+                    on_hand: r.ledger.on_hand + item.n("on_hand_change")?,
+                    reserved: r.ledger.reserved + item.n("reserved_change")?,
+                };
+            }
+        }
+        Ok(r)
+    }
+
+    /// Moves `row`'s checkpoint to `to`, unless one at or past it is there (a run racing
+    /// another).
+    pub async fn move_checkpoint(&self, row: &RowKey, to: &Checkpoint) -> Result<(), StoreError> {
+        let put = self
+            .0
+            .db
+            .put_item(&self.0.table)
+            .set_item(Some(rec::checkpoint_item(row, to)))
+            .condition_expression("attribute_not_exists(pk) OR seq < :seq")
+            .expression_attribute_values(":seq", super::records::n(to.seq as i64));
+        self.0.db.put("move_checkpoint", put).await.map(|_| ())
     }
 
     /// Writes movements without conditions, 25 per request. Not the consumer's path (a

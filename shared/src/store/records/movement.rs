@@ -9,7 +9,7 @@
 use super::audit::{image, RecordError};
 use super::{n, s, Attrs};
 use crate::domain::movement::{
-    Cause, Counts, Movement, Observed, Reason, RefKind, Reference, RowKey, RowLedger,
+    Cause, Checkpoint, Counts, Movement, Observed, Reason, RefKind, Reference, RowKey, RowLedger,
 };
 use crate::domain::time::{format_time, parse_time};
 use crate::store::keys::{PK, SK};
@@ -19,6 +19,8 @@ use serde_json::{Map, Value};
 
 /// The sort key of a row's head.
 pub const HEAD_SK: &str = "#HEAD";
+/// The sort key of a row's checkpoint (`Checkpoint`); below every movement's too.
+pub const CHECK_SK: &str = "#CHECK";
 
 /// The partition of one row's movements.
 pub fn row_pk(row: &RowKey) -> String {
@@ -217,4 +219,28 @@ pub fn head(i: &Item) -> Result<(RowKey, RowLedger), StoreError> {
         stamp: i.opt_s("stamp").unwrap_or_default().to_string(),
     };
     Ok((row, ledger))
+}
+
+/// A row's checkpoint item.
+pub fn checkpoint_item(row: &RowKey, c: &Checkpoint) -> Attrs {
+    let mut item = Attrs::from([
+        (PK.to_string(), s(row_pk(row))),
+        (SK.to_string(), s(CHECK_SK)),
+        ("seq".to_string(), n(c.seq as i64)),
+        ("ledger_on_hand".to_string(), n(c.ledger.on_hand)),
+        ("ledger_reserved".to_string(), n(c.ledger.reserved)),
+    ]);
+    if let Some(at) = c.at {
+        item.insert("at".into(), s(format_time(at)));
+    }
+    item
+}
+
+/// A checkpoint read back.
+pub fn checkpoint(i: &Item) -> Result<Checkpoint, StoreError> {
+    Ok(Checkpoint {
+        seq: u64::try_from(i.n("seq")?).map_err(|_| StoreError::Internal("bad checkpoint seq".into()))?,
+        at: i.opt_s("at").and_then(parse_time),
+        ledger: Counts { on_hand: i.n("ledger_on_hand")?, reserved: i.n("ledger_reserved")? },
+    })
 }
