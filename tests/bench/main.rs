@@ -11,6 +11,9 @@
 //! - `bench lists`: order list pages at 1,000 and 50,000 orders.
 //! - `bench cold [RUNS]`: each function binary's start to first response.
 //! - `bench cost`: DynamoDB requests and capacity units per operation.
+//! - `bench ledger [N ...]`: the ledger's stream side per change, the hold path with the
+//!   ledger on, and movements pages, `as_of` and reconciliation at N movements of one row
+//!   (default 1,000 and 100,000).
 //! - `bench reserve [N] [CONCURRENCY]`: POST /api/reservations latency (p50/p90/p99/max)
 //!   and throughput, N requests (default 300) at each concurrency (default 1 and 16).
 //! - `bench expiry [N] [TTL]`: N holds (default 100) with a TTL of TTL seconds (default 2)
@@ -23,6 +26,7 @@
 
 mod fair;
 mod hot;
+mod ledger;
 mod storm;
 mod tls;
 mod virtual_time;
@@ -101,6 +105,11 @@ async fn main() {
         Some("hot") => save("hot_sku", hot::hot_sku(arg(&args, 1, 50_000) as i64, arg(&args, 2, 400))),
         Some("curve") => save("curve", curve(arg(&args, 1, 2000), arg(&args, 2, 200)).await),
         Some("batch") => save("batch_holds", batch_holds(arg(&args, 1, 600), arg(&args, 2, 64)).await),
+        Some("ledger") => {
+            let sizes: Vec<u64> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
+            let sizes = if sizes.is_empty() { vec![1_000, 100_000] } else { sizes };
+            save("ledger", ledger::ledger(&sizes).await)
+        }
         Some("all") => {
             save("curve", curve(2000, 200).await);
             save("flash_sale_buckets", flash_sale(2000, 200, 64, 8).await);
@@ -117,6 +126,7 @@ async fn main() {
             save("cold_start", cold_start(10, None).await);
             save("order_lists", lists().await);
             save("hot_sku", hot::hot_sku(50_000, 400));
+            save("ledger", ledger::ledger(&[1_000, 100_000]).await);
         }
         _ => eprintln!(
             "usage: bench all | flash [BUYERS] [UNITS] [C] [BUCKETS] | walk [USERS] [C] | batch [CARTS] [C] | spread [N] [PRODUCTS] [C] | lists | cold [RUNS] [DIR] | warm [N] DIR.. | cost | reserve [N] [C,..] | expiry [N] [TTL] | orders [SINGLE] [SPREAD] [USERS]"

@@ -804,3 +804,46 @@ async fn the_recount_reads_only_what_came_after_the_last_checkpoint_and_catches_
     let report = run().await.expect("reconcile");
     assert_eq!(report.inconsistent.len(), 1, "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_changed_behind_the_services_back_shows_in_held_by_reservations() {
+    let app = app_on_fresh_table().await;
+    start_audit_poller(&app).await;
+    let gw = gateway_for(app.clone()).await;
+    let product = gw.product(json!({"main": 10, "east": 4})).await;
+    let id = gw.reserve(&token("held-changed", false), &product, 2).await;
+    let before = reconciled(&gw, &product).await;
+    assert_eq!(before["consistent"], json!(true), "{before}");
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    raw_client()
+        .await
+        .update_item()
+        .table_name(app.store.table())
+        .key("pk", S(shared::store::keys::reservation_pk(&id)))
+        .key("sk", S(shared::store::keys::RESERVATION_SK.into()))
+        .update_expression("SET quantity = :q")
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_values(":q", N("5".into()))
+        .send()
+        .await
+        .expect("the reservation is there");
+    let admin = token("auditor", true);
+    let r = gw.get(&format!("/api/products/{product}/reconciliation"), Some(&admin)).await;
+    let held = |w: &str| {
+        r.body["warehouses"].as_array().and_then(|ws| ws.iter().find(|x| x["warehouse_id"] == w)).cloned()
+    };
+    let main = held("main").expect("main");
+    assert_eq!(
+        (
+            main["reserved"].clone(),
+            main["ledger_reserved"].clone(),
+            main["held_by_reservations"].clone(),
+            main["consistent"].clone()
+        ),
+        (json!(2), json!(2), json!(5), json!(false)),
+        "{}",
+        r.body
+    );
+    assert_eq!(held("east").expect("east")["consistent"], json!(true), "the other warehouse still agrees");
+    assert_eq!(r.body["consistent"], json!(false));
+}

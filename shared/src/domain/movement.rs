@@ -348,13 +348,16 @@ pub struct Recount {
     pub chained: bool,
     /// Movements read.
     pub read: u64,
+    /// Every movement since the checkpoint was read (a budgeted recount may stop first:
+    /// then it proves nothing either way).
+    pub complete: bool,
 }
 
 impl Recount {
     /// Whether the movements prove `head`: numbered 1..=its `seq` without gap or repeat,
     /// and summing to its running sums.
     pub fn proves(&self, head: &RowLedger) -> bool {
-        self.chained && self.seq == head.seq && self.ledger == head.ledger
+        self.complete && self.chained && self.seq == head.seq && self.ledger == head.ledger
     }
 }
 

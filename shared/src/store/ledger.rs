@@ -111,7 +111,14 @@ impl Ledger {
     /// `Query` per 1 MB of movements since the checkpoint, only their numbers and changes
     /// projected. What a recount costs follows the movements since the last checkpoint,
     /// never the row's history.
-    pub async fn recount(&self, row: &RowKey, from: Option<&Checkpoint>) -> Result<Recount, StoreError> {
+    /// With `budget`, it reads at most that many movements and says whether it read them
+    /// all (`Recount::complete`).
+    pub async fn recount(
+        &self,
+        row: &RowKey,
+        from: Option<&Checkpoint>,
+        budget: Option<usize>,
+    ) -> Result<Recount, StoreError> {
         let lo = match from.and_then(|c| c.at.map(|at| movement_sk(&format_time(at), c.seq))) {
             Some(sk) => after_sk(&sk).unwrap_or(sk),
             None => FIRST_SK.to_string(),
@@ -129,8 +136,27 @@ impl Ledger {
             .expression_attribute_values(":hi", s(LAST_SK))
             .consistent_read(true);
         let start = from.cloned().unwrap_or_default();
-        let mut r = Recount { ledger: start.ledger, seq: start.seq, at: start.at, chained: true, read: 0 };
-        for item in self.0.db.query_all("recount_movements", q, None).await? {
+        let mut r = Recount {
+            ledger: start.ledger,
+            seq: start.seq,
+            at: start.at,
+            chained: true,
+            read: 0,
+            complete: true,
+        };
+        // One more than the budget tells a cut-off read from one that ended there.
+        let items = self.0.db.query_all("recount_movements", q, budget.map(|b| b + 1)).await?;
+        if let Some(b) = budget.filter(|b| items.len() > *b) {
+            r.complete = false;
+            tracing::info!(
+                product_id = row.product_id,
+                warehouse_id = row.warehouse_id,
+                budget = b,
+                "recount cut off at its budget"
+            );
+            return Ok(r);
+        }
+        for item in items {
             let seq =
                 u64::try_from(item.n("seq")?).map_err(|_| StoreError::Internal("bad movement seq".into()))?;
             r.chained &= seq == r.seq + 1;
