@@ -3,8 +3,10 @@
 //! (`<at>#<seq:012>`), so a row's history in a time range and its last movement before an
 //! instant are each one `Query`. The partition's head (`#HEAD`, sorting before every
 //! time) keeps the row's ledger: last `seq`, the stream position of the last write
-//! applied, and the running sums the reconciliation compares with the counters. The
-//! decoding of a stock row's stream record into an `Observed` write lives here too.
+//! applied, the counts after it, the last stamp recorded, and the running sums the
+//! reconciliation compares with the counters; the checkpoint (`#CHECK`, also before
+//! every time) is where the reconciliation last proved those sums against the movements.
+//! The decoding of a stock row's stream record into an `Observed` write lives here too.
 
 use super::audit::{image, RecordError};
 use super::{n, s, Attrs};
