@@ -3,7 +3,6 @@
 //! table's stream shows them: redelivery after a crash, two deliveries racing for one
 //! row's head, an unreadable head, and the cost of a filtered page over a long history.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
 use shared::domain::movement::{Cause, Counts, Movement, Observed, Reason, RowKey};
 use shared::store::ledger::{MovementRange, FILTERED_READ};
@@ -132,17 +131,7 @@ async fn two_deliveries_racing_for_a_rows_head_leave_one_numbering_without_repea
 async fn a_head_that_does_not_decode_sets_its_rows_writes_aside_and_the_other_rows_go_on() {
     let app = app().await;
     let (bad, good) = (new_row(), new_row());
-    let pk = format!("M#{}#{}#{}", bad.product_id, bad.warehouse_id, bad.bucket);
-    raw_client()
-        .await
-        .put_item()
-        .table_name(app.store.audit_table())
-        .item("pk", AttributeValue::S(pk))
-        .item("sk", AttributeValue::S("#HEAD".into()))
-        .item("seq", AttributeValue::S("not a number".into()))
-        .send()
-        .await
-        .expect("put");
+    put_unreadable_ledger_head(&app, &bad).await;
     let mut batch = history(&bad, &[((5, 0), Reason::Received)]);
     batch.extend(history(&good, &[((7, 0), Reason::Received), ((0, 1), Reason::Hold)]));
     let r = app.record_movements(&batch).await.expect("the batch goes on");

@@ -525,6 +525,16 @@ async fn fifty_buyers_then_releases_expiries_and_a_cancellation_leave_a_gapless_
     }
 }
 
+/// One run of the reconciliation job as `job` (the `reconcile` function's application),
+/// with no settle window.
+async fn reconcile_now(
+    job: &shared::service::App,
+    event: shared::jobs::ReconcileEvent,
+) -> shared::service::ReconcileReport {
+    let settings = shared::jobs::ReconcileSettings { settle: std::time::Duration::ZERO };
+    shared::jobs::reconcile(job, event, settings, None).await.expect("reconcile")
+}
+
 /// Counts what the reconciliation reports.
 #[derive(Debug, Default)]
 struct Inconsistencies(std::sync::atomic::AtomicU64);
@@ -588,10 +598,7 @@ async fn a_write_behind_the_services_back_makes_reconciliation_report_that_wareh
     // The scheduled run finds it too, after its settle window, and counts it.
     let seen = Arc::new(Inconsistencies::default());
     let job = as_function(&app, "reconcile").with_metrics(seen.clone());
-    let settings = shared::jobs::ReconcileSettings { settle: std::time::Duration::ZERO };
-    let report = shared::jobs::reconcile(&job, shared::jobs::ReconcileEvent::default(), settings, None)
-        .await
-        .expect("reconcile");
+    let report = reconcile_now(&job, shared::jobs::ReconcileEvent::default()).await;
     assert_eq!((report.checked, report.more), (1, false));
     let found: Vec<_> = report.inconsistent.iter().flat_map(|c| c.inconsistent()).collect();
     assert_eq!(found.len(), 1, "{report:?}");
@@ -606,7 +613,7 @@ async fn a_write_behind_the_services_back_makes_reconciliation_report_that_wareh
     );
     assert_eq!(seen.0.load(std::sync::atomic::Ordering::Relaxed), 1);
     let limited = shared::jobs::ReconcileEvent { after: None, limit: Some(0) };
-    let none = shared::jobs::reconcile(&job, limited, settings, None).await.expect("reconcile");
+    let none = reconcile_now(&job, limited).await;
     assert_eq!((none.checked, none.more), (0, true));
 }
 
@@ -675,25 +682,13 @@ async fn a_product_whose_ledger_head_does_not_decode_fails_alone_and_the_reconci
     let app = app_on_fresh_table().await;
     let gw = gateway_for(app.clone()).await;
     let bad = gw.product(json!({"main": 3})).await;
-    use aws_sdk_dynamodb::types::AttributeValue::S;
-    raw_client()
-        .await
-        .put_item()
-        .table_name(app.store.audit_table())
-        .item("pk", S(format!("M#{bad}#main#0")))
-        .item("sk", S("#HEAD".into()))
-        .item("seq", S("not a number".into()))
-        .send()
-        .await
-        .expect("put");
+    let row = shared::domain::movement::RowKey { product_id: bad, warehouse_id: "main".into(), bucket: 0 };
+    put_unreadable_ledger_head(&app, &row).await;
     start_audit_poller(&app).await;
     let good = gw.product(json!({"main": 4})).await;
     assert_eq!(reconciled(&gw, &good).await["consistent"], json!(true));
-    let job = as_function(&app, "reconcile");
-    let settings = shared::jobs::ReconcileSettings { settle: std::time::Duration::ZERO };
-    let report = shared::jobs::reconcile(&job, shared::jobs::ReconcileEvent::default(), settings, None)
-        .await
-        .expect("the run goes on");
+    let report =
+        reconcile_now(&as_function(&app, "reconcile"), shared::jobs::ReconcileEvent::default()).await;
     assert_eq!((report.checked, report.failed, report.inconsistent.len()), (2, 1, 0), "{report:?}");
 }
 
@@ -718,11 +713,10 @@ async fn a_reconciliation_while_holds_are_still_in_the_stream_reports_no_inconsi
     // stream (no settle window at all): a difference the ledger has not caught up with is
     // never an inconsistency.
     let job = as_function(&app, "reconcile");
-    let settings = shared::jobs::ReconcileSettings { settle: std::time::Duration::ZERO };
-    let run = || shared::jobs::reconcile(&job, shared::jobs::ReconcileEvent::default(), settings, None);
+    let run = || reconcile_now(&job, shared::jobs::ReconcileEvent::default());
     let mut behind = 0;
     while !burst.iter().all(|b| b.is_finished()) {
-        let report = run().await.expect("reconcile");
+        let report = run().await;
         assert!(report.inconsistent.is_empty(), "{report:?}");
         behind += report.behind;
     }
@@ -730,7 +724,7 @@ async fn a_reconciliation_while_holds_are_still_in_the_stream_reports_no_inconsi
         b.await.expect("hold");
     }
     for _ in 0..3 {
-        let report = run().await.expect("reconcile");
+        let report = run().await;
         assert!(report.inconsistent.is_empty(), "{report:?}");
         behind += report.behind;
     }
@@ -760,9 +754,8 @@ async fn the_recount_reads_only_what_came_after_the_last_checkpoint_and_catches_
     // The hourly run finds the product consistent and moves its row's checkpoint to the
     // head: a recount now reads none of the 7 movements.
     let job = as_function(&app, "reconcile");
-    let settings = shared::jobs::ReconcileSettings { settle: std::time::Duration::ZERO };
-    let run = || shared::jobs::reconcile(&job, shared::jobs::ReconcileEvent::default(), settings, None);
-    assert!(run().await.expect("reconcile").inconsistent.is_empty());
+    let run = || reconcile_now(&job, shared::jobs::ReconcileEvent::default());
+    assert!(run().await.inconsistent.is_empty());
     let (after_checkpoint, body) = scanned().await;
     assert_eq!(from_start - after_checkpoint, 7, "received + 6 holds no longer read");
     assert_eq!(body["consistent"], json!(true), "{body}");
@@ -801,7 +794,7 @@ async fn the_recount_reads_only_what_came_after_the_last_checkpoint_and_catches_
         (json!(false), json!(7), json!(8)),
         "{body}"
     );
-    let report = run().await.expect("reconcile");
+    let report = run().await;
     assert_eq!(report.inconsistent.len(), 1, "{report:?}");
 }
 

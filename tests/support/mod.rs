@@ -531,3 +531,19 @@ pub async fn movements(gw: &TestGateway, product: &str, query: &str, n: usize) -
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// Writes a ledger head for `row` that does not decode (its `seq` is text) into the audit
+/// table, behind the service's back.
+pub async fn put_unreadable_ledger_head(app: &App, row: &shared::domain::movement::RowKey) {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    raw_client()
+        .await
+        .put_item()
+        .table_name(app.store.audit_table())
+        .item("pk", S(shared::store::records::movement::row_pk(row)))
+        .item("sk", S(shared::store::records::movement::HEAD_SK.into()))
+        .item("seq", S("not a number".into()))
+        .send()
+        .await
+        .expect("put");
+}

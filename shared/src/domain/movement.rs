@@ -343,7 +343,6 @@ pub struct Recount {
     pub ledger: Counts,
     /// The last `seq` read (the checkpoint's when none came after it).
     pub seq: u64,
-    pub at: Option<DateTime<Utc>>,
     /// Every movement read followed the one before it by exactly one `seq`.
     pub chained: bool,
     /// Movements read.

@@ -9,7 +9,7 @@ use super::records::movement::{
     self as rec, after_sk, movement_sk, row_pk, CHECK_SK, FIRST_SK, HEAD_SK, LAST_SK,
 };
 use super::records::s;
-use super::{Repo, StoreError};
+use super::{Item, Repo, StoreError};
 use crate::domain::movement::{Checkpoint, Counts, Movement, Reason, Recount, RowKey, RowLedger};
 use crate::domain::time::format_time;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
@@ -83,28 +83,28 @@ impl Ledger {
         &self,
         rows: &[RowKey],
     ) -> Result<HashMap<RowKey, Result<RowLedger, StoreError>>, StoreError> {
-        let by_pk: HashMap<String, &RowKey> = rows.iter().map(|r| (row_pk(r), r)).collect();
-        let keys = by_pk.keys().map(|pk| (pk.clone(), HEAD_SK.to_string())).collect();
-        let items = self.0.db.batch_get(&self.0.table, keys).await?;
-        let mut heads = HashMap::new();
-        for item in &items {
-            let Some(row) = item.opt_s(PK).and_then(|pk| by_pk.get(pk)) else { continue };
-            heads.insert((*row).clone(), rec::head(item).map(|(_, ledger)| ledger));
-        }
-        Ok(heads)
+        let items = self.row_items(rows, HEAD_SK).await?;
+        Ok(items.into_iter().map(|(row, item)| (row, rec::head(&item).map(|(_, ledger)| ledger))).collect())
     }
 
     /// The checkpoints of `rows` (one `BatchGetItem` per 100); rows without one are absent.
     pub async fn checkpoints(&self, rows: &[RowKey]) -> Result<HashMap<RowKey, Checkpoint>, StoreError> {
+        let items = self.row_items(rows, CHECK_SK).await?;
+        items.into_iter().map(|(row, item)| Ok((row, rec::checkpoint(&item)?))).collect()
+    }
+
+    /// The item at sort key `sk` of each row's partition, with the row it belongs to.
+    async fn row_items(&self, rows: &[RowKey], sk: &str) -> Result<Vec<(RowKey, Item)>, StoreError> {
         let by_pk: HashMap<String, &RowKey> = rows.iter().map(|r| (row_pk(r), r)).collect();
-        let keys = by_pk.keys().map(|pk| (pk.clone(), CHECK_SK.to_string())).collect();
+        let keys = by_pk.keys().map(|pk| (pk.clone(), sk.to_string())).collect();
         let items = self.0.db.batch_get(&self.0.table, keys).await?;
-        let mut out = HashMap::new();
-        for item in &items {
-            let Some(row) = item.opt_s(PK).and_then(|pk| by_pk.get(pk)) else { continue };
-            out.insert((*row).clone(), rec::checkpoint(item)?);
-        }
-        Ok(out)
+        Ok(items
+            .into_iter()
+            .filter_map(|item| {
+                let row = item.opt_s(PK).and_then(|pk| by_pk.get(pk)).map(|r| (*r).clone())?;
+                Some((row, item))
+            })
+            .collect())
     }
 
     /// Reads `row`'s movements after `from` (none: all of them) back and sums them: one
@@ -128,22 +128,14 @@ impl Ledger {
             .db
             .query(&self.0.table)
             .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-            .projection_expression("seq, #at, #reason, on_hand_change, reserved_change")
-            .expression_attribute_names("#at", "at")
+            .projection_expression("seq, #reason, on_hand_change, reserved_change")
             .expression_attribute_names("#reason", "reason")
             .expression_attribute_values(":pk", s(row_pk(row)))
             .expression_attribute_values(":lo", s(lo))
             .expression_attribute_values(":hi", s(LAST_SK))
             .consistent_read(true);
         let start = from.cloned().unwrap_or_default();
-        let mut r = Recount {
-            ledger: start.ledger,
-            seq: start.seq,
-            at: start.at,
-            chained: true,
-            read: 0,
-            complete: true,
-        };
+        let mut r = Recount { ledger: start.ledger, seq: start.seq, chained: true, read: 0, complete: true };
         // One more than the budget tells a cut-off read from one that ended there.
         let items = self.0.db.query_all("recount_movements", q, budget.map(|b| b + 1)).await?;
         if let Some(b) = budget.filter(|b| items.len() > *b) {
@@ -161,7 +153,6 @@ impl Ledger {
                 u64::try_from(item.n("seq")?).map_err(|_| StoreError::Internal("bad movement seq".into()))?;
             r.chained &= seq == r.seq + 1;
             r.seq = seq;
-            r.at = item.opt_s("at").and_then(crate::domain::time::parse_time);
             r.read += 1;
             let reason = item.opt_s("reason").and_then(Reason::parse).unwrap_or(Reason::Unknown);
             if reason.counted() {
