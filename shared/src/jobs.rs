@@ -4,11 +4,15 @@
 
 use crate::config::{int_var, ConfigError};
 use crate::deadline::run;
+use crate::domain::audit::AuditEntry;
+use crate::domain::event::{Changed, FeedEntry};
+use crate::domain::ids::{Id, ProductId};
 use crate::domain::movement::Observed;
 use crate::domain::DomainError;
 use crate::service::ports::Metric;
 use crate::service::{App, ExpireOutcome, ReconcileReport, ReconcileRun, Recorded, SweepReport};
 use crate::store::records::audit::{entry_from_record, SetAside};
+use crate::store::records::event::changed_from_record;
 use crate::store::records::movement::observed_from_record;
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -254,10 +258,22 @@ async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse 
             }
         }
     }
-    let written = in_batches(&entries, &mut failures, "audit batch failed", |batch| async move {
-        app.record_audit(batch.iter().map(|(_, e)| e)).await.map_err(|e| e.to_string())
+    let (with_events, alone) = entity_events(app, event, &entries, &mut failures).await;
+    let mut written = in_batches(&alone, &mut failures, "audit batch failed", |batch| async move {
+        app.record_audit(batch.iter().map(|(_, e)| *e)).await.map_err(|e| e.to_string())
     })
     .await;
+    written +=
+        in_batches(&with_events, &mut failures, "audit entries with events failed", |batch| async move {
+            let pairs: Vec<_> = batch.iter().map(|(_, (entry, event))| (*entry, event)).collect();
+            app.store
+                .feed
+                .put_with_entries(&pairs, app.clock.now())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .await;
     let moved = record_movements(app, &writes, &mut failures, &mut set_aside).await;
     let aside = in_batches(&set_aside, &mut failures, "setting records aside failed", |batch| async move {
         app.store.audit.set_aside(batch.iter().map(|(_, s)| s)).await.map_err(|e| e.to_string())
@@ -272,6 +288,68 @@ async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse 
     let mut response = DynamoDbEventResponse::default();
     response.batch_item_failures = failures;
     response
+}
+
+/// The stock events of one write (`App::record_movements`): `StockChanged` per movement.
+pub fn stock_events(w: &Observed, made: &[crate::domain::movement::Movement]) -> Vec<FeedEntry> {
+    crate::http::events::stock_events(w, made, made.iter().any(|m| m.bucket > 0))
+}
+
+/// An entry with the event of its change, and an entry alone.
+type WithEvent<'a> = (&'a Value, (&'a (AuditEntry, String), FeedEntry));
+type Alone<'a> = (&'a Value, &'a (AuditEntry, String));
+
+/// Splits a batch's entries into those whose change is an event (a product's, a
+/// reservation's, an order's; written with their event, `Feed::put_with_entries`) and
+/// the rest. A product's event carries the product with its stock, read now; a record
+/// whose product cannot be read joins `failures` (retried). A record whose entity does
+/// not decode is logged and its entry written alone.
+async fn entity_events<'a>(
+    app: &App,
+    _event: &StreamEvent,
+    entries: &'a [(&'a Value, (AuditEntry, String))],
+    failures: &mut Vec<DynamoDbBatchItemFailure>,
+) -> (Vec<WithEvent<'a>>, Vec<Alone<'a>>) {
+    let (mut with_events, mut alone) = (Vec::new(), Vec::new());
+    for (raw, entry) in entries {
+        let changed = serde_json::from_value::<EventRecord>((*raw).clone())
+            .map_err(|e| e.to_string())
+            .and_then(|r| changed_from_record(&r).map_err(|e| e.to_string()));
+        let mut changed = match changed {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                alone.push((*raw, entry));
+                continue;
+            }
+            Err(reason) => {
+                tracing::error!(
+                    event_id = raw["eventID"].as_str().unwrap_or("-"),
+                    reason,
+                    "an entity's record does not decode: its entry is written without an event"
+                );
+                alone.push((*raw, entry));
+                continue;
+            }
+        };
+        if let Changed::Product(c) = &mut changed {
+            if let Ok(id) = ProductId::parse(&c.after.id) {
+                match app.get_product(&id).await {
+                    Ok(now) => c.after.stock = now.stock,
+                    Err(DomainError::NotFound(_)) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, product_id = c.after.id, "reading a product for its event failed");
+                        failures.push(failure(raw));
+                        continue;
+                    }
+                }
+            }
+        }
+        match crate::http::events::entity_event(&entry.0, &changed, &entry.1) {
+            Some(e) => with_events.push((*raw, (entry, e))),
+            None => alone.push((*raw, entry)),
+        }
+    }
+    (with_events, alone)
 }
 
 /// Records the movements of a batch's stock writes (`App::record_movements`); every record
@@ -290,7 +368,7 @@ async fn record_movements<'a>(
     }
     let all: Vec<Observed> = writes.iter().map(|(_, w)| w.clone()).collect();
     let recorded = if crate::deadline::allows(BATCH_TIME) {
-        app.record_movements(&all).await
+        app.record_movements(&all, &stock_events).await
     } else {
         Err(crate::store::StoreError::Unavailable)
     };

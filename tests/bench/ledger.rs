@@ -145,7 +145,7 @@ async fn seed(gw: &TestGateway, row: &RowKey, n: u64, t0: chrono::DateTime<chron
         unknown: 0,
         stamp: String::new(),
     };
-    gw.app.store.ledger.append(row, None, &head, &[]).await.expect("head");
+    gw.app.store.ledger.append(row, None, &head, &[], &[], gw.app.clock.now()).await.expect("head");
     head
 }
 
@@ -184,7 +184,8 @@ async fn stream_side(gw: &TestGateway) -> Value {
         }
         let b = gw.app.store.metrics().snapshot();
         let started = Instant::now();
-        let recorded = gw.app.record_movements(&writes).await.expect("record");
+        // With the stock events the consumer writes beside the movements.
+        let recorded = gw.app.record_movements(&writes, &shared::jobs::stock_events).await.expect("record");
         let ms = started.elapsed().as_secs_f64() * 1e3;
         let d = gw.app.store.metrics().snapshot() - b;
         let row = json!({"shape": shape, "movements": recorded.written, "ms": ms,

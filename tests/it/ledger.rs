@@ -66,11 +66,11 @@ async fn a_batch_delivered_again_after_its_movements_were_written_records_nothin
     let app = app().await;
     let row = new_row();
     let w = history(&row, &[((10, 0), Reason::Received), ((0, 2), Reason::Hold), ((0, -2), Reason::Release)]);
-    let first = app.record_movements(&w[..2]).await.expect("record");
+    let first = app.record_movements(&w[..2], &shared::jobs::stock_events).await.expect("record");
     assert_eq!((first.written, first.failed.len()), (2, 0));
     // The process died after its writes, before the stream's checkpoint: the same records
     // come again, with the next one.
-    let again = app.record_movements(&w).await.expect("record");
+    let again = app.record_movements(&w, &shared::jobs::stock_events).await.expect("record");
     assert_eq!((again.written, again.failed.len()), (1, 0));
     let ms = movements_of(&app, &row).await;
     assert_eq!(seqs_and_reasons(&ms), [(1, Reason::Received), (2, Reason::Hold), (3, Reason::Release)]);
@@ -89,13 +89,16 @@ async fn two_deliveries_racing_for_a_rows_head_leave_one_numbering_without_repea
     for row in &rows {
         let w =
             history(row, &[((10, 0), Reason::Received), ((0, 2), Reason::Hold), ((0, -2), Reason::Release)]);
-        assert_eq!(app.record_movements(&w[..1]).await.expect("record").written, 1);
+        assert_eq!(
+            app.record_movements(&w[..1], &shared::jobs::stock_events).await.expect("record").written,
+            1
+        );
         let (a, b) = (app.clone(), app.clone());
         let (hold, release) = (w[1].clone(), w[2].clone());
         races.push(tokio::spawn(async move {
             let (x, y) = tokio::join!(
-                a.record_movements(std::slice::from_ref(&hold)),
-                b.record_movements(std::slice::from_ref(&release))
+                a.record_movements(std::slice::from_ref(&hold), &shared::jobs::stock_events),
+                b.record_movements(std::slice::from_ref(&release), &shared::jobs::stock_events)
             );
             let (x, y) = (x.expect("record"), y.expect("record"));
             // The stream delivers a failed record again (and the hold, in order, before the release).
@@ -105,7 +108,13 @@ async fn two_deliveries_racing_for_a_rows_head_leave_one_numbering_without_repea
                     .filter(|(r, _)| !r.failed.is_empty())
                     .map(|(_, w)| (*w).clone())
                     .collect();
-                if again.is_empty() || a.record_movements(&again).await.expect("record").failed.is_empty() {
+                if again.is_empty()
+                    || a.record_movements(&again, &shared::jobs::stock_events)
+                        .await
+                        .expect("record")
+                        .failed
+                        .is_empty()
+                {
                     break;
                 }
             }
@@ -134,7 +143,7 @@ async fn a_head_that_does_not_decode_sets_its_rows_writes_aside_and_the_other_ro
     put_unreadable_ledger_head(&app, &bad).await;
     let mut batch = history(&bad, &[((5, 0), Reason::Received)]);
     batch.extend(history(&good, &[((7, 0), Reason::Received), ((0, 1), Reason::Hold)]));
-    let r = app.record_movements(&batch).await.expect("the batch goes on");
+    let r = app.record_movements(&batch, &shared::jobs::stock_events).await.expect("the batch goes on");
     assert_eq!(r.written, 2);
     assert!(r.failed.is_empty(), "nothing to retry: a retry cannot mend the head");
     assert_eq!(r.set_aside.into_iter().collect::<Vec<_>>(), std::slice::from_ref(&bad));
@@ -153,7 +162,7 @@ async fn a_row_with_more_movements_than_one_transaction_holds_records_them_all_i
         .chain((0..120).map(|i| if i % 2 == 0 { ((0, 1), Reason::Hold) } else { ((0, -1), Reason::Release) }))
         .collect();
     let w = history(&row, &changes);
-    let r = app.record_movements(&w).await.expect("record");
+    let r = app.record_movements(&w, &shared::jobs::stock_events).await.expect("record");
     assert_eq!((r.written, r.failed.len()), (121, 0));
     let ms = movements_of(&app, &row).await;
     assert_eq!(ms.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=121).collect::<Vec<u64>>());

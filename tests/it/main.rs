@@ -9,6 +9,7 @@ mod cognito;
 mod cors;
 mod dev_gateway;
 mod edge;
+mod events;
 mod expiry;
 mod extend;
 mod faults;

@@ -7,6 +7,7 @@ pub mod buckets;
 pub mod caller;
 pub mod cursor;
 pub mod error;
+pub mod event;
 pub mod fingerprint;
 pub mod ids;
 pub mod movement;

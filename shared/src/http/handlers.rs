@@ -16,7 +16,7 @@ use crate::domain::product::{NewProduct, Precondition, ProductChanges, StockAdju
 use crate::domain::reservation::{NewBatch, NewReservation};
 use crate::domain::time::parse_time;
 use crate::domain::DomainError;
-use crate::service::{App, AuditQuery, Created, IdempotencyRequest, AUDIT_PARAMS};
+use crate::service::{App, AuditQuery, Created, EventQuery, IdempotencyRequest, AUDIT_PARAMS, EVENT_PARAMS};
 use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -285,6 +285,15 @@ handler!(list_audit(app, cx) {
     let audit_query = AuditQuery::from_params(&q)?;
     let page = app.list_audit(who, audit_query, limit, q.get("cursor").map(String::as_str)).await?;
     list(page.items.iter().map(AuditDto::from).collect(), page.next_cursor)
+});
+
+handler!(list_events(app, cx) {
+    let who = caller(&cx)?;
+    let q = query::parse(cx.req.query.as_deref(), EVENT_PARAMS)?;
+    let limit = query::limit(&q)?;
+    let eq = EventQuery::from_params(&q)?;
+    let page = app.list_events(who, &eq, limit, q.get("after").map(String::as_str)).await?;
+    json(200, &serde_json::json!({"items": page.items, "next_cursor": page.next_cursor}))
 });
 
 handler!(list_movements(app, cx) {

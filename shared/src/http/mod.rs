@@ -6,6 +6,7 @@
 
 pub mod docs;
 pub mod dto;
+pub mod events;
 mod handlers;
 pub mod identity;
 pub mod problem;

@@ -67,10 +67,11 @@ pub static TRANSITION: &[Route] =
 
 pub static LIST: &[Route] = &[route(Method::GET, "/api/orders", LIST_FN, false, h::list_orders)];
 
-/// The histories: entities' audit entries, and the stock ledger (a product's movements
+/// The histories: entities' audit entries, the replay feed of events, and the stock ledger (a product's movements
 /// and its stock at an instant), all read from the audit table.
 pub static AUDIT_API: &[Route] = &[
     route(Method::GET, "/api/audit", AUDIT_API_FN, false, h::list_audit),
+    route(Method::GET, "/api/events", AUDIT_API_FN, false, h::list_events),
     route(Method::GET, "/api/products/{id}/movements", AUDIT_API_FN, false, h::list_movements),
     route(Method::GET, "/api/products/{id}/stock", AUDIT_API_FN, false, h::stock_as_of),
     route(Method::GET, "/api/products/{id}/reconciliation", AUDIT_API_FN, false, h::reconciliation),

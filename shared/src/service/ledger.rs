@@ -14,6 +14,7 @@ use crate::domain::stock::{StockLevel, Units, WarehouseId};
 use crate::domain::DomainError;
 use crate::service::ports::Metric;
 use crate::store::ledger::{MovementRange, Position, MOVEMENTS_PER_APPEND};
+use crate::store::records::event::FeedEntry;
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -91,26 +92,34 @@ pub struct Recorded {
     pub set_aside: BTreeSet<RowKey>,
 }
 
-/// One append: the row's ledger after it, and the movements it writes.
-type Append = (RowLedger, Vec<Movement>);
+/// One append: the row's ledger after it, the movements it writes and their events.
+type Append = (RowLedger, Vec<Movement>, Vec<FeedEntry>);
+
+/// What makes a write's stock events (`StockChanged` per movement, and the crossings):
+/// given the write and the movements it made, numbered. The HTTP layer's rendering, so
+/// the caller (the stream job) passes it in.
+pub type StockEvents<'a> = &'a (dyn Fn(&Observed, &[Movement]) -> Vec<FeedEntry> + Sync);
 
 /// One row's writes as appends (`Ledger::append`): each the ledger after its last write
 /// and the movements up to it, at most `MOVEMENTS_PER_APPEND`, cut only between writes
-/// (a write makes at most two movements). Writes that make no movement ride along.
-fn plan_appends(mut ledger: RowLedger, writes: &[&Observed]) -> Vec<Append> {
+/// (a write makes at most two movements), with their events. Writes that make no
+/// movement ride along.
+fn plan_appends(mut ledger: RowLedger, writes: &[&Observed], events: StockEvents<'_>) -> Vec<Append> {
     let mut chunks = Vec::new();
     let mut current: Vec<Movement> = Vec::new();
+    let mut made_events: Vec<FeedEntry> = Vec::new();
     let mut at_cut = ledger.clone();
     for w in writes {
         let made = ledger.record(w);
         if !current.is_empty() && current.len() + made.len() > MOVEMENTS_PER_APPEND {
-            chunks.push((at_cut.clone(), std::mem::take(&mut current)));
+            chunks.push((at_cut.clone(), std::mem::take(&mut current), std::mem::take(&mut made_events)));
         }
+        made_events.extend(events(w, &made));
         current.extend(made);
         at_cut = ledger.clone();
     }
     if !current.is_empty() {
-        chunks.push((at_cut, current));
+        chunks.push((at_cut, current, made_events));
     }
     chunks
 }
@@ -150,7 +159,8 @@ impl App {
     /// Records the movements of `writes` (in stream order), row by row: read the rows'
     /// heads, number each row's new movements on from its head, then write them with the
     /// head moved on, in one transaction on condition that the head is still the one read
-    /// (`Ledger::append`; a row with more than 99 new movements takes several, each ending
+    /// (`Ledger::append`, with the stock events `events` makes; a row with more than
+    /// `MOVEMENTS_PER_APPEND` new movements takes several, each ending
     /// at a write, each on the head the previous one left). A movement therefore exists
     /// exactly when its head counts it: a plan given up (the head moved meanwhile, the
     /// writes failed, the process died, the record was dropped) leaves nothing behind,
@@ -158,7 +168,11 @@ impl App {
     /// movements could not be recorded are `failed` (their records come again; a write
     /// already recorded is skipped by its position); rows whose head does not decode are
     /// `set_aside` (no retry can mend them).
-    pub async fn record_movements(&self, writes: &[Observed]) -> Result<Recorded, StoreError> {
+    pub async fn record_movements(
+        &self,
+        writes: &[Observed],
+        events: StockEvents<'_>,
+    ) -> Result<Recorded, StoreError> {
         let mut by_row: BTreeMap<&RowKey, Vec<&Observed>> = BTreeMap::new();
         for w in writes {
             by_row.entry(&w.row).or_default().push(w);
@@ -185,7 +199,7 @@ impl App {
                     continue;
                 }
             };
-            let chunks = plan_appends(read.clone().unwrap_or_default(), writes);
+            let chunks = plan_appends(read.clone().unwrap_or_default(), writes, events);
             if !chunks.is_empty() {
                 planned.push(((*row).clone(), read.map(|h| h.position), chunks));
             }
@@ -194,8 +208,9 @@ impl App {
         // inside spawned tasks, which need them for any lifetime).
         let appends = planned.into_iter().map(|(row, mut read, chunks)| async move {
             let mut written = 0u64;
-            for (next, movements) in chunks {
-                match self.store.ledger.append(&row, read.as_deref(), &next, &movements).await {
+            for (next, movements, events) in chunks {
+                let at = self.clock.now();
+                match self.store.ledger.append(&row, read.as_deref(), &next, &movements, &events, at).await {
                     Ok(true) => {
                         written += movements.len() as u64;
                         read = Some(next.position);

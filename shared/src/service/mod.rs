@@ -4,6 +4,7 @@
 //! know nothing of HTTP: no status codes, no rendering.
 
 mod audit;
+mod events;
 mod expiry;
 mod idempotency;
 mod ledger;
@@ -13,6 +14,7 @@ mod products;
 mod reservations;
 
 pub use audit::{AuditQuery, AUDIT_PARAMS};
+pub use events::{EventPage, EventQuery, EVENT_PARAMS, FEED_TRAIL};
 pub use expiry::{ExpireOutcome, SweepReport};
 pub use ledger::{rows_of, Movements, ReconcileReport, ReconcileRun, Recorded, StockAt};
 pub use products::Page;

@@ -73,7 +73,13 @@ pub const BOOKKEEPING: &[&str] = &[
     "warehouses",
     // The cause of a stock row's last change: the ledger's input (movements describe it).
     "mv",
+    EVENT_SEQ,
 ];
+
+/// The count of an entity's changes (products, reservations, orders): set to 1 when it is
+/// made and added to by every write that changes it, in that write, so the events made
+/// from its stream records are numbered 1, 2, 3, ... without gap by construction.
+pub const EVENT_SEQ: &str = "ev";
 
 pub fn is_bookkeeping(attribute: &str) -> bool {
     BOOKKEEPING.contains(&attribute)

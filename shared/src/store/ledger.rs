@@ -5,6 +5,7 @@
 //! heads' running sums.
 
 use super::keys::{PK, SK};
+use super::records::event::{feed_item, FeedEntry};
 use super::records::movement::{
     self as rec, after_sk, movement_sk, row_pk, CHECK_SK, FIRST_SK, HEAD_SK, LAST_SK,
 };
@@ -16,9 +17,9 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, VecDeque};
 
-/// Most movements one `append` writes: a transaction holds at most 100 items, and the
-/// head is one of them.
-pub const MOVEMENTS_PER_APPEND: usize = 99;
+/// Most movements one `append` writes: a transaction holds at most 100 items: the head,
+/// the movements and their stock events (a `StockChanged` each, and at most one crossing).
+pub const MOVEMENTS_PER_APPEND: usize = 33;
 
 #[derive(Debug, Clone)]
 pub struct Ledger(pub(crate) Repo);
@@ -193,15 +194,25 @@ impl Ledger {
     /// `seq` can neither repeat nor skip. `false`: another writer moved the head first
     /// (the movements are planned again when the stream delivers again). At most
     /// `MOVEMENTS_PER_APPEND` movements.
+    ///
+    /// The stock events the movements make (`events`, at most two per movement) go into
+    /// the replay feed in the same transaction, published at `at`: an event exists exactly
+    /// when its movement does, so none is lost or written twice.
     pub async fn append(
         &self,
         row: &RowKey,
         read: Option<&str>,
         next: &RowLedger,
         movements: &[Movement],
+        events: &[FeedEntry],
+        at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        if movements.len() > MOVEMENTS_PER_APPEND {
-            return Err(StoreError::Internal(format!("{} movements in one append", movements.len())));
+        if movements.len() > MOVEMENTS_PER_APPEND || events.len() > 2 * MOVEMENTS_PER_APPEND {
+            return Err(StoreError::Internal(format!(
+                "{} movements and {} events in one append",
+                movements.len(),
+                events.len()
+            )));
         }
         let head = Put::builder().table_name(&*self.0.table).set_item(Some(rec::head_item(row, next)));
         let head = match read {
@@ -215,6 +226,10 @@ impl Ledger {
         for m in movements {
             let put =
                 Put::builder().table_name(&*self.0.table).set_item(Some(rec::movement_item(m))).build()?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        for e in events {
+            let put = Put::builder().table_name(&*self.0.table).set_item(Some(feed_item(e, at)?)).build()?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
         match self.0.db.transact("append_movements", items).await {

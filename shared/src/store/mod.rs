@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod catalogue;
+pub mod events;
 pub mod exec;
 pub mod idempotency;
 mod item;
@@ -104,6 +105,7 @@ pub struct Store {
     pub idempotency: idempotency::Idempotency,
     pub audit: audit::AuditLog,
     pub ledger: ledger::Ledger,
+    pub feed: events::Feed,
 }
 
 /// What every repository holds: the executor and the table it works on.
@@ -127,6 +129,7 @@ impl Store {
             idempotency: idempotency::Idempotency(repo),
             audit: audit::AuditLog(Repo { db: db.clone(), table: audit_table.clone() }),
             ledger: ledger::Ledger(Repo { db: db.clone(), table: audit_table.clone() }),
+            feed: events::Feed(Repo { db: db.clone(), table: audit_table.clone() }),
             db,
             table,
             audit_table,

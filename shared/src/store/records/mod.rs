@@ -4,6 +4,7 @@
 //! that every condition can be read where it is defined.
 
 pub mod audit;
+pub mod event;
 pub mod idempotency;
 pub mod movement;
 pub mod order;

@@ -30,6 +30,9 @@ struct OrderRecord {
     created_at: String,
     updated_at: String,
     last_actor: String,
+    /// How many changes the order has had (`EVENT_SEQ`): its events' `sequence`.
+    #[serde(default)]
+    ev: i64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -79,6 +82,7 @@ pub fn item(o: &Order, actor: &str) -> Result<Attrs, StoreError> {
         created_at: created,
         updated_at: format_time(o.updated_at),
         last_actor: actor.into(),
+        ev: 1,
     })
 }
 
@@ -121,7 +125,8 @@ pub fn change_status(
 ) -> Result<Update, StoreError> {
     Ok(update_at(table, order_pk(&o.id), ORDER_SK)
         .update_expression(
-            "SET #status = :to, updated_at = :now, last_actor = :actor, ous_pk = :ous, oss_pk = :oss",
+            "SET #status = :to, updated_at = :now, last_actor = :actor, ous_pk = :ous, oss_pk = :oss \
+             ADD ev :one",
         )
         .condition_expression("#status = :from")
         .expression_attribute_names("#status", "status")
@@ -129,6 +134,7 @@ pub fn change_status(
         .expression_attribute_values(":oss", s(order_status_pk(to.as_str(), &o.id)))
         .expression_attribute_values(":to", s(to.as_str()))
         .expression_attribute_values(":from", s(o.status.as_str()))
+        .expression_attribute_values(":one", super::n(1))
         .expression_attribute_values(":now", s(now))
         .expression_attribute_values(":actor", s(actor))
         .build()?)

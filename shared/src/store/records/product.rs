@@ -46,6 +46,10 @@ struct ProductRecord {
     /// their terms name no warehouse until stock is added to a new one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     warehouses: Option<BTreeMap<String, bool>>,
+    /// How many changes of its own fields the product has had (`EVENT_SEQ`): its
+    /// events' `sequence`. Stock changes are the stock's events, never the product's.
+    #[serde(default)]
+    ev: i64,
 }
 
 fn active_by_default() -> bool {
@@ -97,6 +101,7 @@ pub fn item(p: &Product, actor: &str) -> Result<Attrs, StoreError> {
         terms: p.terms,
         stock_rev: 0,
         warehouses: Some(warehouse_map(p.stock.iter().map(|l| &l.warehouse_id))),
+        ev: 1,
     })
 }
 
@@ -193,7 +198,7 @@ pub fn change(
     let remove = if limit.is_none() { " REMOVE max_per_customer" } else { "" };
     let u = super::update_at(table, product_pk(&next.id), PRODUCT_SK).update_expression(format!(
         "SET #name = :name, price_cents = :price, active = :active, version = :version, terms = :terms, \
-         updated_at = :now, last_actor = :actor{set_limit}{remove}"
+         updated_at = :now, last_actor = :actor{set_limit}{remove} ADD ev :one"
     ));
     let mut u = at_revision(u, revision)
         .expression_attribute_names("#name", "name")
@@ -202,6 +207,7 @@ pub fn change(
         .expression_attribute_values(":active", aws_sdk_dynamodb::types::AttributeValue::Bool(next.active))
         .expression_attribute_values(":version", super::n(next.version))
         .expression_attribute_values(":terms", super::n(next.terms))
+        .expression_attribute_values(":one", super::n(1))
         .expression_attribute_values(":now", s(now))
         .expression_attribute_values(":actor", s(actor));
     if let Some(m) = limit {

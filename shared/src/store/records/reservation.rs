@@ -36,6 +36,9 @@ struct ReservationRecord {
     gsi1pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi1sk: Option<String>,
+    /// How many changes the reservation has had (`EVENT_SEQ`): its events' `sequence`.
+    #[serde(default)]
+    ev: i64,
 }
 
 pub fn item(r: &Reservation, actor: &str) -> Result<Attrs, StoreError> {
@@ -60,6 +63,7 @@ pub fn item(r: &Reservation, actor: &str) -> Result<Attrs, StoreError> {
         updated_at: format_time(r.updated_at),
         last_actor: actor.into(),
         bucket: r.bucket,
+        ev: 1,
     })
 }
 
@@ -94,12 +98,13 @@ pub fn end(
     Ok(update_at(table, reservation_pk(id), RESERVATION_SK)
         .update_expression(
             "SET #status = :to, updated_at = :now, last_actor = :actor \
-             REMOVE sweep_pk, sweep_sk, gsi1pk, gsi1sk",
+             REMOVE sweep_pk, sweep_sk, gsi1pk, gsi1sk ADD ev :one",
         )
         .condition_expression(format!("#status = :active AND {timing}"))
         .expression_attribute_names("#status", "status")
         .expression_attribute_values(":to", s(to.as_str()))
         .expression_attribute_values(":active", s(ReservationStatus::Active.as_str()))
+        .expression_attribute_values(":one", n(1))
         .expression_attribute_values(":now", s(now))
         .expression_attribute_values(":actor", s(actor))
         .build()?)
@@ -121,7 +126,7 @@ pub fn extend(
         .key(PK, s(reservation_pk(id)))
         .key(SK, s(RESERVATION_SK))
         .update_expression(
-            "SET expires_at = :until, sweep_sk = :sweep, updated_at = :now, last_actor = :actor",
+            "SET expires_at = :until, sweep_sk = :sweep, updated_at = :now, last_actor = :actor ADD ev :one",
         )
         .condition_expression(
             "#status = :active AND expires_at = :was AND expires_at > :now AND expires_at < :until",
@@ -131,6 +136,7 @@ pub fn extend(
         .expression_attribute_values(":was", s(was))
         .expression_attribute_values(":until", s(until))
         .expression_attribute_values(":sweep", s(sweep_sk(until, id)))
+        .expression_attribute_values(":one", n(1))
         .expression_attribute_values(":now", s(now))
         .expression_attribute_values(":actor", s(actor))
 }
@@ -140,7 +146,7 @@ pub fn convert(table: &str, id: &str, order_id: &str, now: &str, actor: &str) ->
     Ok(update_at(table, reservation_pk(id), RESERVATION_SK)
         .update_expression(
             "SET #status = :converted, updated_at = :now, last_actor = :actor, order_id = :order \
-             REMOVE sweep_pk, sweep_sk, gsi1pk, gsi1sk",
+             REMOVE sweep_pk, sweep_sk, gsi1pk, gsi1sk ADD ev :one",
         )
         .condition_expression("#status = :active AND user_id = :actor AND expires_at > :now")
         .expression_attribute_names("#status", "status")
@@ -149,6 +155,7 @@ pub fn convert(table: &str, id: &str, order_id: &str, now: &str, actor: &str) ->
         .expression_attribute_values(":now", s(now))
         .expression_attribute_values(":actor", s(actor))
         .expression_attribute_values(":order", s(order_id))
+        .expression_attribute_values(":one", n(1))
         .build()?)
 }
 

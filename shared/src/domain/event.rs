@@ -1,0 +1,222 @@
+//! Events out: what stockhold tells a shop's other systems about every business change.
+//! An event is made once per change from the table's stream (the same source as the
+//! audit log), numbered per entity so that a consumer can see a gap, and kept in the
+//! replay feed for 7 days. This module holds the catalogue and the event itself; how
+//! an entity is rendered into `data` is the HTTP layer's (the API's own shapes).
+
+use super::audit::FieldChange;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// The `source` of every event on the bus.
+pub const SOURCE: &str = "stockhold";
+
+/// How long the replay feed keeps an event.
+pub const FEED_DAYS: i64 = 7;
+
+macro_rules! event_types {
+    ($($name:ident),* $(,)?) => {
+        /// The catalogue: an event's `detail-type` (and its detail's `type`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum EventType { $($name),* }
+
+        impl EventType {
+            pub const ALL: &'static [EventType] = &[$(Self::$name),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$name => stringify!($name)),* }
+            }
+        }
+    };
+}
+
+event_types!(
+    ProductCreated,
+    ProductChanged,
+    StockChanged,
+    StockLow,
+    OutOfStock,
+    BackInStock,
+    ReservationCreated,
+    ReservationExtended,
+    ReservationReleased,
+    ReservationExpired,
+    ReservationConverted,
+    OrderCreated,
+    OrderStatusChanged,
+    OrderReturned,
+    TransferCreated,
+    TransferReceived,
+    TransferCancelled,
+    WaitlistJoined,
+    WaitlistOffered,
+    WaitlistLeft,
+    WaitlistExpired,
+);
+
+impl EventType {
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|t| t.as_str() == s)
+    }
+
+    /// The entity type events of this type are about.
+    pub fn entity_type(self) -> &'static str {
+        use EventType::*;
+        match self {
+            ProductCreated | ProductChanged => "product",
+            StockChanged | StockLow | OutOfStock | BackInStock => "stock",
+            ReservationCreated | ReservationExtended | ReservationReleased | ReservationExpired
+            | ReservationConverted => "reservation",
+            OrderCreated | OrderStatusChanged | OrderReturned => "order",
+            TransferCreated | TransferReceived | TransferCancelled => "transfer",
+            WaitlistJoined | WaitlistOffered | WaitlistLeft | WaitlistExpired => "waitlist_entry",
+        }
+    }
+}
+
+/// The entity types an event can be about (the feed's `entity_type` filter).
+pub const ENTITY_TYPES: &[&str] = &["product", "stock", "reservation", "order", "transfer", "waitlist_entry"];
+
+/// One event: the `detail` of what goes on the bus, and an item of the replay feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The same on every delivery: made from the stream record (and, for the several
+    /// events of one record, the event's place among them), so a retry keeps it.
+    pub event_id: String,
+    pub kind: EventType,
+    pub entity_id: String,
+    /// 1, 2, 3, ... per entity (per warehouse of a product for the stock events).
+    pub sequence: u64,
+    pub occurred_at: DateTime<Utc>,
+    pub actor: String,
+    /// The entity after the change, as the API renders it.
+    pub data: Value,
+    pub changes: BTreeMap<String, FieldChange>,
+}
+
+impl Event {
+    /// The event's `detail` object, as the bus, the webhook and the feed carry it.
+    pub fn detail(&self) -> Value {
+        json!({
+            "event_id": self.event_id,
+            "type": self.kind.as_str(),
+            "entity_type": self.kind.entity_type(),
+            "entity_id": self.entity_id,
+            "sequence": self.sequence,
+            "occurred_at": super::time::format_time(self.occurred_at),
+            "actor": self.actor,
+            "data": self.data,
+            "changes": self.changes,
+        })
+    }
+}
+
+/// An event as the feed keeps it, with the place it takes in the stream of its table (the
+/// stream record's sequence number and the event's place among that record's events), so
+/// that events written in the same millisecond keep their order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedEntry {
+    pub event: Event,
+    pub position: String,
+}
+
+/// An entity's change as its stream record shows it: the entity before (none for a
+/// creation) and after, and its change count after (`sequence`).
+#[derive(Debug, Clone)]
+pub struct EntityChange<T> {
+    pub before: Option<T>,
+    pub after: T,
+    pub sequence: u64,
+}
+
+/// The change of a product, reservation or order (stock rows are the ledger's).
+#[derive(Debug, Clone)]
+pub enum Changed {
+    Product(EntityChange<super::product::Product>),
+    Reservation(EntityChange<super::reservation::Reservation>),
+    Order(EntityChange<super::order::Order>),
+}
+
+impl Changed {
+    /// The event type of the change; `None` for a change no event describes.
+    pub fn kind(&self) -> Option<EventType> {
+        use super::reservation::ReservationStatus as R;
+        match self {
+            Self::Product(c) => {
+                Some(if c.before.is_none() { EventType::ProductCreated } else { EventType::ProductChanged })
+            }
+            Self::Reservation(c) => match (&c.before, c.after.status) {
+                (None, _) => Some(EventType::ReservationCreated),
+                (Some(b), R::Released) if b.status == R::Active => Some(EventType::ReservationReleased),
+                (Some(b), R::Expired) if b.status == R::Active => Some(EventType::ReservationExpired),
+                (Some(b), R::Converted) if b.status == R::Active => Some(EventType::ReservationConverted),
+                (Some(b), R::Active) if b.expires_at != c.after.expires_at => {
+                    Some(EventType::ReservationExtended)
+                }
+                _ => None,
+            },
+            Self::Order(c) => match &c.before {
+                None => Some(EventType::OrderCreated),
+                Some(b) if b.status != c.after.status => Some(EventType::OrderStatusChanged),
+                _ => None,
+            },
+        }
+    }
+
+    pub fn sequence(&self) -> u64 {
+        match self {
+            Self::Product(c) => c.sequence,
+            Self::Reservation(c) => c.sequence,
+            Self::Order(c) => c.sequence,
+        }
+    }
+}
+
+/// Where a warehouse's `available` crossed a line: `StockLow` when it falls from above
+/// the threshold to at or below it (and above 0), `OutOfStock` when it falls to 0,
+/// `BackInStock` when it rises from 0. `OutOfStock` and `BackInStock` fire whatever the
+/// threshold; a fall from above the threshold straight to 0 is `OutOfStock` alone.
+pub fn crossing(before: i64, after: i64, threshold: Option<i64>) -> Option<EventType> {
+    if before > 0 && after <= 0 {
+        return Some(EventType::OutOfStock);
+    }
+    if before <= 0 && after > 0 {
+        return Some(EventType::BackInStock);
+    }
+    match threshold {
+        Some(t) if before > t && after <= t && after > 0 => Some(EventType::StockLow),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_parses_back_and_names_its_entity() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(*t));
+            assert!(ENTITY_TYPES.contains(&t.entity_type()));
+        }
+        assert_eq!(EventType::ALL.len(), 21);
+        assert_eq!(EventType::parse("stockchanged"), None);
+    }
+
+    #[test]
+    fn a_crossing_is_one_event_whatever_the_size_of_the_step() {
+        let t = Some(5);
+        assert_eq!(crossing(10, 5, t), Some(EventType::StockLow));
+        assert_eq!(crossing(6, 1, t), Some(EventType::StockLow));
+        assert_eq!(crossing(5, 4, t), None, "already low");
+        assert_eq!(crossing(10, 0, t), Some(EventType::OutOfStock));
+        assert_eq!(crossing(1, 0, None), Some(EventType::OutOfStock));
+        assert_eq!(crossing(0, 3, t), Some(EventType::BackInStock));
+        assert_eq!(crossing(0, 30, None), Some(EventType::BackInStock));
+        assert_eq!(crossing(4, 10, t), None, "rising above the threshold is no event");
+        assert_eq!(crossing(10, 6, t), None);
+        assert_eq!(crossing(10, 5, None), None);
+        assert_eq!(crossing(0, 0, t), None);
+    }
+}
