@@ -224,12 +224,16 @@ async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse 
     let mut entries = Vec::new();
     let mut set_aside = Vec::new();
     let mut writes = Vec::new();
+    let mut changes = Vec::new();
     for raw in &event.records {
+        // Decoded once: the record is read as a movement, as an entry and as an event.
+        let record = serde_json::from_value::<EventRecord>(raw.clone()).map_err(|e| e.to_string());
         // A stock row's write is also a movement (or several); a record that cannot be
         // read as one is set aside below with its entry, or on its own.
-        let observed = serde_json::from_value::<EventRecord>(raw.clone())
-            .map_err(|e| e.to_string())
-            .and_then(|r| observed_from_record(&r).map_err(|e| e.to_string()));
+        let observed = record
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|r| observed_from_record(r).map_err(|e| e.to_string()));
         match observed {
             Ok(Some(w)) => writes.push((raw, w)),
             Ok(None) => {}
@@ -241,12 +245,18 @@ async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse 
                 );
             }
         }
-        let decoded = serde_json::from_value::<EventRecord>(raw.clone())
+        let decoded = record
+            .as_ref()
             .map_err(|e| format!("the record does not decode: {e}"))
-            .and_then(|r| entry_from_record(&r).map_err(|e| e.to_string()));
+            .and_then(|r| entry_from_record(r).map_err(|e| e.to_string()));
         match decoded {
             Ok(None) => {}
-            Ok(Some(entry)) => entries.push((raw, entry)),
+            Ok(Some(entry)) => {
+                // Only a record that is an entry can be an event (same entities, and a
+                // change of bookkeeping alone is neither).
+                changes.push(record.as_ref().ok().map(|r| changed_from_record(r).map_err(|e| e.to_string())));
+                entries.push((raw, entry));
+            }
             Err(reason) => {
                 tracing::error!(
                     event_id = raw["eventID"].as_str().unwrap_or("-"),
@@ -258,7 +268,7 @@ async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse 
             }
         }
     }
-    let (with_events, alone) = entity_events(app, event, &entries, &mut failures).await;
+    let (with_events, alone) = entity_events(app, &entries, changes, &mut failures).await;
     let mut written = in_batches(&alone, &mut failures, "audit batch failed", |batch| async move {
         app.record_audit(batch.iter().map(|(_, e)| *e)).await.map_err(|e| e.to_string())
     })
@@ -306,22 +316,19 @@ type Alone<'a> = (&'a Value, &'a (AuditEntry, String));
 /// not decode is logged and its entry written alone.
 async fn entity_events<'a>(
     app: &App,
-    _event: &StreamEvent,
     entries: &'a [(&'a Value, (AuditEntry, String))],
+    changes: Vec<Option<Result<Option<Changed>, String>>>,
     failures: &mut Vec<DynamoDbBatchItemFailure>,
 ) -> (Vec<WithEvent<'a>>, Vec<Alone<'a>>) {
     let (mut with_events, mut alone) = (Vec::new(), Vec::new());
-    for (raw, entry) in entries {
-        let changed = serde_json::from_value::<EventRecord>((*raw).clone())
-            .map_err(|e| e.to_string())
-            .and_then(|r| changed_from_record(&r).map_err(|e| e.to_string()));
+    for ((raw, entry), changed) in entries.iter().zip(changes) {
         let mut changed = match changed {
-            Ok(Some(c)) => c,
-            Ok(None) => {
+            Some(Ok(Some(c))) => c,
+            Some(Ok(None)) | None => {
                 alone.push((*raw, entry));
                 continue;
             }
-            Err(reason) => {
+            Some(Err(reason)) => {
                 tracing::error!(
                     event_id = raw["eventID"].as_str().unwrap_or("-"),
                     reason,

@@ -83,15 +83,7 @@ async fn every_change_through_the_api_is_one_event_of_the_contract_numbered_per_
     let gw = gateway_for(app).await;
     let admin = token("admin-1", true);
     let alice = token("alice", false);
-    let p = gw
-        .post(
-            "/api/products",
-            Some(&admin),
-            json!({"sku": unique("EVT"), "name": "Evented", "price_cents": 500, "stock": {"main": 3}}),
-        )
-        .await;
-    assert_eq!(p.status, 201, "{}", p.body);
-    let product = p.body["id"].as_str().expect("id").to_string();
+    let product = gw.product(json!({"main": 3})).await;
     let patched = gw
         .send(
             "PATCH",

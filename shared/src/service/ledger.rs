@@ -5,6 +5,7 @@
 use super::products::Page;
 use super::App;
 use crate::domain::caller::Caller;
+use crate::domain::event::FeedEntry;
 use crate::domain::ids::ProductId;
 use crate::domain::movement::{
     Checkpoint, Counts, Movement, MovementQuery, Observed, Reconciliation, RowKey, RowLedger, WarehouseLedger,
@@ -14,7 +15,6 @@ use crate::domain::stock::{StockLevel, Units, WarehouseId};
 use crate::domain::DomainError;
 use crate::service::ports::Metric;
 use crate::store::ledger::{MovementRange, Position, MOVEMENTS_PER_APPEND};
-use crate::store::records::event::FeedEntry;
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;

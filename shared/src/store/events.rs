@@ -4,13 +4,12 @@
 //! in the transaction of the movements they come from (`Ledger::append`).
 
 use super::records::audit as audit_rec;
-use super::records::event::{self as rec, feed_pk, hour_of, FeedEntry, FEED_SHARDS};
-use super::records::{put, s, Attrs};
+use super::records::event::{self as rec, feed_pk, hour_of, FEED_SHARDS};
+use super::records::{put, put_always, s, Attrs};
 use super::{Repo, StoreError};
 use crate::domain::audit::AuditEntry;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use crate::domain::event::FeedEntry;
 use chrono::{DateTime, Utc};
-use std::collections::VecDeque;
 
 /// Entries (with their events) one transaction writes: two items each.
 const PAIRS_PER_TRANSACTION: usize = 50;
@@ -72,9 +71,7 @@ impl Feed {
                 let mut writes = Vec::with_capacity(items.len() * 2);
                 for (entry, event) in &items {
                     writes.push(put(&self.0.table, entry.clone(), "attribute_not_exists(pk)")?);
-                    let event =
-                        Put::builder().table_name(&*self.0.table).set_item(Some(event.clone())).build()?;
-                    writes.push(TransactWriteItem::builder().put(event).build());
+                    writes.push(put_always(&self.0.table, event.clone())?);
                 }
                 match self.0.db.transact("put_entries_with_events", writes).await {
                     Ok(()) => {
@@ -85,11 +82,12 @@ impl Feed {
                         if !failed.is_empty() && failed.iter().all(|(i, _)| i % 2 == 0) =>
                     {
                         let known: Vec<usize> = failed.iter().map(|(i, _)| i / 2).collect();
-                        let mut k = 0;
-                        items.retain(|_| {
-                            k += 1;
-                            !known.contains(&(k - 1))
-                        });
+                        items = items
+                            .into_iter()
+                            .enumerate()
+                            .filter(|(k, _)| !known.contains(k))
+                            .map(|(_, pair)| pair)
+                            .collect();
                     }
                     Err(e) => return Err(e),
                 }
@@ -207,16 +205,9 @@ impl Feed {
         if let Some(f) = &frontier {
             merged.retain(|(k, _)| k.as_str() <= f.as_str());
         }
-        let mut merged: VecDeque<_> = merged.into();
-        let mut taken = Vec::new();
-        while taken.len() < want {
-            match merged.pop_front() {
-                Some(e) => taken.push(e),
-                None => break,
-            }
-        }
-        let short = taken.len() < want;
-        Ok((taken, if short { frontier } else { None }))
+        let short = merged.len() < want;
+        merged.truncate(want);
+        Ok((merged, if short { frontier } else { None }))
     }
 }
 

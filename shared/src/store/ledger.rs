@@ -5,12 +5,13 @@
 //! heads' running sums.
 
 use super::keys::{PK, SK};
-use super::records::event::{feed_item, FeedEntry};
+use super::records::event::feed_item;
 use super::records::movement::{
     self as rec, after_sk, movement_sk, row_pk, CHECK_SK, FIRST_SK, HEAD_SK, LAST_SK,
 };
-use super::records::s;
+use super::records::{put_always, s};
 use super::{Item, Repo, StoreError};
+use crate::domain::event::FeedEntry;
 use crate::domain::movement::{Checkpoint, Counts, Movement, Reason, Recount, RowKey, RowLedger};
 use crate::domain::time::format_time;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
@@ -224,13 +225,10 @@ impl Ledger {
         };
         let mut items = vec![TransactWriteItem::builder().put(head.build()?).build()];
         for m in movements {
-            let put =
-                Put::builder().table_name(&*self.0.table).set_item(Some(rec::movement_item(m))).build()?;
-            items.push(TransactWriteItem::builder().put(put).build());
+            items.push(put_always(&self.0.table, rec::movement_item(m))?);
         }
         for e in events {
-            let put = Put::builder().table_name(&*self.0.table).set_item(Some(feed_item(e, at)?)).build()?;
-            items.push(TransactWriteItem::builder().put(put).build());
+            items.push(put_always(&self.0.table, feed_item(e, at)?)?);
         }
         match self.0.db.transact("append_movements", items).await {
             Ok(()) => Ok(true),

@@ -6,7 +6,7 @@
 
 use super::audit::{image, RecordError};
 use super::{from_item, order, product, reservation, to_attrs, Attrs};
-pub use crate::domain::event::FeedEntry;
+use crate::domain::event::FeedEntry;
 use crate::domain::event::FEED_DAYS;
 use crate::domain::event::{Changed, EntityChange};
 use crate::domain::time::format_time;
@@ -85,21 +85,6 @@ pub fn is_feed_key(pk: &str) -> bool {
     pk.starts_with("F#")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_shards_spread_events_and_the_hour_is_the_keys_prefix() {
-        let mut seen = [0u32; FEED_SHARDS as usize];
-        for i in 0..400 {
-            seen[shard_of(&format!("01KN{i:06}")) as usize] += 1;
-        }
-        assert!(seen.iter().all(|&c| c > 50), "{seen:?}");
-        assert_eq!(hour_of("2026-12-07T06:59:59.999Z#0001#x"), "2026-12-07T06");
-    }
-}
-
 /// The change of a product, reservation or order a stream record shows, with the entity
 /// decoded from its images (a product without its stock rows, which are items of their
 /// own); `None` for records of other items and for removals (TTL and operators: no
@@ -144,4 +129,19 @@ pub fn changed_from_record(r: &EventRecord) -> Result<Option<Changed>, RecordErr
         }
         _ => return Ok(None),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shards_spread_events_and_the_hour_is_the_keys_prefix() {
+        let mut seen = [0u32; FEED_SHARDS as usize];
+        for i in 0..400 {
+            seen[shard_of(&format!("01KN{i:06}")) as usize] += 1;
+        }
+        assert!(seen.iter().all(|&c| c > 50), "{seen:?}");
+        assert_eq!(hour_of("2026-12-07T06:59:59.999Z#0001#x"), "2026-12-07T06");
+    }
 }

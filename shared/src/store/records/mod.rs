@@ -55,6 +55,14 @@ pub(crate) fn put(table: &str, item: Attrs, condition: &str) -> Result<TransactW
         .build())
 }
 
+/// A put of `item` in a transaction, whatever is there (an item whose key and content
+/// follow from what it records, so writing it again writes the same).
+pub(crate) fn put_always(table: &str, item: Attrs) -> Result<TransactWriteItem, StoreError> {
+    Ok(TransactWriteItem::builder()
+        .put(Put::builder().table_name(table).set_item(Some(item)).build()?)
+        .build())
+}
+
 /// An update in a transaction.
 pub(crate) fn update(u: Update) -> TransactWriteItem {
     TransactWriteItem::builder().update(u).build()
