@@ -62,6 +62,33 @@ fn every_response_in_the_spec_declares_the_request_id_header() {
     }
 }
 
+/// A comma-separated filter's pattern, `^(a|b)(,(a|b))*$`, names exactly the values the
+/// code accepts: a pattern that lets through a value the code refuses sends schema-valid
+/// requests to 422, and one that misses a value hides it from clients.
+#[test]
+fn every_comma_list_filter_pattern_names_exactly_the_values_the_code_takes() {
+    use shared::domain::event::EventType;
+    use shared::domain::movement::Reason;
+    use shared::domain::order::OrderStatus;
+    let spec = spec();
+    let names = |path: &str, param: &str| -> BTreeSet<String> {
+        let params = spec["paths"][path]["get"]["parameters"].as_array().expect("parameters");
+        let p = params.iter().find(|p| p["name"] == param).unwrap_or_else(|| panic!("{path} {param}"));
+        let pattern = p["schema"]["pattern"].as_str().unwrap_or_else(|| panic!("{path} {param}: no pattern"));
+        let (head, tail) = pattern.split_once(")(,(").expect("^(a|b)(,(a|b))*$");
+        let head = head.trim_start_matches("^(");
+        assert_eq!(tail, format!("{head}))*$"), "{path} {param}: both halves name the same values");
+        head.split('|').map(str::to_string).collect()
+    };
+    let code = |values: Vec<&str>| values.into_iter().map(str::to_string).collect::<BTreeSet<_>>();
+    assert_eq!(names("/api/events", "type"), code(EventType::ALL.iter().map(|t| t.as_str()).collect()));
+    assert_eq!(
+        names("/api/products/{id}/movements", "reason"),
+        code(Reason::ALL.iter().map(|r| r.as_str()).collect())
+    );
+    assert_eq!(names("/api/orders", "status"), code(OrderStatus::ALL.iter().map(|s| s.as_str()).collect()));
+}
+
 #[tokio::test]
 async fn the_api_serves_the_spec_as_json_without_a_token() {
     let gw = gateway().await;
