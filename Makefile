@@ -8,8 +8,8 @@ export PORT
 # configuration) says otherwise; every target and script finds the binaries there.
 TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || echo "$(CURDIR)/target")
 export TARGET_DIR
-# The ten Lambda functions (their packages and binaries).
-FUNCTIONS := products reserve order transition list expire sweep reconcile audit audit-api
+# The eleven Lambda functions (their packages and binaries).
+FUNCTIONS := products reserve order transition list expire sweep reconcile audit audit-api publish
 # `sam build` as CI runs it: SAM_FAST=1 keeps the release profile but without any LTO and
 # with 16 codegen units (see sam-check).
 SAM_BUILD := $(if $(SAM_FAST),CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_INCREMENTAL=false) \
@@ -28,7 +28,7 @@ help:
 	@echo "  make test-setup      deps.sh without root or sudo, and make with CARGO_TARGET_DIR set"
 	@echo "  make fuzz            schemathesis, 300 examples per operation (make fuzz-quick: 15)"
 	@echo "  make iam-coverage    every IAM grant of template.yaml used by some test (after make test-rust)"
-	@echo "  make sam-check       template checks, then sam build of the ten functions and their sizes"
+	@echo "  make sam-check       template checks, then sam build of the eleven functions and their sizes"
 	@echo "  make sam-local       each sam build artifact under sam local invoke and start-api (root)"
 	@echo "Figures (never asserted; see BENCHMARKS.md):"
 	@echo "  make bench           every benchmark (make bench-reserve, bench-expiry, bench-orders: one each)"

@@ -16,6 +16,8 @@
 //! | `SCHEDULER_ROLE_ARN` | unset | role EventBridge Scheduler assumes to invoke `expire` |
 //! | `EXPIRY_DLQ_ARN` | unset | dead-letter queue for expiry invocations that exhausted retries |
 //! | `SCHEDULER_ENDPOINT` | unset (AWS) | a Scheduler-compatible endpoint (moto in tests) |
+//! | `EVENT_BUS_NAME` | unset | the EventBridge bus the `publish` function puts events on (the template sets it) |
+//! | `EVENTBRIDGE_ENDPOINT` | unset (AWS) | an EventBridge-compatible endpoint (moto in tests) |
 //! | `LOG_FORMAT` | `AWS_LAMBDA_LOG_FORMAT`, else `json` | `json` (Lambda style) or `text` |
 //! | `AWS_LAMBDA_LOG_LEVEL` | unset | set by Lambda from `LoggingConfig`; wins over `RUST_LOG` (`log_settings`) |
 //! | `RUST_LOG` | `info` | log filter where `AWS_LAMBDA_LOG_LEVEL` is unset |
@@ -73,6 +75,10 @@ pub struct Config {
     /// `None`: no per-reservation schedules.
     pub scheduler: Option<EventBridgeTarget>,
     pub scheduler_endpoint: Option<String>,
+    /// `EVENT_BUS_NAME`: where the `publish` function puts events.
+    pub event_bus_name: Option<String>,
+    /// `EVENTBRIDGE_ENDPOINT`: an EventBridge endpoint other than AWS (moto in tests).
+    pub eventbridge_endpoint: Option<String>,
 }
 
 pub(crate) fn var(name: &str) -> Option<String> {
@@ -118,13 +124,17 @@ impl Config {
             secrets_endpoint: var("SECRETS_ENDPOINT"),
             scheduler,
             scheduler_endpoint: var("SCHEDULER_ENDPOINT"),
+            event_bus_name: var("EVENT_BUS_NAME"),
+            eventbridge_endpoint: var("EVENTBRIDGE_ENDPOINT"),
         })
     }
 
     /// Whether this is the local stack (some service points at a local endpoint): then no
     /// AWS account is needed, and the template's IAM policies are enforced locally.
     pub fn is_local(&self) -> bool {
-        self.store.endpoint.is_some() || self.scheduler_endpoint.is_some()
+        self.store.endpoint.is_some()
+            || self.scheduler_endpoint.is_some()
+            || self.eventbridge_endpoint.is_some()
     }
 
     /// The names the local stack gives the template's resources.
@@ -132,10 +142,14 @@ impl Config {
     pub fn local_names(&self) -> crate::iam::LocalNames {
         // The group the template names; a target aimed at any other is refused.
         let group = var("SCHEDULE_GROUP").unwrap_or_else(|| "stockhold-expiry".into());
-        crate::iam::LocalNames::default()
+        let names = crate::iam::LocalNames::default()
             .with("Table", &self.store.table)
             .with("AuditTable", &self.store.audit_table)
-            .with("ExpiryScheduleGroup", &group)
+            .with("ExpiryScheduleGroup", &group);
+        match &self.event_bus_name {
+            Some(bus) => names.with("EventBus", bus),
+            None => names,
+        }
     }
 
     /// The SDK configuration: AWS's default chain in Lambda; fixed dummy credentials and
@@ -315,6 +329,36 @@ impl Config {
         // The level the logs are filtered at (`log_settings`), which is Lambda's own.
         let level = crate::adapters::emf::metric_level(Some(&log_settings(var).filter));
         Ok(app.with_metrics(Arc::new(Emf::new(namespace, binary, level))))
+    }
+}
+
+impl Config {
+    /// The bus `EVENT_BUS_NAME` names, for `binary` (the `publish` function): on the local
+    /// stack its calls are held to that function's policy in the template.
+    pub async fn event_bus(
+        &self,
+        app: &App,
+        binary: &str,
+    ) -> Result<crate::adapters::eventbridge::EventBridgeBus, ConfigError> {
+        let bus = self.event_bus_name.clone().ok_or(ConfigError::Missing {
+            name: "EVENT_BUS_NAME",
+            why: "the publish function puts every event on this bus (the template sets it)",
+        })?;
+        let sdk = self.sdk_config().await;
+        let mut conf = aws_sdk_eventbridge::config::Builder::from(&sdk);
+        if let Some(endpoint) = &self.eventbridge_endpoint {
+            conf = conf.endpoint_url(endpoint);
+        }
+        #[cfg(feature = "local")]
+        if let Some(iam) = app.local_iam() {
+            conf = conf.http_client(iam.client_for(binary, crate::iam::Service::EventBridge)?);
+        }
+        #[cfg(not(feature = "local"))]
+        let _ = (app, binary);
+        Ok(crate::adapters::eventbridge::EventBridgeBus::new(
+            aws_sdk_eventbridge::Client::from_conf(conf.build()),
+            bus,
+        ))
     }
 }
 
@@ -514,6 +558,8 @@ mod tests {
             cursor_secret_arn: arn.map(Into::into),
             secrets_endpoint: None,
             scheduler: None,
+            event_bus_name: None,
+            eventbridge_endpoint: None,
             scheduler_endpoint: None,
         }
     }

@@ -1,11 +1,11 @@
-//! The one table of stockhold's ten Lambda functions: each one's name (its binary and
+//! The one table of stockhold's eleven Lambda functions: each one's name (its binary and
 //! its resource in `template.yaml`), the routes it serves (HTTP functions), and what it
 //! needs at cold start (the cursor key, the expiry scheduler). The binaries, the local
 //! gateway and the tests read it; nothing else names a function's needs.
 
 use crate::config::{Config, ConfigError, Schedules};
 use crate::http::routes::{self, Resolved, Route};
-use crate::jobs::{AUDIT_FN, EXPIRE_FN, RECONCILE_FN, SWEEP_FN};
+use crate::jobs::{AUDIT_FN, EXPIRE_FN, PUBLISH_FN, RECONCILE_FN, SWEEP_FN};
 use crate::service::ports::Clock;
 use crate::service::App;
 use std::sync::Arc;
@@ -58,10 +58,22 @@ pub static EXPIRE: Function = function(EXPIRE_FN, &[], false, Config::no_schedul
 pub static SWEEP: Function = function(SWEEP_FN, &[], false, Config::no_scheduler);
 pub static RECONCILE: Function = function(RECONCILE_FN, &[], false, Config::no_scheduler);
 pub static AUDIT: Function = function(AUDIT_FN, &[], false, Config::no_scheduler);
+pub static PUBLISH: Function = function(PUBLISH_FN, &[], false, Config::no_scheduler);
 
 /// Every function.
-pub static ALL: &[&Function] =
-    &[&PRODUCTS, &RESERVE, &ORDER, &TRANSITION, &LIST, &AUDIT_API, &EXPIRE, &SWEEP, &RECONCILE, &AUDIT];
+pub static ALL: &[&Function] = &[
+    &PRODUCTS,
+    &RESERVE,
+    &ORDER,
+    &TRANSITION,
+    &LIST,
+    &AUDIT_API,
+    &EXPIRE,
+    &SWEEP,
+    &RECONCILE,
+    &AUDIT,
+    &PUBLISH,
+];
 
 /// The function named `name`.
 pub fn named(name: &str) -> Option<&'static Function> {

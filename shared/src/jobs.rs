@@ -1,6 +1,7 @@
 //! Payloads and entry points of the functions that are not HTTP: the scheduled jobs
-//! (`expire`, `sweep`, `reconcile`; also run by the local gateway's scheduler) and the `audit`
-//! function fed by the table's stream (also run by the local stream poller).
+//! (`expire`, `sweep`, `reconcile`; also run by the local gateway's scheduler), the `audit`
+//! function fed by the table's stream and the `publish` function fed by the audit table's
+//! (both also run by the local stream poller).
 
 use crate::config::{int_var, ConfigError};
 use crate::deadline::run;
@@ -15,7 +16,9 @@ use crate::store::records::audit::{entry_from_record, SetAside};
 use crate::store::records::event::changed_from_record;
 use crate::store::records::movement::observed_from_record;
 use aws_lambda_events::event::dynamodb::EventRecord;
-use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_lambda_events::event::streams::DynamoDbBatchItemFailure;
+/// What a stream consumer answers (`ReportBatchItemFailures`): the records to retry.
+pub use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -34,6 +37,7 @@ pub const EXPIRE_FN: &str = "expire";
 pub const SWEEP_FN: &str = "sweep";
 pub const AUDIT_FN: &str = "audit";
 pub const RECONCILE_FN: &str = "reconcile";
+pub const PUBLISH_FN: &str = "publish";
 
 /// The sweep schedule's payload: whatever EventBridge Scheduler sends, the sweep needs
 /// none of it, so any JSON is accepted.
@@ -303,6 +307,117 @@ async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse 
 /// The stock events of one write (`App::record_movements`): `StockChanged` per movement.
 pub fn stock_events(w: &Observed, made: &[crate::domain::movement::Movement]) -> Vec<FeedEntry> {
     crate::http::events::stock_events(w, made, made.iter().any(|m| m.bucket > 0))
+}
+
+/// Attempts of a request the bus refused (wholly or in part) within one invocation, and
+/// the wait before the first retry (doubled each time); then its records are reported
+/// for the event source to retry.
+const BUS_ATTEMPTS: u32 = 3;
+const BUS_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The `publish` function: puts the events of a batch of the audit table's stream (feed
+/// items, as the template's filter passes them) on the bus, in stream order, 10 to a
+/// request. A request's refused events are put again (the same `event_id`, so a consumer
+/// that got one twice drops it), a few times with growing waits while the invocation has
+/// time, then their records are reported for retry (`ReportBatchItemFailures`); a record
+/// that is no event is skipped, and one that can never be published (unreadable, or too
+/// large for the bus) is logged and counted (the feed keeps it).
+pub async fn publish_batch(
+    app: &App,
+    bus: &dyn crate::service::ports::EventBus,
+    event: &StreamEvent,
+    deadline: Option<tokio::time::Instant>,
+) -> DynamoDbEventResponse {
+    crate::deadline::run(deadline, Box::pin(publish(app, bus, event))).await.unwrap_or_else(|_| {
+        let mut response = DynamoDbEventResponse::default();
+        response.batch_item_failures = event.records.iter().map(failure).collect();
+        response
+    })
+}
+
+async fn publish(
+    app: &App,
+    bus: &dyn crate::service::ports::EventBus,
+    event: &StreamEvent,
+) -> DynamoDbEventResponse {
+    use crate::domain::event::bus_requests;
+    use crate::store::records::event::outgoing_from_record;
+    let mut outgoing = Vec::new();
+    let mut aside = 0u64;
+    for raw in &event.records {
+        let decoded = serde_json::from_value::<EventRecord>(raw.clone())
+            .map_err(|e| format!("the record does not decode: {e}"))
+            .and_then(|r| outgoing_from_record(&r).map_err(|e| e.to_string()));
+        match decoded {
+            Ok(Some(e)) => outgoing.push((raw, e)),
+            Ok(None) => {}
+            Err(reason) => {
+                aside += 1;
+                tracing::error!(
+                    sequence_number = sequence_number(raw).as_deref().unwrap_or("-"),
+                    reason,
+                    "a feed record that can never be published; the replay feed keeps it"
+                );
+            }
+        }
+    }
+    let (requests, too_large) = bus_requests(outgoing);
+    for (raw, e) in &too_large {
+        aside += 1;
+        tracing::error!(
+            sequence_number = sequence_number(raw).as_deref().unwrap_or("-"),
+            event_id = e.event_id,
+            bytes = e.size(),
+            "an event too large for the bus; the replay feed keeps it"
+        );
+    }
+    let (mut published, mut failures) = (0u64, Vec::new());
+    for request in requests {
+        let mut pending = request;
+        let mut wait = BUS_BACKOFF;
+        for attempt in 1..=BUS_ATTEMPTS {
+            if !crate::deadline::allows(BATCH_TIME + wait) && attempt > 1 {
+                break;
+            }
+            if attempt > 1 {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            let events: Vec<_> = pending.iter().map(|(_, e)| e.clone()).collect();
+            let answers = match bus.put(&events).await {
+                Ok(answers) => answers,
+                Err(error) => {
+                    tracing::warn!(%error, events = events.len(), attempt, "putting events failed");
+                    continue;
+                }
+            };
+            let mut refused = Vec::new();
+            // An event without an answer counts as refused: nothing is dropped unseen.
+            let mut answers = answers.into_iter();
+            for (raw, e) in pending {
+                match answers.next().unwrap_or_else(|| Err("no answer".into())) {
+                    Ok(()) => published += 1,
+                    Err(error) => {
+                        tracing::warn!(event_id = e.event_id, error, attempt, "the bus refused an event");
+                        refused.push((raw, e));
+                    }
+                }
+            }
+            pending = refused;
+            if pending.is_empty() {
+                break;
+            }
+        }
+        failures.extend(pending.iter().map(|(raw, _)| failure(raw)));
+    }
+    app.metrics.count(Metric::EventsPublished, published);
+    app.metrics.count(Metric::EventsSetAside, aside);
+    if !failures.is_empty() {
+        app.metrics.count(Metric::EventsFailed, failures.len() as u64);
+    }
+    let mut response = DynamoDbEventResponse::default();
+    response.batch_item_failures = failures;
+    response
 }
 
 /// An entry with the event of its change, and an entry alone.

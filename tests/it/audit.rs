@@ -310,8 +310,8 @@ async fn a_batch_of_sixty_records_is_written_in_three_requests_and_a_redelivery_
     let requests = (gw.app.store.metrics().snapshot() - before).requests;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(
-        requests, 63,
-        "25 + 25 + 10 entries with their events, one transaction each, and each product read for its event"
+        requests, 64,
+        "25 + 25 + 10 entries with their events, one transaction each, each product read for its event, and the feed's hour marked once"
     );
     let first = entries(&gw, "product", "01KBATCHPRODUCT00000000059", 1).await;
     assert_eq!(first[0]["action"], "created");

@@ -255,3 +255,42 @@ async fn a_consumer_polling_from_its_cursor_while_500_changes_happen_gets_each_e
         }
     }
 }
+
+/// The feed lists the hours that have events, so a page goes from one to the next: a
+/// consumer whose cursor is a quiet day behind the next event gets it on its next page,
+/// never an empty page (which says that nothing new has been published).
+#[tokio::test]
+async fn a_consumer_a_quiet_day_behind_gets_the_next_event_on_its_next_page() {
+    let clock = ManualClock::new(chrono::Utc::now() - chrono::Duration::days(3));
+    let app = with_clock(app_on_fresh_table().await, Arc::new(clock.clone()));
+    start_audit_poller(&app).await;
+    let gw = gateway_for(app).await;
+    let product = gw.product(json!({"main": 1})).await;
+    let (first, cursor) = poll_at(&gw, Some(&clock), "", None, 2).await;
+    assert_eq!(types(&first), ["ProductCreated", "StockChanged"]);
+    clock.advance(chrono::Duration::hours(30));
+    // The consumer's cursor is its own (poll_at reads as feed-reader).
+    let admin = token("feed-reader", true);
+    let patched = gw
+        .send(
+            "PATCH",
+            &format!("/api/products/{product}"),
+            Some(&admin),
+            Some(json!({"name": "A day later"})),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    // The same cursor each time: the first page that has anything must have the event.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        clock.advance(chrono::Duration::seconds(3));
+        let r = gw.get(&format!("/api/events?limit=100&after={cursor}"), Some(&admin)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        if let Some(items) = r.body["items"].as_array().filter(|i| !i.is_empty()) {
+            assert_eq!(types(items), ["ProductChanged"]);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the event never came after a quiet day");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

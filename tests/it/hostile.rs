@@ -105,7 +105,15 @@ async fn a_stream_record_the_sdk_cannot_decode_is_set_aside_and_the_poller_goes_
     put_raw(&app, &row, &[("warehouses", AttributeValue::M(Default::default()))]).await;
     let later = gw.product(json!({"main": 1})).await;
     assert_eq!(audit_entries(&gw, "product", &later, 1).await.len(), 1, "the poller went on");
-    let aside = app.store.audit.set_aside_records().await.expect("set aside");
+    // The batch sets its odd records aside after writing its entries: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let aside = loop {
+        let aside = app.store.audit.set_aside_records().await.expect("set aside");
+        if !aside.is_empty() || std::time::Instant::now() > deadline {
+            break aside;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     assert_eq!(aside.len(), 1, "{aside:?}");
     let record = aside[0].s("record").expect("record");
     assert!(record.contains("P#odd"), "the record as it came: {record}");

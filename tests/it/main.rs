@@ -10,6 +10,7 @@ mod cors;
 mod dev_gateway;
 mod edge;
 mod events;
+mod events_out;
 mod expiry;
 mod extend;
 mod faults;

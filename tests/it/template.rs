@@ -100,26 +100,87 @@ fn expiry_schedules_invoke_exactly_the_expire_function_through_a_role_that_can_d
 }
 
 #[test]
-fn the_stream_feeds_only_the_audit_function_whose_failures_go_to_a_queue_it_may_send_to() {
+fn each_stream_feeds_one_function_whose_failures_go_to_a_queue_it_may_send_to() {
     let t = resolved();
-    let stream_events: Vec<_> = t
+    let mut stream_events: Vec<_> = t
         .functions
         .iter()
         .flat_map(|f| f.events.iter().map(move |e| (f, e)))
         .filter(|(_, e)| e.kind == "DynamoDB")
         .collect();
-    assert_eq!(stream_events.len(), 1, "one stream mapping");
-    let (f, e) = stream_events[0];
-    assert_eq!(f.binary, "audit");
+    stream_events.sort_by_key(|(f, _)| f.binary.clone());
+    let got: Vec<(&str, Option<&str>)> =
+        stream_events.iter().map(|(f, e)| (f.binary.as_str(), e.stream.as_deref())).collect();
+    let arn = |table: &str| format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/*");
+    let (table, audit_table) = (arn("stockhold-Table"), arn("stockhold-AuditTable"));
     assert_eq!(
-        e.stream.as_deref(),
-        Some("arn:aws:dynamodb:us-east-1:123456789012:table/stockhold-Table/stream/*")
+        got,
+        [("audit", Some(table.as_str())), ("publish", Some(audit_table.as_str()))],
+        "the table's stream feeds the audit, the audit table's the publisher"
     );
-    let queue = e.on_failure.clone().expect("an on-failure destination");
-    assert!(queue.ends_with(":stockhold-AuditFailureQueue"), "{queue}");
-    // Lambda sends a failed batch's description to the destination with the function's
-    // own role.
-    assert!(matches!(f.policy.evaluate("sqs:SendMessage", &queue, &[]), shared::iam::Decision::Allowed(_)));
+    for ((f, e), queue) in stream_events.iter().zip(["AuditFailureQueue", "PublishFailureQueue"]) {
+        let on_failure = e.on_failure.clone().expect("an on-failure destination");
+        assert!(on_failure.ends_with(&format!(":stockhold-{queue}")), "{on_failure}");
+        // Lambda sends a failed batch's description to the destination with the
+        // function's own role.
+        assert!(matches!(
+            f.policy.evaluate("sqs:SendMessage", &on_failure, &[]),
+            shared::iam::Decision::Allowed(_)
+        ));
+    }
+    // The publisher may put events on the stack's bus and nothing else.
+    let publish = &t.function("publish").expect("publish").policy;
+    let bus = "arn:aws:events:us-east-1:123456789012:event-bus/stockhold-EventBus";
+    assert!(matches!(publish.evaluate("events:PutEvents", bus, &[]), shared::iam::Decision::Allowed(_)));
+    let other = "arn:aws:events:us-east-1:123456789012:event-bus/default";
+    assert_eq!(publish.evaluate("events:PutEvents", other, &[]), shared::iam::Decision::Denied);
+    assert_eq!(t.function("publish").expect("publish").environment["EVENT_BUS_NAME"], "stockhold-EventBus");
+}
+
+/// Whether an EventBridge pattern (the subset the template's filters use: arrays of
+/// literal values and `{"prefix": ...}`, nested objects) matches `event`.
+fn pattern_matches(pattern: &serde_json::Value, event: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match pattern {
+        Value::Object(fields) => fields.iter().all(|(k, p)| pattern_matches(p, &event[k])),
+        Value::Array(options) => options.iter().any(|o| match o {
+            Value::Object(rule) if rule.contains_key("prefix") => {
+                event.as_str().zip(rule["prefix"].as_str()).is_some_and(|(v, p)| v.starts_with(p))
+            }
+            literal => literal == event,
+        }),
+        _ => false,
+    }
+}
+
+/// The publisher's filter lets through exactly the feed's new items: an event is
+/// published when its feed item is written, never for an audit entry, a set-aside
+/// record or the feed's own TTL removals.
+#[test]
+fn the_feed_stream_filter_passes_exactly_the_creation_of_feed_items() {
+    use shared::store::records::event::{feed_pk, is_feed_key};
+    let t = template_json();
+    let filters = t["Resources"]["PublishFunction"]["Properties"]["Events"]["FeedStream"]["Properties"]
+        ["FilterCriteria"]["Filters"]
+        .as_array()
+        .expect("FilterCriteria.Filters")
+        .clone();
+    let patterns: Vec<serde_json::Value> = filters
+        .iter()
+        .map(|f| serde_json::from_str(f["Pattern"].as_str().expect("Pattern")).expect("json"))
+        .collect();
+    let record = |name: &str, pk: &str| serde_json::json!({"eventName": name, "dynamodb": {"NewImage": {"pk": {"S": pk}, "sk": {"S": "x"}}}});
+    let passes = |r: &serde_json::Value| patterns.iter().any(|p| pattern_matches(p, r));
+    let feed = feed_pk("2026-12-07T12", 3);
+    assert!(is_feed_key(&feed));
+    assert!(passes(&record("INSERT", &feed)), "a new feed item");
+    assert!(!passes(&record("MODIFY", &feed)), "a feed item is written once; a rewrite is no new event");
+    assert!(!passes(
+        &serde_json::json!({"eventName": "REMOVE", "dynamodb": {"OldImage": {"pk": {"S": feed}}}})
+    ));
+    for other in ["E#product#01KN", "X#set-aside", "Fx"] {
+        assert!(!is_feed_key(other) && !passes(&record("INSERT", other)), "{other}");
+    }
 }
 
 /// The variables the code reads (`var("...")`/`int_var("...")` in the shared crate and the

@@ -27,7 +27,7 @@ impl Drop for Watch {
 }
 
 impl Watch {
-    fn start(app: &shared::service::App) -> Self {
+    fn start(app: &shared::service::App, bus: (&str, &str)) -> Self {
         let port = free_port();
         let output = std::env::temp_dir().join(format!("stockhold-lambda-{port}.log"));
         let out = std::fs::File::create(&output).expect("output file");
@@ -49,6 +49,9 @@ impl Watch {
             // leaves out the info lines (the test checks that it did).
             .args(["--env-var", "AWS_LAMBDA_LOG_FORMAT=JSON", "--env-var", "AWS_LAMBDA_LOG_LEVEL=WARN"])
             .args(["--env-var", "METRICS_NAMESPACE=stockhold-test"])
+            // The publish function's bus, on moto's EventBridge (`every_function_...`).
+            .args(["--env-var", &format!("EVENT_BUS_NAME={}", bus.0)])
+            .args(["--env-var", &format!("EVENTBRIDGE_ENDPOINT={}", bus.1)])
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
@@ -82,8 +85,26 @@ impl Invoker for Watch {
 async fn every_function_binary_answers_its_fixtures_under_cargo_lambda() {
     let app = app_on_fresh_table().await;
     seed_product(&app).await;
-    let w = Watch::start(&app);
+    // A bus of the test's own on moto's EventBridge, for the publish function.
+    let moto = std::env::var("SCHEDULER_ENDPOINT").expect("SCHEDULER_ENDPOINT (moto_server; run make test)");
+    let bus = unique("lambda-bus");
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
+            "local", "local", None, None, "test",
+        ))
+        .load()
+        .await;
+    let events = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::config::Builder::from(&sdk).endpoint_url(&moto).build(),
+    );
+    events.create_event_bus().name(&bus).send().await.expect("create the bus");
+    let w = Watch::start(&app, (&bus, &moto));
     every_function_answers_its_fixtures(&app, &w).await;
+    // publish: a batch of the audit table's stream, its feed item put on the bus (an
+    // audit entry in the batch is no event).
+    let r = w.invoke("publish", "publish-stream-batch.json", &[]);
+    assert_eq!(r, serde_json::json!({"batchItemFailures": []}));
     let printed = std::fs::read_to_string(&w.output).unwrap_or_default();
     let _ = std::fs::remove_file(&w.output);
     check_logs_and_metrics(&printed);
@@ -127,6 +148,7 @@ fn check_logs_and_metrics(printed: &str) {
         "sweep",
         "audit",
         "reconcile",
+        "publish",
     ] {
         let cold = metric("ColdStarts", function);
         assert_eq!(cold.len(), 1, "{function}: {cold:?}");
@@ -147,6 +169,8 @@ fn check_logs_and_metrics(printed: &str) {
         [serde_json::json!(0)]
     );
     assert!(!metric("AuditRecordsWritten", "audit").is_empty(), "audit entries counted: {printed}");
+    let published: Vec<Value> = metric("EventsPublished", "publish");
+    assert_eq!(published.iter().filter_map(|l| l["EventsPublished"].as_u64()).sum::<u64>(), 1, "{printed}");
     // Log lines: JSON with what Lambda's JSON format and Logs Insights read, and none
     // below WARN.
     let logs: Vec<&Value> =

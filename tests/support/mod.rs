@@ -60,7 +60,7 @@ fn init_logs() {
 /// its SQLite layer: measured, 850 order writes/s on a fresh emulator, 180/s after a few
 /// thousand earlier writes), and a stream that nobody reads only slows every later write.
 /// Only the audit tests read a stream, each on a table of its own.
-pub const TABLE_WITHOUT_STREAM: TableDef = TableDef { stream: false, ..TABLE };
+pub const TABLE_WITHOUT_STREAM: TableDef = TableDef { stream: None, ..TABLE };
 
 /// A DynamoDB client of the test harness itself (creating tables, planting items no
 /// service would write): the platform's, held to no function's policy.
@@ -420,15 +420,22 @@ pub async fn app_on_fresh_table() -> App {
 
 /// An application on a table of its own created from `def`.
 pub async fn app_on_own_table(def: &TableDef) -> App {
+    app_on_own_table_with(def, |_| {}).await.0
+}
+
+/// An application on fresh tables of its own, its configuration set further by
+/// `configure` (e.g. the event bus it publishes on); with that configuration.
+pub async fn app_on_own_table_with(def: &TableDef, configure: impl FnOnce(&mut Config)) -> (App, Config) {
     init_logs();
     let mut c = config();
     c.store.table = unique("own");
     c.store.audit_table = format!("{}-audit", c.store.table);
+    configure(&mut c);
     let app = c.build_app(Arc::new(SystemClock)).await.expect("app");
     let client = raw_client().await;
     def.create(&client, app.store.table()).await.expect("create table");
     AUDIT_TABLE.create(&client, app.store.audit_table()).await.expect("create audit table");
-    app
+    (app, c)
 }
 
 /// A second application on `app`'s tables with a store of its own (so its DynamoDB

@@ -8,7 +8,9 @@
 //! template's schedule), `RECONCILE_SETTLE_SECONDS` (the reconcile function's), and everything
 //! `shared::config` reads (`DYNAMODB_ENDPOINT`, `TABLE_NAME`, `RESERVATION_TTL_SECONDS`,
 //! `CURSOR_SECRET`, `LOG_FORMAT`), and `ALLOWED_ORIGINS`: the browser origins CORS allows,
-//! comma-separated, in place of the template's `AllowedOrigins` default.
+//! comma-separated, in place of the template's `AllowedOrigins` default. With
+//! `EVENT_BUS_NAME` (and `EVENTBRIDGE_ENDPOINT`, e.g. moto) set it also plays the
+//! `publish` function's event source, putting every event on that bus.
 
 use gateway::{auth::Verifier, serve, Gateway};
 use shared::adapters::clock::SystemClock;
@@ -88,6 +90,17 @@ async fn run() -> Result<(), String> {
     // Plays the audit function's event source: the table's stream, polled locally.
     gateway::stream::spawn_stream_poller(app.clone(), gateway::stream::Platform::connect(&config).await)
         .map_err(|e| e.to_string())?;
+    // Plays the publish function's event source when a bus is named (EventBridge has no
+    // official emulator: moto's, in tests).
+    if config.event_bus_name.is_some() {
+        let bus = config.event_bus(&app, shared::jobs::PUBLISH_FN).await.map_err(|e| e.to_string())?;
+        gateway::stream::spawn_publisher(
+            app.clone(),
+            gateway::stream::Platform::connect(&config).await,
+            Arc::new(bus),
+        )
+        .map_err(|e| e.to_string())?;
+    }
     let verifier =
         Verifier::new(secret.as_deref().unwrap_or(gateway::auth::DEFAULT_SECRET))?.from_env_issuer();
     tracing::info!(port, table = %config.store.table, ttl_seconds = config.reservation_ttl_seconds, sweep_every_seconds = sweep_every, "stockhold gateway listening on http://127.0.0.1:{port}");

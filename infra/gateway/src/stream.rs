@@ -1,18 +1,23 @@
-//! Local stand-in for the Lambda event source mapping on the table's DynamoDB stream:
-//! polls every shard (aws-sdk-dynamodbstreams against DynamoDB Local), turns each batch
-//! into the exact JSON event Lambda delivers, and hands it to the same
-//! `jobs::handle_batch` the `audit` function runs. Its position per shard is saved in a
-//! table of its own (`<table>-stream-checkpoints`; in AWS the event source mapping keeps
-//! it), so a restart of `make dev` resumes where it stopped (and entries are keyed by
-//! stream record, so a batch handled twice writes nothing twice).
+//! Local stand-in for the Lambda event source mappings on DynamoDB streams: polls every
+//! shard of a table's stream (aws-sdk-dynamodbstreams against DynamoDB Local), turns each
+//! batch into the exact JSON event Lambda delivers, and hands it to the function the
+//! template maps to that stream: the table's to `jobs::handle_batch` (the `audit`
+//! function), the audit table's to `jobs::publish_batch` (the `publish` function). Each
+//! consumer keeps its position per shard in a table of its own (`<table>-stream-
+//! checkpoints`, `<audit table>-stream-checkpoints-publish`; in AWS the event source
+//! mapping keeps it), so a restart of `make dev` resumes where it stopped (entries are
+//! keyed by stream record, and events carry their `event_id`, so a batch handled twice
+//! writes nothing twice and publishes nothing a consumer cannot drop).
 
 use aws_sdk_dynamodbstreams::config::http::HttpResponse;
 use aws_sdk_dynamodbstreams::error::SdkError;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
 use base64::Engine;
+use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 use shared::iam::IamError;
-use shared::jobs::{handle_batch, StreamEvent, AUDIT_FN};
+use shared::jobs::{handle_batch, publish_batch, DynamoDbEventResponse, StreamEvent, AUDIT_FN, PUBLISH_FN};
+use shared::service::ports::EventBus;
 use shared::service::App;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -68,14 +73,11 @@ struct Checkpoints<'a> {
 }
 
 impl Checkpoints<'_> {
-    async fn open<'a>(
-        client: &'a aws_sdk_dynamodb::Client,
-        app_table: &str,
-    ) -> Result<Checkpoints<'a>, String> {
+    async fn open<'a>(client: &'a aws_sdk_dynamodb::Client, table: &str) -> Result<Checkpoints<'a>, String> {
         use aws_sdk_dynamodb::types::{
             AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
         };
-        let table = format!("{app_table}-stream-checkpoints");
+        let table = table.to_string();
         let created = client
             .create_table()
             .table_name(&table)
@@ -147,6 +149,34 @@ impl Checkpoints<'_> {
     }
 }
 
+/// What a consumer does with one batch: the function's handler, with its deadline.
+type Handler = Arc<dyn Fn(StreamEvent) -> BoxFuture<'static, DynamoDbEventResponse> + Send + Sync>;
+
+/// One event source mapping: the stream it reads, where it keeps its position, and the
+/// function it invokes.
+struct Consumer {
+    table: String,
+    checkpoints: String,
+    function: &'static str,
+    retries: u32,
+    handle: Handler,
+}
+
+/// The retries the template gives the stream mapping of `function` (`MaximumRetryAttempts`).
+fn retries_of(app: &App, function: &str) -> Result<u32, IamError> {
+    Ok(match app.local_iam() {
+        Some(iam) => iam
+            .template()
+            .function(function)?
+            .events
+            .iter()
+            .find(|e| e.kind == "DynamoDB")
+            .and_then(|e| e.maximum_retry_attempts)
+            .map_or(DEFAULT_RETRIES, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+        None => DEFAULT_RETRIES,
+    })
+}
+
 /// Starts polling the stream of `app`'s table on the current runtime. The poller's own
 /// calls (finding the stream, its checkpoints) are the platform's; each batch is handled
 /// by the `audit` function, held to that function's IAM policy. A batch whose first
@@ -154,28 +184,56 @@ impl Checkpoints<'_> {
 /// template's `MaximumRetryAttempts` says, counted per record; then that record is skipped.
 pub fn spawn_stream_poller(app: App, platform: Platform) -> Result<Arc<PollerStats>, IamError> {
     let audit = app.for_function(AUDIT_FN)?;
-    let retries = match app.local_iam() {
-        Some(iam) => iam
-            .template()
-            .function(AUDIT_FN)?
-            .events
-            .iter()
-            .find(|e| e.kind == "DynamoDB")
-            .and_then(|e| e.maximum_retry_attempts)
-            .map_or(DEFAULT_RETRIES, |n| u32::try_from(n).unwrap_or(u32::MAX)),
-        None => DEFAULT_RETRIES,
+    let handle: Handler = Arc::new(move |event: StreamEvent| {
+        let audit = audit.clone();
+        Box::pin(async move { handle_batch(&audit, &event, audit.local_deadline(AUDIT_FN)).await })
+    });
+    let consumer = Consumer {
+        table: app.store.table().to_string(),
+        checkpoints: format!("{}-stream-checkpoints", app.store.table()),
+        function: AUDIT_FN,
+        retries: retries_of(&app, AUDIT_FN)?,
+        handle,
     };
+    Ok(spawn(platform, consumer))
+}
+
+/// Starts polling the audit table's stream for the `publish` function (held to its IAM
+/// policy), which puts each event on `bus`; retries as `spawn_stream_poller`'s.
+pub fn spawn_publisher(
+    app: App,
+    platform: Platform,
+    bus: Arc<dyn EventBus>,
+) -> Result<Arc<PollerStats>, IamError> {
+    let publish = app.for_function(PUBLISH_FN)?;
+    let handle: Handler = Arc::new(move |event: StreamEvent| {
+        let (publish, bus) = (publish.clone(), bus.clone());
+        Box::pin(async move {
+            publish_batch(&publish, bus.as_ref(), &event, publish.local_deadline(PUBLISH_FN)).await
+        })
+    });
+    let consumer = Consumer {
+        table: app.store.audit_table().to_string(),
+        checkpoints: format!("{}-stream-checkpoints-publish", app.store.audit_table()),
+        function: PUBLISH_FN,
+        retries: retries_of(&app, PUBLISH_FN)?,
+        handle,
+    };
+    Ok(spawn(platform, consumer))
+}
+
+fn spawn(platform: Platform, consumer: Consumer) -> Arc<PollerStats> {
     let stats = Arc::new(PollerStats::default());
     let shared_stats = stats.clone();
     tokio::spawn(async move {
         loop {
-            if let Err(e) = poll(&app, &audit, &platform, retries, &shared_stats).await {
-                tracing::warn!(error = %e, "stream poller failed; restarting");
+            if let Err(e) = poll(&consumer, &platform, &shared_stats).await {
+                tracing::warn!(function = consumer.function, error = %e, "stream poller failed; restarting");
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
-    Ok(stats)
+    stats
 }
 
 struct ShardState {
@@ -188,24 +246,19 @@ struct ShardState {
     closed_and_done: bool,
 }
 
-async fn poll(
-    app: &App,
-    audit: &App,
-    platform: &Platform,
-    retries: u32,
-    stats: &PollerStats,
-) -> Result<(), String> {
+async fn poll(consumer: &Consumer, platform: &Platform, stats: &PollerStats) -> Result<(), String> {
+    let retries = consumer.retries;
     let streams = &platform.streams;
     let table = platform
         .dynamodb
         .describe_table()
-        .table_name(app.store.table())
+        .table_name(&consumer.table)
         .send()
         .await
         .map_err(|e| format!("describe_table: {e}"))?;
     let arn = table.table.and_then(|t| t.latest_stream_arn).ok_or("the table has no stream")?;
     let mut shards: HashMap<String, ShardState> = HashMap::new();
-    let store = Checkpoints::open(&platform.dynamodb, app.store.table()).await?;
+    let store = Checkpoints::open(&platform.dynamodb, &consumer.checkpoints).await?;
     let checkpoints = store.load().await?;
     loop {
         // New shards appear as DynamoDB rolls them; pick them up every round.
@@ -262,6 +315,14 @@ async fn poll(
                     records: out.records.unwrap_or_default().iter().map(|r| lambda_record(&arn, r)).collect(),
                     next: out.next_shard_iterator,
                 },
+                // An iterator taken at the horizon of a shard that was still empty can
+                // point behind DynamoDB Local's trim point once records arrive: take a
+                // new one (from the checkpoint, else the horizon) instead of restarting.
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_trimmed_data_access_exception()) => {
+                    tracing::debug!(shard = %id, "shard iterator behind the trim point; taking a new one");
+                    state.iterator = None;
+                    continue;
+                }
                 // An answer the SDK cannot decode (DynamoDB Local writes an empty map as
                 // `{}`, which has no type) is read as the JSON it is, so that the odd record
                 // reaches the audit function, which sets it aside, instead of stopping the
@@ -287,7 +348,7 @@ async fn poll(
             }
             busy = true;
             let event = StreamEvent { records };
-            let response = handle_batch(audit, &event, audit.local_deadline(AUDIT_FN)).await;
+            let response = (consumer.handle)(event.clone()).await;
             let failed: Vec<&str> =
                 response.batch_item_failures.iter().filter_map(|f| f.item_identifier.as_deref()).collect();
             let seqs: Vec<&str> =
@@ -311,7 +372,7 @@ async fn poll(
                         log.push((seq.clone(), std::time::Instant::now()));
                     }
                     if attempts > retries {
-                        tracing::error!(sequence_number = %seq, attempts, "skipping a record that kept failing");
+                        tracing::error!(function = consumer.function, sequence_number = %seq, attempts, "skipping a record that kept failing");
                         if let Ok(mut skipped) = stats.skipped.lock() {
                             skipped.push(seq);
                         }
@@ -320,7 +381,7 @@ async fn poll(
                         seqs.len()
                     } else {
                         let wait = FIRST_BACKOFF.saturating_mul(1 << (attempts - 1).min(8)).min(MAX_BACKOFF);
-                        tracing::warn!(sequence_number = %seq, attempts, wait_ms = wait.as_millis() as u64, "audit batch failed; retrying");
+                        tracing::warn!(function = consumer.function, sequence_number = %seq, attempts, wait_ms = wait.as_millis() as u64, "batch failed; retrying");
                         state.retry_at = Some(tokio::time::Instant::now() + wait);
                         state.failing = Some((seq, attempts));
                         i

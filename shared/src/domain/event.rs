@@ -121,6 +121,60 @@ pub struct FeedEntry {
     pub position: String,
 }
 
+/// An event as the bus takes it (`PutEvents`): what was published to the feed, ready to
+/// go out. `detail` is the feed's JSON text as it is, so the bus, the webhook and the
+/// feed carry the same bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub event_id: String,
+    pub kind: EventType,
+    /// When the change happened (the envelope's `time`).
+    pub time: DateTime<Utc>,
+    pub detail: String,
+}
+
+/// Most events one `PutEvents` request takes, and most bytes its entries may add up to
+/// (EventBridge's limits; an entry counts its source, detail-type, detail and 14 bytes
+/// for its time).
+pub const BUS_BATCH: usize = 10;
+pub const BUS_REQUEST_BYTES: usize = 256 * 1024;
+
+impl Outgoing {
+    /// The size EventBridge counts against `BUS_REQUEST_BYTES`.
+    pub fn size(&self) -> usize {
+        14 + SOURCE.len() + self.kind.as_str().len() + self.detail.len()
+    }
+}
+
+/// Events, each with what the caller tags it with (its stream record).
+pub type Tagged<T> = Vec<(T, Outgoing)>;
+
+/// Splits `events` into requests the bus takes: at most `BUS_BATCH` each and within
+/// `BUS_REQUEST_BYTES`, in order. An event too large for any request comes back apart
+/// (`Err`): no retry can publish it (the feed keeps it).
+pub fn bus_requests<T>(events: Vec<(T, Outgoing)>) -> (Vec<Tagged<T>>, Tagged<T>) {
+    let (mut requests, mut too_large) = (Vec::new(), Vec::new());
+    let mut current: Vec<(T, Outgoing)> = Vec::new();
+    let mut bytes = 0;
+    for (tag, e) in events {
+        let size = e.size();
+        if size > BUS_REQUEST_BYTES {
+            too_large.push((tag, e));
+            continue;
+        }
+        if current.len() == BUS_BATCH || bytes + size > BUS_REQUEST_BYTES {
+            requests.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += size;
+        current.push((tag, e));
+    }
+    if !current.is_empty() {
+        requests.push(current);
+    }
+    (requests, too_large)
+}
+
 /// An entity's change as its stream record shows it: the entity before (none for a
 /// creation) and after, and its change count after (`sequence`).
 #[derive(Debug, Clone)]
@@ -193,6 +247,34 @@ pub fn crossing(before: i64, after: i64, threshold: Option<i64>) -> Option<Event
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn outgoing(detail_len: usize) -> Outgoing {
+        Outgoing {
+            event_id: "e".into(),
+            kind: EventType::StockChanged,
+            time: chrono::Utc::now(),
+            detail: "x".repeat(detail_len),
+        }
+    }
+
+    #[test]
+    fn bus_requests_hold_ten_events_within_256_kib_in_order_and_set_apart_what_fits_none() {
+        let small: Vec<(usize, Outgoing)> = (0..23).map(|i| (i, outgoing(10))).collect();
+        let (requests, apart) = bus_requests(small);
+        assert_eq!(requests.iter().map(Vec::len).collect::<Vec<_>>(), [10, 10, 3]);
+        assert!(apart.is_empty());
+        assert_eq!(
+            requests.concat().iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            (0..23).collect::<Vec<_>>()
+        );
+        // 100 KiB each: two fit in one request, a third would pass 256 KiB.
+        let big: Vec<(usize, Outgoing)> =
+            (0..3).map(|i| (i, outgoing(100 * 1024))).chain([(3, outgoing(BUS_REQUEST_BYTES))]).collect();
+        let (requests, apart) = bus_requests(big);
+        assert_eq!(requests.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(apart.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [3]);
+        assert!(requests.iter().all(|r| r.iter().map(|(_, e)| e.size()).sum::<usize>() <= BUS_REQUEST_BYTES));
+    }
 
     #[test]
     fn every_type_parses_back_and_names_its_entity() {

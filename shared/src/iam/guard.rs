@@ -192,7 +192,7 @@ impl Principal {
 
 impl Denial {
     /// The response AWS sends for this refusal (awsJson for DynamoDB and its streams,
-    /// restJson with `x-amzn-errortype` for EventBridge Scheduler).
+    /// Secrets Manager and EventBridge, restJson with `x-amzn-errortype` for EventBridge Scheduler).
     fn response(&self, service: Service) -> Result<HttpResponse, ConnectorError> {
         let message = format!(
             "User: arn:aws:sts::{ACCOUNT}:assumed-role/{p}Role/{p} is not authorized to perform: {} on resource: {} because {}",
@@ -201,10 +201,12 @@ impl Denial {
         );
         let invalid = |e: String| ConnectorError::other(e.into(), None);
         let (status, body) = match service {
-            Service::DynamoDb | Service::DynamoDbStreams | Service::SecretsManager => (
-                400,
-                serde_json::json!({"__type": "com.amazon.coral.service#AccessDeniedException", "Message": message}),
-            ),
+            Service::DynamoDb | Service::DynamoDbStreams | Service::SecretsManager | Service::EventBridge => {
+                (
+                    400,
+                    serde_json::json!({"__type": "com.amazon.coral.service#AccessDeniedException", "Message": message}),
+                )
+            }
             Service::Scheduler => (403, serde_json::json!({"Message": message})),
         };
         let status = StatusCode::try_from(status).map_err(|e| invalid(e.to_string()))?;
@@ -213,7 +215,7 @@ impl Denial {
             Service::DynamoDb | Service::DynamoDbStreams => {
                 resp.headers_mut().insert("content-type", "application/x-amz-json-1.0");
             }
-            Service::SecretsManager => {
+            Service::SecretsManager | Service::EventBridge => {
                 resp.headers_mut().insert("content-type", "application/x-amz-json-1.1");
             }
             Service::Scheduler => {

@@ -281,6 +281,9 @@ impl Resolver<'_> {
             ("AWS::IAM::Role", "Arn") => format!("arn:{PARTITION}:iam::{ACCOUNT}:role/{name}"),
             ("AWS::SQS::Queue", "Arn") => format!("arn:{PARTITION}:sqs:{REGION}:{ACCOUNT}:{name}"),
             ("AWS::SQS::Queue", "QueueName") => name,
+            ("AWS::Events::EventBus", "Arn") => {
+                format!("arn:{PARTITION}:events:{REGION}:{ACCOUNT}:event-bus/{name}")
+            }
             ("AWS::Scheduler::ScheduleGroup", "Arn") => {
                 format!("arn:{PARTITION}:scheduler:{REGION}:{ACCOUNT}:schedule-group/{name}")
             }
@@ -376,6 +379,12 @@ impl Resolver<'_> {
                 Ok((format!("{id}.{attr}"), self.attribute(id, attr)?))
             }
             ("Sub", Value::String(s)) => Ok((s.clone(), self.substitute(s)?)),
+            // The branch the parameters' defaults choose (the local stack's names fill
+            // in the resources, `LocalNames`).
+            ("If", Value::Array(parts)) if parts.len() == 3 => {
+                let name = parts[0].as_str().ok_or_else(|| bad(format!("!If condition {:?}", parts[0])))?;
+                self.value(if self.condition(name)? { &parts[1] } else { &parts[2] })
+            }
             _ => Err(bad(format!("intrinsic {tag} with {inner:?} is not modelled locally"))),
         }
     }

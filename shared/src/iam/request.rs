@@ -14,6 +14,7 @@ pub enum Service {
     DynamoDbStreams,
     Scheduler,
     SecretsManager,
+    EventBridge,
 }
 
 /// One authorisation the request needs.
@@ -85,6 +86,14 @@ pub fn needs(
             Ok(Needs { operation: op, needs, schedule_target: None })
         }
         Service::Scheduler => scheduler(method, uri, body),
+        Service::EventBridge => {
+            let op = target
+                .and_then(|t| t.split_once('.'))
+                .map(|(_, op)| op.to_string())
+                .ok_or("no X-Amz-Target")?;
+            let body: Value = serde_json::from_slice(body).map_err(|e| format!("body: {e}"))?;
+            Ok(Needs { needs: events(&op, &body)?, operation: op, schedule_target: None })
+        }
         Service::SecretsManager => {
             let op = target
                 .and_then(|t| t.split_once('.'))
@@ -162,6 +171,32 @@ fn streams(op: &str, body: &Value) -> Result<Vec<Need>, String> {
         _ => body["StreamArn"].as_str().map(stream_arn).ok_or(format!("{op} without StreamArn"))?,
     };
     Ok(vec![need(format!("dynamodb:{op}"), arn)])
+}
+
+/// `PutEvents` needs `events:PutEvents` on each bus its entries name (no name: the
+/// account's `default` bus); other operations on the bus their body names.
+fn events(op: &str, body: &Value) -> Result<Vec<Need>, String> {
+    let bus = |name: Option<&str>| {
+        let name = name.unwrap_or("default");
+        if name.starts_with("arn:") {
+            name.to_string()
+        } else {
+            format!("arn:{PARTITION}:events:{REGION}:{ACCOUNT}:event-bus/{name}")
+        }
+    };
+    let action = format!("events:{op}");
+    if op == "PutEvents" {
+        let entries = body["Entries"].as_array().ok_or("PutEvents without Entries")?;
+        let mut out: Vec<Need> = Vec::new();
+        for e in entries {
+            let n = need(action.clone(), bus(e["EventBusName"].as_str()));
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+        return Ok(out);
+    }
+    Ok(vec![need(action, bus(body["EventBusName"].as_str().or(body["Name"].as_str())))])
 }
 
 fn scheduler(method: &str, uri: &str, body: &[u8]) -> Result<Needs, String> {
@@ -249,6 +284,21 @@ mod tests {
         .expect("b");
         assert_eq!(b.needs.len(), 2);
         assert!(b.needs.iter().all(|n| n.action == "dynamodb:BatchGetItem"));
+    }
+
+    #[test]
+    fn put_events_needs_put_events_on_each_bus_its_entries_name_once() {
+        let body = br#"{"Entries":[{"EventBusName":"shop"},{"EventBusName":"shop"},{}]}"#;
+        let n = needs(Service::EventBridge, "POST", "/", Some("AWSEvents.PutEvents"), body).expect("n");
+        let got: Vec<(&str, &str)> =
+            n.needs.iter().map(|n| (n.action.as_str(), n.resource.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("events:PutEvents", "arn:aws:events:us-east-1:123456789012:event-bus/shop"),
+                ("events:PutEvents", "arn:aws:events:us-east-1:123456789012:event-bus/default"),
+            ]
+        );
     }
 
     #[test]

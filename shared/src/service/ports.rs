@@ -1,5 +1,5 @@
-//! The ports services use for what lies outside the store: the time and the expiry
-//! scheduler. Implementations sit at the edge (`adapters`): AWS ones, local ones and the
+//! The ports services use for what lies outside the store: the time, the expiry
+//! scheduler and the event bus. Implementations sit at the edge (`adapters`): AWS ones, local ones and the
 //! ones tests drive.
 
 use chrono::{DateTime, Utc};
@@ -83,6 +83,26 @@ impl ExpiryScheduler for NoScheduler {
     }
 }
 
+/// What the bus answered for one request: per event, in order, whether it took it.
+pub type Put<'a> = BoxFuture<'a, Result<Vec<Result<(), String>>, BusError>>;
+
+#[derive(Debug, Error)]
+pub enum BusError {
+    #[error("event bus request failed: {0}")]
+    Failed(String),
+}
+
+/// Where events go out to the shop's other systems (an EventBridge bus in AWS).
+///
+/// Contract: `put` takes one request's events (`domain::event::bus_requests` cuts them:
+/// at most 10, within 256 KiB) and answers, per event and in order, whether the bus took
+/// it; an event it refused may be put again. `Err` means the request's outcome is
+/// unknown: some or all may have been taken, so a retry may deliver an event twice, which
+/// consumers drop by its `event_id`. It never reorders nor alters `detail`.
+pub trait EventBus: Send + Sync + std::fmt::Debug {
+    fn put<'a>(&'a self, events: &'a [crate::domain::event::Outgoing]) -> Put<'a>;
+}
+
 /// A business event operators count (CloudWatch metrics in AWS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
@@ -119,6 +139,14 @@ pub enum Metric {
     /// recorded every write they show, after the settle window: the stream consumer is
     /// behind, or a record was lost.
     LedgerBehind,
+    /// Events the bus took.
+    EventsPublished,
+    /// Events the bus refused or that found no time left (their records are retried,
+    /// then queued).
+    EventsFailed,
+    /// Feed items no retry can publish (unreadable, or too large for the bus); the feed
+    /// keeps them.
+    EventsSetAside,
     /// A function's first invocation in a new execution environment.
     ColdStart,
 }
@@ -126,7 +154,7 @@ pub enum Metric {
 impl Metric {
     /// One of each kind, for checks that every name the template uses is one we emit.
     #[cfg(any(test, feature = "local"))]
-    pub const KINDS: [Metric; 16] = [
+    pub const KINDS: [Metric; 19] = [
         Self::ReservationsCreated,
         Self::RefusedForStock,
         Self::RefusedForHoldCap,
@@ -142,6 +170,9 @@ impl Metric {
         Self::ProductsReconciled,
         Self::StockInconsistencies,
         Self::LedgerBehind,
+        Self::EventsPublished,
+        Self::EventsFailed,
+        Self::EventsSetAside,
         Self::ColdStart,
     ];
 
@@ -163,6 +194,9 @@ impl Metric {
             Self::ProductsReconciled => "ProductsReconciled",
             Self::StockInconsistencies => "StockInconsistencies",
             Self::LedgerBehind => "LedgerBehind",
+            Self::EventsPublished => "EventsPublished",
+            Self::EventsFailed => "EventsFailed",
+            Self::EventsSetAside => "EventsSetAside",
             Self::ColdStart => "ColdStarts",
         }
     }

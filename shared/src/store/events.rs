@@ -4,7 +4,7 @@
 //! in the transaction of the movements they come from (`Ledger::append`).
 
 use super::records::audit as audit_rec;
-use super::records::event::{self as rec, feed_pk, hour_of, FEED_SHARDS};
+use super::records::event::{self as rec, feed_pk, hour_of, hour_start, FEED_HOURS_PK, FEED_SHARDS};
 use super::records::{put, put_always, s, Attrs};
 use super::{Repo, StoreError};
 use crate::domain::audit::AuditEntry;
@@ -18,9 +18,57 @@ const PAIRS_PER_TRANSACTION: usize = 50;
 /// page is cut there and may be short, with a cursor, as DynamoDB's own filters are).
 const FILTERED_READ: usize = 500;
 
-/// Hours of the feed one page walks at most (an hour costs a `Query` per shard even when
-/// empty): a consumer far behind a quiet feed gets an empty page and a cursor further on.
+/// Hours with events one page reads at most (an hour costs a `Query` per shard). Quiet
+/// hours cost nothing: a page lists the hours that have events (`FeedHours`) and reads
+/// only those, so an empty page means that nothing has been published since the cursor.
 const HOURS_PER_PAGE: usize = 24;
+
+/// The hours of the feed that have events (`records::event::hour_item`). A writer marks
+/// an hour before it writes the hour's first events, once per process and hour (the
+/// mark is an idempotent put outside the events' transactions, so that no two writers
+/// ever contend for it): an hour with events is always listed; one whose events a crash
+/// kept from being written is listed and reads empty.
+#[derive(Debug, Clone)]
+pub struct FeedHours {
+    repo: Repo,
+    marked: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl FeedHours {
+    pub(crate) fn new(repo: Repo) -> Self {
+        Self { repo, marked: Default::default() }
+    }
+
+    /// Marks the hour of `at` (the publication time of events about to be written).
+    pub async fn mark(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let hour = hour_of(&crate::domain::time::format_time(at)).to_string();
+        if self.marked.lock().map(|m| m.as_deref() == Some(hour.as_str())).unwrap_or(false) {
+            return Ok(());
+        }
+        let put = self.repo.db.put_item(&self.repo.table).set_item(Some(rec::hour_item(&hour)));
+        self.repo.db.put("mark_feed_hour", put).await?;
+        if let Ok(mut m) = self.marked.lock() {
+            *m = Some(hour);
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` hours with events from `first` to `last` (inclusive), in order.
+    async fn between(&self, first: &str, last: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let q = self
+            .repo
+            .db
+            .query(&self.repo.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :last")
+            .expression_attribute_values(":pk", s(FEED_HOURS_PK))
+            .expression_attribute_values(":first", s(first))
+            .expression_attribute_values(":last", s(last))
+            .limit(i32::try_from(limit).unwrap_or(100))
+            .consistent_read(true);
+        let page = self.repo.db.query_page("list_feed_hours", q, None).await?;
+        Ok(page.items.iter().filter_map(|i| i.opt_s("sk").map(str::to_string)).collect())
+    }
+}
 
 /// What the feed's reader asks for besides the position.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,7 +94,7 @@ pub struct FeedPage {
 }
 
 #[derive(Debug, Clone)]
-pub struct Feed(pub(crate) Repo);
+pub struct Feed(pub(crate) Repo, pub(crate) FeedHours);
 
 impl Feed {
     /// Writes each audit entry with its event, an entry and its event in the same
@@ -60,6 +108,9 @@ impl Feed {
         at: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let mut written = 0;
+        if !pairs.is_empty() {
+            self.1.mark(at).await?;
+        }
         for chunk in pairs.chunks(PAIRS_PER_TRANSACTION) {
             let mut items: Vec<(Attrs, Attrs)> = chunk
                 .iter()
@@ -113,31 +164,40 @@ impl Feed {
         }
         let mut events = Vec::new();
         let mut from = after.to_string();
-        let mut hour = hour_of(after).to_string();
-        for _ in 0..HOURS_PER_PAGE {
+        let hours = self.1.between(hour_of(after), hour_of(before), HOURS_PER_PAGE).await?;
+        let full = hours.len() == HOURS_PER_PAGE;
+        for hour in &hours {
+            // A later hour is read from its first instant (which no key equals).
+            if hour.as_str() > hour_of(&from) {
+                match hour_start(hour) {
+                    Some(t) => from = crate::domain::time::format_time(t),
+                    None => continue,
+                }
+            }
             if from.as_str() >= before {
                 break;
             }
             let want = limit - events.len();
-            let (found, read_to) = self.hour(&hour, &from, before, filter, want).await?;
+            let (found, read_to) = self.hour(hour, &from, before, filter, want).await?;
             events.extend(found);
             if events.len() >= limit {
                 let next = events.last().map(|(k, _)| k.clone()).unwrap_or(from);
                 return Ok(FeedPage { events, next });
             }
-            match read_to {
+            if let Some(point) = read_to {
                 // A shard read short of its end: the page ends where every shard was read.
-                Some(point) => return Ok(FeedPage { events, next: point }),
-                None => {
-                    let Some(next_hour) = next_hour(&hour) else { break };
-                    // The next hour starts at its first instant; `before` bounds it.
-                    from = next_hour.clone();
-                    hour = hour_of(&next_hour).to_string();
-                }
+                return Ok(FeedPage { events, next: point });
             }
+            // The hour was read to its end (or to `before`).
+            from = match next_hour(hour) {
+                Some(n) if n.as_str() < before => n,
+                _ => before.to_string(),
+            };
         }
-        let next = if from.as_str() > before { before.to_string() } else { from };
-        Ok(FeedPage { events, next })
+        // Every hour with events up to `before` was read, unless the page's hours ran out
+        // first (then it goes on from the end of the last one it read).
+        let next = if full { from } else { before.to_string() };
+        Ok(FeedPage { events, next: if next.as_str() < after { after.to_string() } else { next } })
     }
 
     /// The events of one hour after `from` and before `before`, at most `want`; and,
@@ -213,9 +273,7 @@ impl Feed {
 
 /// The first instant of the hour after `hour` (`yyyy-mm-ddThh`), formatted as times are.
 fn next_hour(hour: &str) -> Option<String> {
-    let start = chrono::NaiveDateTime::parse_from_str(&format!("{hour}:00:00"), "%Y-%m-%dT%H:%M:%S").ok()?;
-    let next = start.and_utc() + chrono::Duration::hours(1);
-    Some(crate::domain::time::format_time(next))
+    hour_start(hour).map(|t| crate::domain::time::format_time(t + chrono::Duration::hours(1)))
 }
 
 #[cfg(test)]

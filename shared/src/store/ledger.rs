@@ -23,7 +23,7 @@ use std::collections::{HashMap, VecDeque};
 pub const MOVEMENTS_PER_APPEND: usize = 33;
 
 #[derive(Debug, Clone)]
-pub struct Ledger(pub(crate) Repo);
+pub struct Ledger(pub(crate) Repo, pub(crate) super::events::FeedHours);
 
 /// Where a page of movements starts: after the movement at sort key `sk` of the row
 /// `pk` (movements order by sort key, then row).
@@ -223,6 +223,9 @@ impl Ledger {
                 .expression_attribute_names("#position", "position")
                 .expression_attribute_values(":read", s(p)),
         };
+        if !events.is_empty() {
+            self.1.mark(at).await?;
+        }
         let mut items = vec![TransactWriteItem::builder().put(head.build()?).build()];
         for m in movements {
             items.push(put_always(&self.0.table, rec::movement_item(m))?);

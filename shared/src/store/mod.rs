@@ -120,6 +120,8 @@ impl Store {
         let (table, audit_table): (Arc<str>, Arc<str>) = (table.into().into(), audit_table.into().into());
         let repo = Repo { db: db.clone(), table: table.clone() };
         let stock = stock::Stock(repo.clone());
+        // One mark of the feed's hours per process, whichever writer publishes first.
+        let hours = events::FeedHours::new(Repo { db: db.clone(), table: audit_table.clone() });
         Self {
             catalogue: catalogue::Catalogue { repo: repo.clone(), stock: stock.clone() },
             stock,
@@ -128,8 +130,8 @@ impl Store {
             order_lists: order_list::OrderLists(repo.clone()),
             idempotency: idempotency::Idempotency(repo),
             audit: audit::AuditLog(Repo { db: db.clone(), table: audit_table.clone() }),
-            ledger: ledger::Ledger(Repo { db: db.clone(), table: audit_table.clone() }),
-            feed: events::Feed(Repo { db: db.clone(), table: audit_table.clone() }),
+            ledger: ledger::Ledger(Repo { db: db.clone(), table: audit_table.clone() }, hours.clone()),
+            feed: events::Feed(Repo { db: db.clone(), table: audit_table.clone() }, hours),
             db,
             table,
             audit_table,

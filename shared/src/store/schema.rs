@@ -19,14 +19,38 @@ pub struct IndexDef {
     pub sk: &'static str,
 }
 
+/// What a table's stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Both images: the audit diffs a change's before and after.
+    NewAndOldImages,
+    /// The new image alone: the publisher needs only the item written.
+    NewImage,
+}
+
+impl Stream {
+    fn name(self) -> &'static str {
+        match self {
+            Self::NewAndOldImages => "NEW_AND_OLD_IMAGES",
+            Self::NewImage => "NEW_IMAGE",
+        }
+    }
+
+    fn view_type(self) -> StreamViewType {
+        match self {
+            Self::NewAndOldImages => StreamViewType::NewAndOldImages,
+            Self::NewImage => StreamViewType::NewImage,
+        }
+    }
+}
+
 /// A table: string keys, optional indexes, TTL attribute and stream.
 pub struct TableDef {
     pub pk: &'static str,
     pub sk: &'static str,
     pub indexes: &'static [IndexDef],
     pub ttl_attribute: Option<&'static str>,
-    /// `NEW_AND_OLD_IMAGES` stream (feeds the audit function).
-    pub stream: bool,
+    pub stream: Option<Stream>,
 }
 
 pub const TABLE: TableDef = TableDef {
@@ -45,13 +69,16 @@ pub const TABLE: TableDef = TableDef {
         IndexDef { name: ORDERS_BY_STATUS_VALUE, pk: OSS_PK, sk: O_VALUE },
     ],
     ttl_attribute: Some(TTL),
-    stream: true,
+    // Feeds the audit function.
+    stream: Some(Stream::NewAndOldImages),
 };
 
-/// The audit table: entries by entity (`E#<type>#<id>`), oldest first. It has no stream,
-/// so writing audit entries never feeds the audit function.
+/// The audit table: entries by entity (`E#<type>#<id>`), oldest first, and the replay
+/// feed of events (`F#...`, kept 7 days by TTL; entries have no TTL and stay). Its
+/// stream feeds the publisher (filtered to feed items), never the audit function, so
+/// writing entries feeds nothing back.
 pub const AUDIT_TABLE: TableDef =
-    TableDef { pk: PK, sk: SK, indexes: &[], ttl_attribute: None, stream: false };
+    TableDef { pk: PK, sk: SK, indexes: &[], ttl_attribute: Some(TTL), stream: Some(Stream::NewImage) };
 
 impl TableDef {
     /// Key attributes of the table and its indexes, each once, in first-use order.
@@ -91,8 +118,8 @@ impl TableDef {
                 .collect::<Vec<_>>()
                 .into();
         }
-        if self.stream {
-            props["StreamSpecification"] = json!({"StreamViewType": "NEW_AND_OLD_IMAGES"});
+        if let Some(stream) = self.stream {
+            props["StreamSpecification"] = json!({"StreamViewType": stream.name()});
         }
         if let Some(ttl) = self.ttl_attribute {
             props["TimeToLiveSpecification"] = json!({"AttributeName": ttl, "Enabled": true});
@@ -113,11 +140,11 @@ impl TableDef {
             .table_name(name)
             .billing_mode(BillingMode::PayPerRequest)
             .set_key_schema(Some(key(self.pk, self.sk)?));
-        if self.stream {
+        if let Some(stream) = self.stream {
             req = req.stream_specification(
                 StreamSpecification::builder()
                     .stream_enabled(true)
-                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .stream_view_type(stream.view_type())
                     .build()?,
             );
         }
@@ -140,9 +167,59 @@ impl TableDef {
         }
         match req.send().await {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => return Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {
+                return self.upgrade(client, name).await
+            }
             Err(e) => return Err(classify("create_table", Access::Write, e)),
         }
+        self.enable_ttl(client, name).await
+    }
+
+    /// Brings a table made by an earlier version (a `make dev` database kept in
+    /// `.local/dev-data`) to this definition's stream and TTL; its keys and indexes are
+    /// as they were (none has changed since tables were first made).
+    async fn upgrade(&self, client: &Client, name: &str) -> Result<(), StoreError> {
+        let described = client
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(|e| classify("describe_table", Access::Read, e))?;
+        let current = described.table.and_then(|t| t.stream_specification);
+        if let Some(stream) = self.stream {
+            if !current.as_ref().is_some_and(|c| c.stream_enabled) {
+                client
+                    .update_table()
+                    .table_name(name)
+                    .stream_specification(
+                        StreamSpecification::builder()
+                            .stream_enabled(true)
+                            .stream_view_type(stream.view_type())
+                            .build()?,
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| classify("update_table", Access::Write, e))?;
+            }
+        }
+        let Some(ttl) = self.ttl_attribute else { return Ok(()) };
+        let on = client
+            .describe_time_to_live()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(|e| classify("describe_time_to_live", Access::Read, e))?
+            .time_to_live_description
+            .and_then(|d| d.attribute_name)
+            .is_some_and(|a| a == ttl);
+        if on {
+            Ok(())
+        } else {
+            self.enable_ttl(client, name).await
+        }
+    }
+
+    async fn enable_ttl(&self, client: &Client, name: &str) -> Result<(), StoreError> {
         if let Some(ttl) = self.ttl_attribute {
             client
                 .update_time_to_live()

@@ -6,10 +6,8 @@
 
 use super::audit::{image, RecordError};
 use super::{from_item, order, product, reservation, to_attrs, Attrs};
-use crate::domain::event::FeedEntry;
-use crate::domain::event::FEED_DAYS;
-use crate::domain::event::{Changed, EntityChange};
-use crate::domain::time::format_time;
+use crate::domain::event::{Changed, EntityChange, EventType, FeedEntry, Outgoing, FEED_DAYS};
+use crate::domain::time::{format_time, parse_time};
 use crate::store::keys::EVENT_SEQ;
 use crate::store::{Item, StoreError};
 use aws_lambda_events::event::dynamodb::EventRecord;
@@ -44,6 +42,29 @@ pub fn hour_of(key: &str) -> &str {
 /// The partition of an hour's shard.
 pub fn feed_pk(hour: &str, shard: u32) -> String {
     format!("F#{hour}#{shard}")
+}
+
+/// The partition listing the hours that have events (`FH` / `<yyyy-mm-ddThh>`), so that a
+/// reader goes from one such hour to the next instead of reading every quiet hour's
+/// shards. Not a feed key (`is_feed_key`): the publisher never sees it.
+pub const FEED_HOURS_PK: &str = "FH";
+
+/// The item saying that `hour` has (or is about to have) events; kept as long as them.
+pub fn hour_item(hour: &str) -> Attrs {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    let ttl = hour_start(hour).map_or(0, |t| (t + chrono::Duration::days(FEED_DAYS + 1)).timestamp());
+    Attrs::from([
+        ("pk".to_string(), S(FEED_HOURS_PK.into())),
+        ("sk".to_string(), S(hour.to_string())),
+        (crate::store::keys::TTL.to_string(), N(ttl.to_string())),
+    ])
+}
+
+/// The first instant of `hour` (`yyyy-mm-ddThh`).
+pub fn hour_start(hour: &str) -> Option<DateTime<Utc>> {
+    chrono::NaiveDateTime::parse_from_str(&format!("{hour}:00:00"), "%Y-%m-%dT%H:%M:%S")
+        .ok()
+        .map(|t| t.and_utc())
 }
 
 /// The shard of an event: by its id, so the events of one batch spread.
@@ -83,6 +104,31 @@ pub fn feed_event(i: &Item) -> Result<(String, serde_json::Value), StoreError> {
 /// stream).
 pub fn is_feed_key(pk: &str) -> bool {
     pk.starts_with("F#")
+}
+
+/// The event a record of the audit table's stream publishes: a feed item's insertion;
+/// `None` for every other record (entries, set-aside records, TTL removals).
+pub fn outgoing_from_record(r: &EventRecord) -> Result<Option<Outgoing>, RecordError> {
+    if r.event_name != "INSERT" {
+        return Ok(None);
+    }
+    let new = image(&r.change.new_image)?;
+    if !new.get("pk").and_then(serde_json::Value::as_str).is_some_and(is_feed_key) {
+        return Ok(None);
+    }
+    let attrs = serde_dynamo::to_item(serde_json::Value::Object(new))
+        .map_err(|e| RecordError::Image(e.to_string()))?;
+    let f: FeedRecord = from_item(&Item(attrs)).map_err(|e| RecordError::Image(e.to_string()))?;
+    let kind =
+        EventType::parse(&f.kind).ok_or(RecordError::Image(format!("unknown event type {:?}", f.kind)))?;
+    let detail: serde_json::Value =
+        serde_json::from_str(&f.detail).map_err(|e| RecordError::Image(format!("detail: {e}")))?;
+    let time = detail["occurred_at"]
+        .as_str()
+        .and_then(parse_time)
+        .or_else(|| parse_time(&f.published_at))
+        .ok_or(RecordError::Missing("feed item", "a time"))?;
+    Ok(Some(Outgoing { event_id: f.event_id, kind, time, detail: f.detail }))
 }
 
 /// The change of a product, reservation or order a stream record shows, with the entity
