@@ -204,6 +204,14 @@ pub async fn handle_batch(
     })
 }
 
+/// The answer that asks for a batch again from `raw` on (what a consumer that must keep
+/// order reports when it stops at a record).
+pub fn retry_from(raw: &Value) -> DynamoDbEventResponse {
+    let mut response = DynamoDbEventResponse::default();
+    response.batch_item_failures = vec![failure(raw)];
+    response
+}
+
 /// The identifier Lambda takes back for a record: its sequence number, else its event id.
 fn failure(raw: &Value) -> DynamoDbBatchItemFailure {
     let mut failure = DynamoDbBatchItemFailure::default();
@@ -335,19 +343,30 @@ pub async fn publish_batch(
     })
 }
 
+/// Each record of a batch of the audit table's stream with the event it publishes: `None`
+/// for records that are no feed item's creation, `Err` (why) for a feed item that does not
+/// decode. What the publisher and the local webhook delivery read.
+pub fn feed_events(
+    event: &StreamEvent,
+) -> impl Iterator<Item = (&Value, Result<Option<crate::domain::event::Outgoing>, String>)> {
+    use crate::store::records::event::outgoing_from_record;
+    event.records.iter().map(|raw| {
+        let decoded = serde_json::from_value::<EventRecord>(raw.clone())
+            .map_err(|e| format!("the record does not decode: {e}"))
+            .and_then(|r| outgoing_from_record(&r).map_err(|e| e.to_string()));
+        (raw, decoded)
+    })
+}
+
 async fn publish(
     app: &App,
     bus: &dyn crate::service::ports::EventBus,
     event: &StreamEvent,
 ) -> DynamoDbEventResponse {
     use crate::domain::event::bus_requests;
-    use crate::store::records::event::outgoing_from_record;
     let mut outgoing = Vec::new();
     let mut aside = 0u64;
-    for raw in &event.records {
-        let decoded = serde_json::from_value::<EventRecord>(raw.clone())
-            .map_err(|e| format!("the record does not decode: {e}"))
-            .and_then(|r| outgoing_from_record(&r).map_err(|e| e.to_string()));
+    for (raw, decoded) in feed_events(event) {
         match decoded {
             Ok(Some(e)) => outgoing.push((raw, e)),
             Ok(None) => {}

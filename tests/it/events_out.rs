@@ -2,8 +2,11 @@
 //! an EventBridge bus (moto's), where a shop's rule gets each with its `detail` as the
 //! feed has it; a request the bus refuses in part is put again, and a batch delivered
 //! again (a crash before the stream position was saved) publishes the same `event_id`s.
+//! The local webhook delivery gets each event with the same envelope, keeps trying while
+//! its receiver is down, and resumes after a restart.
 
 use serde_json::{json, Value};
+use shared::adapters::clock::ManualClock;
 use shared::jobs::{publish_batch, StreamEvent};
 use shared::service::ports::{EventBus, Put};
 use shared::store::schema::TABLE;
@@ -349,4 +352,259 @@ async fn refused_events_are_put_again_and_a_batch_delivered_again_repeats_only_e
         "three attempts, then the event source retries"
     );
     assert!(bus.received(0).await.is_empty(), "nothing reached the rule");
+}
+
+/// A webhook receiver on a loopback port of its own: every request it is sent (its
+/// headers and body, and whether it took it), answering `status`; not listening at all
+/// until `listen` (a refused connection) and again after `hang_up`.
+struct Receiver {
+    port: u16,
+    status: Arc<std::sync::atomic::AtomicU16>,
+    got: Arc<Mutex<Vec<Delivery>>>,
+    server: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+#[derive(Debug, Clone)]
+struct Delivery {
+    headers: axum::http::HeaderMap,
+    body: Value,
+    taken: bool,
+}
+
+impl Receiver {
+    fn new(status: u16) -> Self {
+        Self {
+            port: free_port(),
+            status: Arc::new(status.into()),
+            got: Arc::default(),
+            server: Mutex::default(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hooks/stockhold", self.port)
+    }
+
+    fn answer(&self, status: u16) {
+        self.status.store(status, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    async fn listen(&self) {
+        let listener =
+            tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.expect("the receiver's port");
+        let (status, got) = (self.status.clone(), self.got.clone());
+        let app = axum::Router::new().route(
+            "/hooks/stockhold",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let (status, got) = (status.clone(), got.clone());
+                async move {
+                    let code = status.load(std::sync::atomic::Ordering::SeqCst);
+                    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    got.lock().expect("lock").push(Delivery { headers, body, taken: code < 300 });
+                    axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::OK)
+                }
+            }),
+        );
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.ok();
+        });
+        *self.server.lock().expect("lock") = Some(server);
+    }
+
+    /// The deliveries so far.
+    fn deliveries(&self) -> Vec<Delivery> {
+        self.got.lock().expect("lock").clone()
+    }
+
+    /// The deliveries it took, waiting (bounded, `within`) until there are `n`, then a
+    /// moment (twice the local poll) to see that nothing else comes.
+    async fn taken(&self, n: usize, within: std::time::Duration) -> Vec<Delivery> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let taken: Vec<Delivery> = self.deliveries().into_iter().filter(|d| d.taken).collect();
+            if taken.len() >= n || std::time::Instant::now() > deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                return self.deliveries().into_iter().filter(|d| d.taken).collect();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.lock().ok().and_then(|mut s| s.take()) {
+            server.abort();
+        }
+    }
+}
+
+/// The local webhook delivery to `receiver`, as `make dev` starts it for `WEBHOOK_URL`,
+/// with waits of at most `max_wait` between attempts.
+async fn start_webhook(
+    app: &shared::service::App,
+    config: &shared::config::Config,
+    receiver: &Receiver,
+    max_wait: std::time::Duration,
+) -> gateway::stream::Poller {
+    let mut retry = gateway::webhook::WEBHOOK_RETRY;
+    retry.first_wait = retry.first_wait.min(max_wait);
+    retry.max_wait = max_wait;
+    let webhook =
+        gateway::webhook::Webhook { url: receiver.url(), api_key: Some("shop-secret".into()), retry };
+    gateway::webhook::spawn_webhook(app, gateway::stream::Platform::connect(config).await, webhook)
+        .expect("webhook")
+}
+
+/// Every kind of event the API makes so far (thresholds aside): a product created and
+/// renamed, a hold extended and released, a hold turned into an order, the order
+/// confirmed. 14 events.
+async fn every_kind(gw: &TestGateway, clock: &ManualClock) -> usize {
+    let admin = token("admin-1", true);
+    let alice = token("alice", false);
+    let product = gw.product(json!({"main": 3})).await;
+    let path = format!("/api/products/{product}");
+    let renamed = gw.send("PATCH", &path, Some(&admin), Some(json!({"name": "Renamed"}))).await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    let r1 = gw.reserve(&alice, &product, 2).await;
+    clock.advance(chrono::Duration::seconds(60));
+    let extended = gw.send("POST", &format!("/api/reservations/{r1}/extend"), Some(&alice), None).await;
+    assert_eq!(extended.status, 200, "{}", extended.body);
+    assert_eq!(gw.send("DELETE", &format!("/api/reservations/{r1}"), Some(&alice), None).await.status, 200);
+    let r2 = gw.reserve(&alice, &product, 1).await;
+    let order = gw.order(&alice, &[&r2]).await;
+    assert_eq!(order.status, 201, "{}", order.body);
+    let order_id = order.body["id"].as_str().expect("order id");
+    assert_eq!(gw.set_status(&admin, order_id, "confirmed").await.status, 200);
+    14
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_event_reaches_the_webhook_and_a_queue_on_the_bus_once_with_the_envelope() {
+    let bus = BusToQueue::new().await;
+    let (app, config) = app_on_own_table_with(&TABLE, |c| bus.configure(c)).await;
+    let clock = ManualClock::new(chrono::Utc::now());
+    let app = with_clock(app, Arc::new(clock.clone()));
+    start_audit_poller(&app).await;
+    let publisher = config.event_bus(&app, "publish").await.expect("the publish function's bus");
+    gateway::stream::spawn_publisher(
+        app.clone(),
+        gateway::stream::Platform::connect(&config).await,
+        Arc::new(publisher),
+    )
+    .expect("the publish function is in the template");
+    let receiver = Receiver::new(200);
+    receiver.listen().await;
+    start_webhook(&app, &config, &receiver, std::time::Duration::from_secs(1)).await;
+    let gw = gateway_for(app).await;
+    let n = every_kind(&gw, &clock).await;
+
+    let hooked = receiver.taken(n, std::time::Duration::from_secs(20)).await;
+    let queued = bus.received(n).await;
+    assert_eq!(hooked.len(), n, "each event once at the webhook: {hooked:#?}");
+    assert_eq!(queued.len(), n, "each event once in the queue: {queued:#?}");
+    let queued_by_id = by_id(&queued, |e| &e["detail"]["event_id"]);
+    let mut kinds = BTreeSet::new();
+    for d in &hooked {
+        assert_eq!(d.headers["x-api-key"], "shop-secret");
+        assert_eq!(d.headers["content-type"], "application/json");
+        let e = &d.body;
+        let id = e["detail"]["event_id"].as_str().expect("event_id");
+        let from_bus = &queued_by_id.get(id).unwrap_or_else(|| panic!("{id} never reached the queue"))[0];
+        // The webhook's envelope is EventBridge's: the queue's fields and the same detail.
+        for field in ["version", "source", "detail-type", "detail", "resources", "region"] {
+            assert_eq!(e[field], from_bus[field], "{field}: {e} against {from_bus}");
+        }
+        assert_eq!(e["source"], "stockhold");
+        assert_eq!(e["detail-type"], e["detail"]["type"]);
+        assert!(e["id"].as_str().is_some_and(|i| i.len() == 36), "{e}");
+        let time = e["time"].as_str().expect("time");
+        assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok() && time.ends_with('Z'), "{time}");
+        kinds.insert(e["detail-type"].as_str().unwrap_or_default().to_string());
+    }
+    let expected: BTreeSet<String> = [
+        "ProductCreated",
+        "ProductChanged",
+        "StockChanged",
+        "ReservationCreated",
+        "ReservationExtended",
+        "ReservationReleased",
+        "ReservationConverted",
+        "OrderCreated",
+        "OrderStatusChanged",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(kinds, expected);
+}
+
+/// Each entity's sequences in the order they were taken.
+fn sequences_taken(taken: &[Delivery]) -> BTreeMap<(String, String), Vec<u64>> {
+    let mut by: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
+    for d in taken {
+        let e = &d.body["detail"];
+        let key = (
+            e["entity_type"].as_str().unwrap_or_default().into(),
+            e["entity_id"].as_str().unwrap_or_default().into(),
+        );
+        by.entry(key).or_default().push(e["sequence"].as_u64().unwrap_or_default());
+    }
+    by
+}
+
+/// The receiver down for 30 s, first refusing connections, then answering 500, with a
+/// restart of the gateway while it refuses: every event arrives once it is back, in each
+/// entity's order, none lost; what came more than once came with the same `event_id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_for_thirty_seconds_and_a_restart_lose_no_event_and_repeat_only_event_ids() {
+    let (app, config) = app_on_own_table_with(&TABLE, |_| {}).await;
+    let clock = ManualClock::new(chrono::Utc::now());
+    let app = with_clock(app, Arc::new(clock.clone()));
+    start_audit_poller(&app).await;
+    let receiver = Receiver::new(500);
+    let max_wait = std::time::Duration::from_secs(2);
+    let first = start_webhook(&app, &config, &receiver, max_wait).await;
+    let down = std::time::Instant::now();
+    let gw = gateway_for(app.clone()).await;
+    let n = every_kind(&gw, &clock).await;
+
+    // Refused for 10 s, then the gateway restarts: the new delivery resumes from the
+    // saved position (nothing was taken, so from the start).
+    tokio::time::sleep(std::time::Duration::from_secs(10).saturating_sub(down.elapsed())).await;
+    let refused = first.stats.failed_attempts.lock().expect("lock").len();
+    assert!(refused >= 3, "connections refused and retried: {refused}");
+    first.stop();
+    let second = start_webhook(&app, &config, &receiver, max_wait).await;
+    // Listening from 15 s, answering 500 until 30 s.
+    tokio::time::sleep(std::time::Duration::from_secs(15).saturating_sub(down.elapsed())).await;
+    receiver.listen().await;
+    tokio::time::sleep(std::time::Duration::from_secs(30).saturating_sub(down.elapsed())).await;
+    let answered_500 = receiver.deliveries();
+    assert!(answered_500.len() >= 3, "500s retried: {}", answered_500.len());
+    assert!(answered_500.iter().all(|d| !d.taken));
+    receiver.answer(200);
+
+    // Back up: within one wait, every event.
+    let taken = receiver.taken(n, std::time::Duration::from_secs(20)).await;
+    let ids: Vec<&str> = taken.iter().filter_map(|d| d.body["detail"]["event_id"].as_str()).collect();
+    let unique: BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), n, "each event taken once: {ids:?}");
+    assert_eq!(unique.len(), n);
+    clock.advance(chrono::Duration::seconds(10));
+    let feed: BTreeSet<String> =
+        feed(&gw, n).await.iter().filter_map(|e| e["event_id"].as_str().map(str::to_string)).collect();
+    assert_eq!(unique, feed.iter().map(String::as_str).collect(), "none lost");
+    // What was refused was these events again, with the same ids.
+    for d in &answered_500 {
+        let id = d.body["detail"]["event_id"].as_str().unwrap_or_default();
+        assert!(unique.contains(id), "{id} was not one of the events");
+        let taken_copy = taken.iter().find(|t| t.body["detail"]["event_id"] == id).expect("taken later");
+        assert_eq!(d.body["id"], taken_copy.body["id"], "the envelope id is kept across retries");
+    }
+    for (entity, seqs) in sequences_taken(&taken) {
+        let k = seqs.len() as u64;
+        assert_eq!(seqs, (1..=k).collect::<Vec<_>>(), "{entity:?} in order");
+    }
+    assert!(second.stats.skipped.lock().expect("lock").is_empty());
 }

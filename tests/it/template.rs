@@ -489,3 +489,64 @@ fn reserved_concurrency_and_warm_throughput_are_set_only_when_their_parameter_is
     assert_eq!(warm[2], serde_json::json!({"Ref": "AWS::NoValue"}));
     assert_eq!(t["Parameters"]["TableWarmWriteUnitsPerSecond"]["Default"], 0);
 }
+
+/// The optional webhook: a rule on the bus (the one the publish function puts on) for
+/// every stockhold event, whose target is the API destination with a role that may only
+/// invoke it, retried as often as the local delivery retries, dead letters in a queue an
+/// alarm watches and only that rule may send to; all of it only when `WebhookUrl` is set.
+#[test]
+fn the_webhook_rule_delivers_every_event_retried_as_locally_with_dead_letters_an_alarm_watches() {
+    let t = template_json();
+    let r = &t["Resources"];
+    let rule = &r["WebhookRule"];
+    assert_eq!(rule["Type"], "AWS::Events::Rule");
+    assert_eq!(rule["Properties"]["EventPattern"], serde_json::json!({"source": ["stockhold"]}));
+    assert_eq!(
+        rule["Properties"]["EventBusName"],
+        r["PublishFunction"]["Properties"]["Environment"]["Variables"]["EVENT_BUS_NAME"],
+        "the bus the events are put on"
+    );
+    let target = &rule["Properties"]["Targets"][0];
+    assert_eq!(get_att(&target["Arn"], "Arn"), Some("WebhookDestination"));
+    let retry = gateway::webhook::WEBHOOK_RETRY;
+    assert_eq!(target["RetryPolicy"]["MaximumRetryAttempts"], u64::from(retry.retries));
+    let local: std::time::Duration = retry.schedule().sum();
+    let age = target["RetryPolicy"]["MaximumEventAgeInSeconds"].as_u64().expect("age");
+    assert!(local.as_secs() <= age, "the local retries ({local:?}) end before AWS's ({age} s)");
+
+    let role = get_att(&target["RoleArn"], "Arn").expect("a role");
+    let statements = &r[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+    assert_eq!(statements.as_array().map(Vec::len), Some(1));
+    assert_eq!(statements[0]["Action"], "events:InvokeApiDestination");
+    assert_eq!(get_att(&statements[0]["Resource"], "Arn"), Some("WebhookDestination"));
+    assert_eq!(
+        r[role]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"],
+        "events.amazonaws.com"
+    );
+
+    let destination = &r["WebhookDestination"]["Properties"];
+    assert_eq!(destination["HttpMethod"], "POST");
+    let connection = get_att(&destination["ConnectionArn"], "Arn").expect("a connection");
+    let auth = &r[connection]["Properties"];
+    assert_eq!(auth["AuthorizationType"], "API_KEY");
+    assert_eq!(auth["AuthParameters"]["ApiKeyAuthParameters"]["ApiKeyName"], "X-Api-Key");
+
+    let queue = get_att(&target["DeadLetterConfig"]["Arn"], "Arn").expect("a dead-letter queue");
+    let policy = r
+        .as_object()
+        .into_iter()
+        .flatten()
+        .find(|(_, p)| p["Type"] == "AWS::SQS::QueuePolicy" && p["Properties"]["Queues"][0]["Ref"] == queue)
+        .map(|(_, p)| &p["Properties"]["PolicyDocument"]["Statement"][0])
+        .expect("a policy on the dead-letter queue");
+    assert_eq!(policy["Principal"]["Service"], "events.amazonaws.com");
+    assert_eq!(get_att(&policy["Condition"]["ArnEquals"]["aws:SourceArn"], "Arn"), Some("WebhookRule"));
+    assert!(
+        r.as_object().into_iter().flatten().any(|(_, a)| a["Type"] == "AWS::CloudWatch::Alarm"
+            && get_att(&a["Properties"]["Dimensions"][0]["Value"], "QueueName") == Some(queue)),
+        "an alarm watches {queue}"
+    );
+    for id in ["WebhookConnection", "WebhookDestination", "WebhookRole", "WebhookRule", queue] {
+        assert_eq!(r[id]["Condition"], "Webhook", "{id}");
+    }
+}

@@ -451,6 +451,7 @@ pub async fn app_beside(app: &App) -> App {
 pub async fn start_audit_poller(app: &App) -> Arc<gateway::stream::PollerStats> {
     gateway::stream::spawn_stream_poller(app.clone(), gateway::stream::Platform::connect(&config()).await)
         .expect("the audit function is in the template")
+        .stats
 }
 
 /// All audit entries of one entity through `GET /api/audit`, waiting (bounded, 15 s) until

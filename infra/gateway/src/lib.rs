@@ -10,6 +10,7 @@ pub mod cors;
 pub mod scheduler;
 pub mod stream;
 pub mod transport;
+pub mod webhook;
 
 use axum::body::Body;
 use axum::extract::State;

@@ -10,7 +10,9 @@
 //! `CURSOR_SECRET`, `LOG_FORMAT`), and `ALLOWED_ORIGINS`: the browser origins CORS allows,
 //! comma-separated, in place of the template's `AllowedOrigins` default. With
 //! `EVENT_BUS_NAME` (and `EVENTBRIDGE_ENDPOINT`, e.g. moto) set it also plays the
-//! `publish` function's event source, putting every event on that bus.
+//! `publish` function's event source, putting every event on that bus. With `WEBHOOK_URL`
+//! (an http:// address; `WEBHOOK_API_KEY` for its `X-Api-Key`) it delivers every event
+//! there as the template's API destination would (`gateway::webhook`).
 
 use gateway::{auth::Verifier, serve, Gateway};
 use shared::adapters::clock::SystemClock;
@@ -100,6 +102,12 @@ async fn run() -> Result<(), String> {
             Arc::new(bus),
         )
         .map_err(|e| e.to_string())?;
+    }
+    // Plays the template's webhook (a rule on the bus with an API destination) when
+    // WEBHOOK_URL is set; it needs no bus, reading the events where the publisher does.
+    if let Some(webhook) = gateway::webhook::Webhook::from_env()? {
+        tracing::info!(url = %webhook.url, api_key = webhook.api_key.is_some(), "delivering events to the webhook");
+        gateway::webhook::spawn_webhook(&app, gateway::stream::Platform::connect(&config).await, webhook)?;
     }
     let verifier =
         Verifier::new(secret.as_deref().unwrap_or(gateway::auth::DEFAULT_SECRET))?.from_env_issuer();

@@ -28,10 +28,33 @@ const POLL_EVERY: Duration = Duration::from_millis(200);
 /// Retries of a failing record when the template names none (Lambda's own default is
 /// unbounded; a bound keeps a poisoned record from stopping the local audit for good).
 const DEFAULT_RETRIES: u32 = 5;
-/// Wait before retrying a failed batch: doubled per attempt of the same record, capped.
+/// Wait before retrying a failed batch of a function: doubled per attempt of the same
+/// record, capped.
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const BATCH: i32 = 100;
+
+/// How a consumer retries the record a batch failed on: `retries` times after the first
+/// attempt, waiting `first_wait` before the first retry, doubled per retry up to
+/// `max_wait`; then the record is skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    pub retries: u32,
+    pub first_wait: Duration,
+    pub max_wait: Duration,
+}
+
+impl Retry {
+    /// The wait after the `attempt`-th failed attempt (1-based).
+    pub fn wait(&self, attempt: u32) -> Duration {
+        self.first_wait.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(self.max_wait)
+    }
+
+    /// The waits between all attempts, in order: how long a record is retried at most.
+    pub fn schedule(&self) -> impl Iterator<Item = Duration> + '_ {
+        (1..=self.retries).map(|a| self.wait(a))
+    }
+}
 
 /// What the poller did with failing records, for tests and logs.
 #[derive(Debug, Default)]
@@ -150,21 +173,34 @@ impl Checkpoints<'_> {
 }
 
 /// What a consumer does with one batch: the function's handler, with its deadline.
-type Handler = Arc<dyn Fn(StreamEvent) -> BoxFuture<'static, DynamoDbEventResponse> + Send + Sync>;
+pub(crate) type Handler = Arc<dyn Fn(StreamEvent) -> BoxFuture<'static, DynamoDbEventResponse> + Send + Sync>;
 
 /// One event source mapping: the stream it reads, where it keeps its position, and the
-/// function it invokes.
-struct Consumer {
-    table: String,
-    checkpoints: String,
-    function: &'static str,
-    retries: u32,
-    handle: Handler,
+/// function it invokes (or, for the webhook, the delivery it plays).
+pub(crate) struct Consumer {
+    pub(crate) table: String,
+    pub(crate) checkpoints: String,
+    pub(crate) function: &'static str,
+    pub(crate) retry: Retry,
+    pub(crate) handle: Handler,
+}
+
+/// A running consumer: what it did with failing records, and a way to stop it (a crash
+/// of the process, for tests: the next one resumes from the saved position).
+pub struct Poller {
+    pub stats: Arc<PollerStats>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Poller {
+    pub fn stop(&self) {
+        self.task.abort();
+    }
 }
 
 /// The retries the template gives the stream mapping of `function` (`MaximumRetryAttempts`).
-fn retries_of(app: &App, function: &str) -> Result<u32, IamError> {
-    Ok(match app.local_iam() {
+fn retry_of(app: &App, function: &str) -> Result<Retry, IamError> {
+    let retries = match app.local_iam() {
         Some(iam) => iam
             .template()
             .function(function)?
@@ -174,7 +210,8 @@ fn retries_of(app: &App, function: &str) -> Result<u32, IamError> {
             .and_then(|e| e.maximum_retry_attempts)
             .map_or(DEFAULT_RETRIES, |n| u32::try_from(n).unwrap_or(u32::MAX)),
         None => DEFAULT_RETRIES,
-    })
+    };
+    Ok(Retry { retries, first_wait: FIRST_BACKOFF, max_wait: MAX_BACKOFF })
 }
 
 /// Starts polling the stream of `app`'s table on the current runtime. The poller's own
@@ -182,7 +219,7 @@ fn retries_of(app: &App, function: &str) -> Result<u32, IamError> {
 /// by the `audit` function, held to that function's IAM policy. A batch whose first
 /// failing record keeps failing is retried with growing waits, at most as often as the
 /// template's `MaximumRetryAttempts` says, counted per record; then that record is skipped.
-pub fn spawn_stream_poller(app: App, platform: Platform) -> Result<Arc<PollerStats>, IamError> {
+pub fn spawn_stream_poller(app: App, platform: Platform) -> Result<Poller, IamError> {
     let audit = app.for_function(AUDIT_FN)?;
     let handle: Handler = Arc::new(move |event: StreamEvent| {
         let audit = audit.clone();
@@ -192,7 +229,7 @@ pub fn spawn_stream_poller(app: App, platform: Platform) -> Result<Arc<PollerSta
         table: app.store.table().to_string(),
         checkpoints: format!("{}-stream-checkpoints", app.store.table()),
         function: AUDIT_FN,
-        retries: retries_of(&app, AUDIT_FN)?,
+        retry: retry_of(&app, AUDIT_FN)?,
         handle,
     };
     Ok(spawn(platform, consumer))
@@ -200,11 +237,7 @@ pub fn spawn_stream_poller(app: App, platform: Platform) -> Result<Arc<PollerSta
 
 /// Starts polling the audit table's stream for the `publish` function (held to its IAM
 /// policy), which puts each event on `bus`; retries as `spawn_stream_poller`'s.
-pub fn spawn_publisher(
-    app: App,
-    platform: Platform,
-    bus: Arc<dyn EventBus>,
-) -> Result<Arc<PollerStats>, IamError> {
+pub fn spawn_publisher(app: App, platform: Platform, bus: Arc<dyn EventBus>) -> Result<Poller, IamError> {
     let publish = app.for_function(PUBLISH_FN)?;
     let handle: Handler = Arc::new(move |event: StreamEvent| {
         let (publish, bus) = (publish.clone(), bus.clone());
@@ -216,16 +249,16 @@ pub fn spawn_publisher(
         table: app.store.audit_table().to_string(),
         checkpoints: format!("{}-stream-checkpoints-publish", app.store.audit_table()),
         function: PUBLISH_FN,
-        retries: retries_of(&app, PUBLISH_FN)?,
+        retry: retry_of(&app, PUBLISH_FN)?,
         handle,
     };
     Ok(spawn(platform, consumer))
 }
 
-fn spawn(platform: Platform, consumer: Consumer) -> Arc<PollerStats> {
+pub(crate) fn spawn(platform: Platform, consumer: Consumer) -> Poller {
     let stats = Arc::new(PollerStats::default());
     let shared_stats = stats.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         loop {
             if let Err(e) = poll(&consumer, &platform, &shared_stats).await {
                 tracing::warn!(function = consumer.function, error = %e, "stream poller failed; restarting");
@@ -233,7 +266,7 @@ fn spawn(platform: Platform, consumer: Consumer) -> Arc<PollerStats> {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
-    stats
+    Poller { stats, task: task.abort_handle() }
 }
 
 struct ShardState {
@@ -247,7 +280,7 @@ struct ShardState {
 }
 
 async fn poll(consumer: &Consumer, platform: &Platform, stats: &PollerStats) -> Result<(), String> {
-    let retries = consumer.retries;
+    let retries = consumer.retry.retries;
     let streams = &platform.streams;
     let table = platform
         .dynamodb
@@ -380,7 +413,7 @@ async fn poll(consumer: &Consumer, platform: &Platform, stats: &PollerStats) -> 
                         // The records after it in this batch were handled; only it is lost.
                         seqs.len()
                     } else {
-                        let wait = FIRST_BACKOFF.saturating_mul(1 << (attempts - 1).min(8)).min(MAX_BACKOFF);
+                        let wait = consumer.retry.wait(attempts);
                         tracing::warn!(function = consumer.function, sequence_number = %seq, attempts, wait_ms = wait.as_millis() as u64, "batch failed; retrying");
                         state.retry_at = Some(tokio::time::Instant::now() + wait);
                         state.failing = Some((seq, attempts));

@@ -284,6 +284,15 @@ impl Resolver<'_> {
             ("AWS::Events::EventBus", "Arn") => {
                 format!("arn:{PARTITION}:events:{REGION}:{ACCOUNT}:event-bus/{name}")
             }
+            // The webhook's (an API destination's and its connection's ARNs end in an id
+            // AWS picks; the name is as good locally, where nothing is invoked by ARN).
+            ("AWS::Events::ApiDestination", "Arn") => {
+                format!("arn:{PARTITION}:events:{REGION}:{ACCOUNT}:api-destination/{name}")
+            }
+            ("AWS::Events::Connection", "Arn") => {
+                format!("arn:{PARTITION}:events:{REGION}:{ACCOUNT}:connection/{name}")
+            }
+            ("AWS::Events::Rule", "Arn") => format!("arn:{PARTITION}:events:{REGION}:{ACCOUNT}:rule/{name}"),
             ("AWS::Scheduler::ScheduleGroup", "Arn") => {
                 format!("arn:{PARTITION}:scheduler:{REGION}:{ACCOUNT}:schedule-group/{name}")
             }
