@@ -12,6 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use stockhold_tests::*;
 
+/// How long one invoke may take, the function's first build under the watch included
+/// (the binaries are built before the tests run; this covers a rebuild of one).
+const INVOKE_WITHIN: Duration = Duration::from_secs(600);
+
 struct Watch {
     child: Child,
     port: u16,
@@ -71,12 +75,51 @@ impl Watch {
 impl Invoker for Watch {
     fn invoke(&self, function: &str, fixture_name: &str, ids: &[(&str, &str)]) -> Value {
         let data = fixture(fixture_name, ids);
-        let out = Command::new("cargo")
+        // Answers go to files (a pipe could fill before the invoke exits), and the invoke
+        // is given a deadline: a binary that does not build leaves `cargo lambda invoke`
+        // waiting for good, which would hang `make test` instead of failing it.
+        let dir = std::env::temp_dir();
+        let (stdout, stderr) = (
+            dir.join(format!("stockhold-invoke-{}-{function}.out", self.port)),
+            dir.join(format!("stockhold-invoke-{}-{function}.err", self.port)),
+        );
+        let mut child = Command::new("cargo")
             .current_dir(root())
             .args(["lambda", "invoke", function, "-P", &self.port.to_string(), "--output-format", "json"])
             .args(["--data-ascii", &data])
-            .output()
+            .stdout(Stdio::from(std::fs::File::create(&stdout).expect("output file")))
+            .stderr(Stdio::from(std::fs::File::create(&stderr).expect("output file")))
+            .spawn()
             .expect("cargo lambda invoke");
+        let deadline = Instant::now() + INVOKE_WITHIN;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("cargo lambda invoke") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(&self.output).unwrap_or_default();
+                let tail: String = log
+                    .lines()
+                    .rev()
+                    .take(30)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                panic!(
+                    "{function} {fixture_name}: no answer within {INVOKE_WITHIN:?}; the watch said:\n{tail}"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let out = std::process::Output {
+            status,
+            stdout: std::fs::read(&stdout).unwrap_or_default(),
+            stderr: std::fs::read(&stderr).unwrap_or_default(),
+        };
+        let _ = (std::fs::remove_file(&stdout), std::fs::remove_file(&stderr));
         json_output(function, fixture_name, &out, |all| all)
     }
 }
