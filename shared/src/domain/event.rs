@@ -75,6 +75,30 @@ impl EventType {
     }
 }
 
+/// Most units a product's `low_stock_threshold` may name.
+pub const MAX_LOW_STOCK_THRESHOLD: i64 = 1_000_000_000;
+
+/// The threshold event one write of a warehouse's stock makes, from its `available`
+/// before and after and the product's `low_stock_threshold`: `OutOfStock` when it falls
+/// to 0 (or below, which a count under held units can leave), `BackInStock` when it
+/// rises from there, `StockLow` when it falls from above the threshold to at or below it
+/// and stays above 0. A write makes at most one (each rule starts where the others end),
+/// so each crossing is one event exactly when each write is judged once. A warehouse's
+/// first write (`opened`: its row is new) is no crossing: there was no level before.
+pub fn crossing(before: i64, after: i64, threshold: Option<i64>, opened: bool) -> Option<EventType> {
+    if opened {
+        return None;
+    }
+    if before > 0 && after <= 0 {
+        Some(EventType::OutOfStock)
+    } else if before <= 0 && after > 0 {
+        Some(EventType::BackInStock)
+    } else {
+        let t = threshold?;
+        (before > t && after <= t && after > 0).then_some(EventType::StockLow)
+    }
+}
+
 /// The entity types an event can be about (the feed's `entity_type` filter).
 pub const ENTITY_TYPES: &[&str] = &["product", "stock", "reservation", "order", "transfer", "waitlist_entry"];
 
@@ -227,26 +251,29 @@ impl Changed {
     }
 }
 
-/// Where a warehouse's `available` crossed a line: `StockLow` when it falls from above
-/// the threshold to at or below it (and above 0), `OutOfStock` when it falls to 0,
-/// `BackInStock` when it rises from 0. `OutOfStock` and `BackInStock` fire whatever the
-/// threshold; a fall from above the threshold straight to 0 is `OutOfStock` alone.
-pub fn crossing(before: i64, after: i64, threshold: Option<i64>) -> Option<EventType> {
-    if before > 0 && after <= 0 {
-        return Some(EventType::OutOfStock);
-    }
-    if before <= 0 && after > 0 {
-        return Some(EventType::BackInStock);
-    }
-    match threshold {
-        Some(t) if before > t && after <= t && after > 0 => Some(EventType::StockLow),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_crossing_of_a_warehouses_available_is_one_event_and_other_moves_none() {
+        use EventType::*;
+        let t = Some(5);
+        assert_eq!(crossing(6, 5, t, false), Some(StockLow), "to the threshold");
+        assert_eq!(crossing(9, 1, t, false), Some(StockLow), "past it, above 0");
+        assert_eq!(crossing(5, 4, t, false), None, "already low");
+        assert_eq!(crossing(6, 0, t, false), Some(OutOfStock), "straight to 0: only out of stock");
+        assert_eq!(crossing(1, 0, None, false), Some(OutOfStock), "whatever the threshold");
+        assert_eq!(crossing(2, -1, None, false), Some(OutOfStock), "a count under held units");
+        assert_eq!(crossing(0, 3, t, false), Some(BackInStock), "up from 0, still low");
+        assert_eq!(crossing(-1, 0, t, false), None, "still nothing available");
+        assert_eq!(crossing(0, 0, t, false), None);
+        assert_eq!(crossing(4, 9, t, false), None, "rising above the threshold is no event");
+        assert_eq!(crossing(6, 5, None, false), None, "no threshold, no low stock");
+        assert_eq!(crossing(0, 0, Some(0), false), None);
+        assert_eq!(crossing(1, 0, Some(0), false), Some(OutOfStock), "threshold 0: out of stock only");
+        assert_eq!(crossing(0, 10, t, true), None, "a warehouse's first stock");
+    }
 
     fn outgoing(detail_len: usize) -> Outgoing {
         Outgoing {
@@ -284,21 +311,5 @@ mod tests {
         }
         assert_eq!(EventType::ALL.len(), 21);
         assert_eq!(EventType::parse("stockchanged"), None);
-    }
-
-    #[test]
-    fn a_crossing_is_one_event_whatever_the_size_of_the_step() {
-        let t = Some(5);
-        assert_eq!(crossing(10, 5, t), Some(EventType::StockLow));
-        assert_eq!(crossing(6, 1, t), Some(EventType::StockLow));
-        assert_eq!(crossing(5, 4, t), None, "already low");
-        assert_eq!(crossing(10, 0, t), Some(EventType::OutOfStock));
-        assert_eq!(crossing(1, 0, None), Some(EventType::OutOfStock));
-        assert_eq!(crossing(0, 3, t), Some(EventType::BackInStock));
-        assert_eq!(crossing(0, 30, None), Some(EventType::BackInStock));
-        assert_eq!(crossing(4, 10, t), None, "rising above the threshold is no event");
-        assert_eq!(crossing(10, 6, t), None);
-        assert_eq!(crossing(10, 5, None), None);
-        assert_eq!(crossing(0, 0, t), None);
     }
 }
