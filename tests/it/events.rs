@@ -11,9 +11,12 @@ use std::sync::Arc;
 use stockhold_tests::*;
 
 /// Polls the feed from `cursor` (none: its start), following `next_cursor`, until `n`
-/// events have come (bounded: 20 s). The events and the cursor to go on from. With a
-/// manual `clock` (the one the stream job stamps events with), each poll first moves it
-/// past the feed's trail.
+/// events have come (bounded: 30 s). The events and the cursor to go on from. With a
+/// manual `clock` (the one the stream job stamps events with), the clock is moved on 3 s
+/// (past the feed's trail) once 3 s have passed for real since the last move, never
+/// faster: the trail lets a writer take up to 2 s between its stamp and its write, and a
+/// clock that ran ahead of real time (it once moved 3 s per 200 ms poll) left a slow
+/// writer's event behind the cursor on a loaded machine.
 async fn poll_at(
     gw: &TestGateway,
     clock: Option<&ManualClock>,
@@ -22,12 +25,16 @@ async fn poll_at(
     n: usize,
 ) -> (Vec<Value>, String) {
     let admin = token("feed-reader", true);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut all = Vec::new();
     let mut cursor = cursor;
+    let mut moved = std::time::Instant::now();
     loop {
         if let Some(c) = clock {
-            c.advance(chrono::Duration::seconds(3));
+            if moved.elapsed() >= std::time::Duration::from_secs(3) {
+                c.advance(chrono::Duration::seconds(3));
+                moved = std::time::Instant::now();
+            }
         }
         let path = match &cursor {
             Some(c) => format!("/api/events?limit=100{query}&after={c}"),
