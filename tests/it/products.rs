@@ -214,3 +214,38 @@ async fn a_creation_may_give_null_where_the_contract_allows_it_and_gets_the_defa
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!((r.body["active"].clone(), r.body["max_per_customer"].clone()), (json!(true), json!(null)));
 }
+
+/// `low_stock_threshold`: set at creation and by PATCH, null clears it, out of range is
+/// 422 and changes nothing, and a change of it alone keeps the `ETag` (it is a setting
+/// of the product's events, not one of the fields the tag is made of).
+#[tokio::test]
+async fn a_low_stock_threshold_is_set_changed_and_cleared_without_moving_the_etag() {
+    let gw = gateway().await;
+    let admin = token("admin-1", true);
+    let body = json!({"sku": unique("LOW"), "name": "Low", "price_cents": 100,
+                      "stock": {"main": 10}, "low_stock_threshold": 3});
+    let created = gw.post("/api/products", Some(&admin), body).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["low_stock_threshold"], 3);
+    let id = created.body["id"].as_str().expect("id").to_string();
+    let path = format!("/api/products/{id}");
+    let tag = gw.get(&path, None).await.headers["etag"].clone();
+
+    for bad in [json!(-1), json!(1_000_000_001), json!("3"), json!(2.5)] {
+        let r = gw.send("PATCH", &path, Some(&admin), Some(json!({"low_stock_threshold": bad}))).await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.body);
+    }
+    let changed = gw.send("PATCH", &path, Some(&admin), Some(json!({"low_stock_threshold": 5}))).await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(changed.body["low_stock_threshold"], 5);
+    assert_eq!(changed.headers["etag"], tag, "the tag leaves the threshold out");
+    let cleared = gw.send("PATCH", &path, Some(&admin), Some(json!({"low_stock_threshold": null}))).await;
+    assert_eq!(cleared.status, 200, "{}", cleared.body);
+    assert_eq!(cleared.body["low_stock_threshold"], Value::Null);
+    let read = gw.get(&path, None).await;
+    assert_eq!(read.body["low_stock_threshold"], Value::Null);
+    assert_eq!(read.headers["etag"], tag);
+    let plain = gw.product(json!({"main": 1})).await;
+    let plain = gw.get(&format!("/api/products/{plain}"), None).await;
+    assert_eq!(plain.body["low_stock_threshold"], Value::Null, "null by default");
+}

@@ -71,6 +71,7 @@ pub async fn seed_product(app: &shared::service::App) {
             updated_at: now,
         }],
         stock_buckets: 1,
+        low_stock_threshold: None,
         created_at: now,
         updated_at: now,
         active: true,

@@ -98,6 +98,12 @@ pub struct NewProduct {
     pub stock_buckets: usize,
     pub active: bool,
     pub max_per_customer: Option<i64>,
+    /// See `Product::low_stock_threshold`.
+    pub low_stock_threshold: Option<i64>,
+}
+
+fn threshold(v: &Value) -> Result<i64, String> {
+    int_in(v, 0, crate::domain::event::MAX_LOW_STOCK_THRESHOLD)
 }
 
 /// Most units one customer may be allowed of a product (`max_per_customer`).
@@ -139,6 +145,7 @@ impl NewProduct {
         }
         let active = f.optional("active", |v| v.as_bool().ok_or_else(|| "must be true or false".to_string()));
         let max_per_customer = f.optional("max_per_customer", per_customer);
+        let low_stock_threshold = f.optional("low_stock_threshold", threshold);
         let stock_buckets = f.optional("stock_buckets", |v| {
             let k = int_in(v, 1, MAX_STOCK_BUCKETS as i64)?;
             usize::try_from(k).map_err(|_| "must be a positive integer".to_string())
@@ -161,6 +168,7 @@ impl NewProduct {
                 stock_buckets: stock_buckets.unwrap_or(1),
                 active: active.unwrap_or(true),
                 max_per_customer,
+                low_stock_threshold,
             })
         })
     }
@@ -256,6 +264,8 @@ pub struct ProductChanges {
     /// `Some(None)`: remove the limit.
     pub max_per_customer: Option<Option<i64>>,
     pub active: Option<bool>,
+    /// `Some(None)`: no threshold.
+    pub low_stock_threshold: Option<Option<i64>>,
 }
 
 impl ProductChanges {
@@ -284,10 +294,21 @@ impl ProductChanges {
             }
             Some(_) => f.optional("max_per_customer", per_customer).map(Some),
         };
+        let low_stock_threshold = match obj.get("low_stock_threshold") {
+            None => None,
+            Some(Value::Null) => {
+                f.mark_seen("low_stock_threshold");
+                Some(None)
+            }
+            Some(_) => f.optional("low_stock_threshold", threshold).map(Some),
+        };
         if obj.is_empty() {
-            f.error("body", "name at least one of name, price_cents, max_per_customer, active");
+            f.error(
+                "body",
+                "name at least one of name, price_cents, max_per_customer, active, low_stock_threshold",
+            );
         }
-        f.finish(|| Some(Self { name, price_cents, max_per_customer, active }))
+        f.finish(|| Some(Self { name, price_cents, max_per_customer, active, low_stock_threshold }))
     }
 }
 
@@ -396,6 +417,10 @@ pub struct Product {
     /// Counts changes of the product's own fields (name, price, limit, `active`); the
     /// `ETag` is made from it, so stock movements never change the tag.
     pub version: i64,
+    /// The warehouse `available` at or below which a fall is `StockLow` (events);
+    /// `None`: no low-stock events. A setting of the product's events, not part of the
+    /// `ETag` (`version` does not count its changes).
+    pub low_stock_threshold: Option<i64>,
     /// Counts changes of what governs new holds (`active`, `max_per_customer`); every stock
     /// row carries it, and a hold applies only where the row's agrees with the product's.
     pub terms: i64,
@@ -418,10 +443,16 @@ impl Product {
         if let Some(active) = changes.active {
             next.active = active;
         }
+        let threshold_only = next == *self;
+        if let Some(t) = changes.low_stock_threshold {
+            next.low_stock_threshold = t;
+        }
         if next == *self {
             return None;
         }
-        next.version += 1;
+        if !threshold_only {
+            next.version += 1;
+        }
         if (next.active, next.max_per_customer) != (self.active, self.max_per_customer) {
             next.terms += 1;
         }

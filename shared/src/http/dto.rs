@@ -60,6 +60,7 @@ pub struct ProductDto<'a> {
     pub stock_buckets: usize,
     pub active: bool,
     pub max_per_customer: Option<i64>,
+    pub low_stock_threshold: Option<i64>,
     #[serde(flatten)]
     pub stamps: Stamps,
 }
@@ -83,6 +84,7 @@ impl<'a> From<&'a Product> for ProductDto<'a> {
             stock_buckets: p.stock_buckets,
             active: p.active,
             max_per_customer: p.max_per_customer,
+            low_stock_threshold: p.low_stock_threshold,
             stamps: Stamps::of(p.created_at, p.updated_at),
         }
     }

@@ -52,6 +52,7 @@ impl App {
             updated_at: now,
             active: new.active,
             max_per_customer: new.max_per_customer,
+            low_stock_threshold: new.low_stock_threshold,
             version: 1,
             terms: 1,
         };

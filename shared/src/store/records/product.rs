@@ -32,6 +32,8 @@ struct ProductRecord {
     active: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_per_customer: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    low_stock_threshold: Option<i64>,
     /// Products written before these existed read as version 0, terms 0, stock_rev 0.
     #[serde(default)]
     version: i64,
@@ -56,11 +58,13 @@ fn active_by_default() -> bool {
     true
 }
 
-/// What a change of a product must find unchanged: its version (the tag) and the stock
-/// rows it read (`stock_rev`).
+/// What a change of a product must find unchanged: its version (the tag), its count of
+/// changes (`ev`, which also counts threshold changes, which the tag leaves out) and the
+/// stock rows it read (`stock_rev`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Revision {
     pub version: i64,
+    pub ev: i64,
     pub stock_rev: i64,
 }
 
@@ -97,6 +101,7 @@ pub fn item(p: &Product, actor: &str) -> Result<Attrs, StoreError> {
         stock_buckets: (p.stock_buckets > 1).then_some(p.stock_buckets as i64),
         active: p.active,
         max_per_customer: p.max_per_customer,
+        low_stock_threshold: p.low_stock_threshold,
         version: p.version,
         terms: p.terms,
         stock_rev: 0,
@@ -134,7 +139,7 @@ pub fn product(head: &Item, rows: Vec<StockLevel>) -> Result<Product, StoreError
 /// the item.
 pub fn with_revision(head: &Item, rows: Vec<StockLevel>) -> Result<(Product, Revision), StoreError> {
     let r: ProductRecord = from_item(head)?;
-    let revision = Revision { version: r.version, stock_rev: r.stock_rev };
+    let revision = Revision { version: r.version, ev: r.ev, stock_rev: r.stock_rev };
     let time = |t: &str| parse_time(t).ok_or_else(|| StoreError::Internal("bad product time".into()));
     let stock = sum_per_warehouse(rows);
     let own_updated = time(&r.updated_at)?;
@@ -148,6 +153,7 @@ pub fn with_revision(head: &Item, rows: Vec<StockLevel>) -> Result<(Product, Rev
         stock,
         active: r.active,
         max_per_customer: r.max_per_customer,
+        low_stock_threshold: r.low_stock_threshold,
         version: r.version,
         terms: r.terms,
         id: r.id,
@@ -195,10 +201,19 @@ pub fn change(
         Some(m) => (", max_per_customer = :limit", Some(m)),
         None => ("", None),
     };
-    let remove = if limit.is_none() { " REMOVE max_per_customer" } else { "" };
+    let set_threshold =
+        if next.low_stock_threshold.is_some() { ", low_stock_threshold = :threshold" } else { "" };
+    let removed: Vec<&str> = [
+        next.max_per_customer.is_none().then_some("max_per_customer"),
+        next.low_stock_threshold.is_none().then_some("low_stock_threshold"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let remove = if removed.is_empty() { String::new() } else { format!(" REMOVE {}", removed.join(", ")) };
     let u = super::update_at(table, product_pk(&next.id), PRODUCT_SK).update_expression(format!(
         "SET #name = :name, price_cents = :price, active = :active, version = :version, terms = :terms, \
-         updated_at = :now, last_actor = :actor{set_limit}{remove} ADD ev :one"
+         updated_at = :now, last_actor = :actor{set_limit}{set_threshold}{remove} ADD ev :one"
     ));
     let mut u = at_revision(u, revision)
         .expression_attribute_names("#name", "name")
@@ -212,6 +227,9 @@ pub fn change(
         .expression_attribute_values(":actor", s(actor));
     if let Some(m) = limit {
         u = u.expression_attribute_values(":limit", super::n(m));
+    }
+    if let Some(t) = next.low_stock_threshold {
+        u = u.expression_attribute_values(":threshold", super::n(t));
     }
     Ok(u.build()?)
 }
@@ -265,11 +283,13 @@ fn at_revision(
     revision: Revision,
 ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
     u.condition_expression(format!(
-        "{} AND {}",
+        "{} AND {} AND {}",
         equals_or_absent("version", ":was", revision.version),
+        equals_or_absent("ev", ":ev", revision.ev),
         equals_or_absent("stock_rev", ":rev", revision.stock_rev)
     ))
     .expression_attribute_values(":was", super::n(revision.version))
+    .expression_attribute_values(":ev", super::n(revision.ev))
     .expression_attribute_values(":rev", super::n(revision.stock_rev))
 }
 
