@@ -312,9 +312,14 @@ async fn write_entries(app: &App, event: &StreamEvent) -> DynamoDbEventResponse 
     response
 }
 
-/// The stock events of one write (`App::record_movements`): `StockChanged` per movement.
-pub fn stock_events(w: &Observed, made: &[crate::domain::movement::Movement]) -> Vec<FeedEntry> {
-    crate::http::events::stock_events(w, made, made.iter().any(|m| m.bucket > 0))
+/// The stock events of one write (`App::record_movements`): `StockChanged` per movement,
+/// and the threshold event it makes.
+pub fn stock_events(
+    w: &Observed,
+    made: &[crate::domain::movement::Movement],
+    settings: Option<&crate::domain::product::StockSettings>,
+) -> Vec<FeedEntry> {
+    crate::http::events::stock_events(w, made, settings)
 }
 
 /// Attempts of a request the bus refused (wholly or in part) within one invocation, and

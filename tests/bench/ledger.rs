@@ -179,6 +179,7 @@ async fn stream_side(gw: &TestGateway) -> Value {
                 after,
                 stamp: Some((ulid::Ulid::new().to_string(), Cause::new(reason))),
                 stamped_before: before.on_hand > 0,
+                opened: false,
                 actor: "bench".into(),
             });
         }

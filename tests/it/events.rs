@@ -3,6 +3,7 @@
 //! whatever is delivered again, and resumable exactly from a cursor while events are
 //! being published.
 
+use futures::future::join_all;
 use serde_json::{json, Value};
 use shared::adapters::clock::ManualClock;
 use shared::jobs::handle_batch;
@@ -299,5 +300,146 @@ async fn a_consumer_a_quiet_day_behind_gets_the_next_event_on_its_next_page() {
         }
         assert!(std::time::Instant::now() < deadline, "the event never came after a quiet day");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The threshold event each movement should make, judged here from the movement alone
+/// (the available before it is the one after it less its change), independently of the
+/// service's rule: a warehouse's first movement is its first stock, no crossing.
+fn expected_crossing(m: &Value, threshold: i64) -> Option<&'static str> {
+    let after = m["available"].as_i64()?;
+    let before = after - (m["on_hand_change"].as_i64()? - m["reserved_change"].as_i64()?);
+    if m["seq"].as_u64()? == 1 {
+        None
+    } else if before > 0 && after <= 0 {
+        Some("OutOfStock")
+    } else if before <= 0 && after > 0 {
+        Some("BackInStock")
+    } else if before > threshold && after <= threshold && after > 0 {
+        Some("StockLow")
+    } else {
+        None
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buyers_racing_for_the_last_units_make_one_threshold_event_per_crossing_of_the_movements() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let app = with_clock(app_on_fresh_table().await, Arc::new(clock.clone()));
+    start_audit_poller(&app).await;
+    let gw = Arc::new(gateway_for(app.clone()).await);
+    let admin = token("admin-1", true);
+    let created = gw
+        .post(
+            "/api/products",
+            Some(&admin),
+            json!({"sku": unique("LOW"), "name": "Last units", "price_cents": 900,
+                   "stock": {"main": 6, "east": 4}, "low_stock_threshold": 3}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let product = created.body["id"].as_str().expect("id").to_string();
+
+    // 40 buyers race for 10 units, one each, half at each warehouse.
+    let racers = (0..40).map(|b| {
+        let gw = gw.clone();
+        let product = product.clone();
+        tokio::spawn(async move {
+            let buyer = token(&format!("last-units-{b}"), false);
+            let warehouse = if b % 2 == 0 { "main" } else { "east" };
+            let body = json!({"product_id": product, "quantity": 1, "warehouse_id": warehouse});
+            let r = gw.post("/api/reservations", Some(&buyer), body).await;
+            match r.status {
+                201 => Some((buyer, warehouse, r.body["id"].as_str().expect("id").to_string())),
+                409 => {
+                    assert_eq!(r.code(), "insufficient_stock", "{}", r.body);
+                    None
+                }
+                s => panic!("{s}: {}", r.body),
+            }
+        })
+    });
+    let mut held = Vec::new();
+    for r in join_all(racers).await {
+        held.extend(r.expect("racer"));
+    }
+    assert_eq!(held.iter().filter(|(_, w, _)| *w == "main").count(), 6);
+    assert_eq!(held.iter().filter(|(_, w, _)| *w == "east").count(), 4);
+
+    // Two main holds released (0 -> 2: back in stock), the rest expire, the expire job
+    // and the sweep racing for each (east 0 -> 4).
+    let first_mains: Vec<usize> = (0..held.len()).filter(|i| held[*i].1 == "main").take(2).collect();
+    let (released, expiring): (Vec<_>, Vec<_>) =
+        held.iter().enumerate().partition(|(i, _)| first_mains.contains(i));
+    for (_, (buyer, _, r)) in &released {
+        assert_eq!(gw.send("DELETE", &format!("/api/reservations/{r}"), Some(buyer), None).await.status, 200);
+    }
+    clock.advance(chrono::Duration::seconds(601));
+    let expire = as_function(&app, "expire");
+    let sweep = as_function(&app, "sweep");
+    let expires = join_all(expiring.iter().map(|(_, (_, _, r))| expire.expire_reservation(r)));
+    let sweeps = join_all((0..2).map(|_| sweep.sweep(100, NO_GRACE)));
+    let (_, sweeps) = tokio::join!(expires, sweeps);
+    assert!(sweeps.iter().all(|s| s.is_ok()), "{sweeps:?}");
+    assert_eq!(gw.stock_of(&product, "main").await, (6, 0, 6));
+    assert_eq!(gw.stock_of(&product, "east").await, (4, 0, 4));
+
+    // Counts: east counted down to 1 (low), main emptied (out) and restocked (back).
+    let stock = format!("/api/products/{product}/stock");
+    for body in [
+        json!({"warehouse_id": "east", "set_on_hand": 1}),
+        json!({"warehouse_id": "main", "delta": -6}),
+        json!({"warehouse_id": "main", "delta": 2}),
+    ] {
+        let r = gw.post(&stock, Some(&admin), body).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    // 2 first stocks, 10 holds, 2 releases, 8 expiries, 3 counts.
+    let ms = movements(&gw, &product, "", 25).await;
+    assert_eq!(ms.len(), 25);
+    let mut expected: Vec<(String, u64, &str, i64)> = ms
+        .iter()
+        .filter_map(|m| {
+            let kind = expected_crossing(m, 3)?;
+            let warehouse = m["warehouse_id"].as_str()?.to_string();
+            Some((warehouse, m["seq"].as_u64()?, kind, m["available"].as_i64()?))
+        })
+        .collect();
+    expected.sort();
+    for kind in ["StockLow", "OutOfStock", "BackInStock"] {
+        assert_eq!(expected.iter().filter(|e| e.2 == kind).count(), 3, "{kind} in {expected:?}");
+    }
+
+    // Every stock event of the product: its 25 `StockChanged` and the crossings.
+    let query = format!("&entity_type=stock&entity_id={product}");
+    let (events, _) = poll_at(&gw, Some(&clock), &query, None, 25 + expected.len()).await;
+    let (changes, crossings): (Vec<Value>, Vec<Value>) =
+        events.into_iter().partition(|e| e["type"] == "StockChanged");
+    let mut got: Vec<(String, u64, &str, i64)> = crossings
+        .iter()
+        .map(|e| {
+            (
+                e["data"]["warehouse_id"].as_str().unwrap_or("").to_string(),
+                e["sequence"].as_u64().unwrap_or(0),
+                e["type"].as_str().unwrap_or(""),
+                e["data"]["available"].as_i64().unwrap_or(i64::MIN),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, expected, "one event per crossing, none more: {crossings:#?}");
+    let ids: HashSet<&str> = crossings.iter().filter_map(|e| e["event_id"].as_str()).collect();
+    assert_eq!(ids.len(), crossings.len(), "each its own event_id");
+    for e in &crossings {
+        assert_eq!(e["data"]["low_stock_threshold"], 3, "{e}");
+        assert_eq!(e["changes"]["available"]["new"], e["data"]["available"], "{e}");
+    }
+
+    // The stock's own events: one per movement, 1..n per warehouse without gap.
+    assert_eq!(changes.len(), 25);
+    for (entity, seqs) in sequences(&changes) {
+        let n = seqs.len() as u64;
+        assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "{entity:?}");
     }
 }

@@ -30,6 +30,7 @@ fn write(row: &RowKey, n: u64, before: Counts, change: (i64, i64), reason: Reaso
         after,
         stamp: Some((ulid::Ulid::from_parts(T0 + n, u128::from(n)).to_string(), Cause::new(reason))),
         stamped_before: n > 1,
+        opened: n == 1,
         actor: "tester".into(),
     }
 }

@@ -5,6 +5,7 @@
 //! an entity is rendered into `data` is the HTTP layer's (the API's own shapes).
 
 use super::audit::FieldChange;
+use super::movement::{Movement, Reason};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -97,6 +98,19 @@ pub fn crossing(before: i64, after: i64, threshold: Option<i64>, opened: bool) -
         let t = threshold?;
         (before > t && after <= t && after > 0).then_some(EventType::StockLow)
     }
+}
+
+/// The threshold event of one write from the movements it made (in order): judged on
+/// the `available` before its first movement and after its last, so a write that makes
+/// two (a gap found, then the write's own change) is still one step. An `opening`
+/// movement is the level the ledger first learns of, not a change: the level before is
+/// the one after it. `opened`: the write made the row. The event and the `available`
+/// it was judged from.
+pub fn write_crossing(made: &[Movement], threshold: Option<i64>, opened: bool) -> Option<(EventType, i64)> {
+    let changes: Vec<&Movement> = made.iter().skip_while(|m| m.reason == Reason::Opening).collect();
+    let (first, last) = (changes.first()?, changes.last()?);
+    let before = first.available - (first.on_hand_change - first.reserved_change);
+    crossing(before, last.available, threshold, opened).map(|kind| (kind, before))
 }
 
 /// The entity types an event can be about (the feed's `entity_type` filter).
@@ -273,6 +287,53 @@ mod tests {
         assert_eq!(crossing(0, 0, Some(0), false), None);
         assert_eq!(crossing(1, 0, Some(0), false), Some(OutOfStock), "threshold 0: out of stock only");
         assert_eq!(crossing(0, 10, t, true), None, "a warehouse's first stock");
+    }
+
+    fn moved(reason: Reason, change: (i64, i64), after: (i64, i64)) -> Movement {
+        Movement {
+            id: "m".into(),
+            product_id: "p".into(),
+            warehouse_id: "w".into(),
+            bucket: 0,
+            seq: 1,
+            at: chrono::DateTime::UNIX_EPOCH,
+            reason,
+            reference: None,
+            actor: "a".into(),
+            note: None,
+            on_hand_change: change.0,
+            reserved_change: change.1,
+            on_hand: after.0,
+            reserved: after.1,
+            available: after.0 - after.1,
+        }
+    }
+
+    #[test]
+    fn a_write_is_judged_from_before_its_first_movement_to_after_its_last_opening_aside() {
+        use EventType::*;
+        let t = Some(3);
+        let sale = moved(Reason::Sale, (-1, -1), (4, 0));
+        assert_eq!(write_crossing(&[sale], t, false), None, "a sale leaves available as it was");
+        let hold = moved(Reason::Hold, (0, 2), (5, 2));
+        assert_eq!(write_crossing(std::slice::from_ref(&hold), t, false), Some((StockLow, 5)), "5 to 3");
+        let gap = moved(Reason::Unknown, (0, 1), (5, 1));
+        let own = moved(Reason::Hold, (0, 4), (5, 5));
+        assert_eq!(
+            write_crossing(&[gap, own], t, false),
+            Some((OutOfStock, 5)),
+            "5 to 0 over the gap: one step"
+        );
+        let opening = moved(Reason::Opening, (5, 0), (5, 0));
+        assert_eq!(
+            write_crossing(&[opening.clone(), hold], t, false),
+            Some((StockLow, 5)),
+            "from the opened level"
+        );
+        assert_eq!(write_crossing(&[opening], t, false), None, "only an opening: nothing changed");
+        assert_eq!(write_crossing(&[], t, false), None);
+        let created = moved(Reason::Received, (2, 0), (2, 0));
+        assert_eq!(write_crossing(&[created], t, true), None, "the row's first write");
     }
 
     fn outgoing(detail_len: usize) -> Outgoing {

@@ -210,6 +210,9 @@ pub struct Observed {
     /// The row carried a stamp before this write: it was written under the ledger, so
     /// counts the ledger never saw are a lost write, not the row's opening.
     pub stamped_before: bool,
+    /// The write made the row (the record has no old image): the warehouse's first
+    /// stock, which had no level before it.
+    pub opened: bool,
     pub actor: String,
 }
 
@@ -557,6 +560,7 @@ mod tests {
             stamp: stamped
                 .then(|| (format!("m{position}"), Cause::of(Reason::Hold, RefKind::Reservation, "r"))),
             stamped_before: true,
+            opened: false,
             actor: "alice".into(),
         }
     }

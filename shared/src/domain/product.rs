@@ -394,6 +394,16 @@ fn trim(s: &[u8], drop: impl Fn(&u8) -> bool + Copy) -> &[u8] {
     &s[..end]
 }
 
+/// What a product's stock events depend on, read when the stream job makes them
+/// (`Catalogue::stock_settings`): the threshold of its `StockLow` events, and whether it
+/// spreads a warehouse over bucket rows (whose crossings are not judged: no single row
+/// holds a warehouse's `available`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockSettings {
+    pub low_stock_threshold: Option<i64>,
+    pub stock_buckets: usize,
+}
+
 /// A product with its stock per warehouse, sorted by warehouse id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Product {

@@ -4,8 +4,9 @@
 
 use super::dto::{MovementDto, OrderDto, ProductDto, ReservationDto};
 use crate::domain::audit::{AuditEntry, FieldChange};
-use crate::domain::event::{Changed, Event, EventType, FeedEntry};
+use crate::domain::event::{write_crossing, Changed, Event, EventType, FeedEntry};
 use crate::domain::movement::{Movement, Observed};
+use crate::domain::product::StockSettings;
 use serde_json::Value;
 
 /// The event of an entity's change, from its audit entry (id, actor, time, changes) and
@@ -36,23 +37,36 @@ pub fn entity_event(entry: &AuditEntry, changed: &Changed, position: &str) -> Op
 
 /// The stock events of one write of a stock row: a `StockChanged` per movement it made,
 /// numbered by the movement's `seq`, its `data` the row's stock after it with the
-/// movement. `bucketed`: the product spreads a warehouse over bucket rows, whose
-/// movements (and so these events) carry their bucket.
-pub fn stock_events(w: &Observed, made: &[Movement], bucketed: bool) -> Vec<FeedEntry> {
-    made.iter()
+/// movement; then, for a product whose warehouse is one row, the threshold event the
+/// write makes (`write_crossing`), numbered by the write's last movement, its `data` the
+/// stock after the write. `settings`: the product's (`None`: unknown, so no crossing; a
+/// movement off bucket 0 still tells a bucketed product, whose events carry their
+/// bucket).
+pub fn stock_events(w: &Observed, made: &[Movement], settings: Option<&StockSettings>) -> Vec<FeedEntry> {
+    let bucketed = match settings {
+        Some(s) => s.stock_buckets > 1,
+        None => made.iter().any(|m| m.bucket > 0),
+    };
+    let stock = |m: &Movement| {
+        let mut data = serde_json::json!({
+            "product_id": m.product_id,
+            "warehouse_id": m.warehouse_id,
+            "on_hand": m.on_hand,
+            "reserved": m.reserved,
+            "available": m.available,
+            "movement": MovementDto::new(m, bucketed),
+        });
+        if bucketed {
+            data["bucket"] = m.bucket.into();
+        }
+        data
+    };
+    let change =
+        |k: &str, old: i64, new: i64| (k.to_string(), FieldChange { old: old.into(), new: new.into() });
+    let mut out: Vec<FeedEntry> = made
+        .iter()
         .enumerate()
         .map(|(i, m)| {
-            let mut data = serde_json::json!({
-                "product_id": m.product_id,
-                "warehouse_id": m.warehouse_id,
-                "on_hand": m.on_hand,
-                "reserved": m.reserved,
-                "available": m.available,
-                "movement": MovementDto::new(m, bucketed),
-            });
-            if bucketed {
-                data["bucket"] = m.bucket.into();
-            }
             let (old_on_hand, old_reserved) = (m.on_hand - m.on_hand_change, m.reserved - m.reserved_change);
             let changes = [
                 ("on_hand", old_on_hand, m.on_hand),
@@ -61,7 +75,7 @@ pub fn stock_events(w: &Observed, made: &[Movement], bucketed: bool) -> Vec<Feed
             ]
             .into_iter()
             .filter(|(_, old, new)| old != new)
-            .map(|(k, old, new)| (k.to_string(), FieldChange { old: old.into(), new: new.into() }))
+            .map(|(k, old, new)| change(k, old, new))
             .collect();
             FeedEntry {
                 event: Event {
@@ -71,11 +85,31 @@ pub fn stock_events(w: &Observed, made: &[Movement], bucketed: bool) -> Vec<Feed
                     sequence: m.seq,
                     occurred_at: m.at,
                     actor: m.actor.clone(),
-                    data,
+                    data: stock(m),
                     changes,
                 },
                 position: format!("{}#{:02}", w.position, i * 2),
             }
         })
-        .collect()
+        .collect();
+    let judged = settings.filter(|s| s.stock_buckets <= 1);
+    let crossed = judged.and_then(|s| write_crossing(made, s.low_stock_threshold, w.opened));
+    if let (Some((kind, before)), Some(last)) = (crossed, made.last()) {
+        let mut data = stock(last);
+        data["low_stock_threshold"] = judged.and_then(|s| s.low_stock_threshold).into();
+        out.push(FeedEntry {
+            event: Event {
+                event_id: format!("{}:{}", last.id, kind.as_str()),
+                kind,
+                entity_id: last.product_id.clone(),
+                sequence: last.seq,
+                occurred_at: last.at,
+                actor: last.actor.clone(),
+                data,
+                changes: [change("available", before, last.available)].into_iter().collect(),
+            },
+            position: format!("{}#{:02}", w.position, (made.len() - 1) * 2 + 1),
+        });
+    }
+    out
 }

@@ -10,7 +10,7 @@ use crate::domain::ids::ProductId;
 use crate::domain::movement::{
     Checkpoint, Counts, Movement, MovementQuery, Observed, Reconciliation, RowKey, RowLedger, WarehouseLedger,
 };
-use crate::domain::product::Product;
+use crate::domain::product::{Product, StockSettings};
 use crate::domain::stock::{StockLevel, Units, WarehouseId};
 use crate::domain::DomainError;
 use crate::service::ports::Metric;
@@ -96,15 +96,22 @@ pub struct Recorded {
 type Append = (RowLedger, Vec<Movement>, Vec<FeedEntry>);
 
 /// What makes a write's stock events (`StockChanged` per movement, and the crossings):
-/// given the write and the movements it made, numbered. The HTTP layer's rendering, so
-/// the caller (the stream job) passes it in.
-pub type StockEvents<'a> = &'a (dyn Fn(&Observed, &[Movement]) -> Vec<FeedEntry> + Sync);
+/// given the write, the movements it made, numbered, and its product's settings (`None`:
+/// the product item was not found or did not decode). The HTTP layer's rendering, so the
+/// caller (the stream job) passes it in.
+pub type StockEvents<'a> =
+    &'a (dyn Fn(&Observed, &[Movement], Option<&StockSettings>) -> Vec<FeedEntry> + Sync);
 
 /// One row's writes as appends (`Ledger::append`): each the ledger after its last write
 /// and the movements up to it, at most `MOVEMENTS_PER_APPEND`, cut only between writes
 /// (a write makes at most two movements), with their events. Writes that make no
 /// movement ride along.
-fn plan_appends(mut ledger: RowLedger, writes: &[&Observed], events: StockEvents<'_>) -> Vec<Append> {
+fn plan_appends(
+    mut ledger: RowLedger,
+    writes: &[&Observed],
+    settings: Option<&StockSettings>,
+    events: StockEvents<'_>,
+) -> Vec<Append> {
     let mut chunks = Vec::new();
     let mut current: Vec<Movement> = Vec::new();
     let mut made_events: Vec<FeedEntry> = Vec::new();
@@ -114,7 +121,7 @@ fn plan_appends(mut ledger: RowLedger, writes: &[&Observed], events: StockEvents
         if !current.is_empty() && current.len() + made.len() > MOVEMENTS_PER_APPEND {
             chunks.push((at_cut.clone(), std::mem::take(&mut current), std::mem::take(&mut made_events)));
         }
-        made_events.extend(events(w, &made));
+        made_events.extend(events(w, &made, settings));
         current.extend(made);
         at_cut = ledger.clone();
     }
@@ -182,7 +189,15 @@ impl App {
             return Ok(recorded);
         }
         let rows: Vec<RowKey> = by_row.keys().map(|r| (*r).clone()).collect();
-        let mut heads = self.store.ledger.heads(&rows).await?;
+        let products: BTreeSet<&str> = rows.iter().map(|r| r.product_id.as_str()).collect();
+        let products: Vec<&str> = products.into_iter().collect();
+        // The settings are read here, not when the write was made: a threshold changed
+        // meanwhile applies to the writes after it is read. Each write is judged once,
+        // in the append that records it, so a crossing is still one event.
+        let (mut heads, settings) = futures::try_join!(
+            self.store.ledger.heads(&rows),
+            self.store.catalogue.stock_settings(&products)
+        )?;
         let mut planned: Vec<(RowKey, Option<String>, Vec<Append>)> = Vec::new();
         for (row, writes) in &by_row {
             let read = match heads.remove(*row).transpose() {
@@ -199,7 +214,8 @@ impl App {
                     continue;
                 }
             };
-            let chunks = plan_appends(read.clone().unwrap_or_default(), writes, events);
+            let chunks =
+                plan_appends(read.clone().unwrap_or_default(), writes, settings.get(&row.product_id), events);
             if !chunks.is_empty() {
                 planned.push(((*row).clone(), read.map(|h| h.position), chunks));
             }

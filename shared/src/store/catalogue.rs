@@ -6,7 +6,7 @@ use super::stock::Stock;
 use super::{Repo, StoreError};
 use crate::domain::buckets::split_evenly;
 use crate::domain::movement::{Cause, Reason};
-use crate::domain::product::Product;
+use crate::domain::product::{Product, StockSettings};
 use crate::domain::stock::{StockLevel, Units, WarehouseId};
 use crate::domain::time::format_time;
 use aws_sdk_dynamodb::types::TransactWriteItem;
@@ -258,6 +258,24 @@ impl Catalogue {
         let keys = ids.iter().map(|id| (product_pk(id), PRODUCT_SK.to_string())).collect();
         let heads = self.repo.db.batch_get(&self.repo.table, keys).await?;
         heads.iter().map(product::price_snapshot).collect()
+    }
+
+    /// The stock-event settings of the products that exist among `ids` (one request per
+    /// 100). A product item that does not decode is left out, logged: its events are made
+    /// without them (no crossings), rather than holding back every other row's.
+    pub async fn stock_settings(&self, ids: &[&str]) -> Result<HashMap<String, StockSettings>, StoreError> {
+        let keys = ids.iter().map(|id| (product_pk(id), PRODUCT_SK.to_string())).collect();
+        let heads = self.repo.db.batch_get(&self.repo.table, keys).await?;
+        Ok(heads
+            .iter()
+            .filter_map(|head| match product::stock_settings(head) {
+                Ok(found) => Some(found),
+                Err(error) => {
+                    tracing::error!(%error, pk = head.opt_s("pk"), "a product item does not decode: no crossings for it");
+                    None
+                }
+            })
+            .collect())
     }
 
     /// A query of one partition (the items whose sort key starts with `sk_prefix`, when

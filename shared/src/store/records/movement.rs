@@ -103,6 +103,7 @@ pub fn observed_from_record(r: &EventRecord) -> Result<Option<Observed>, RecordE
         after: counts(&new)?,
         stamp,
         stamped_before: stamp_id(&old).is_some(),
+        opened: old.is_empty(),
         actor: text(&new, "last_actor").unwrap_or_else(|| "system".into()),
     }))
 }

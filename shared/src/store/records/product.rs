@@ -1,7 +1,7 @@
 //! Products and their SKU claims.
 
 use super::{from_item, s, to_attrs, Attrs};
-use crate::domain::product::{Currency, Product, Sku, Terms};
+use crate::domain::product::{Currency, Product, Sku, StockSettings, Terms};
 use crate::domain::stock::{sum_per_warehouse, StockLevel, WarehouseId};
 use crate::domain::time::{format_time, parse_time};
 use crate::store::keys::*;
@@ -128,6 +128,15 @@ pub fn buckets_of(head: &Item) -> Result<usize, StoreError> {
         .ok()
         .filter(|k| *k >= 1)
         .ok_or_else(|| StoreError::Internal("bad stock_buckets".into()))
+}
+
+/// The settings of the product at `head` that its stock events depend on, with its id.
+pub fn stock_settings(head: &Item) -> Result<(String, StockSettings), StoreError> {
+    let threshold = head.opt_n("low_stock_threshold");
+    Ok((
+        head.s("id")?.to_string(),
+        StockSettings { low_stock_threshold: threshold, stock_buckets: buckets_of(head)? },
+    ))
 }
 
 /// The product at `head` with its stock `rows` of every bucket, shown summed per warehouse.
