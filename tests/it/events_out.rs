@@ -456,13 +456,18 @@ async fn start_webhook(
         .expect("webhook")
 }
 
-/// Every kind of event the API makes so far (thresholds aside): a product created and
-/// renamed, a hold extended and released, a hold turned into an order, the order
-/// confirmed. 14 events.
+/// Every kind of event there is so far: a product (threshold 1) created and renamed, a
+/// hold of 2 of its 3 (low), extended and released, a hold turned into an order, the
+/// order confirmed, a hold of the last 2 (out of stock) that expires (back in stock).
+/// 21 events.
 async fn every_kind(gw: &TestGateway, clock: &ManualClock) -> usize {
     let admin = token("admin-1", true);
     let alice = token("alice", false);
-    let product = gw.product(json!({"main": 3})).await;
+    let body = json!({"sku": unique("ALL"), "name": "Every kind", "price_cents": 100,
+                      "stock": {"main": 3}, "low_stock_threshold": 1});
+    let created = gw.post("/api/products", Some(&admin), body).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let product = created.body["id"].as_str().expect("id").to_string();
     let path = format!("/api/products/{product}");
     let renamed = gw.send("PATCH", &path, Some(&admin), Some(json!({"name": "Renamed"}))).await;
     assert_eq!(renamed.status, 200, "{}", renamed.body);
@@ -476,7 +481,13 @@ async fn every_kind(gw: &TestGateway, clock: &ManualClock) -> usize {
     assert_eq!(order.status, 201, "{}", order.body);
     let order_id = order.body["id"].as_str().expect("order id");
     assert_eq!(gw.set_status(&admin, order_id, "confirmed").await.status, 200);
-    14
+    let r3 = gw.reserve(&alice, &product, 2).await;
+    clock.advance(chrono::Duration::seconds(601));
+    assert_eq!(
+        as_function(&gw.app, "expire").expire_reservation(&r3).await,
+        Ok(shared::service::ExpireOutcome::Expired)
+    );
+    21
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -526,9 +537,13 @@ async fn every_kind_of_event_reaches_the_webhook_and_a_queue_on_the_bus_once_wit
         "ProductCreated",
         "ProductChanged",
         "StockChanged",
+        "StockLow",
+        "OutOfStock",
+        "BackInStock",
         "ReservationCreated",
         "ReservationExtended",
         "ReservationReleased",
+        "ReservationExpired",
         "ReservationConverted",
         "OrderCreated",
         "OrderStatusChanged",
@@ -539,11 +554,15 @@ async fn every_kind_of_event_reaches_the_webhook_and_a_queue_on_the_bus_once_wit
     assert_eq!(kinds, expected);
 }
 
-/// Each entity's sequences in the order they were taken.
+/// Each entity's sequences in the order they were taken, the threshold events aside
+/// (each shares the sequence of the `StockChanged` beside it).
 fn sequences_taken(taken: &[Delivery]) -> BTreeMap<(String, String), Vec<u64>> {
     let mut by: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
     for d in taken {
         let e = &d.body["detail"];
+        if ["StockLow", "OutOfStock", "BackInStock"].contains(&e["type"].as_str().unwrap_or_default()) {
+            continue;
+        }
         let key = (
             e["entity_type"].as_str().unwrap_or_default().into(),
             e["entity_id"].as_str().unwrap_or_default().into(),
