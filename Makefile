@@ -142,7 +142,7 @@ bench-orders: deps
 # Every benchmark with default sizes: prints tables, writes target/bench/*.json.
 bench: deps
 	$(CARGO) build -q --profile perf --workspace --bins
-	infra/scripts/with-stack.sh -- "$(TARGET_DIR)/perf/bench" all
+	PATH="$(CURDIR)/.venv/bin:$$PATH" infra/scripts/with-stack.sh --moto -- "$(TARGET_DIR)/perf/bench" all
 
 # What users run to deploy, checked offline (CI runs it): SAM's own validation and
 # linter, then `sam build`, which runs `cargo lambda build --release --arm64` per function

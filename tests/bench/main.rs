@@ -14,6 +14,9 @@
 //! - `bench ledger [N ...]`: the ledger's stream side per change, the hold path with the
 //!   ledger on, and movements pages, `as_of` and reconciliation at N movements of one row
 //!   (default 1,000 and 100,000).
+//! - `bench events [N] [PRODUCTS] [C]`: events out under the spread shape: change to
+//!   webhook latency, `PutEvents` requests per 1,000 events, the hold path's requests
+//!   (needs moto_server: `make bench` starts it).
 //! - `bench reserve [N] [CONCURRENCY]`: POST /api/reservations latency (p50/p90/p99/max)
 //!   and throughput, N requests (default 300) at each concurrency (default 1 and 16).
 //! - `bench expiry [N] [TTL]`: N holds (default 100) with a TTL of TTL seconds (default 2)
@@ -24,6 +27,7 @@
 //!   own, then walks 25 pages (limit 20) of each query shape and prints page latency
 //!   p50/p99, Query calls per page, items read per item returned and read units per page.
 
+mod events;
 mod fair;
 mod hot;
 mod ledger;
@@ -105,6 +109,10 @@ async fn main() {
         Some("hot") => save("hot_sku", hot::hot_sku(arg(&args, 1, 50_000) as i64, arg(&args, 2, 400))),
         Some("curve") => save("curve", curve(arg(&args, 1, 2000), arg(&args, 2, 200)).await),
         Some("batch") => save("batch_holds", batch_holds(arg(&args, 1, 600), arg(&args, 2, 64)).await),
+        Some("events") => save(
+            "events_out",
+            events::events_out(arg(&args, 1, 1000), arg(&args, 2, 50), arg(&args, 3, 32)).await,
+        ),
         Some("ledger") => {
             let sizes: Vec<u64> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
             let sizes = if sizes.is_empty() { vec![1_000, 100_000] } else { sizes };
@@ -127,9 +135,11 @@ async fn main() {
             save("order_lists", lists().await);
             save("hot_sku", hot::hot_sku(50_000, 400));
             save("ledger", ledger::ledger(&[1_000, 100_000]).await);
+            save("events_out", events::events_out(1000, 50, 32).await);
+            save("events_out_light", events::events_out(100, 50, 1).await);
         }
         _ => eprintln!(
-            "usage: bench all | flash [BUYERS] [UNITS] [C] [BUCKETS] | walk [USERS] [C] | batch [CARTS] [C] | spread [N] [PRODUCTS] [C] | lists | cold [RUNS] [DIR] | warm [N] DIR.. | cost | reserve [N] [C,..] | expiry [N] [TTL] | orders [SINGLE] [SPREAD] [USERS]"
+            "usage: bench all | flash [BUYERS] [UNITS] [C] [BUCKETS] | walk [USERS] [C] | batch [CARTS] [C] | spread [N] [PRODUCTS] [C] | events [N] [PRODUCTS] [C] | lists | cold [RUNS] [DIR] | warm [N] DIR.. | cost | reserve [N] [C,..] | expiry [N] [TTL] | orders [SINGLE] [SPREAD] [USERS]"
         ),
     }
 }
