@@ -351,8 +351,12 @@ async fn hold(t: &Shared, k: usize, auto: bool, sold_out: &mut bool, id: &str, s
                 reserved: buckets.iter().map(|u| u.reserved).sum(),
                 available: buckets.iter().map(|u| u.available).sum(),
             };
-            let level =
-                StockLevel { warehouse_id: main.clone(), units, updated_at: chrono::DateTime::UNIX_EPOCH };
+            let level = StockLevel {
+                warehouse_id: main.clone(),
+                units,
+                incoming: 0,
+                updated_at: chrono::DateTime::UNIX_EPOCH,
+            };
             if let WarehouseChoice::Insufficient { .. } = choose_warehouse(&[level], 1) {
                 return Outcome::Refused;
             }

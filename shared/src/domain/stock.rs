@@ -39,6 +39,9 @@ pub struct Units {
 pub struct StockLevel {
     pub warehouse_id: WarehouseId,
     pub units: Units,
+    /// Units in transit towards this warehouse (transfers not yet received): neither on
+    /// hand nor available.
+    pub incoming: i64,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -52,6 +55,7 @@ pub fn sum_per_warehouse(rows: Vec<StockLevel>) -> Vec<StockLevel> {
                 sum.units.on_hand += row.units.on_hand;
                 sum.units.reserved += row.units.reserved;
                 sum.units.available += row.units.available;
+                sum.incoming += row.incoming;
                 sum.updated_at = sum.updated_at.max(row.updated_at);
             }
             None => {
@@ -121,6 +125,7 @@ mod tests {
         StockLevel {
             warehouse_id: WarehouseId::parse(w).unwrap(),
             units: Units { on_hand, reserved, available: on_hand - reserved },
+            incoming: 0,
             updated_at: Utc::now(),
         }
     }

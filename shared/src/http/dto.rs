@@ -34,6 +34,7 @@ impl<'a> From<&'a StockLevel> for StockDto<'a> {
             on_hand: units.on_hand,
             reserved: units.reserved,
             available: units.available,
+            incoming: Some(s.incoming),
         }
     }
 }
@@ -45,6 +46,10 @@ pub struct StockDto<'a> {
     pub on_hand: i64,
     pub reserved: i64,
     pub available: i64,
+    /// Units in transit towards it; not known at a past instant (`as_of`), so left out
+    /// there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incoming: Option<i64>,
 }
 
 /// A product as the catalogue renders it, its stock summed over the buckets.
@@ -281,6 +286,7 @@ impl<'a> From<&'a StockAt> for StockAtDto<'a> {
                 on_hand: u.on_hand,
                 reserved: u.reserved,
                 available: u.available,
+                incoming: None,
             })
             .collect();
         Self {

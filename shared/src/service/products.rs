@@ -44,6 +44,7 @@ impl App {
                 .map(|(warehouse_id, q)| StockLevel {
                     warehouse_id,
                     units: Units { on_hand: q, reserved: 0, available: q },
+                    incoming: 0,
                     updated_at: now,
                 })
                 .collect(),

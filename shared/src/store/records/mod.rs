@@ -40,6 +40,10 @@ pub(crate) fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+pub(crate) fn is_zero_i64(n: &i64) -> bool {
+    *n == 0
+}
+
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }

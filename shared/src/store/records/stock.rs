@@ -56,6 +56,9 @@ struct StockRecord {
     /// The product's terms version (`Product::terms`) this row holds under.
     #[serde(default)]
     terms: i64,
+    /// Units in transit towards the row (transfers); absent on rows that never had any.
+    #[serde(default, skip_serializing_if = "super::is_zero_i64")]
+    incoming: i64,
 }
 
 /// A new row holding `level`'s units under the product's `terms`.
@@ -82,6 +85,7 @@ pub fn item(
         last_actor: actor.into(),
         bucket,
         terms,
+        incoming: level.incoming,
     })?;
     item.insert(MOVEMENT.into(), stamp(cause));
     Ok(item)
@@ -92,6 +96,7 @@ pub fn level(i: &Item) -> Result<StockLevel, StoreError> {
     Ok(StockLevel {
         warehouse_id: WarehouseId::parse(&r.warehouse_id).map_err(StoreError::Internal)?,
         units: Units { on_hand: r.on_hand, reserved: r.reserved, available: r.available },
+        incoming: r.incoming,
         updated_at: parse_time(&r.updated_at).ok_or_else(|| StoreError::Internal("bad stock time".into()))?,
     })
 }
