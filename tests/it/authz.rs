@@ -204,6 +204,39 @@ async fn every_route_answers_anonymous_owner_other_user_and_admin_as_the_contrac
 
     check("GET /api/events", w.row("GET", "/api/events?limit=1", None).await, [401, 403, 403, 200]);
 
+    // Transfers are the admin's: each refused call leaves the transfer in transit, so the
+    // admin's receive (or cancel) is the one that ends it.
+    let move_one =
+        json!({"product_id": p, "from_warehouse_id": "main", "to_warehouse_id": "east", "quantity": 1});
+    check(
+        "POST /api/transfers",
+        w.row("POST", "/api/transfers", Some(move_one.clone())).await,
+        [401, 403, 403, 201],
+    );
+    let admin = w.admin.clone();
+    let transfer = || async {
+        let r = w.gw.post("/api/transfers", Some(&admin), move_one.clone()).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body["id"].as_str().expect("id").to_string()
+    };
+    let t = transfer().await;
+    check(
+        "GET /api/transfers/{id}",
+        w.row("GET", &format!("/api/transfers/{t}"), None).await,
+        [401, 403, 403, 200],
+    );
+    check(
+        "POST /api/transfers/{id}/receive",
+        w.row("POST", &format!("/api/transfers/{t}/receive"), None).await,
+        [401, 403, 403, 200],
+    );
+    let t = transfer().await;
+    check(
+        "POST /api/transfers/{id}/cancel",
+        w.row("POST", &format!("/api/transfers/{t}/cancel"), None).await,
+        [401, 403, 403, 200],
+    );
+
     let all: BTreeSet<String> = routes().map(|r| format!("{} {}", r.method, r.path)).collect();
     assert_eq!(covered, all, "every route is in the matrix");
 }

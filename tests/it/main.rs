@@ -30,3 +30,4 @@ mod scheduler_contract;
 mod secrets;
 mod spec;
 mod template;
+mod transfers;

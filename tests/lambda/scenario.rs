@@ -111,6 +111,9 @@ pub async fn every_function_answers_its_fixtures(app: &shared::service::App, w: 
     let (status, headers, body) = w.http("products", "apigw/change-product.json", &[]);
     assert_eq!((status, body["name"].clone()), (200, json!("Seeded, renamed")), "{body}");
     assert_eq!(headers["etag"], "\"2\"");
+    // 3 of main's units in transit to a new warehouse, east.
+    let (status, _, body) = w.http("products", "apigw/create-transfer.json", &[]);
+    assert_eq!((status, body["status"].clone()), (201, json!("in_transit")), "{body}");
     // A route of another function is not this function's.
     let (status, _, _) = w.http("products", "apigw/list-orders.json", &[]);
     assert_eq!(status, 404);
@@ -178,7 +181,10 @@ pub async fn every_function_answers_its_fixtures(app: &shared::service::App, w: 
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["items"][0]["changes"]["sku"], json!({"old": null, "new": "TEE-RED-M"}));
 
-    // The table tells the same story: 105 on hand, 2 sold, nothing held.
+    // The table tells the same story: 105 on hand, 3 in transit to east, 2 sold, nothing
+    // held.
     let product = app.store.catalogue.get(PRODUCT).await.expect("read").expect("product");
-    assert_eq!(product.stock[0].units, Units { on_hand: 103, reserved: 0, available: 103 });
+    let east = &product.stock[0];
+    assert_eq!((east.warehouse_id.as_str(), east.units.on_hand, east.incoming), ("east", 0, 3));
+    assert_eq!(product.stock[1].units, Units { on_hand: 100, reserved: 0, available: 100 });
 }

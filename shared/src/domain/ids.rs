@@ -87,6 +87,10 @@ id_type!(
     OrderId
 );
 id_type!(
+    /// A transfer's id as a path names it.
+    TransferId
+);
+id_type!(
     /// The id of an entity of any type, as the audit log's filter names it.
     EntityId
 );

@@ -17,6 +17,7 @@ pub mod product;
 pub mod reservation;
 pub mod stock;
 pub mod time;
+pub mod transfer;
 pub mod validate;
 
 pub use error::{DomainError, FieldError};

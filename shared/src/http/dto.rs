@@ -7,6 +7,7 @@ use crate::domain::product::Product;
 use crate::domain::reservation::Reservation;
 use crate::domain::stock::StockLevel;
 use crate::domain::time::format_time;
+use crate::domain::transfer::Transfer;
 use crate::service::StockAt;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -120,6 +121,35 @@ impl<'a> From<&'a Reservation> for ReservationDto<'a> {
             quantity: r.quantity,
             status: r.status.as_str(),
             expires_at: format_time(r.expires_at),
+        }
+    }
+}
+
+/// A transfer as the API renders it.
+#[derive(Debug, Serialize)]
+pub struct TransferDto<'a> {
+    pub id: &'a str,
+    pub product_id: &'a str,
+    pub from_warehouse_id: &'a str,
+    pub to_warehouse_id: &'a str,
+    pub quantity: i64,
+    pub status: &'static str,
+    pub note: Option<&'a str>,
+    #[serde(flatten)]
+    pub stamps: Stamps,
+}
+
+impl<'a> From<&'a Transfer> for TransferDto<'a> {
+    fn from(t: &'a Transfer) -> Self {
+        Self {
+            stamps: Stamps::of(t.created_at, t.updated_at),
+            id: &t.id,
+            product_id: &t.product_id,
+            from_warehouse_id: t.from_warehouse_id.as_str(),
+            to_warehouse_id: t.to_warehouse_id.as_str(),
+            quantity: t.quantity,
+            status: t.status.as_str(),
+            note: t.note.as_deref(),
         }
     }
 }

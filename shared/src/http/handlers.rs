@@ -4,17 +4,19 @@
 
 use super::dto::{
     AuditDto, ListDto, MovementDto, OrderDto, ProductDto, ReconciliationDto, ReservationDto, StockAtDto,
+    TransferDto,
 };
 use super::{json_response, query, ApiError, ApiRequest, ApiResponse};
 use crate::domain::caller::Caller;
 use crate::domain::fingerprint::{of_request, Canonical};
-use crate::domain::ids::{Id, OrderId, ProductId, ReservationId};
+use crate::domain::ids::{Id, OrderId, ProductId, ReservationId, TransferId};
 use crate::domain::movement::{MovementQuery, MOVEMENT_PARAMS};
 use crate::domain::order::{NewOrder, StatusChange};
 use crate::domain::order_query::{OrderQuery, ORDER_LIST_PARAMS};
 use crate::domain::product::{NewProduct, Precondition, ProductChanges, StockAdjustment};
 use crate::domain::reservation::{NewBatch, NewReservation};
 use crate::domain::time::parse_time;
+use crate::domain::transfer::{NewTransfer, TransferEnd};
 use crate::domain::DomainError;
 use crate::service::{App, AuditQuery, Created, EventQuery, IdempotencyRequest, AUDIT_PARAMS, EVENT_PARAMS};
 use futures::future::BoxFuture;
@@ -136,6 +138,10 @@ fn encode_batch(rs: &Vec<crate::domain::reservation::Reservation>) -> String {
         .unwrap_or_default()
 }
 
+fn encode_transfer(t: &crate::domain::transfer::Transfer) -> String {
+    serde_json::to_string(&TransferDto::from(t)).unwrap_or_default()
+}
+
 fn encode_order(o: &crate::domain::order::Order) -> String {
     serde_json::to_string(&OrderDto::from(o)).unwrap_or_default()
 }
@@ -204,6 +210,39 @@ handler!(adjust_stock(app, cx) {
     no_query(cx.req)?;
     let adj = StockAdjustment::from_json(&body)?;
     json(200, &ProductDto::from(&app.adjust_stock(who, &path_id::<ProductId>(&cx, "product")?, adj).await?))
+});
+
+handler!(create_transfer(app, cx) {
+    let who = caller(&cx)?;
+    let body = body(cx.req)?;
+    no_query(cx.req)?;
+    let new = NewTransfer::from_json(&body)?;
+    let idem = idempotency(&cx, &new, encode_transfer)?;
+    Ok(created(app.create_transfer(who, new, idem).await?, encode_transfer))
+});
+
+handler!(get_transfer(app, cx) {
+    no_query(cx.req)?;
+    json(200, &TransferDto::from(&app.get_transfer(caller(&cx)?, &path_id::<TransferId>(&cx, "transfer")?).await?))
+});
+
+/// `receive` and `cancel` take no body; one that is given must be an object without fields.
+async fn end_transfer(app: &App, cx: Ctx<'_>, end: TransferEnd) -> Result<ApiResponse, ApiError> {
+    let who = caller(&cx)?;
+    if !cx.req.body.is_empty() {
+        crate::domain::validate::Fields::new(&body(cx.req)?).finish(|| Some(()))?;
+    }
+    no_query(cx.req)?;
+    let t = app.end_transfer(who, &path_id::<TransferId>(&cx, "transfer")?, end).await?;
+    json(200, &TransferDto::from(&t))
+}
+
+handler!(receive_transfer(app, cx) {
+    end_transfer(app, cx, TransferEnd::Receive).await
+});
+
+handler!(cancel_transfer(app, cx) {
+    end_transfer(app, cx, TransferEnd::Cancel).await
 });
 
 handler!(create_reservation(app, cx) {

@@ -240,6 +240,12 @@ impl From<DomainError> for Problem {
                 "Reservation not active",
                 "the reservation is expired, released or converted",
             ),
+            TransferNotInTransit => Problem::new(
+                S::CONFLICT,
+                "transfer_not_in_transit",
+                "Transfer not in transit",
+                "the transfer was already received or cancelled",
+            ),
             InvalidTransition { allowed } => {
                 let detail = if allowed.is_empty() {
                     "no status change is allowed from the current status".to_string()

@@ -36,14 +36,20 @@ const fn route(
     Route { method, path, function, public, handler }
 }
 
-/// The catalogue, and the API's own description: public, served by the catalogue function
-/// (the one public-facing function) so that no function exists only for documentation.
+/// The catalogue, its stock (adjustments, counts and transfers between warehouses: the
+/// function that owns the stock rows), and the API's own description: public, served by
+/// the catalogue function (the one public-facing function) so that no function exists
+/// only for documentation.
 pub static PRODUCTS: &[Route] = &[
     route(Method::GET, "/api/products", PRODUCTS_FN, true, h::list_products),
     route(Method::POST, "/api/products", PRODUCTS_FN, false, h::create_product),
     route(Method::GET, "/api/products/{id}", PRODUCTS_FN, true, h::get_product),
     route(Method::PATCH, "/api/products/{id}", PRODUCTS_FN, false, h::change_product),
     route(Method::POST, "/api/products/{id}/stock", PRODUCTS_FN, false, h::adjust_stock),
+    route(Method::POST, "/api/transfers", PRODUCTS_FN, false, h::create_transfer),
+    route(Method::GET, "/api/transfers/{id}", PRODUCTS_FN, false, h::get_transfer),
+    route(Method::POST, "/api/transfers/{id}/receive", PRODUCTS_FN, false, h::receive_transfer),
+    route(Method::POST, "/api/transfers/{id}/cancel", PRODUCTS_FN, false, h::cancel_transfer),
     route(Method::GET, "/api/openapi.json", PRODUCTS_FN, true, h::openapi),
     route(Method::GET, "/api/docs", PRODUCTS_FN, true, h::docs_page),
     route(Method::GET, "/api/docs/{asset}", PRODUCTS_FN, true, h::docs_asset),

@@ -12,6 +12,7 @@ mod orders;
 pub mod ports;
 mod products;
 mod reservations;
+mod transfers;
 
 pub use audit::{AuditQuery, AUDIT_PARAMS};
 pub use events::{EventPage, EventQuery, EVENT_PARAMS, FEED_TRAIL};

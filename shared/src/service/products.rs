@@ -23,7 +23,7 @@ const PRODUCT_LIST_BINDING: &str = "products";
 
 /// How often a product change (or a stock addition) is tried again after the product
 /// moved on under it.
-const CHANGE_ATTEMPTS: usize = 5;
+pub(super) const CHANGE_ATTEMPTS: usize = 5;
 
 impl App {
     /// Admins only. SKUs are unique (`Conflict`).

@@ -48,7 +48,7 @@ pub enum CreateError {
 }
 
 /// DynamoDB's limit on the items of one transaction.
-const MAX_TRANSACTION_ITEMS: usize = 100;
+pub(crate) const MAX_TRANSACTION_ITEMS: usize = 100;
 
 #[derive(Debug, Clone)]
 pub struct Catalogue {
@@ -138,7 +138,7 @@ impl Catalogue {
         let now = format_time(now);
         let mut items = vec![records::update(product::change(table, revision, next, &now, actor)?)];
         if terms_changed {
-            items.extend(self.retagged(next, next.terms)?);
+            items.extend(self.retagged(next, next.terms, None)?);
         }
         if items.len() > MAX_TRANSACTION_ITEMS {
             return Ok(Changed::TooManyRows);
@@ -168,19 +168,7 @@ impl Catalogue {
         let table = &*self.repo.table;
         let now = format_time(now);
         let k = product.stock_buckets.max(1);
-        let terms = if product.stock.len() == 1 { product.terms + 1 } else { product.terms };
-        let warehouses: Vec<WarehouseId> =
-            product.stock.iter().map(|l| l.warehouse_id.clone()).chain([warehouse.clone()]).collect();
-        let mut items = vec![records::update(product::opened_warehouse(
-            table,
-            &product.id,
-            revision,
-            &warehouses,
-            terms,
-        )?)];
-        if terms != product.terms {
-            items.extend(self.retagged(product, terms)?);
-        }
+        let (mut items, terms) = self.listing_warehouse(revision, product, warehouse, None)?;
         // Every bucket gets a row, even with a share of 0: readers rely on a known
         // warehouse having a row in each (`Stock::all_buckets`).
         for (bucket, x) in split_evenly(delta, k).into_iter().enumerate() {
@@ -206,12 +194,47 @@ impl Catalogue {
         }
     }
 
+    /// The writes that add `warehouse` to the product's list of warehouses (on condition
+    /// that the product is still at `revision`), with, when the product had exactly one
+    /// warehouse, new terms for it and its rows; and the terms the new rows take. The
+    /// rows themselves are the caller's (units added, or units in transit), and so are
+    /// the new terms of the rows of `retagged_by_caller` (a transaction may write an item
+    /// once: a transfer's source row takes them with its own write).
+    pub(crate) fn listing_warehouse(
+        &self,
+        revision: Revision,
+        product: &Product,
+        warehouse: &WarehouseId,
+        retagged_by_caller: Option<&WarehouseId>,
+    ) -> Result<(Vec<TransactWriteItem>, i64), StoreError> {
+        let table = &*self.repo.table;
+        let terms = if product.stock.len() == 1 { product.terms + 1 } else { product.terms };
+        let warehouses: Vec<WarehouseId> =
+            product.stock.iter().map(|l| l.warehouse_id.clone()).chain([warehouse.clone()]).collect();
+        let mut items = vec![records::update(product::opened_warehouse(
+            table,
+            &product.id,
+            revision,
+            &warehouses,
+            terms,
+        )?)];
+        if terms != product.terms {
+            items.extend(self.retagged(product, terms, retagged_by_caller)?);
+        }
+        Ok((items, terms))
+    }
+
     /// The updates that give every stock row of `product` (every warehouse it was read
     /// with, every bucket) the terms version `terms`: a change of terms, or a product that
     /// gains its second warehouse.
-    fn retagged(&self, product: &Product, terms: i64) -> Result<Vec<TransactWriteItem>, StoreError> {
+    fn retagged(
+        &self,
+        product: &Product,
+        terms: i64,
+        except: Option<&WarehouseId>,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let mut items = Vec::new();
-        for level in &product.stock {
+        for level in product.stock.iter().filter(|l| Some(&l.warehouse_id) != except) {
             for bucket in 0..product.stock_buckets.max(1) {
                 let (table, warehouse) = (&*self.repo.table, level.warehouse_id.as_str());
                 items.push(records::update(stock_rec::retag(table, &product.id, bucket, warehouse, terms)?));

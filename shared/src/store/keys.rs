@@ -9,6 +9,7 @@
 //! | stock bucket b >= 1 (products with `stock_buckets` > 1) | `P#<id>#B<b>` | `STOCK#<warehouse>` | none; `bucket = b` |
 //! | SKU claim | `SKU#<sku>` | `#SKU` | none |
 //! | reservation | `R#<id>` | `#RESERVATION` | while active: `sweep_pk = ACTIVE#<shard>`, `sweep_sk = <expires_at>#<id>`; `gsi1pk = HELD#<product>`, `gsi1sk = <warehouse>#<bucket>#<id>` (the product's held units, for reconciliation) |
+//! | transfer | `T#<id>` | `#TRANSFER` | `gsi1pk = XFER#<product>`, `gsi1sk = <id>` (a product's transfers) |
 //! | order | `O#<id>` | `#ORDER` | `ou_pk = U#<user>`, `ous_pk = U#<user>#<status>`, `oa_pk = A#<shard>`, `oss_pk = S#<status>#<shard>`, `o_time = <created_at>#<id>`, `o_value = <total, 16 digits>#<id>` (see `order_list`) |
 //! | idempotency record | `I#<sha256(user, route, key)>` | `#IDEM` | none; `ttl` expires it |
 //! | a user's active-hold count | `HOLDS#<user>` | `#HOLDS` | none |
@@ -92,6 +93,17 @@ pub const RESERVATION_SK: &str = "#RESERVATION";
 pub const SKU_SK: &str = "#SKU";
 pub const IDEM_SK: &str = "#IDEM";
 pub const ORDER_SK: &str = "#ORDER";
+pub const TRANSFER_SK: &str = "#TRANSFER";
+
+pub fn transfer_pk(id: &str) -> String {
+    format!("T#{id}")
+}
+
+/// A product's transfers on the product list index (`gsi1sk` the transfer's id, so
+/// newest last).
+pub fn transfers_of_pk(product_id: &str) -> String {
+    format!("XFER#{product_id}")
+}
 
 /// Active reservations are spread over this many sweep-index partitions so that no single
 /// partition takes every reservation write; the sweep queries each.

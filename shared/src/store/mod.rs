@@ -28,6 +28,7 @@ pub mod reservations;
 #[cfg(feature = "local")]
 pub mod schema;
 pub mod stock;
+pub mod transfers;
 
 use aws_sdk_dynamodb::Client;
 use std::sync::Arc;
@@ -106,6 +107,7 @@ pub struct Store {
     pub audit: audit::AuditLog,
     pub ledger: ledger::Ledger,
     pub feed: events::Feed,
+    pub transfers: transfers::Transfers,
 }
 
 /// What every repository holds: the executor and the table it works on.
@@ -124,6 +126,10 @@ impl Store {
         let hours = events::FeedHours::new(Repo { db: db.clone(), table: audit_table.clone() });
         Self {
             catalogue: catalogue::Catalogue { repo: repo.clone(), stock: stock.clone() },
+            transfers: transfers::Transfers {
+                repo: repo.clone(),
+                catalogue: catalogue::Catalogue { repo: repo.clone(), stock: stock.clone() },
+            },
             stock,
             reservations: reservations::Reservations(repo.clone()),
             orders: orders::Orders(repo.clone()),

@@ -11,6 +11,7 @@ pub mod order;
 pub mod product;
 pub mod reservation;
 pub mod stock;
+pub mod transfer;
 
 use super::{Item, StoreError};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};

@@ -182,6 +182,19 @@ impl Row<'_> {
         self.moved("on_hand = on_hand - :x, available = available - :x", "available >= :x", x)
     }
 
+    /// `remove`, giving the row new hold terms in the same write when `terms` is given.
+    pub fn remove_retagged(&self, x: i64, terms: Option<i64>) -> Result<Update, StoreError> {
+        match terms {
+            None => self.remove(x),
+            Some(t) => Self::moved_with(
+                self.update().expression_attribute_values(":terms", n(t)),
+                "on_hand = on_hand - :x, available = available - :x, terms = :terms",
+                "available >= :x",
+                x,
+            ),
+        }
+    }
+
     /// Moves `x` into the row from elsewhere in the same transaction (on-hand and
     /// available), on condition that the row exists.
     pub fn receive(&self, x: i64) -> Result<Update, StoreError> {
@@ -211,6 +224,56 @@ impl Row<'_> {
             .expression_attribute_values(":to", n(to))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()?)
+    }
+
+    /// Expects `x` units in transit (a transfer towards the row): `incoming` grows,
+    /// creating the row with nothing on hand (and the product's `terms`) if it is new.
+    pub fn expect(&self, x: i64, terms: i64) -> Result<Update, StoreError> {
+        let (tag, update) = match self.bucket {
+            0 => ("", self.update()),
+            b => (
+                ", #bucket = :b",
+                self.update()
+                    .expression_attribute_names("#bucket", BUCKET)
+                    .expression_attribute_values(":b", n(b as i64)),
+            ),
+        };
+        Ok(update
+            .update_expression(format!(
+                "SET incoming = if_not_exists(incoming, :zero) + :x, \
+                 on_hand = if_not_exists(on_hand, :zero), available = if_not_exists(available, :zero), \
+                 reserved = if_not_exists(reserved, :zero), \
+                 entity = :entity, product_id = :pid, warehouse_id = :wh{tag}, terms = if_not_exists(terms, :terms), \
+                 created_at = if_not_exists(created_at, :now), updated_at = :now, last_actor = :actor, mv = :mv",
+            ))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":x", n(x))
+            .expression_attribute_values(":entity", s("stock"))
+            .expression_attribute_values(":pid", s(self.product_id))
+            .expression_attribute_values(":wh", s(self.warehouse))
+            .expression_attribute_values(":terms", n(terms))
+            .build()?)
+    }
+
+    /// Receives `x` units in transit: `incoming` -> on hand and available, on condition
+    /// that they are incoming and that on-hand stays within the maximum.
+    pub fn arrive(&self, x: i64) -> Result<Update, StoreError> {
+        Ok(self
+            .update()
+            .update_expression(
+                "SET on_hand = on_hand + :x, available = available + :x, incoming = incoming - :x, \
+                 updated_at = :now, last_actor = :actor, mv = :mv",
+            )
+            .condition_expression("incoming >= :x AND on_hand <= :room")
+            .expression_attribute_values(":x", n(x))
+            .expression_attribute_values(":room", n(MAX_QUANTITY - x))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?)
+    }
+
+    /// No longer expects `x` units in transit (a cancelled transfer): `incoming` shrinks.
+    pub fn unexpect(&self, x: i64) -> Result<Update, StoreError> {
+        self.moved("incoming = incoming - :x", "incoming >= :x", x)
     }
 
     /// Gives `x` held units back: reserved -> available.

@@ -1,0 +1,241 @@
+//! Transfers between warehouses: the units leave the source at once, are `incoming` at
+//! the destination while in transit, and are received or cancelled exactly once; a
+//! transfer and holds racing for the source's last units never both get them.
+
+use futures::future::join_all;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use stockhold_tests::*;
+
+/// (on_hand, reserved, available, incoming) of `warehouse`; all -1 when the product has
+/// no stock there.
+async fn entry(gw: &TestGateway, product: &str, warehouse: &str) -> (i64, i64, i64, i64) {
+    let r = gw.get(&format!("/api/products/{product}"), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let row = r.body["stock"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["warehouse_id"] == warehouse).cloned())
+        .unwrap_or(Value::Null);
+    let n = |k: &str| row[k].as_i64().unwrap_or(-1);
+    (n("on_hand"), n("reserved"), n("available"), n("incoming"))
+}
+
+async fn transfer(gw: &TestGateway, product: &str, from: &str, to: &str, q: i64) -> Reply {
+    let admin = token("admin-1", true);
+    let body =
+        json!({"product_id": product, "from_warehouse_id": from, "to_warehouse_id": to, "quantity": q});
+    gw.post("/api/transfers", Some(&admin), body).await
+}
+
+fn id_of(r: &Reply) -> String {
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.body["id"].as_str().expect("id").to_string()
+}
+
+#[tokio::test]
+async fn a_transfer_leaves_the_source_at_once_is_incoming_until_received_and_goes_back_when_cancelled() {
+    let gw = gateway().await;
+    let admin = token("admin-1", true);
+    let product = gw.product(json!({"main": 10})).await;
+
+    // To a warehouse the product does not have yet: it appears at once, nothing on hand.
+    let sent = transfer(&gw, &product, "main", "east", 4).await;
+    let first = id_of(&sent);
+    assert_eq!(sent.body["status"], "in_transit");
+    assert_eq!(sent.body["quantity"], 4);
+    assert_eq!(sent.body["note"], Value::Null);
+    assert_eq!(entry(&gw, &product, "main").await, (6, 0, 6, 0));
+    assert_eq!(entry(&gw, &product, "east").await, (0, 0, 0, 4));
+    let read = gw.get(&format!("/api/transfers/{first}"), Some(&admin)).await;
+    assert_eq!(read.body, sent.body);
+
+    let received = gw.post(&format!("/api/transfers/{first}/receive"), Some(&admin), json!({})).await;
+    assert_eq!(received.status, 200, "{}", received.body);
+    assert_eq!(received.body["status"], "received");
+    assert_eq!(entry(&gw, &product, "east").await, (4, 0, 4, 0));
+    let again = gw.send("POST", &format!("/api/transfers/{first}/cancel"), Some(&admin), None).await;
+    assert_eq!((again.status, again.code()), (409, "transfer_not_in_transit"), "{}", again.body);
+    assert_eq!(entry(&gw, &product, "east").await, (4, 0, 4, 0), "a refused cancel changes nothing");
+
+    // Back the other way, cancelled: the units return to the source.
+    let second = id_of(&transfer(&gw, &product, "east", "main", 3).await);
+    assert_eq!(entry(&gw, &product, "east").await, (1, 0, 1, 0));
+    assert_eq!(entry(&gw, &product, "main").await, (6, 0, 6, 3));
+    let cancelled = gw.send("POST", &format!("/api/transfers/{second}/cancel"), Some(&admin), None).await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    assert_eq!(entry(&gw, &product, "east").await, (4, 0, 4, 0));
+    assert_eq!(entry(&gw, &product, "main").await, (6, 0, 6, 0));
+    let late = gw.send("POST", &format!("/api/transfers/{second}/receive"), Some(&admin), None).await;
+    assert_eq!((late.status, late.code()), (409, "transfer_not_in_transit"));
+}
+
+#[tokio::test]
+async fn a_transfer_that_cannot_be_made_is_refused_and_changes_nothing() {
+    let gw = gateway().await;
+    let admin = token("admin-1", true);
+    let product = gw.product(json!({"main": 5})).await;
+    let short = transfer(&gw, &product, "main", "east", 6).await;
+    assert_eq!((short.status, short.code()), (409, "insufficient_stock"), "{}", short.body);
+    assert_eq!(short.body["available"], 5);
+    let same = transfer(&gw, &product, "main", "main", 1).await;
+    assert_eq!(same.status, 422, "{}", same.body);
+    assert_eq!(transfer(&gw, &product, "west", "main", 1).await.status, 404, "an unknown source");
+    assert_eq!(transfer(&gw, "01NOPRODUCT", "main", "east", 1).await.status, 404);
+    let body =
+        json!({"product_id": product, "from_warehouse_id": "main", "to_warehouse_id": "east", "quantity": 1});
+    let buyer = gw.post("/api/transfers", Some(&token("alice", false)), body).await;
+    assert_eq!(buyer.status, 403, "{}", buyer.body);
+    assert_eq!(gw.get("/api/transfers/01NOTRANSFER", Some(&admin)).await.status, 404);
+    let r = gw.get(&format!("/api/products/{product}"), None).await;
+    assert_eq!(r.body["stock"].as_array().map(Vec::len), Some(1), "no warehouse was opened: {}", r.body);
+    assert_eq!(entry(&gw, &product, "main").await, (5, 0, 5, 0));
+}
+
+#[tokio::test]
+async fn a_keyed_transfer_retried_is_made_once_and_answered_the_same() {
+    let gw = gateway().await;
+    let product = gw.product(json!({"main": 5})).await;
+    let send = || async {
+        let resp = gw
+            .http
+            .post(format!("{}/api/transfers", gw.url))
+            .bearer_auth(token("admin-1", true))
+            .header("idempotency-key", "move-1")
+            .json(&json!({"product_id": product, "from_warehouse_id": "main", "to_warehouse_id": "east",
+                          "quantity": 2, "note": "weekly"}))
+            .send()
+            .await
+            .expect("send");
+        into_reply(resp).await
+    };
+    let (a, b) = (send().await, send().await);
+    assert_eq!((a.status, b.status), (201, 201), "{} {}", a.body, b.body);
+    assert_eq!(a.body, b.body);
+    assert_eq!(entry(&gw, &product, "main").await, (3, 0, 3, 0));
+}
+
+/// 20 transfers, each received and cancelled at the same instant: exactly one of the two
+/// applies to each, and every unit is in one place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_a_receive_and_a_cancel_racing_exactly_one_wins_and_units_are_conserved() {
+    let gw = Arc::new(gateway().await);
+    let admin = token("admin-1", true);
+    let product = gw.product(json!({"main": 100, "east": 0})).await;
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(id_of(&transfer(&gw, &product, "main", "east", 2).await));
+    }
+    assert_eq!(entry(&gw, &product, "east").await, (0, 0, 0, 40));
+    let races = ids.iter().map(|id| {
+        let (gw, admin, id) = (gw.clone(), admin.clone(), id.clone());
+        tokio::spawn(async move {
+            let (to_receive, to_cancel) =
+                (format!("/api/transfers/{id}/receive"), format!("/api/transfers/{id}/cancel"));
+            let receive = gw.send("POST", &to_receive, Some(&admin), None);
+            let cancel = gw.send("POST", &to_cancel, Some(&admin), None);
+            let (r, c) = tokio::join!(receive, cancel);
+            for loser in [&r, &c].into_iter().filter(|x| x.status != 200) {
+                assert_eq!((loser.status, loser.code()), (409, "transfer_not_in_transit"), "{}", loser.body);
+            }
+            assert_eq!(
+                [r.status, c.status].iter().filter(|s| **s == 200).count(),
+                1,
+                "{} / {}",
+                r.body,
+                c.body
+            );
+            r.status == 200
+        })
+    });
+    let received = join_all(races).await.into_iter().filter(|r| *r.as_ref().expect("race")).count() as i64;
+    let (main, east) = (entry(&gw, &product, "main").await, entry(&gw, &product, "east").await);
+    assert_eq!(
+        east,
+        (2 * received, 0, 2 * received, 0),
+        "received units at the destination, none in transit"
+    );
+    assert_eq!(main, (100 - 2 * received, 0, 100 - 2 * received, 0), "cancelled ones back at the source");
+    for id in &ids {
+        let t = gw.get(&format!("/api/transfers/{id}"), Some(&admin)).await;
+        assert!(["received", "cancelled"].contains(&t.body["status"].as_str().unwrap_or("")), "{}", t.body);
+    }
+}
+
+/// The source's last 5 units, wanted by a transfer of 5 and by 5 buyers holding one
+/// each, all at once: either the transfer got them or the buyers did, never both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_racing_holds_for_the_last_units_of_the_source_never_gets_them_twice() {
+    for _ in 0..3 {
+        let gw = Arc::new(gateway().await);
+        let product = gw.product(json!({"main": 5, "east": 0})).await;
+        let holds = (0..5).map(|b| {
+            let (gw, product) = (gw.clone(), product.clone());
+            tokio::spawn(async move {
+                let buyer = token(&unique("last"), false);
+                let body = json!({"product_id": product, "quantity": 1, "warehouse_id": "main"});
+                gw.post("/api/reservations", Some(&buyer), body).await.status == 201 || b < 0
+            })
+        });
+        let moved = {
+            let (gw, product) = (gw.clone(), product.clone());
+            tokio::spawn(async move { transfer(&gw, &product, "main", "east", 5).await.status })
+        };
+        let held = join_all(holds).await.into_iter().filter(|h| *h.as_ref().expect("hold")).count() as i64;
+        let moved = moved.await.expect("transfer");
+        let main = entry(&gw, &product, "main").await;
+        let east = entry(&gw, &product, "east").await;
+        if moved == 201 {
+            assert_eq!((held, main, east), (0, (0, 0, 0, 0), (0, 0, 0, 5)));
+        } else {
+            assert_eq!(moved, 409);
+            assert_eq!(main, (5, held, 5 - held, 0));
+            assert_eq!(east.3, 0);
+        }
+    }
+}
+
+/// Each end of a transfer is a movement of its own, naming the transfer: `transfer_out`
+/// at the source when it is made, `transfer_in` at the destination when received,
+/// `transfer_cancelled` at the source when cancelled; units in transit move neither
+/// `on_hand` nor `reserved`, so the destination's `incoming` makes none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_end_of_a_transfer_is_one_movement_naming_it() {
+    let app = app_on_fresh_table().await;
+    start_audit_poller(&app).await;
+    let gw = gateway_for(app).await;
+    let admin = token("admin-1", true);
+    let product = gw.product(json!({"main": 10})).await;
+    let received = id_of(&transfer(&gw, &product, "main", "east", 4).await);
+    let r = gw.send("POST", &format!("/api/transfers/{received}/receive"), Some(&admin), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cancelled = id_of(&transfer(&gw, &product, "main", "east", 2).await);
+    let c = gw.send("POST", &format!("/api/transfers/{cancelled}/cancel"), Some(&admin), None).await;
+    assert_eq!(c.status, 200, "{}", c.body);
+
+    let ms = movements(&gw, &product, "", 5).await;
+    let got: Vec<(String, String, i64, String)> = ms
+        .iter()
+        .map(|m| {
+            (
+                m["warehouse_id"].as_str().unwrap_or("").to_string(),
+                m["reason"].as_str().unwrap_or("").to_string(),
+                m["on_hand_change"].as_i64().unwrap_or(0),
+                m["reference"]["id"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect();
+    let row = |w: &str, r: &str, d: i64, id: &str| (w.to_string(), r.to_string(), d, id.to_string());
+    let mut expected = vec![
+        row("main", "received", 10, "-"),
+        row("main", "transfer_out", -4, &received),
+        row("east", "transfer_in", 4, &received),
+        row("main", "transfer_out", -2, &cancelled),
+        row("main", "transfer_cancelled", 2, &cancelled),
+    ];
+    let mut sorted = got.clone();
+    sorted.sort();
+    expected.sort();
+    assert_eq!(sorted, expected, "{ms:#?}");
+    assert!(ms.iter().all(|m| m["reference"]["type"] == "transfer" || m["reason"] == "received"));
+}
