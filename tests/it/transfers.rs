@@ -239,3 +239,54 @@ async fn each_end_of_a_transfer_is_one_movement_naming_it() {
     assert_eq!(sorted, expected, "{ms:#?}");
     assert!(ms.iter().all(|m| m["reference"]["type"] == "transfer" || m["reason"] == "received"));
 }
+
+/// A transfer's life is in the audit log and the event feed: `TransferCreated`, then
+/// `TransferReceived` (or `TransferCancelled`), numbered 1, 2 for the transfer, `data`
+/// the transfer as the API returns it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfers_steps_are_audited_and_published_as_events_of_the_transfer() {
+    let app = app_on_fresh_table().await;
+    start_audit_poller(&app).await;
+    let gw = gateway_for(app).await;
+    let admin = token("admin-1", true);
+    let product = gw.product(json!({"main": 10})).await;
+    let received = id_of(&transfer(&gw, &product, "main", "east", 4).await);
+    let done = gw.send("POST", &format!("/api/transfers/{received}/receive"), Some(&admin), None).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let cancelled = id_of(&transfer(&gw, &product, "main", "east", 1).await);
+    let undone = gw.send("POST", &format!("/api/transfers/{cancelled}/cancel"), Some(&admin), None).await;
+    assert_eq!(undone.status, 200, "{}", undone.body);
+
+    let entries = audit_entries(&gw, "transfer", &received, 2).await;
+    assert_eq!(entries.len(), 2, "{entries:#?}");
+    assert_eq!(entries[1]["changes"]["status"], json!({"old": "in_transit", "new": "received"}));
+
+    let events_of = |id: String| {
+        let gw = &gw;
+        let admin = admin.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let r =
+                    gw.get(&format!("/api/events?entity_type=transfer&entity_id={id}"), Some(&admin)).await;
+                assert_eq!(r.status, 200, "{}", r.body);
+                let items = r.body["items"].as_array().cloned().unwrap_or_default();
+                if items.len() >= 2 || std::time::Instant::now() > deadline {
+                    return items;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let got = events_of(received.clone()).await;
+    let kinds: Vec<&str> = got.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(kinds, ["TransferCreated", "TransferReceived"], "{got:#?}");
+    let seqs: Vec<u64> = got.iter().filter_map(|e| e["sequence"].as_u64()).collect();
+    assert_eq!(seqs, [1, 2]);
+    assert_eq!(got[1]["data"], done.body, "data is the transfer as the API returns it");
+    assert_eq!(got[1]["entity_type"], "transfer");
+    assert_eq!(got[1]["actor"], "admin-1");
+    let got = events_of(cancelled).await;
+    let kinds: Vec<&str> = got.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(kinds, ["TransferCreated", "TransferCancelled"], "{got:#?}");
+}

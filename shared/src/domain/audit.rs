@@ -13,10 +13,12 @@ pub enum EntityType {
     Stock,
     Reservation,
     Order,
+    Transfer,
 }
 
 impl EntityType {
-    pub const ALL: [EntityType; 4] = [Self::Product, Self::Stock, Self::Reservation, Self::Order];
+    pub const ALL: [EntityType; 5] =
+        [Self::Product, Self::Stock, Self::Reservation, Self::Order, Self::Transfer];
 
     /// The entity an item's `entity` attribute names; `None` for items that are not
     /// business entities (SKU claims, idempotency records, ...).
@@ -30,6 +32,7 @@ impl EntityType {
             Self::Stock => "stock",
             Self::Reservation => "reservation",
             Self::Order => "order",
+            Self::Transfer => "transfer",
         }
     }
 }

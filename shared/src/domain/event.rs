@@ -228,6 +228,7 @@ pub enum Changed {
     Product(EntityChange<super::product::Product>),
     Reservation(EntityChange<super::reservation::Reservation>),
     Order(EntityChange<super::order::Order>),
+    Transfer(EntityChange<super::transfer::Transfer>),
 }
 
 impl Changed {
@@ -253,6 +254,15 @@ impl Changed {
                 Some(b) if b.status != c.after.status => Some(EventType::OrderStatusChanged),
                 _ => None,
             },
+            Self::Transfer(c) => {
+                use super::transfer::TransferStatus as T;
+                match (&c.before, c.after.status) {
+                    (None, _) => Some(EventType::TransferCreated),
+                    (Some(b), T::Received) if b.status == T::InTransit => Some(EventType::TransferReceived),
+                    (Some(b), T::Cancelled) if b.status == T::InTransit => Some(EventType::TransferCancelled),
+                    _ => None,
+                }
+            }
         }
     }
 
@@ -261,6 +271,7 @@ impl Changed {
             Self::Product(c) => c.sequence,
             Self::Reservation(c) => c.sequence,
             Self::Order(c) => c.sequence,
+            Self::Transfer(c) => c.sequence,
         }
     }
 }

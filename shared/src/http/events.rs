@@ -2,7 +2,7 @@
 //! the change in the same shape a `GET` returns, so this layer, which owns those shapes,
 //! makes the events the stream job writes to the feed.
 
-use super::dto::{MovementDto, OrderDto, ProductDto, ReservationDto};
+use super::dto::{MovementDto, OrderDto, ProductDto, ReservationDto, TransferDto};
 use crate::domain::audit::{AuditEntry, FieldChange};
 use crate::domain::event::{write_crossing, Changed, Event, EventType, FeedEntry};
 use crate::domain::movement::{Movement, Observed};
@@ -18,6 +18,7 @@ pub fn entity_event(entry: &AuditEntry, changed: &Changed, position: &str) -> Op
         Changed::Product(c) => serde_json::to_value(ProductDto::from(&c.after)),
         Changed::Reservation(c) => serde_json::to_value(ReservationDto::from(&c.after)),
         Changed::Order(c) => serde_json::to_value(OrderDto::from(&c.after)),
+        Changed::Transfer(c) => serde_json::to_value(TransferDto::from(&c.after)),
     }
     .unwrap_or(Value::Null);
     Some(FeedEntry {

@@ -5,7 +5,7 @@
 //! sort key. Each item expires by TTL 7 days (and a day of grace) after publication.
 
 use super::audit::{image, RecordError};
-use super::{from_item, order, product, reservation, to_attrs, Attrs};
+use super::{from_item, order, product, reservation, to_attrs, transfer, Attrs};
 use crate::domain::event::{Changed, EntityChange, EventType, FeedEntry, Outgoing, FEED_DAYS};
 use crate::domain::time::{format_time, parse_time};
 use crate::store::keys::EVENT_SEQ;
@@ -172,6 +172,10 @@ pub fn changed_from_record(r: &EventRecord) -> Result<Option<Changed>, RecordErr
         "order" => {
             let (before, after) = both(before.as_ref(), &after, order::order).map_err(bad)?;
             Changed::Order(EntityChange { before, after, sequence })
+        }
+        "transfer" => {
+            let (before, after) = both(before.as_ref(), &after, transfer::transfer).map_err(bad)?;
+            Changed::Transfer(EntityChange { before, after, sequence })
         }
         _ => return Ok(None),
     }))
