@@ -195,23 +195,39 @@ async fn a_transfer_racing_holds_for_the_last_units_of_the_source_never_gets_the
     }
 }
 
-/// Each end of a transfer is a movement of its own, naming the transfer: `transfer_out`
-/// at the source when it is made, `transfer_in` at the destination when received,
-/// `transfer_cancelled` at the source when cancelled; units in transit move neither
-/// `on_hand` nor `reserved`, so the destination's `incoming` makes none.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_end_of_a_transfer_is_one_movement_naming_it() {
+/// A product of 10 in `main` on a table with its stream and the audit poller running, and
+/// two transfers of it to `east`: one of 4 received, one of `cancel_units` cancelled.
+struct TwoTransfers {
+    gw: TestGateway,
+    admin: String,
+    product: String,
+    received: String,
+    receive: Reply,
+    cancelled: String,
+}
+
+async fn received_and_cancelled(cancel_units: i64) -> TwoTransfers {
     let app = app_on_fresh_table().await;
     start_audit_poller(&app).await;
     let gw = gateway_for(app).await;
     let admin = token("admin-1", true);
     let product = gw.product(json!({"main": 10})).await;
     let received = id_of(&transfer(&gw, &product, "main", "east", 4).await);
-    let r = gw.send("POST", &format!("/api/transfers/{received}/receive"), Some(&admin), None).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let cancelled = id_of(&transfer(&gw, &product, "main", "east", 2).await);
-    let c = gw.send("POST", &format!("/api/transfers/{cancelled}/cancel"), Some(&admin), None).await;
-    assert_eq!(c.status, 200, "{}", c.body);
+    let receive = gw.send("POST", &format!("/api/transfers/{received}/receive"), Some(&admin), None).await;
+    assert_eq!(receive.status, 200, "{}", receive.body);
+    let cancelled = id_of(&transfer(&gw, &product, "main", "east", cancel_units).await);
+    let cancel = gw.send("POST", &format!("/api/transfers/{cancelled}/cancel"), Some(&admin), None).await;
+    assert_eq!(cancel.status, 200, "{}", cancel.body);
+    TwoTransfers { gw, admin, product, received, receive, cancelled }
+}
+
+/// Each end of a transfer is a movement of its own, naming the transfer: `transfer_out`
+/// at the source when it is made, `transfer_in` at the destination when received,
+/// `transfer_cancelled` at the source when cancelled; units in transit move neither
+/// `on_hand` nor `reserved`, so the destination's `incoming` makes none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_end_of_a_transfer_is_one_movement_naming_it() {
+    let TwoTransfers { gw, product, received, cancelled, .. } = received_and_cancelled(2).await;
 
     let ms = movements(&gw, &product, "", 5).await;
     let got: Vec<(String, String, i64, String)> = ms
@@ -245,17 +261,7 @@ async fn each_end_of_a_transfer_is_one_movement_naming_it() {
 /// the transfer as the API returns it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transfers_steps_are_audited_and_published_as_events_of_the_transfer() {
-    let app = app_on_fresh_table().await;
-    start_audit_poller(&app).await;
-    let gw = gateway_for(app).await;
-    let admin = token("admin-1", true);
-    let product = gw.product(json!({"main": 10})).await;
-    let received = id_of(&transfer(&gw, &product, "main", "east", 4).await);
-    let done = gw.send("POST", &format!("/api/transfers/{received}/receive"), Some(&admin), None).await;
-    assert_eq!(done.status, 200, "{}", done.body);
-    let cancelled = id_of(&transfer(&gw, &product, "main", "east", 1).await);
-    let undone = gw.send("POST", &format!("/api/transfers/{cancelled}/cancel"), Some(&admin), None).await;
-    assert_eq!(undone.status, 200, "{}", undone.body);
+    let TwoTransfers { gw, admin, received, receive: done, cancelled, .. } = received_and_cancelled(1).await;
 
     let entries = audit_entries(&gw, "transfer", &received, 2).await;
     assert_eq!(entries.len(), 2, "{entries:#?}");

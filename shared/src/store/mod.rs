@@ -122,14 +122,12 @@ impl Store {
         let (table, audit_table): (Arc<str>, Arc<str>) = (table.into().into(), audit_table.into().into());
         let repo = Repo { db: db.clone(), table: table.clone() };
         let stock = stock::Stock(repo.clone());
+        let catalogue = catalogue::Catalogue { repo: repo.clone(), stock: stock.clone() };
         // One mark of the feed's hours per process, whichever writer publishes first.
         let hours = events::FeedHours::new(Repo { db: db.clone(), table: audit_table.clone() });
         Self {
-            catalogue: catalogue::Catalogue { repo: repo.clone(), stock: stock.clone() },
-            transfers: transfers::Transfers {
-                repo: repo.clone(),
-                catalogue: catalogue::Catalogue { repo: repo.clone(), stock: stock.clone() },
-            },
+            transfers: transfers::Transfers { repo: repo.clone(), catalogue: catalogue.clone() },
+            catalogue,
             stock,
             reservations: reservations::Reservations(repo.clone()),
             orders: orders::Orders(repo.clone()),

@@ -144,9 +144,10 @@ impl Row<'_> {
             .expression_attribute_values(":mv", stamp(self.cause))
     }
 
-    /// Adds `x` on-hand units, creating the row (and naming its bucket, and the product's
-    /// `terms`) if it is new; on condition that on-hand stays within the maximum.
-    pub fn add(&self, x: i64, terms: i64) -> Result<Update, StoreError> {
+    /// An update that sets `counts` (which may read `:zero`) and, on a row that is new,
+    /// creates it: its identity, its bucket and the product's `terms`. The writes that may
+    /// open a row (an addition, units expected in transit) share it.
+    fn creating(&self, counts: &str, terms: i64) -> UpdateBuilder {
         // BUCKET is one of DynamoDB's reserved words, hence `#bucket`.
         let (tag, update) = match self.bucket {
             0 => ("", self.update()),
@@ -157,22 +158,32 @@ impl Row<'_> {
                     .expression_attribute_values(":b", n(b as i64)),
             ),
         };
-        Ok(update
+        update
             .update_expression(format!(
-                "SET on_hand = if_not_exists(on_hand, :zero) + :x, \
-                 available = if_not_exists(available, :zero) + :x, \
-                 reserved = if_not_exists(reserved, :zero), \
+                "SET {counts}, \
                  entity = :entity, product_id = :pid, warehouse_id = :wh{tag}, terms = if_not_exists(terms, :terms), \
                  created_at = if_not_exists(created_at, :now), updated_at = :now, last_actor = :actor, mv = :mv",
             ))
-            .condition_expression("attribute_not_exists(on_hand) OR on_hand <= :room")
             .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":x", n(x))
-            .expression_attribute_values(":room", n(MAX_QUANTITY - x))
             .expression_attribute_values(":entity", s("stock"))
             .expression_attribute_values(":pid", s(self.product_id))
             .expression_attribute_values(":wh", s(self.warehouse))
             .expression_attribute_values(":terms", n(terms))
+    }
+
+    /// Adds `x` on-hand units, creating the row (and naming its bucket, and the product's
+    /// `terms`) if it is new; on condition that on-hand stays within the maximum.
+    pub fn add(&self, x: i64, terms: i64) -> Result<Update, StoreError> {
+        Ok(self
+            .creating(
+                "on_hand = if_not_exists(on_hand, :zero) + :x, \
+                 available = if_not_exists(available, :zero) + :x, \
+                 reserved = if_not_exists(reserved, :zero)",
+                terms,
+            )
+            .condition_expression("attribute_not_exists(on_hand) OR on_hand <= :room")
+            .expression_attribute_values(":x", n(x))
+            .expression_attribute_values(":room", n(MAX_QUANTITY - x))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()?)
     }
@@ -229,29 +240,14 @@ impl Row<'_> {
     /// Expects `x` units in transit (a transfer towards the row): `incoming` grows,
     /// creating the row with nothing on hand (and the product's `terms`) if it is new.
     pub fn expect(&self, x: i64, terms: i64) -> Result<Update, StoreError> {
-        let (tag, update) = match self.bucket {
-            0 => ("", self.update()),
-            b => (
-                ", #bucket = :b",
-                self.update()
-                    .expression_attribute_names("#bucket", BUCKET)
-                    .expression_attribute_values(":b", n(b as i64)),
-            ),
-        };
-        Ok(update
-            .update_expression(format!(
-                "SET incoming = if_not_exists(incoming, :zero) + :x, \
+        Ok(self
+            .creating(
+                "incoming = if_not_exists(incoming, :zero) + :x, \
                  on_hand = if_not_exists(on_hand, :zero), available = if_not_exists(available, :zero), \
-                 reserved = if_not_exists(reserved, :zero), \
-                 entity = :entity, product_id = :pid, warehouse_id = :wh{tag}, terms = if_not_exists(terms, :terms), \
-                 created_at = if_not_exists(created_at, :now), updated_at = :now, last_actor = :actor, mv = :mv",
-            ))
-            .expression_attribute_values(":zero", n(0))
+                 reserved = if_not_exists(reserved, :zero)",
+                terms,
+            )
             .expression_attribute_values(":x", n(x))
-            .expression_attribute_values(":entity", s("stock"))
-            .expression_attribute_values(":pid", s(self.product_id))
-            .expression_attribute_values(":wh", s(self.warehouse))
-            .expression_attribute_values(":terms", n(terms))
             .build()?)
     }
 
