@@ -219,6 +219,7 @@ async fn every_route_answers_anonymous_owner_other_user_and_admin_as_the_contrac
         assert_eq!(r.status, 201, "{}", r.body);
         r.body["id"].as_str().expect("id").to_string()
     };
+    check("GET /api/transfers", w.row("GET", "/api/transfers?limit=1", None).await, [401, 403, 403, 200]);
     let t = transfer().await;
     check(
         "GET /api/transfers/{id}",

@@ -55,6 +55,7 @@ async fn a_transfer_leaves_the_source_at_once_is_incoming_until_received_and_goe
     assert_eq!(entry(&gw, &product, "east").await, (4, 0, 4, 0));
     let again = gw.send("POST", &format!("/api/transfers/{first}/cancel"), Some(&admin), None).await;
     assert_eq!((again.status, again.code()), (409, "transfer_not_in_transit"), "{}", again.body);
+    assert_eq!(again.body["status"], "received", "the body names the status the transfer is in");
     assert_eq!(entry(&gw, &product, "east").await, (4, 0, 4, 0), "a refused cancel changes nothing");
 
     // Back the other way, cancelled: the units return to the source.
@@ -68,6 +69,7 @@ async fn a_transfer_leaves_the_source_at_once_is_incoming_until_received_and_goe
     assert_eq!(entry(&gw, &product, "main").await, (6, 0, 6, 0));
     let late = gw.send("POST", &format!("/api/transfers/{second}/receive"), Some(&admin), None).await;
     assert_eq!((late.status, late.code()), (409, "transfer_not_in_transit"));
+    assert_eq!(late.body["status"], "cancelled");
 }
 
 #[tokio::test]
@@ -295,4 +297,77 @@ async fn a_transfers_steps_are_audited_and_published_as_events_of_the_transfer()
     let got = events_of(cancelled).await;
     let kinds: Vec<&str> = got.iter().filter_map(|e| e["type"].as_str()).collect();
     assert_eq!(kinds, ["TransferCreated", "TransferCancelled"], "{got:#?}");
+}
+
+/// The ids on every page of `path` (a list with its filters), following `next_cursor`.
+async fn every_page(gw: &TestGateway, path: &str) -> Vec<String> {
+    let admin = token("admin-1", true);
+    let (mut ids, mut cursor) = (Vec::new(), None::<String>);
+    loop {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = match &cursor {
+            Some(c) => format!("{path}{sep}cursor={c}"),
+            None => path.to_string(),
+        };
+        let r = gw.get(&url, Some(&admin)).await;
+        assert_eq!(r.status, 200, "{url}: {}", r.body);
+        ids.extend(
+            r.body["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|t| t["id"].as_str().expect("id").to_string()),
+        );
+        match r.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return ids,
+        }
+    }
+}
+
+#[tokio::test]
+async fn transfers_list_newest_first_by_product_and_status_across_pages() {
+    let gw = gateway().await;
+    let admin = token("admin-1", true);
+    let product = gw.product(json!({"main": 10})).await;
+    let other = gw.product(json!({"main": 10})).await;
+    let mut made = Vec::new();
+    for _ in 0..5 {
+        made.push(id_of(&transfer(&gw, &product, "main", "east", 1).await));
+    }
+    let elsewhere = id_of(&transfer(&gw, &other, "main", "east", 1).await);
+    for (i, end) in [(1, "receive"), (3, "cancel")] {
+        let r = gw.post(&format!("/api/transfers/{}/{end}", made[i]), Some(&admin), json!({})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let newest_first: Vec<String> = made.iter().rev().cloned().collect();
+
+    let mine = every_page(&gw, &format!("/api/transfers?product_id={product}&limit=2")).await;
+    assert_eq!(mine, newest_first, "a product's transfers, two a page");
+    let in_transit =
+        every_page(&gw, &format!("/api/transfers?product_id={product}&status=in_transit&limit=1")).await;
+    assert_eq!(in_transit, [made[4].clone(), made[2].clone(), made[0].clone()]);
+    let received = every_page(&gw, &format!("/api/transfers?product_id={product}&status=received")).await;
+    assert_eq!(received, [made[1].clone()]);
+
+    // All transfers (other tests' too): ours in order, the other product's among them.
+    let all = every_page(&gw, "/api/transfers?limit=100").await;
+    let ours: Vec<&String> = all.iter().filter(|id| made.contains(id)).collect();
+    assert_eq!(ours, newest_first.iter().collect::<Vec<_>>());
+    assert!(all.contains(&elsewhere));
+    let cancelled = every_page(&gw, "/api/transfers?status=cancelled&limit=100").await;
+    assert!(cancelled.contains(&made[3]) && !cancelled.contains(&made[1]), "{cancelled:?}");
+
+    let none = gw.get("/api/transfers?product_id=01NOPRODUCT", Some(&admin)).await;
+    assert_eq!((none.status, none.body["items"].as_array().map(Vec::len)), (200, Some(0)));
+    for bad in ["status=lost", "product_id=", "limit=0", "sort=newest"] {
+        let r = gw.get(&format!("/api/transfers?{bad}"), Some(&admin)).await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.body);
+    }
+    let page = gw.get(&format!("/api/transfers?product_id={product}&limit=1"), Some(&admin)).await;
+    let cursor = page.body["next_cursor"].as_str().expect("a next page").to_string();
+    let foreign = gw.get(&format!("/api/transfers?product_id={other}&cursor={cursor}"), Some(&admin)).await;
+    assert_eq!(foreign.status, 400, "a cursor of another filter: {}", foreign.body);
+    let buyer = gw.get("/api/transfers", Some(&token("alice", false))).await;
+    assert_eq!(buyer.status, 403);
 }

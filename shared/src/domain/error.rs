@@ -35,9 +35,9 @@ pub enum DomainError {
     StockChanged { on_hand: i64 },
     #[error("reservation is not active")]
     ReservationNotActive,
-    /// A receive or cancel of a transfer already received or cancelled.
+    /// A receive or cancel of a transfer already received or cancelled (`status`).
     #[error("transfer is not in transit")]
-    TransferNotInTransit,
+    TransferNotInTransit { status: &'static str },
     /// The caller already holds `limit` active reservations.
     #[error("hold limit reached")]
     HoldLimitReached { limit: i64 },

@@ -74,9 +74,55 @@ impl Transfer {
     /// The transfer after `end`, or `TransferNotInTransit` if it already ended.
     pub fn ended(&self, end: TransferEnd, now: DateTime<Utc>) -> Result<Transfer, DomainError> {
         if self.status != TransferStatus::InTransit {
-            return Err(DomainError::TransferNotInTransit);
+            return Err(DomainError::TransferNotInTransit { status: self.status.as_str() });
         }
         Ok(Transfer { status: end.status(), updated_at: now, ev: self.ev + 1, ..self.clone() })
+    }
+}
+
+/// A validated `GET /api/transfers` query: a product's transfers or all of them, of one
+/// status or every status, newest first either way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransferQuery {
+    pub product_id: Option<ProductId>,
+    pub status: Option<TransferStatus>,
+}
+
+pub const TRANSFER_LIST_PARAMS: &[&str] = &["product_id", "status", "limit", "cursor"];
+
+impl TransferQuery {
+    /// A malformed `product_id` or an unknown `status` is a 422; a well-formed id of no
+    /// product is a filter that matches nothing (an empty list, as a list filter should).
+    pub fn from_params(p: &std::collections::BTreeMap<String, String>) -> Result<Self, DomainError> {
+        let mut errors = Vec::new();
+        let mut q = Self::default();
+        if let Some(id) = p.get("product_id") {
+            match ProductId::parse(id) {
+                Ok(id) => q.product_id = Some(id),
+                Err(e) => errors.push(super::FieldError::new("product_id", e.to_string())),
+            }
+        }
+        if let Some(s) = p.get("status") {
+            match TransferStatus::parse(s) {
+                Some(s) => q.status = Some(s),
+                None => errors
+                    .push(super::FieldError::new("status", "must be one of in_transit, received, cancelled")),
+            }
+        }
+        if errors.is_empty() {
+            Ok(q)
+        } else {
+            Err(DomainError::Validation(errors))
+        }
+    }
+
+    /// What a cursor of this list is bound to besides the caller: the filters.
+    pub fn binding(&self, user_id: &str) -> String {
+        format!(
+            "transfers\0{user_id}\0{}\0{}",
+            self.product_id.as_ref().map_or("", |p| p.as_str()),
+            self.status.map_or("", TransferStatus::as_str)
+        )
     }
 }
 
@@ -165,6 +211,27 @@ mod tests {
     }
 
     #[test]
+    fn a_transfer_list_filters_by_a_well_formed_product_and_a_known_status() {
+        let params = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let q =
+            TransferQuery::from_params(&params(&[("product_id", "p1"), ("status", "received")])).expect("ok");
+        assert_eq!((q.product_id.as_deref(), q.status), (Some("p1"), Some(TransferStatus::Received)));
+        assert_eq!(TransferQuery::from_params(&params(&[])).expect("ok"), TransferQuery::default());
+        let long = "x".repeat(200);
+        let bad = TransferQuery::from_params(&params(&[("product_id", &long), ("status", "lost")]));
+        let mut got = fields(bad.expect_err("bad"));
+        got.sort();
+        assert_eq!(got, ["product_id", "status"]);
+        assert_ne!(q.binding("admin"), TransferQuery::default().binding("admin"));
+        assert_ne!(q.binding("admin"), q.binding("other"));
+    }
+
+    #[test]
     fn only_a_transfer_in_transit_ends_and_it_ends_once() {
         let now = chrono::Utc::now();
         let t = Transfer {
@@ -181,8 +248,9 @@ mod tests {
         };
         let received = t.ended(TransferEnd::Receive, now).expect("in transit");
         assert_eq!((received.status, received.ev), (TransferStatus::Received, 2));
-        assert_eq!(received.ended(TransferEnd::Cancel, now), Err(DomainError::TransferNotInTransit));
-        assert_eq!(received.ended(TransferEnd::Receive, now), Err(DomainError::TransferNotInTransit));
+        let not_in_transit = Err(DomainError::TransferNotInTransit { status: "received" });
+        assert_eq!(received.ended(TransferEnd::Cancel, now), not_in_transit);
+        assert_eq!(received.ended(TransferEnd::Receive, now), not_in_transit);
         let cancelled = t.ended(TransferEnd::Cancel, now).expect("in transit");
         assert_eq!(cancelled.status, TransferStatus::Cancelled);
         for s in TransferStatus::ALL {

@@ -16,7 +16,7 @@ use crate::domain::order_query::{OrderQuery, ORDER_LIST_PARAMS};
 use crate::domain::product::{NewProduct, Precondition, ProductChanges, StockAdjustment};
 use crate::domain::reservation::{NewBatch, NewReservation};
 use crate::domain::time::parse_time;
-use crate::domain::transfer::{NewTransfer, TransferEnd};
+use crate::domain::transfer::{NewTransfer, TransferEnd, TransferQuery, TRANSFER_LIST_PARAMS};
 use crate::domain::DomainError;
 use crate::service::{App, AuditQuery, Created, EventQuery, IdempotencyRequest, AUDIT_PARAMS, EVENT_PARAMS};
 use futures::future::BoxFuture;
@@ -219,6 +219,15 @@ handler!(create_transfer(app, cx) {
     let new = NewTransfer::from_json(&body)?;
     let idem = idempotency(&cx, &new, encode_transfer)?;
     Ok(created(app.create_transfer(who, new, idem).await?, encode_transfer))
+});
+
+handler!(list_transfers(app, cx) {
+    let who = caller(&cx)?;
+    let q = query::parse(cx.req.query.as_deref(), TRANSFER_LIST_PARAMS)?;
+    let limit = query::limit(&q)?;
+    let tq = TransferQuery::from_params(&q)?;
+    let page = app.list_transfers(who, tq, limit, q.get("cursor").map(String::as_str)).await?;
+    list(page.items.iter().map(TransferDto::from).collect(), page.next_cursor)
 });
 
 handler!(get_transfer(app, cx) {

@@ -15,7 +15,13 @@ pub struct Problem {
     #[serde(rename = "type")]
     pub type_: String,
     pub title: &'static str,
+    /// The HTTP status, written as `status` unless `entity_status` takes its place.
+    #[serde(skip)]
     pub status: u16,
+    /// The `status` member as written: the HTTP status, or (`entity_status`) the state an
+    /// entity is in, where the contract gives that code's body the entity's `status`.
+    #[serde(rename = "status")]
+    status_member: StatusMember,
     pub detail: String,
     pub code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,6 +42,18 @@ pub struct Problem {
     pub request_id: Option<String>,
     #[serde(skip)]
     allow: Option<String>,
+    /// On `transfer_not_in_transit`: the transfer's status, written as `status`. The
+    /// contract gives that code's body the entity's `status`; the HTTP status is the
+    /// response's own.
+    #[serde(skip)]
+    pub entity_status: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+enum StatusMember {
+    Http(u16),
+    Entity(&'static str),
 }
 
 impl Problem {
@@ -49,6 +67,7 @@ impl Problem {
             type_: format!("https://stockhold.dev/problems/{}", code.replace('_', "-")),
             title,
             status: status.as_u16(),
+            status_member: StatusMember::Http(status.as_u16()),
             detail: detail.into(),
             code,
             errors: None,
@@ -60,6 +79,7 @@ impl Problem {
             product_id: None,
             request_id: None,
             allow: None,
+            entity_status: None,
         }
     }
 
@@ -90,6 +110,10 @@ impl Problem {
     pub fn into_response(mut self, request_id: &str) -> ApiResponse {
         self.request_id = Some(request_id.to_string());
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        self.status_member = match self.entity_status {
+            Some(s) => StatusMember::Entity(s),
+            None => StatusMember::Http(self.status),
+        };
         let body = serde_json::to_vec(&self).unwrap_or_else(|_| b"{}".to_vec());
         let mut resp = ApiResponse::new(Bytes::from(body));
         *resp.status_mut() = status;
@@ -240,12 +264,16 @@ impl From<DomainError> for Problem {
                 "Reservation not active",
                 "the reservation is expired, released or converted",
             ),
-            TransferNotInTransit => Problem::new(
-                S::CONFLICT,
-                "transfer_not_in_transit",
-                "Transfer not in transit",
-                "the transfer was already received or cancelled",
-            ),
+            TransferNotInTransit { status } => {
+                let mut p = Problem::new(
+                    S::CONFLICT,
+                    "transfer_not_in_transit",
+                    "Transfer not in transit",
+                    format!("the transfer is already {status}"),
+                );
+                p.entity_status = Some(status);
+                p
+            }
             InvalidTransition { allowed } => {
                 let detail = if allowed.is_empty() {
                     "no status change is allowed from the current status".to_string()

@@ -47,6 +47,7 @@ pub static PRODUCTS: &[Route] = &[
     route(Method::PATCH, "/api/products/{id}", PRODUCTS_FN, false, h::change_product),
     route(Method::POST, "/api/products/{id}/stock", PRODUCTS_FN, false, h::adjust_stock),
     route(Method::POST, "/api/transfers", PRODUCTS_FN, false, h::create_transfer),
+    route(Method::GET, "/api/transfers", PRODUCTS_FN, false, h::list_transfers),
     route(Method::GET, "/api/transfers/{id}", PRODUCTS_FN, false, h::get_transfer),
     route(Method::POST, "/api/transfers/{id}/receive", PRODUCTS_FN, false, h::receive_transfer),
     route(Method::POST, "/api/transfers/{id}/cancel", PRODUCTS_FN, false, h::cancel_transfer),

@@ -2,12 +2,12 @@
 //! read, and end in transit by receiving or cancelling. Admins only.
 
 use super::idempotency::{Created, IdempotencyRequest, Lease};
-use super::products::CHANGE_ATTEMPTS;
+use super::products::{Page, CHANGE_ATTEMPTS};
 use super::App;
 use crate::domain::caller::Caller;
 use crate::domain::ids::{new_id, TransferId};
 use crate::domain::product::may_open_warehouse;
-use crate::domain::transfer::{NewTransfer, Transfer, TransferEnd, TransferStatus};
+use crate::domain::transfer::{NewTransfer, Transfer, TransferEnd, TransferQuery, TransferStatus};
 use crate::domain::DomainError;
 use crate::store::transfers::{Destination, TransferError};
 
@@ -93,6 +93,31 @@ impl App {
         self.store.transfers.get(id).await?.ok_or(DomainError::NotFound("transfer"))
     }
 
+    /// Admins only. Newest first; the cursor is bound to the caller and the filters.
+    pub async fn list_transfers(
+        &self,
+        caller: &Caller,
+        query: TransferQuery,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Transfer>, DomainError> {
+        if !caller.is_admin {
+            return Err(DomainError::Forbidden);
+        }
+        let binding = query.binding(&caller.user_id);
+        let before = cursor.map(|c| self.config.cursors.decode(&binding, c)).transpose()?;
+        let (items, more) = self
+            .store
+            .transfers
+            .list(query.product_id.as_deref(), query.status, before.as_deref(), limit)
+            .await?;
+        let next_cursor = match items.last() {
+            Some(last) if more => Some(self.config.cursors.encode(&binding, &last.id)?),
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
+    }
+
     /// Admins only. Receives or cancels a transfer in transit; of two racing, one wins and
     /// the other is `TransferNotInTransit`.
     pub async fn end_transfer(
@@ -103,15 +128,27 @@ impl App {
     ) -> Result<Transfer, DomainError> {
         let before = self.get_transfer(caller, id).await?;
         let after = before.ended(end, self.clock.now())?;
-        self.store.transfers.end(&after, end, &caller.user_id).await.map_err(transfer_error)?;
-        Ok(after)
+        match self.store.transfers.end(&after, end, &caller.user_id).await {
+            Ok(()) => Ok(after),
+            // The other end won meanwhile: the refusal names the status it left.
+            Err(TransferError::NotInTransit { status }) => {
+                let status = match status {
+                    Some(s) => s,
+                    None => self.get_transfer(caller, id).await?.status,
+                };
+                Err(DomainError::TransferNotInTransit { status: status.as_str() })
+            }
+            Err(e) => Err(transfer_error(e)),
+        }
     }
 }
 
 fn transfer_error(e: TransferError) -> DomainError {
     match e {
         TransferError::Insufficient { available } => DomainError::InsufficientStock { available },
-        TransferError::NotInTransit => DomainError::TransferNotInTransit,
+        TransferError::NotInTransit { status } => {
+            DomainError::TransferNotInTransit { status: status.map_or("unknown", TransferStatus::as_str) }
+        }
         TransferError::TooManyRows => {
             DomainError::Conflict("the product has too many stock rows to add a warehouse")
         }

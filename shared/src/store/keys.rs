@@ -9,7 +9,7 @@
 //! | stock bucket b >= 1 (products with `stock_buckets` > 1) | `P#<id>#B<b>` | `STOCK#<warehouse>` | none; `bucket = b` |
 //! | SKU claim | `SKU#<sku>` | `#SKU` | none |
 //! | reservation | `R#<id>` | `#RESERVATION` | while active: `sweep_pk = ACTIVE#<shard>`, `sweep_sk = <expires_at>#<id>`; `gsi1pk = HELD#<product>`, `gsi1sk = <warehouse>#<bucket>#<id>` (the product's held units, for reconciliation) |
-//! | transfer | `T#<id>` | `#TRANSFER` | `gsi1pk = XFER#<product>`, `gsi1sk = <id>` (a product's transfers) |
+//! | transfer | `T#<id>` | `#TRANSFER` | `gsi1pk = XFER#<product>`, `gsi1sk = <id>` (a product's transfers); `sweep_pk = TRANSFER`, `sweep_sk = <id>` (all transfers: admin-made and rare, so one partition takes them, as the product list does) |
 //! | order | `O#<id>` | `#ORDER` | `ou_pk = U#<user>`, `ous_pk = U#<user>#<status>`, `oa_pk = A#<shard>`, `oss_pk = S#<status>#<shard>`, `o_time = <created_at>#<id>`, `o_value = <total, 16 digits>#<id>` (see `order_list`) |
 //! | idempotency record | `I#<sha256(user, route, key)>` | `#IDEM` | none; `ttl` expires it |
 //! | a user's active-hold count | `HOLDS#<user>` | `#HOLDS` | none |
@@ -94,6 +94,11 @@ pub const SKU_SK: &str = "#SKU";
 pub const IDEM_SK: &str = "#IDEM";
 pub const ORDER_SK: &str = "#ORDER";
 pub const TRANSFER_SK: &str = "#TRANSFER";
+
+/// All transfers, on the sweep index (whose reservation partitions are `ACTIVE#<shard>`,
+/// so the two never meet): an index of their own would cost every write to the table a
+/// little for the sake of a rare admin list.
+pub const TRANSFER_LIST_PK: &str = "TRANSFER";
 
 pub fn transfer_pk(id: &str) -> String {
     format!("T#{id}")

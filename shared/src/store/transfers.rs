@@ -13,8 +13,11 @@ use super::{Repo, StoreError};
 use crate::domain::movement::{Cause, Reason, RefKind};
 use crate::domain::product::Product;
 use crate::domain::time::format_time;
-use crate::domain::transfer::{Transfer, TransferEnd};
+use crate::domain::transfer::{Transfer, TransferEnd, TransferStatus};
 use thiserror::Error;
+
+/// The items a filtered list page reads at least per request.
+const FILTERED_PAGE: usize = 100;
 
 /// Why a transfer step did not apply.
 #[derive(Debug, Error)]
@@ -29,9 +32,10 @@ pub enum TransferError {
     /// A new destination would pass the product's row limit.
     #[error("too many stock rows")]
     TooManyRows,
-    /// The transfer is no longer in transit.
+    /// The transfer is no longer in transit: it is `status` (`None` if the refusal did
+    /// not say).
     #[error("not in transit")]
-    NotInTransit,
+    NotInTransit { status: Option<TransferStatus> },
     #[error("the destination would pass the most units a row holds")]
     TooMuch,
     #[error("the idempotency lease was lost")]
@@ -125,6 +129,68 @@ impl Transfers {
         item.as_ref().map(rec::transfer).transpose()
     }
 
+    /// Up to `limit` transfers older than `before` (an id), newest first: `product`'s
+    /// (its partition of the product list index) or all (the one transfer partition of
+    /// the sweep index), of `status` if given; `more` says whether another page exists.
+    /// The indexes are eventually consistent: a transfer made or ended a moment ago may
+    /// show, or show its new status, on the next call.
+    pub async fn list(
+        &self,
+        product: Option<&str>,
+        status: Option<TransferStatus>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Transfer>, bool), StoreError> {
+        let (index, pk_attr, sk_attr, pk) = match product {
+            Some(p) => (GSI1, GSI1_PK, GSI1_SK, transfers_of_pk(p)),
+            None => (SWEEP_INDEX, SWEEP_PK, SWEEP_SK, TRANSFER_LIST_PK.to_string()),
+        };
+        let mut q = self
+            .repo
+            .db
+            .query(&self.repo.table)
+            .index_name(index)
+            .expression_attribute_names("#pk", pk_attr)
+            .expression_attribute_values(":pk", records::s(pk))
+            .scan_index_forward(false);
+        q = match before {
+            Some(b) => q
+                .key_condition_expression("#pk = :pk AND #sk < :before")
+                .expression_attribute_names("#sk", sk_attr)
+                .expression_attribute_values(":before", records::s(b)),
+            None => q.key_condition_expression("#pk = :pk"),
+        };
+        if let Some(st) = status {
+            q = q
+                .filter_expression("#status = :status")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", records::s(st.as_str()));
+        }
+        // One more than asked tells whether a next page exists. A status filter may leave
+        // pages short, so those read ahead in pages of at least FILTERED_PAGE items: the
+        // next page resumes after the last transfer returned, not where a read stopped.
+        let want = limit + 1;
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let ask = if status.is_some() { want.max(FILTERED_PAGE) } else { want - found.len() };
+            let page = self
+                .repo
+                .db
+                .query_page("list_transfers", q.clone().limit(i32::try_from(ask).unwrap_or(i32::MAX)), start)
+                .await?;
+            found.extend(page.items);
+            start = page.next;
+            if start.is_none() || found.len() >= want {
+                break;
+            }
+        }
+        let more = found.len() > limit;
+        found.truncate(limit);
+        let transfers = found.iter().map(rec::transfer).collect::<Result<Vec<_>, _>>()?;
+        Ok((transfers, more))
+    }
+
     /// Ends `after` (received or cancelled, from `before` in transit) in one transaction:
     /// the transfer on condition that it is still in transit, and the units: received,
     /// from the destination's `incoming` to its hand (`transfer_in`); cancelled, back to
@@ -151,7 +217,13 @@ impl Transfers {
         };
         match self.repo.db.transact(op, items).await {
             Ok(()) => Ok(()),
-            Err(e) if e.failed_at(0).is_some() => Err(TransferError::NotInTransit),
+            Err(e) if e.failed_at(0).is_some() => Err(TransferError::NotInTransit {
+                status: e
+                    .failed_at(0)
+                    .flatten()
+                    .and_then(|old| old.opt_s("status"))
+                    .and_then(TransferStatus::parse),
+            }),
             Err(e) if end == TransferEnd::Receive && e.failed_at(1).is_some() => Err(TransferError::TooMuch),
             Err(e) => Err(e.into()),
         }

@@ -1,6 +1,7 @@
 //! Transfers as stored (`T#<id>` / `#TRANSFER`, on the product list index under
-//! `XFER#<product>` by id, so a product's transfers list newest first), and the one
-//! write that ends a transfer in transit.
+//! `XFER#<product>` and on the sweep index under `TRANSFER`, both by id, so that a
+//! product's transfers and all transfers list newest first), and the one write that ends
+//! a transfer in transit.
 
 use super::{from_item, n, s, to_attrs, update_at, Attrs};
 use crate::domain::stock::WarehouseId;
@@ -29,6 +30,10 @@ struct TransferRecord {
     last_actor: String,
     gsi1pk: String,
     gsi1sk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sweep_pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sweep_sk: Option<String>,
     #[serde(default)]
     ev: i64,
 }
@@ -50,6 +55,8 @@ pub fn item(t: &Transfer, actor: &str) -> Result<Attrs, StoreError> {
         last_actor: actor.into(),
         gsi1pk: transfers_of_pk(&t.product_id),
         gsi1sk: t.id.clone(),
+        sweep_pk: Some(TRANSFER_LIST_PK.into()),
+        sweep_sk: Some(t.id.clone()),
         ev: 1,
     })
 }
