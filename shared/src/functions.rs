@@ -50,7 +50,7 @@ pub static PRODUCTS: Function = function(routes::PRODUCTS_FN, routes::PRODUCTS, 
 pub static RESERVE: Function = function(routes::RESERVE_FN, routes::RESERVE, false, Config::scheduler);
 pub static ORDER: Function = function(routes::ORDER_FN, routes::ORDER, false, Config::scheduler);
 pub static TRANSITION: Function =
-    function(routes::TRANSITION_FN, routes::TRANSITION, false, Config::no_scheduler);
+    function(routes::TRANSITION_FN, routes::TRANSITION, true, Config::no_scheduler);
 pub static LIST: Function = function(routes::LIST_FN, routes::LIST, true, Config::no_scheduler);
 pub static AUDIT_API: Function =
     function(routes::AUDIT_API_FN, routes::AUDIT_API, true, Config::no_scheduler);

@@ -189,6 +189,23 @@ async fn every_route_answers_anonymous_owner_other_user_and_admin_as_the_contrac
     // The admin's cancel comes after the owner's: the order is already cancelled (409).
     assert_eq!(got, [401, 404, 200, 409], "cancel: (anonymous, other user, owner, admin)");
 
+    // Returns: made by admins of a delivered order, read by its owner and admins.
+    let o = w.order().await;
+    for status in ["confirmed", "processing", "shipped", "delivered"] {
+        assert_eq!(w.gw.set_status(&w.admin, &o, status).await.status, 200, "{status}");
+    }
+    let back = json!({"items": [{"product_id": p, "quantity": 1, "restock": true}]});
+    check(
+        "POST /api/orders/{id}/returns",
+        w.row("POST", &format!("/api/orders/{o}/returns"), Some(back)).await,
+        [401, 403, 403, 201],
+    );
+    check(
+        "GET /api/orders/{id}/returns",
+        w.row("GET", &format!("/api/orders/{o}/returns"), None).await,
+        [401, 200, 404, 200],
+    );
+
     let audit = format!("/api/audit?entity_type=product&entity_id={p}");
     check("GET /api/audit", w.row("GET", &audit, None).await, [401, 403, 403, 200]);
     let movements = format!("/api/products/{p}/movements");
@@ -250,8 +267,9 @@ async fn another_users_ids_are_indistinguishable_from_unknown_ids_and_stay_untou
     let hold = w.hold().await;
     let order = w.order().await;
     let missing = ulid::Ulid::new().to_string();
-    let cases: [(&str, String, String, Option<Value>); 4] = [
+    let cases: [(&str, String, String, Option<Value>); 5] = [
         ("GET", format!("/api/reservations/{hold}"), format!("/api/reservations/{missing}"), None),
+        ("GET", format!("/api/orders/{order}/returns"), format!("/api/orders/{missing}/returns"), None),
         ("DELETE", format!("/api/reservations/{hold}"), format!("/api/reservations/{missing}"), None),
         ("GET", format!("/api/orders/{order}"), format!("/api/orders/{missing}"), None),
         (

@@ -26,6 +26,7 @@ mod product_changes;
 mod products;
 mod purchase_limits;
 mod reservations;
+mod returns;
 mod scheduler_contract;
 mod secrets;
 mod spec;

@@ -328,6 +328,7 @@ pub fn one_line_order(
         warehouse_id: "main".into(),
         reservation_id: "01LOADEDRESERVATION".into(),
         quantity,
+        returned: 0,
         unit_price_cents,
         bucket: 0,
     };
@@ -340,6 +341,7 @@ pub fn one_line_order(
         items: vec![item],
         created_at: created,
         updated_at: created,
+        last_return: None,
     }
 }
 

@@ -38,6 +38,12 @@ pub enum DomainError {
     /// A receive or cancel of a transfer already received or cancelled (`status`).
     #[error("transfer is not in transit")]
     TransferNotInTransit { status: &'static str },
+    /// A return for an order that is not delivered (or was fully returned).
+    #[error("order is not returnable")]
+    OrderNotReturnable,
+    /// A return asks for more units of `product_id` than the `returnable` left.
+    #[error("return exceeds the order: {returnable} of {product_id} returnable")]
+    ReturnExceedsOrder { product_id: String, returnable: i64 },
     /// The caller already holds `limit` active reservations.
     #[error("hold limit reached")]
     HoldLimitReached { limit: i64 },

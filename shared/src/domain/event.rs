@@ -231,6 +231,11 @@ pub enum Changed {
     Transfer(EntityChange<super::transfer::Transfer>),
 }
 
+/// The id of an order's latest return.
+fn returned(o: &super::order::Order) -> Option<&str> {
+    o.last_return.as_ref().map(|r| r.id.as_str())
+}
+
 impl Changed {
     /// The event type of the change; `None` for a change no event describes.
     pub fn kind(&self) -> Option<EventType> {
@@ -251,6 +256,9 @@ impl Changed {
             },
             Self::Order(c) => match &c.before {
                 None => Some(EventType::OrderCreated),
+                // A return is its own event, also when it completes the order (its changes
+                // show the status then).
+                Some(b) if returned(b) != returned(&c.after) => Some(EventType::OrderReturned),
                 Some(b) if b.status != c.after.status => Some(EventType::OrderStatusChanged),
                 _ => None,
             },

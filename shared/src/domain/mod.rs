@@ -13,6 +13,7 @@ pub mod ids;
 pub mod movement;
 pub mod order;
 pub mod order_query;
+pub mod order_return;
 pub mod product;
 pub mod reservation;
 pub mod stock;

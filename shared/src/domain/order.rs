@@ -18,11 +18,20 @@ pub enum OrderStatus {
     Shipped,
     Delivered,
     Cancelled,
+    /// Every unit came back: reached only by returns, never by a status change.
+    Returned,
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 6] =
-        [Self::Pending, Self::Confirmed, Self::Processing, Self::Shipped, Self::Delivered, Self::Cancelled];
+    pub const ALL: [OrderStatus; 7] = [
+        Self::Pending,
+        Self::Confirmed,
+        Self::Processing,
+        Self::Shipped,
+        Self::Delivered,
+        Self::Cancelled,
+        Self::Returned,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -32,6 +41,7 @@ impl OrderStatus {
             Self::Shipped => "shipped",
             Self::Delivered => "delivered",
             Self::Cancelled => "cancelled",
+            Self::Returned => "returned",
         }
     }
 
@@ -40,6 +50,7 @@ impl OrderStatus {
     }
 
     /// The transition table (the original system's): where an order may go from here.
+    /// `returned` is in no row: only a return that brings the last unit back makes it.
     pub fn next(self) -> &'static [OrderStatus] {
         use OrderStatus::*;
         match self {
@@ -47,7 +58,7 @@ impl OrderStatus {
             Confirmed => &[Processing, Cancelled],
             Processing => &[Shipped],
             Shipped => &[Delivered],
-            Delivered | Cancelled => &[],
+            Delivered | Cancelled | Returned => &[],
         }
     }
 
@@ -166,6 +177,8 @@ pub struct OrderItem {
     pub warehouse_id: String,
     pub reservation_id: String,
     pub quantity: i64,
+    /// Units of the line returned so far (`returned_quantity`), never above `quantity`.
+    pub returned: i64,
     pub unit_price_cents: i64,
     /// The stock bucket the units were sold from (the reservation's); a cancellation puts
     /// them back there. Internal, not in the API.
@@ -187,6 +200,8 @@ pub struct Order {
     pub items: Vec<OrderItem>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The latest return (what the order's `OrderReturned` event carries). Internal.
+    pub last_return: Option<super::order_return::OrderReturn>,
 }
 
 impl Order {
@@ -214,6 +229,7 @@ mod tests {
                 (Shipped, vec![Delivered]),
                 (Delivered, vec![]),
                 (Cancelled, vec![]),
+                (Returned, vec![]),
             ]
         );
         assert_eq!(Pending.allowed_names(), ["cancelled", "confirmed"]);

@@ -206,7 +206,7 @@ mod tests {
     #[test]
     fn defaults_are_every_status_newest_first() {
         let q = q(&[]).unwrap();
-        assert_eq!((q.sort, q.effective_statuses().len()), (SortOrder::Newest, 6));
+        assert_eq!((q.sort, q.effective_statuses().len()), (SortOrder::Newest, OrderStatus::ALL.len()));
     }
 
     #[test]

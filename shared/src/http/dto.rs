@@ -3,6 +3,7 @@
 use crate::domain::audit::{AuditEntry, FieldChange};
 use crate::domain::movement::{Movement, Reconciliation, WarehouseCheck};
 use crate::domain::order::{Order, OrderItem};
+use crate::domain::order_return::OrderReturn;
 use crate::domain::product::Product;
 use crate::domain::reservation::Reservation;
 use crate::domain::stock::StockLevel;
@@ -154,6 +155,50 @@ impl<'a> From<&'a Transfer> for TransferDto<'a> {
     }
 }
 
+/// A return as the API renders it: one line per product and warehouse (units that came
+/// back to two buckets of one warehouse are one line).
+#[derive(Debug, Serialize)]
+pub struct ReturnDto<'a> {
+    pub id: &'a str,
+    pub order_id: &'a str,
+    pub items: Vec<ReturnItemDto<'a>>,
+    pub note: Option<&'a str>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReturnItemDto<'a> {
+    pub product_id: &'a str,
+    pub warehouse_id: &'a str,
+    pub quantity: i64,
+    pub restock: bool,
+}
+
+impl<'a> From<&'a OrderReturn> for ReturnDto<'a> {
+    fn from(r: &'a OrderReturn) -> Self {
+        let mut items: Vec<ReturnItemDto<'a>> = Vec::new();
+        for l in &r.lines {
+            match items.iter_mut().find(|i| i.product_id == l.product_id && i.warehouse_id == l.warehouse_id)
+            {
+                Some(i) => i.quantity += l.quantity,
+                None => items.push(ReturnItemDto {
+                    product_id: &l.product_id,
+                    warehouse_id: &l.warehouse_id,
+                    quantity: l.quantity,
+                    restock: l.restock,
+                }),
+            }
+        }
+        Self {
+            id: &r.id,
+            order_id: &r.order_id,
+            items,
+            note: r.note.as_deref(),
+            created_at: format_time(r.created_at),
+        }
+    }
+}
+
 /// One line of an order: what it sold, from where, at what price.
 #[derive(Debug, Serialize)]
 pub struct OrderItemDto<'a> {
@@ -163,6 +208,8 @@ pub struct OrderItemDto<'a> {
     pub warehouse_id: &'a str,
     pub reservation_id: &'a str,
     pub quantity: i64,
+    /// Units of the line returned so far.
+    pub returned_quantity: i64,
     pub unit_price_cents: i64,
     pub line_total_cents: i64,
 }
@@ -176,6 +223,7 @@ impl<'a> From<&'a OrderItem> for OrderItemDto<'a> {
             warehouse_id: &l.warehouse_id,
             reservation_id: &l.reservation_id,
             quantity: l.quantity,
+            returned_quantity: l.returned,
             unit_price_cents: l.unit_price_cents,
             line_total_cents: l.line_total_cents(),
         }

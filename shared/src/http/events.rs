@@ -2,7 +2,7 @@
 //! the change in the same shape a `GET` returns, so this layer, which owns those shapes,
 //! makes the events the stream job writes to the feed.
 
-use super::dto::{MovementDto, OrderDto, ProductDto, ReservationDto, TransferDto};
+use super::dto::{MovementDto, OrderDto, ProductDto, ReservationDto, ReturnDto, TransferDto};
 use crate::domain::audit::{AuditEntry, FieldChange};
 use crate::domain::event::{write_crossing, Changed, Event, EventType, FeedEntry};
 use crate::domain::movement::{Movement, Observed};
@@ -17,7 +17,15 @@ pub fn entity_event(entry: &AuditEntry, changed: &Changed, position: &str) -> Op
     let data = match changed {
         Changed::Product(c) => serde_json::to_value(ProductDto::from(&c.after)),
         Changed::Reservation(c) => serde_json::to_value(ReservationDto::from(&c.after)),
-        Changed::Order(c) => serde_json::to_value(OrderDto::from(&c.after)),
+        Changed::Order(c) => serde_json::to_value(OrderDto::from(&c.after)).map(|mut data| {
+            // A return's event carries the return beside the order.
+            if let (EventType::OrderReturned, Some(r), Some(obj)) =
+                (kind, c.after.last_return.as_ref(), data.as_object_mut())
+            {
+                obj.insert("return".into(), serde_json::to_value(ReturnDto::from(r)).unwrap_or(Value::Null));
+            }
+            data
+        }),
         Changed::Transfer(c) => serde_json::to_value(TransferDto::from(&c.after)),
     }
     .unwrap_or(Value::Null);

@@ -3,8 +3,8 @@
 //! a service says is a `DomainError` inside one.
 
 use super::dto::{
-    AuditDto, ListDto, MovementDto, OrderDto, ProductDto, ReconciliationDto, ReservationDto, StockAtDto,
-    TransferDto,
+    AuditDto, ListDto, MovementDto, OrderDto, ProductDto, ReconciliationDto, ReservationDto, ReturnDto,
+    StockAtDto, TransferDto,
 };
 use super::{json_response, query, ApiError, ApiRequest, ApiResponse};
 use crate::domain::caller::Caller;
@@ -13,6 +13,7 @@ use crate::domain::ids::{Id, OrderId, ProductId, ReservationId, TransferId};
 use crate::domain::movement::{MovementQuery, MOVEMENT_PARAMS};
 use crate::domain::order::{NewOrder, StatusChange};
 use crate::domain::order_query::{OrderQuery, ORDER_LIST_PARAMS};
+use crate::domain::order_return::NewReturn;
 use crate::domain::product::{NewProduct, Precondition, ProductChanges, StockAdjustment};
 use crate::domain::reservation::{NewBatch, NewReservation};
 use crate::domain::time::parse_time;
@@ -97,7 +98,9 @@ fn created<T>(result: Created<T>, encode: fn(&T) -> String) -> ApiResponse {
 }
 
 /// The idempotency request of a create, if it carries a valid `Idempotency-Key`; keys are
-/// scoped to the route (`POST /api/orders`). The fingerprint is the validated request's,
+/// scoped to the method and the concrete path (`POST /api/orders`, `POST
+/// /api/orders/01K.../returns`), so a key used on one order's returns never replays on
+/// another's. The fingerprint is the validated request's,
 /// so a retry that validation reads as the same request is the same request.
 fn idempotency<T>(
     cx: &Ctx<'_>,
@@ -105,7 +108,7 @@ fn idempotency<T>(
     encode: fn(&T) -> String,
 ) -> Result<Option<IdempotencyRequest<T>>, ApiError> {
     let req = cx.req;
-    let route = format!("{} {}", req.method, cx.pattern);
+    let route = format!("{} {}", req.method, req.path);
     let Some(v) = req.headers.get(IDEMPOTENCY_KEY) else { return Ok(None) };
     // 1..=255 visible ASCII characters.
     let key = match v.to_str() {
@@ -316,6 +319,28 @@ handler!(create_order(app, cx) {
 handler!(get_order(app, cx) {
     no_query(cx.req)?;
     json(200, &OrderDto::from(&app.get_order(caller(&cx)?, &path_id::<OrderId>(&cx, "order")?).await?))
+});
+
+fn encode_return(r: &crate::domain::order_return::OrderReturn) -> String {
+    serde_json::to_string(&ReturnDto::from(r)).unwrap_or_default()
+}
+
+handler!(create_return(app, cx) {
+    let who = caller(&cx)?;
+    let body = body(cx.req)?;
+    no_query(cx.req)?;
+    let order = path_id::<OrderId>(&cx, "order")?;
+    let new = NewReturn::from_json(&body)?;
+    let idem = idempotency(&cx, &new, encode_return)?;
+    Ok(created(app.create_return(who, &order, new, idem).await?, encode_return))
+});
+
+handler!(list_returns(app, cx) {
+    let who = caller(&cx)?;
+    let q = query::parse(cx.req.query.as_deref(), &["limit", "cursor"])?;
+    let order = path_id::<OrderId>(&cx, "order")?;
+    let page = app.list_returns(who, &order, query::limit(&q)?, q.get("cursor").map(String::as_str)).await?;
+    list(page.items.iter().map(ReturnDto::from).collect(), page.next_cursor)
 });
 
 handler!(change_order_status(app, cx) {

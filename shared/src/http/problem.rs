@@ -39,6 +39,8 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub product_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub returnable: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     #[serde(skip)]
     allow: Option<String>,
@@ -77,6 +79,7 @@ impl Problem {
             limit: None,
             remaining: None,
             product_id: None,
+            returnable: None,
             request_id: None,
             allow: None,
             entity_status: None,
@@ -272,6 +275,23 @@ impl From<DomainError> for Problem {
                     format!("the transfer is already {status}"),
                 );
                 p.entity_status = Some(status);
+                p
+            }
+            OrderNotReturnable => Problem::new(
+                S::CONFLICT,
+                "order_not_returnable",
+                "Order not returnable",
+                "only a delivered order takes returns, until all of it is back",
+            ),
+            ReturnExceedsOrder { product_id, returnable } => {
+                let mut p = Problem::new(
+                    S::CONFLICT,
+                    "return_exceeds_order",
+                    "Return exceeds order",
+                    format!("only {returnable} units of the product are left to return"),
+                );
+                p.product_id = Some(product_id);
+                p.returnable = Some(returnable);
                 p
             }
             InvalidTransition { allowed } => {

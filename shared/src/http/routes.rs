@@ -69,8 +69,13 @@ pub static ORDER: &[Route] = &[
     route(Method::GET, "/api/orders/{id}", ORDER_FN, false, h::get_order),
 ];
 
-pub static TRANSITION: &[Route] =
-    &[route(Method::PATCH, "/api/orders/{id}", TRANSITION_FN, false, h::change_order_status)];
+/// What happens to an order after it is made: status changes and returns (both may put
+/// units back on sale).
+pub static TRANSITION: &[Route] = &[
+    route(Method::PATCH, "/api/orders/{id}", TRANSITION_FN, false, h::change_order_status),
+    route(Method::POST, "/api/orders/{id}/returns", TRANSITION_FN, false, h::create_return),
+    route(Method::GET, "/api/orders/{id}/returns", TRANSITION_FN, false, h::list_returns),
+];
 
 pub static LIST: &[Route] = &[route(Method::GET, "/api/orders", LIST_FN, false, h::list_orders)];
 

@@ -12,6 +12,7 @@ mod orders;
 pub mod ports;
 mod products;
 mod reservations;
+mod returns;
 mod transfers;
 
 pub use audit::{AuditQuery, AUDIT_PARAMS};

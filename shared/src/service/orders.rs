@@ -118,6 +118,7 @@ impl App {
                     warehouse_id: r.warehouse_id.as_str().to_string(),
                     reservation_id: r.id.clone(),
                     quantity: r.quantity,
+                    returned: 0,
                     unit_price_cents: p.price_cents,
                     bucket: r.bucket,
                 })
@@ -131,6 +132,7 @@ impl App {
             items,
             created_at: now,
             updated_at: now,
+            last_return: None,
         })
     }
 

@@ -11,6 +11,7 @@
 //! | reservation | `R#<id>` | `#RESERVATION` | while active: `sweep_pk = ACTIVE#<shard>`, `sweep_sk = <expires_at>#<id>`; `gsi1pk = HELD#<product>`, `gsi1sk = <warehouse>#<bucket>#<id>` (the product's held units, for reconciliation) |
 //! | transfer | `T#<id>` | `#TRANSFER` | `gsi1pk = XFER#<product>`, `gsi1sk = <id>` (a product's transfers); `sweep_pk = TRANSFER`, `sweep_sk = <id>` (all transfers: admin-made and rare, so one partition takes them, as the product list does) |
 //! | order | `O#<id>` | `#ORDER` | `ou_pk = U#<user>`, `ous_pk = U#<user>#<status>`, `oa_pk = A#<shard>`, `oss_pk = S#<status>#<shard>`, `o_time = <created_at>#<id>`, `o_value = <total, 16 digits>#<id>` (see `order_list`) |
+//! | order return | `O#<order>` | `RETURN#<id>` | none |
 //! | idempotency record | `I#<sha256(user, route, key)>` | `#IDEM` | none; `ttl` expires it |
 //! | a user's active-hold count | `HOLDS#<user>` | `#HOLDS` | none |
 //! | a customer's allowance of a product | `ALLOW#<product>#<user>` | `#ALLOWANCE` | none; `units` held and on order |
@@ -75,6 +76,10 @@ pub const BOOKKEEPING: &[&str] = &[
     // The cause of a stock row's last change: the ledger's input (movements describe it).
     "mv",
     EVENT_SEQ,
+    // An order's count of returned units (its lines show them) and its latest return
+    // (the return's event carries it).
+    "returned_units",
+    "last_return",
 ];
 
 /// The count of an entity's changes (products, reservations, orders): set to 1 when it is
@@ -99,6 +104,13 @@ pub const TRANSFER_SK: &str = "#TRANSFER";
 /// so the two never meet): an index of their own would cost every write to the table a
 /// little for the sake of a rare admin list.
 pub const TRANSFER_LIST_PK: &str = "TRANSFER";
+
+/// A return of an order, in the order's partition, by id (so oldest first).
+pub const ORDER_RETURN_SK_PREFIX: &str = "RETURN#";
+
+pub fn order_return_sk(id: &str) -> String {
+    format!("{ORDER_RETURN_SK_PREFIX}{id}")
+}
 
 pub fn transfer_pk(id: &str) -> String {
     format!("T#{id}")

@@ -1,4 +1,5 @@
-//! Orders: the conversion of reservations into an order, reads, and status changes.
+//! Orders: the conversion of reservations into an order, reads, status changes, and
+//! returns.
 
 use super::idempotency::Completion;
 use super::keys::*;
@@ -7,6 +8,7 @@ use super::records::{self, order as rec, reservation, update};
 use super::{Repo, StoreError};
 use crate::domain::movement::{Cause, Reason, RefKind};
 use crate::domain::order::{Order, OrderItem, OrderStatus};
+use crate::domain::order_return::{OrderReturn, ReturnPlan};
 use crate::domain::time::format_time;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -35,6 +37,19 @@ pub enum StatusWrite {
     Applied,
     /// The status was no longer the one read; nothing was written.
     Changed,
+}
+
+/// What a return's write found.
+#[derive(Debug, Error)]
+pub enum ReturnError {
+    /// The order is not as planned from any more (another return or a status change came
+    /// first); nothing was written: plan again.
+    #[error("the order changed")]
+    Changed,
+    #[error("idempotency lease lost")]
+    LeaseLost,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Units per stock row (product, warehouse, bucket) of an order's lines: one transaction
@@ -144,5 +159,71 @@ impl Orders {
             Err(e) if e.failed_at(0).is_some() => Ok(StatusWrite::Changed),
             Err(e) => Err(e),
         }
+    }
+
+    /// Writes a return as planned in one transaction: the order's lines take the units
+    /// back (`record_return`'s conditions), the return is put, the restocked units go
+    /// back on hand and on sale in the rows they were sold from (`return` movements), the
+    /// customer's allowances get every returned unit back, and with `completion` the
+    /// idempotency record is completed. All of it or none.
+    pub async fn record_return(
+        &self,
+        plan: &ReturnPlan,
+        actor: &str,
+        completion: Option<Completion>,
+    ) -> Result<(), ReturnError> {
+        let table = &*self.0.table;
+        let ret = &plan.ret;
+        let now = format_time(ret.created_at);
+        let mut items = vec![update(rec::record_return(table, plan, &now, actor)?)];
+        items.push(records::put(table, rec::return_item(ret)?, "attribute_not_exists(pk)")?);
+        let cause = Cause::of(Reason::Return, RefKind::Return, &ret.id);
+        for ((product_id, warehouse, bucket), q) in ret.restocked_per_row() {
+            let row = Row { table, product_id, warehouse, bucket, now: &now, actor, cause: &cause };
+            items.push(update(row.restock(q)?));
+        }
+        for (product_id, q) in ret.units_per_product() {
+            items.push(update(reservation::disallow(table, product_id, &plan.after.user_id, q)?));
+        }
+        let completion_at = completion.as_ref().map(|_| items.len());
+        if let Some(c) = completion {
+            items.push(update(c.0));
+        }
+        match self.0.db.transact("record_return", items).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.failed_at(0).is_some() => Err(ReturnError::Changed),
+            Err(e) if completion_at.is_some_and(|i| e.failed_at(i).is_some()) => Err(ReturnError::LeaseLost),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Up to `limit` of an order's returns after `after` (an id), oldest first; `more`
+    /// says whether another page exists.
+    pub async fn returns(
+        &self,
+        order_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<OrderReturn>, bool), StoreError> {
+        let q = self
+            .0
+            .db
+            .query(&self.0.table)
+            .expression_attribute_values(":pk", records::s(order_pk(order_id)))
+            .consistent_read(true);
+        let q = match after {
+            // The partition's other items (`#ORDER`) sort before `RETURN#`.
+            Some(a) => q
+                .key_condition_expression("pk = :pk AND sk > :after")
+                .expression_attribute_values(":after", records::s(order_return_sk(a))),
+            None => q
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", records::s(ORDER_RETURN_SK_PREFIX)),
+        };
+        let mut found = self.0.db.query_all("list_returns", q, Some(limit + 1)).await?;
+        let more = found.len() > limit;
+        found.truncate(limit);
+        let returns = found.iter().map(rec::order_return).collect::<Result<Vec<_>, _>>()?;
+        Ok((returns, more))
     }
 }
