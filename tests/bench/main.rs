@@ -872,6 +872,32 @@ async fn cost() -> serde_json::Value {
     let b = m();
     gw.get("/api/orders?limit=20", Some(&t)).await;
     measure("order list page (customer)", b, m());
+    // A return of a delivered order's line, restocked.
+    let admin = token("cost-admin", true);
+    let oid = o.body["id"].as_str().unwrap_or_default().to_string();
+    for status in ["processing", "shipped", "delivered"] {
+        gw.set_status(&admin, &oid, status).await;
+    }
+    let back = json!({"items": [{"product_id": product, "quantity": 1, "restock": true}]});
+    let b = m();
+    gw.post(&format!("/api/orders/{oid}/returns"), Some(&admin), back).await;
+    measure("return (1 line, restocked)", b, m());
+    let b = m();
+    gw.get(&format!("/api/orders/{oid}/returns"), Some(&t)).await;
+    measure("order's returns", b, m());
+    // A transfer to a warehouse the product has, then received.
+    let move_one =
+        json!({"product_id": product, "from_warehouse_id": "main", "to_warehouse_id": "east", "quantity": 1});
+    let b = m();
+    let sent = gw.post("/api/transfers", Some(&admin), move_one).await;
+    measure("transfer create", b, m());
+    let tid = sent.body["id"].as_str().unwrap_or_default().to_string();
+    let b = m();
+    gw.send("POST", &format!("/api/transfers/{tid}/receive"), Some(&admin), None).await;
+    measure("transfer receive", b, m());
+    let b = m();
+    gw.get(&format!("/api/transfers?product_id={product}&limit=20"), Some(&admin)).await;
+    measure("transfer list page (product)", b, m());
     let cart = json!({"items": [{"product_id": product, "quantity": 1, "warehouse_id": "main"},
                                 {"product_id": hot, "quantity": 1, "warehouse_id": "main"}]});
     let b = m();
