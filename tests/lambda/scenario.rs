@@ -136,6 +136,9 @@ pub async fn every_function_answers_its_fixtures(app: &shared::service::App, w: 
     assert_eq!((status, body["status"].clone()), (200, json!("pending")));
     let (status, _, body) = w.http("transition", "apigw/change-order-status.json", &[(ORDER, &oid)]);
     assert_eq!((status, body["status"].clone()), (200, json!("confirmed")));
+    let (status, headers, body) = w.http("transition", "apigw/list-returns.json", &[(ORDER, &oid)]);
+    assert_eq!((status, body["items"].clone(), body["next_cursor"].clone()), (200, json!([]), json!(null)));
+    assert_eq!(headers["x-request-id"], "fixture-list-returns");
     let (status, _, body) = w.http("list", "apigw/list-orders.json", &[]);
     assert_eq!(
         (status, body["items"][0]["id"].clone(), body["next_cursor"].clone()),
