@@ -355,6 +355,7 @@ async fn hold(t: &Shared, k: usize, auto: bool, sold_out: &mut bool, id: &str, s
                 warehouse_id: main.clone(),
                 units,
                 incoming: 0,
+                waiting: 0,
                 updated_at: chrono::DateTime::UNIX_EPOCH,
             };
             if let WarehouseChoice::Insufficient { .. } = choose_warehouse(&[level], 1) {

@@ -60,6 +60,7 @@ async fn a_product_that_grew_past_the_limit_before_it_existed_still_reads() {
         warehouse_id: WarehouseId::parse("w6").expect("id"),
         units: Units { on_hand: 1, reserved: 0, available: 1 },
         incoming: 0,
+        waiting: 0,
         updated_at: chrono::Utc::now(),
     };
     let cause = shared::domain::movement::Cause::new(shared::domain::movement::Reason::Received);

@@ -251,3 +251,52 @@ async fn warehouses_opened_at_once_or_on_a_product_that_predates_the_list_are_al
     assert_eq!(gw.stock_of(&id, "north").await, (3, 0, 3));
     assert_eq!(gw.stock_of(&id, "south").await, (4, 0, 4));
 }
+
+/// Sets a stock row's `waiting` behind the service's back (what joining a waitlist will
+/// write), to see holds beside a queue.
+async fn set_waiting(gw: &TestGateway, product: &str, warehouse: &str, waiting: i64) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    raw_client()
+        .await
+        .update_item()
+        .table_name(gw.app.store.table())
+        .key("pk", AttributeValue::S(format!("P#{product}")))
+        .key("sk", AttributeValue::S(format!("STOCK#{warehouse}")))
+        .update_expression("SET waiting = :w")
+        .expression_attribute_values(":w", AttributeValue::N(waiting.to_string()))
+        .send()
+        .await
+        .expect("update");
+}
+
+/// While a warehouse's waitlist asks for units, buyers who did not wait hold only the
+/// units beyond those, and a refusal reports that as `available`; a product read shows the
+/// queue's units as `waiting`. A queue that grows or shrinks between a hold's read and its
+/// write is seen by the write.
+#[tokio::test]
+async fn holds_beside_a_waitlist_take_only_the_units_beyond_those_it_asks_for() {
+    let (gw, product, alice) = shop(5).await;
+    set_waiting(&gw, &product, "main", 3).await;
+    let r = gw.get(&format!("/api/products/{product}"), None).await;
+    let main = &r.body["stock"][0];
+    assert_eq!((main["available"].clone(), main["waiting"].clone()), (json!(5), json!(3)), "{}", r.body);
+
+    let hold =
+        |q: i64| gw.post("/api/reservations", Some(&alice), json!({"product_id": product, "quantity": q}));
+    let short = hold(3).await;
+    assert_eq!((short.status, short.code()), (409, "insufficient_stock"), "{}", short.body);
+    assert_eq!(short.body["available"], 2, "available beyond the queue");
+    assert_eq!(hold(2).await.status, 201);
+    let none = hold(1).await;
+    assert_eq!((none.status, none.body["available"].clone()), (409, json!(0)), "{}", none.body);
+    assert_eq!(gw.stock_of(&product, "main").await, (5, 2, 3), "the queue's 3 untouched");
+
+    // The queue leaves: the next hold sees it gone without anyone telling it.
+    set_waiting(&gw, &product, "main", 0).await;
+    assert_eq!(hold(3).await.status, 201);
+    // A queue larger than what is available leaves nothing to hold.
+    let (gw2, other, bob) = shop(2).await;
+    set_waiting(&gw2, &other, "main", 7).await;
+    let r = gw2.post("/api/reservations", Some(&bob), json!({"product_id": other, "quantity": 1})).await;
+    assert_eq!((r.status, r.body["available"].clone()), (409, json!(0)), "{}", r.body);
+}

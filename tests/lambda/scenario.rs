@@ -69,6 +69,7 @@ pub async fn seed_product(app: &shared::service::App) {
             warehouse_id: WarehouseId::parse("main").expect("w"),
             units: Units { on_hand: 100, reserved: 0, available: 100 },
             incoming: 0,
+            waiting: 0,
             updated_at: now,
         }],
         stock_buckets: 1,

@@ -42,7 +42,18 @@ pub struct StockLevel {
     /// Units in transit towards this warehouse (transfers not yet received): neither on
     /// hand nor available.
     pub incoming: i64,
+    /// Units the warehouse's waiting waitlist entries ask for: part of `available`, but
+    /// kept for the queue, so other buyers can hold only `holdable`.
+    pub waiting: i64,
     pub updated_at: DateTime<Utc>,
+}
+
+impl StockLevel {
+    /// What a hold by a buyer who did not wait may take: the available units beyond those
+    /// the waitlist asks for (never below 0).
+    pub fn holdable(&self) -> i64 {
+        (self.units.available - self.waiting).max(0)
+    }
 }
 
 /// Sums rows of the same warehouse (a bucketed product's buckets) into one level each,
@@ -56,6 +67,7 @@ pub fn sum_per_warehouse(rows: Vec<StockLevel>) -> Vec<StockLevel> {
                 sum.units.reserved += row.units.reserved;
                 sum.units.available += row.units.available;
                 sum.incoming += row.incoming;
+                sum.waiting += row.waiting;
                 sum.updated_at = sum.updated_at.max(row.updated_at);
             }
             None => {
@@ -78,12 +90,12 @@ pub enum WarehouseChoice {
 /// docs/api.md: the one warehouse that can fill the whole quantity with the most available
 /// units; ties go to the smallest warehouse id. Splitting across warehouses is not done.
 pub fn choose_warehouse(stock: &[StockLevel], quantity: i64) -> WarehouseChoice {
-    let best = stock.iter().max_by(|a, b| {
-        a.units.available.cmp(&b.units.available).then_with(|| b.warehouse_id.cmp(&a.warehouse_id))
-    });
+    let best = stock
+        .iter()
+        .max_by(|a, b| a.holdable().cmp(&b.holdable()).then_with(|| b.warehouse_id.cmp(&a.warehouse_id)));
     match best {
-        Some(s) if s.units.available >= quantity => WarehouseChoice::Fill(s.warehouse_id.clone()),
-        Some(s) => WarehouseChoice::Insufficient { available: s.units.available },
+        Some(s) if s.holdable() >= quantity => WarehouseChoice::Fill(s.warehouse_id.clone()),
+        Some(s) => WarehouseChoice::Insufficient { available: s.holdable() },
         None => WarehouseChoice::Insufficient { available: 0 },
     }
 }
@@ -126,8 +138,22 @@ mod tests {
             warehouse_id: WarehouseId::parse(w).unwrap(),
             units: Units { on_hand, reserved, available: on_hand - reserved },
             incoming: 0,
+            waiting: 0,
             updated_at: Utc::now(),
         }
+    }
+
+    #[test]
+    fn a_hold_sees_only_the_units_beyond_those_the_waitlist_asks_for() {
+        let waited = StockLevel { waiting: 4, ..level("a", 6, 1) };
+        assert_eq!(waited.holdable(), 1);
+        assert_eq!(StockLevel { waiting: 9, ..level("a", 6, 1) }.holdable(), 0, "never below 0");
+        let b = level("b", 3, 0);
+        assert_eq!(
+            choose_warehouse(&[waited.clone(), b.clone()], 2),
+            WarehouseChoice::Fill(b.warehouse_id.clone())
+        );
+        assert_eq!(choose_warehouse(&[waited], 2), WarehouseChoice::Insufficient { available: 1 });
     }
 
     #[test]

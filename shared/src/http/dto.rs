@@ -37,6 +37,7 @@ impl<'a> From<&'a StockLevel> for StockDto<'a> {
             reserved: units.reserved,
             available: units.available,
             incoming: Some(s.incoming),
+            waiting: Some(s.waiting),
         }
     }
 }
@@ -52,6 +53,10 @@ pub struct StockDto<'a> {
     /// there.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub incoming: Option<i64>,
+    /// Units its waiting waitlist entries ask for (part of `available`); not known at a
+    /// past instant either.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<i64>,
 }
 
 /// A product as the catalogue renders it, its stock summed over the buckets.
@@ -365,6 +370,7 @@ impl<'a> From<&'a StockAt> for StockAtDto<'a> {
                 reserved: u.reserved,
                 available: u.available,
                 incoming: None,
+                waiting: None,
             })
             .collect();
         Self {

@@ -45,6 +45,7 @@ impl App {
                     warehouse_id,
                     units: Units { on_hand: q, reserved: 0, available: q },
                     incoming: 0,
+                    waiting: 0,
                     updated_at: now,
                 })
                 .collect(),

@@ -38,12 +38,14 @@ struct LineState {
     steps: Option<HoldSteps>,
     /// Picks a read made that sold out before the write.
     picks: usize,
+    /// The units its row's waitlist asks for, as last seen (0 until seen otherwise).
+    waiting: i64,
 }
 
 impl LineState {
     /// Decide the line again from its pick.
     fn replan(&mut self) {
-        (self.picked, self.bucket, self.steps) = (None, None, None);
+        (self.picked, self.bucket, self.steps, self.waiting) = (None, None, None, 0);
     }
 }
 
@@ -213,10 +215,10 @@ impl App {
                     None => self.pick(line).await.map_err(|e| (Some(i), e))?,
                 };
                 let r = self.new_hold(caller, line, picked.warehouse.clone(), &picked.terms, now, s.bucket);
-                planned.push((r, picked.terms.clone()));
+                planned.push((r, picked.terms.clone(), s.waiting));
                 s.picked = Some(picked);
             }
-            let held: Vec<Reservation> = planned.iter().map(|(r, _)| r.clone()).collect();
+            let held: Vec<Reservation> = planned.iter().map(|(r, _, _)| r.clone()).collect();
             let completion = complete(&held).map_err(|e| (None, e))?;
             let cap = self.config.max_active_holds;
             let (i, why) =
@@ -241,10 +243,12 @@ impl App {
                         why @ (HoldError::NoStockRow { line }
                         | HoldError::Insufficient { line, .. }
                         | HoldError::PurchaseLimit { line, .. }
-                        | HoldError::TermsChanged { line }),
+                        | HoldError::TermsChanged { line }
+                        | HoldError::Waiting { line, .. }),
                     ) => (line, why),
                 };
-            let (Some(line), Some(s), Some((r, _))) = (lines.get(i), state.get_mut(i), planned.get(i)) else {
+            let (Some(line), Some(s), Some((r, _, _))) = (lines.get(i), state.get_mut(i), planned.get(i))
+            else {
                 return Err((None, DomainError::Conflict("stock changed concurrently; retry")));
             };
             self.refused(caller, line, r, s, why).await.map_err(|e| (Some(i), e))?;
@@ -273,6 +277,12 @@ impl App {
             HoldError::TermsChanged { .. } => {
                 self.forget_terms(&line.product_id);
                 s.replan();
+                return Ok(());
+            }
+            // Its row's waitlist changed: the same line again, needing what the queue
+            // leaves now.
+            HoldError::Waiting { waiting, .. } => {
+                s.waiting = waiting;
                 return Ok(());
             }
             HoldError::PurchaseLimit { limit, counted, .. } => {

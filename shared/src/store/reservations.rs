@@ -34,6 +34,10 @@ pub enum HoldError {
     /// they were read.
     #[error("line {line}: the product's terms changed")]
     TermsChanged { line: usize },
+    /// The line's row has the units beyond a waitlist's, but its waitlist asks for
+    /// another number (`waiting`) than the hold assumed: write again with it.
+    #[error("line {line}: {waiting} units waiting")]
+    Waiting { line: usize, waiting: i64 },
     /// The user already holds as many active reservations as the cap allows.
     #[error("hold limit reached")]
     HoldLimit,
@@ -92,22 +96,27 @@ impl Reservations {
     /// Holds every line of a hold in one transaction, or none (a single hold is one
     /// line): per line the stock row (under that product's `terms`), the reservation and
     /// the customer's allowance; once the hold count for all lines (refused beyond
-    /// `hold_cap`); with `completion` the idempotency record. On failure, the first
-    /// failing line in request order says why.
+    /// `hold_cap`); with `completion` the idempotency record. Each line names the
+    /// `waiting` it saw on its row (`Row::hold`). On failure, the first failing line in
+    /// request order says why.
     pub async fn hold(
         &self,
-        lines: &[(Reservation, Terms)],
+        lines: &[(Reservation, Terms, i64)],
         actor: &str,
         completion: Option<Completion>,
         hold_cap: i64,
     ) -> Result<(), HoldError> {
         let table = &*self.0.table;
-        let user = lines.first().map(|(r, _)| r.user_id.as_str()).unwrap_or(actor);
+        let user = lines.first().map(|(r, _, _)| r.user_id.as_str()).unwrap_or(actor);
         let mut items = Vec::with_capacity(lines.len() * 3 + 2);
-        for (r, terms) in lines {
+        for (r, terms, waiting) in lines {
             let now = format_time(r.created_at);
             let cause = Cause::of(Reason::Hold, RefKind::Reservation, &r.id);
-            items.push(update(held_row(table, r, &now, actor, &cause).hold(r.quantity, terms.terms)?));
+            items.push(update(held_row(table, r, &now, actor, &cause).hold(
+                r.quantity,
+                terms.terms,
+                *waiting,
+            )?));
             items.push(records::put(table, rec::item(r, actor)?, "attribute_not_exists(pk)")?);
             items.push(update(rec::allow(
                 table,
@@ -130,7 +139,7 @@ impl Reservations {
         };
         // In the contract's order: terms (the decision was made on old ones), the hold
         // cap, then per line the purchase limit and the stock, the first line first.
-        for (i, (_, terms)) in lines.iter().enumerate() {
+        for (i, (_, terms, _)) in lines.iter().enumerate() {
             if let Some(Some(row)) = e.failed_at(3 * i) {
                 if row.opt_n("terms").unwrap_or(0) != terms.terms {
                     return Err(HoldError::TermsChanged { line: i });
@@ -140,7 +149,7 @@ impl Reservations {
         if e.failed_at(count_at).is_some() {
             return Err(HoldError::HoldLimit);
         }
-        for (i, (_, terms)) in lines.iter().enumerate() {
+        for (i, (_, terms, _)) in lines.iter().enumerate() {
             // Only a line under a limit carries a condition on its allowance.
             if let (Some(old), Some(limit)) = (e.failed_at(3 * i + 2), terms.max_per_customer) {
                 let counted = old.and_then(|a| a.opt_n("units")).unwrap_or(0);
@@ -150,7 +159,7 @@ impl Reservations {
         if keyed && e.failed_at(count_at + 1).is_some() {
             return Err(HoldError::LeaseLost);
         }
-        for (i, (r, _)) in lines.iter().enumerate() {
+        for (i, (r, _, seen)) in lines.iter().enumerate() {
             if let Some(old) = e.failed_at(3 * i) {
                 let old = match old {
                     Some(item) => Some(item.clone()),
@@ -159,10 +168,17 @@ impl Reservations {
                         self.0.db.get("hold", table, &pk, &sk).await?
                     }
                 };
-                return Err(match old.and_then(|row| row.opt_n("available")) {
-                    None => HoldError::NoStockRow { line: i },
-                    Some(available) if available >= r.quantity => HoldError::Raced,
-                    Some(available) => HoldError::Insufficient { line: i, available },
+                let Some(row) = old else { return Err(HoldError::NoStockRow { line: i }) };
+                let Some(available) = row.opt_n("available") else {
+                    return Err(HoldError::NoStockRow { line: i });
+                };
+                // The units a hold may take: those beyond the waitlist's.
+                let waiting = row.opt_n("waiting").unwrap_or(0);
+                let holdable = available - waiting;
+                return Err(match holdable >= r.quantity {
+                    true if waiting != *seen => HoldError::Waiting { line: i, waiting },
+                    true => HoldError::Raced,
+                    false => HoldError::Insufficient { line: i, available: holdable.max(0) },
                 });
             }
         }

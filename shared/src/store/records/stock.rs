@@ -59,6 +59,9 @@ struct StockRecord {
     /// Units in transit towards the row (transfers); absent on rows that never had any.
     #[serde(default, skip_serializing_if = "super::is_zero_i64")]
     incoming: i64,
+    /// Units waiting waitlist entries ask for; absent on rows that never had any.
+    #[serde(default, skip_serializing_if = "super::is_zero_i64")]
+    waiting: i64,
 }
 
 /// A new row holding `level`'s units under the product's `terms`.
@@ -86,6 +89,7 @@ pub fn item(
         bucket,
         terms,
         incoming: level.incoming,
+        waiting: level.waiting,
     })?;
     item.insert(MOVEMENT.into(), stamp(cause));
     Ok(item)
@@ -97,6 +101,7 @@ pub fn level(i: &Item) -> Result<StockLevel, StoreError> {
         warehouse_id: WarehouseId::parse(&r.warehouse_id).map_err(StoreError::Internal)?,
         units: Units { on_hand: r.on_hand, reserved: r.reserved, available: r.available },
         incoming: r.incoming,
+        waiting: r.waiting,
         updated_at: parse_time(&r.updated_at).ok_or_else(|| StoreError::Internal("bad stock time".into()))?,
     })
 }
@@ -212,12 +217,22 @@ impl Row<'_> {
         self.moved("on_hand = on_hand + :x, available = available + :x", "attribute_exists(on_hand)", x)
     }
 
-    /// Holds `x` units: available -> reserved, on condition that they are available and
-    /// that the row holds under the product's `terms` the hold was decided on.
-    pub fn hold(&self, x: i64, terms: i64) -> Result<Update, StoreError> {
-        let condition =
-            format!("available >= :x AND {}", super::product::equals_or_absent("terms", ":terms", terms));
-        let update = self.update().expression_attribute_values(":terms", n(terms));
+    /// Holds `x` units: available -> reserved, on condition that they are available
+    /// beyond the units the waitlist asks for, and that the row holds under the product's
+    /// `terms` the hold was decided on. A condition cannot subtract, so the hold names the
+    /// `waiting` it saw (0 on a row without a queue): it needs `x + waiting` available
+    /// while `waiting` is at most that. A queue that grew since fails the hold, which is
+    /// planned again with the new figure; one that shrank only leaves more.
+    pub fn hold(&self, x: i64, terms: i64, waiting: i64) -> Result<Update, StoreError> {
+        let condition = format!(
+            "available >= :need AND (attribute_not_exists(waiting) OR waiting <= :waiting) AND {}",
+            super::product::equals_or_absent("terms", ":terms", terms)
+        );
+        let update = self
+            .update()
+            .expression_attribute_values(":terms", n(terms))
+            .expression_attribute_values(":need", n(x.saturating_add(waiting)))
+            .expression_attribute_values(":waiting", n(waiting));
         Self::moved_with(update, "available = available - :x, reserved = reserved + :x", &condition, x)
     }
 
