@@ -44,6 +44,13 @@ pub enum DomainError {
     /// A return asks for more units of `product_id` than the `returnable` left.
     #[error("return exceeds the order: {returnable} of {product_id} returnable")]
     ReturnExceedsOrder { product_id: String, returnable: i64 },
+    /// Joining a waitlist while a hold could be filled now: `available` units beyond the
+    /// queue's.
+    #[error("stock available: {available}")]
+    StockAvailable { available: i64 },
+    /// Leaving a waitlist entry that is no longer waiting (`status`: offered or expired).
+    #[error("waitlist entry is not waiting")]
+    WaitlistEntryNotWaiting { status: &'static str },
     /// The caller already holds `limit` active reservations.
     #[error("hold limit reached")]
     HoldLimitReached { limit: i64 },

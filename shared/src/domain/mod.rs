@@ -20,5 +20,6 @@ pub mod stock;
 pub mod time;
 pub mod transfer;
 pub mod validate;
+pub mod waitlist;
 
 pub use error::{DomainError, FieldError};

@@ -44,9 +44,9 @@ pub struct Problem {
     pub request_id: Option<String>,
     #[serde(skip)]
     allow: Option<String>,
-    /// On `transfer_not_in_transit`: the transfer's status, written as `status`. The
-    /// contract gives that code's body the entity's `status`; the HTTP status is the
-    /// response's own.
+    /// On `transfer_not_in_transit` and `waitlist_entry_not_waiting`: the entity's
+    /// status, written as `status`. The contract gives those codes' bodies the entity's
+    /// `status`; the HTTP status is the response's own.
     #[serde(skip)]
     pub entity_status: Option<&'static str>,
 }
@@ -273,6 +273,26 @@ impl From<DomainError> for Problem {
                     "transfer_not_in_transit",
                     "Transfer not in transit",
                     format!("the transfer is already {status}"),
+                );
+                p.entity_status = Some(status);
+                p
+            }
+            StockAvailable { available } => {
+                let mut p = Problem::new(
+                    S::CONFLICT,
+                    "stock_available",
+                    "Stock available",
+                    format!("{available} units can be held now; hold them instead of waiting"),
+                );
+                p.available = Some(available);
+                p
+            }
+            WaitlistEntryNotWaiting { status } => {
+                let mut p = Problem::new(
+                    S::CONFLICT,
+                    "waitlist_entry_not_waiting",
+                    "Waitlist entry not waiting",
+                    format!("the entry is already {status}"),
                 );
                 p.entity_status = Some(status);
                 p
