@@ -254,6 +254,9 @@ impl Config {
                     s => s,
                 }),
                 cursors: CursorCodec::new(key.as_bytes()),
+                // The default of `WAITLIST_TTL_SECONDS`, read from the environment once a
+                // function serves the waitlist routes.
+                waitlist_ttl: chrono::Duration::seconds(86_400),
             },
         )
         .with_scheduler(schedules(self, &sdk));

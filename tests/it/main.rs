@@ -32,3 +32,4 @@ mod secrets;
 mod spec;
 mod template;
 mod transfers;
+mod waitlists;

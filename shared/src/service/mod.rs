@@ -14,12 +14,14 @@ mod products;
 mod reservations;
 mod returns;
 mod transfers;
+mod waitlists;
 
 pub use audit::{AuditQuery, AUDIT_PARAMS};
 pub use events::{EventPage, EventQuery, EVENT_PARAMS, FEED_TRAIL};
 pub use expiry::{ExpireOutcome, SweepReport};
 pub use ledger::{rows_of, Movements, ReconcileReport, ReconcileRun, Recorded, StockAt};
 pub use products::Page;
+pub use waitlists::Placed;
 
 pub use idempotency::{Created, IdempotencyRequest};
 
@@ -45,6 +47,8 @@ pub struct ServiceConfig {
     pub max_active_holds: i64,
     /// Longest a hold may last from its creation, extensions included (`MAX_HOLD_SECONDS`).
     pub max_hold: Duration,
+    /// Longest a waitlist entry waits (`WAITLIST_TTL_SECONDS`).
+    pub waitlist_ttl: Duration,
 }
 
 /// Everything a request needs, built once per cold start (or once by the gateway).

@@ -12,6 +12,7 @@
 //! | transfer | `T#<id>` | `#TRANSFER` | `gsi1pk = XFER#<product>`, `gsi1sk = <id>` (a product's transfers); `sweep_pk = TRANSFER`, `sweep_sk = <id>` (all transfers: admin-made and rare, so one partition takes them, as the product list does) |
 //! | order | `O#<id>` | `#ORDER` | `ou_pk = U#<user>`, `ous_pk = U#<user>#<status>`, `oa_pk = A#<shard>`, `oss_pk = S#<status>#<shard>`, `o_time = <created_at>#<id>`, `o_value = <total, 16 digits>#<id>` (see `order_list`) |
 //! | order return | `O#<order>` | `RETURN#<id>` | none |
+//! | waitlist entry | `WL#<id>` | `#WAITLIST` | while waiting: `gsi1pk = WAITQ#<product>#<warehouse>`, `gsi1sk = <id>` (the queue, first come first) |
 //! | idempotency record | `I#<sha256(user, route, key)>` | `#IDEM` | none; `ttl` expires it |
 //! | a user's active-hold count | `HOLDS#<user>` | `#HOLDS` | none |
 //! | a customer's allowance of a product | `ALLOW#<product>#<user>` | `#ALLOWANCE` | none; `units` held and on order |
@@ -104,6 +105,18 @@ pub const TRANSFER_SK: &str = "#TRANSFER";
 /// so the two never meet): an index of their own would cost every write to the table a
 /// little for the sake of a rare admin list.
 pub const TRANSFER_LIST_PK: &str = "TRANSFER";
+
+pub const WAITLIST_SK: &str = "#WAITLIST";
+
+pub fn waitlist_pk(id: &str) -> String {
+    format!("WL#{id}")
+}
+
+/// A warehouse's queue of waiting entries on the product list index (`gsi1sk` the
+/// entry's id: join order).
+pub fn queue_pk(product_id: &str, warehouse: &str) -> String {
+    format!("WAITQ#{product_id}#{warehouse}")
+}
 
 /// A return of an order, in the order's partition, by id (so oldest first).
 pub const ORDER_RETURN_SK_PREFIX: &str = "RETURN#";

@@ -29,6 +29,7 @@ pub mod reservations;
 pub mod schema;
 pub mod stock;
 pub mod transfers;
+pub mod waitlists;
 
 use aws_sdk_dynamodb::Client;
 use std::sync::Arc;
@@ -108,6 +109,7 @@ pub struct Store {
     pub ledger: ledger::Ledger,
     pub feed: events::Feed,
     pub transfers: transfers::Transfers,
+    pub waitlists: waitlists::Waitlists,
 }
 
 /// What every repository holds: the executor and the table it works on.
@@ -127,6 +129,7 @@ impl Store {
         let hours = events::FeedHours::new(Repo { db: db.clone(), table: audit_table.clone() });
         Self {
             transfers: transfers::Transfers { repo: repo.clone(), catalogue: catalogue.clone() },
+            waitlists: waitlists::Waitlists(repo.clone()),
             catalogue,
             stock,
             reservations: reservations::Reservations(repo.clone()),

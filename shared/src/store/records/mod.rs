@@ -12,6 +12,7 @@ pub mod product;
 pub mod reservation;
 pub mod stock;
 pub mod transfer;
+pub mod waitlist;
 
 use super::{Item, StoreError};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
