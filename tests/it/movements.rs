@@ -298,7 +298,7 @@ async fn a_count_sets_on_hand_as_one_counted_movement_and_refuses_a_stale_expect
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         r.body["stock"],
-        json!([{"warehouse_id": "main", "on_hand": 8, "reserved": 3, "available": 5, "incoming": 0}])
+        json!([{"warehouse_id": "main", "on_hand": 8, "reserved": 3, "available": 5, "incoming": 0, "waiting": 0}])
     );
     assert_eq!(count(json!({"warehouse_id": "main", "set_on_hand": 8})).await.status, 200, "no change");
     let stale = count(json!({"warehouse_id": "main", "set_on_hand": 12, "expected_on_hand": 10})).await;

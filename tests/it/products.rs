@@ -25,8 +25,8 @@ async fn when_an_admin_creates_a_product_it_reads_back_with_stock_sorted_by_ware
     assert_eq!(got.body["available"], 120);
     assert_eq!(
         got.body["stock"],
-        json!([{"warehouse_id": "east", "on_hand": 20, "reserved": 0, "available": 20, "incoming": 0},
-               {"warehouse_id": "main", "on_hand": 100, "reserved": 0, "available": 100, "incoming": 0}])
+        json!([{"warehouse_id": "east", "on_hand": 20, "reserved": 0, "available": 20, "incoming": 0, "waiting": 0},
+               {"warehouse_id": "main", "on_hand": 100, "reserved": 0, "available": 100, "incoming": 0, "waiting": 0}])
     );
     let created = got.body["created_at"].as_str().expect("time");
     assert!(created.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(created).is_ok());
@@ -121,7 +121,7 @@ async fn stock_adjustments_add_open_remove_and_refuse_what_would_break_the_invar
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         r.body["stock"][1],
-        json!({"warehouse_id": "west", "on_hand": 7, "reserved": 0, "available": 7, "incoming": 0})
+        json!({"warehouse_id": "west", "on_hand": 7, "reserved": 0, "available": 7, "incoming": 0, "waiting": 0})
     );
     assert_eq!(r.body["available"], 17);
     // Hold 4 of main; only 6 may be removed.

@@ -139,3 +139,70 @@ async fn twenty_racing_joins_all_queue_each_in_its_own_place() {
         assert_eq!(placed.position, Some(i as i64 + 1));
     }
 }
+
+/// The contract's walk, with the offer job run by hand where the stream will run it:
+/// two units back go to the first two waiters as holds; the third, wanting two, is not
+/// jumped by a later waiter wanting one, and the unit it waits for stays with the queue
+/// until a restock completes it.
+#[tokio::test]
+async fn units_coming_back_become_holds_of_the_waiters_in_join_order_never_jumping_one() {
+    let (gw, product, alice) = shop(2).await;
+    let held = gw.reserve(&alice, &product, 2).await;
+    let (bob, carol, dave, erin) = (buyer(), buyer(), buyer(), buyer());
+    let b = join(&gw, &bob, &product, 1).await.expect("join");
+    let c = join(&gw, &carol, &product, 1).await.expect("join");
+    let d = join(&gw, &dave, &product, 2).await.expect("join");
+    let e = join(&gw, &erin, &product, 1).await.expect("join");
+    let main = shared::domain::stock::WarehouseId::parse("main").expect("id");
+    assert_eq!(
+        gw.app.offer_waiting(&product, &main).await.expect("run"),
+        Default::default(),
+        "nothing back yet"
+    );
+
+    let r = gw.send("DELETE", &format!("/api/reservations/{held}"), Some(&alice), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let run = gw.app.offer_waiting(&product, &main).await.expect("run");
+    assert_eq!(
+        run.offered.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+        [b.id.as_str(), c.id.as_str()]
+    );
+    let bobs = gw.app.get_waitlist_entry(&bob, &b.id).await.expect("read");
+    assert_eq!((bobs.entry.status, bobs.position), (WaitlistStatus::Offered, None));
+    assert_eq!(bobs.entry.reservation_id.as_deref(), Some(run.offered[0].1.as_str()));
+    let hold =
+        gw.get(&format!("/api/reservations/{}", run.offered[0].1), Some(&token(&bob.user_id, false))).await;
+    assert_eq!(
+        (hold.status, hold.body["status"].clone(), hold.body["quantity"].clone()),
+        (200, json!("active"), json!(1))
+    );
+    let r = gw.app.leave_waitlist(&bob, &b.id).await;
+    assert_eq!(r, Err(DomainError::WaitlistEntryNotWaiting { status: "offered" }));
+    assert_eq!(gw.stock_of(&product, "main").await, (2, 2, 0));
+    assert_eq!(waiting(&gw, &product).await, 3, "dave's two and erin's one");
+
+    // One unit back: dave needs two, so neither he nor erin behind him gets it, nor a
+    // buyer who did not wait.
+    let admin = token("admin-waits", true);
+    let stock_path = format!("/api/products/{product}/stock");
+    let add = |n: i64| gw.post(&stock_path, Some(&admin), json!({"warehouse_id": "main", "delta": n}));
+    assert_eq!(add(1).await.status, 200);
+    assert_eq!(gw.app.offer_waiting(&product, &main).await.expect("run"), Default::default());
+    let frank = token(&unique("frank"), false);
+    let r = gw.post("/api/reservations", Some(&frank), json!({"product_id": product, "quantity": 1})).await;
+    assert_eq!((r.status, r.body["available"].clone()), (409, json!(0)), "{}", r.body);
+    // A second unit completes dave's, then erin's comes.
+    assert_eq!(add(2).await.status, 200);
+    let run = gw.app.offer_waiting(&product, &main).await.expect("run");
+    assert_eq!(
+        run.offered.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+        [d.id.as_str(), e.id.as_str()]
+    );
+    assert_eq!(gw.stock_of(&product, "main").await, (5, 5, 0));
+    assert_eq!(waiting(&gw, &product).await, 0);
+    assert_eq!(
+        gw.app.offer_waiting(&product, &main).await.expect("run"),
+        Default::default(),
+        "a second run offers nothing twice"
+    );
+}

@@ -15,6 +15,9 @@ use super::DomainError;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+/// Who makes offers and expiries: the actor of an offered hold and of the jobs' writes.
+pub const SYSTEM_ACTOR: &str = "system";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WaitlistStatus {
     Waiting,

@@ -21,7 +21,7 @@ pub use events::{EventPage, EventQuery, EVENT_PARAMS, FEED_TRAIL};
 pub use expiry::{ExpireOutcome, SweepReport};
 pub use ledger::{rows_of, Movements, ReconcileReport, ReconcileRun, Recorded, StockAt};
 pub use products::Page;
-pub use waitlists::Placed;
+pub use waitlists::{OfferRun, Placed};
 
 pub use idempotency::{Created, IdempotencyRequest};
 

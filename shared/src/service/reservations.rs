@@ -380,7 +380,7 @@ impl App {
     /// and the sweep returns its units. Best effort, and within half of the time the
     /// request has left: the hold is committed, and its answer must not be lost to a slow
     /// scheduler (the sweep expires a hold without a schedule).
-    async fn schedule_expiry(&self, r: &Reservation, replaced: Option<DateTime<Utc>>) {
+    pub(super) async fn schedule_expiry(&self, r: &Reservation, replaced: Option<DateTime<Utc>>) {
         let schedule = match replaced {
             Some(from) => self.scheduler.reschedule(&r.id, from, r.expires_at),
             None => self.scheduler.schedule(&r.id, r.expires_at),

@@ -8,14 +8,32 @@ use super::App;
 use crate::domain::caller::Caller;
 use crate::domain::ids::{new_id, ProductId};
 use crate::domain::product::Terms;
+use crate::domain::reservation::{Reservation, ReservationStatus};
 use crate::domain::stock::WarehouseId;
-use crate::domain::waitlist::{may_join, Entry, Leaving, NewEntry, WaitlistStatus};
+use crate::domain::waitlist::{may_join, Entry, Leaving, NewEntry, WaitlistStatus, SYSTEM_ACTOR};
 use crate::domain::DomainError;
 use crate::store::waitlists::JoinError;
 
 /// How often a join is decided again after its write was refused for a reason that a
 /// fresh read settles (the queue's size, the product's terms, a race).
 const JOIN_ATTEMPTS: usize = 5;
+
+/// Most offers one run of the offer job makes for one warehouse (each is a transaction;
+/// a longer queue is left to the next run, which the units' next change triggers).
+const OFFERS_PER_RUN: usize = 1_000;
+
+/// How often the job reads a warehouse again after an offer's write found the entry or
+/// the units gone, before leaving the queue to its next run.
+const OFFER_ATTEMPTS: usize = 5;
+
+/// What one run of the offer job did for one warehouse.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OfferRun {
+    /// (entry id, the hold it became), in queue order.
+    pub offered: Vec<(String, String)>,
+    /// Entries it found past their time and ended as expired.
+    pub expired: Vec<String>,
+}
 
 /// An entry with its place in the queue (`None` once it no longer waits).
 #[derive(Debug, Clone)]
@@ -135,6 +153,84 @@ impl App {
             WaitlistStatus::Left => Ok(now_is),
             s => Err(DomainError::WaitlistEntryNotWaiting { status: s.as_str() }),
         }
+    }
+
+    /// The offer job for one warehouse: while the first waiting entry's whole quantity is
+    /// available, it becomes an ordinary hold of its user (actor `system`) and the entry
+    /// `offered`; then the next. Strictly first come first served: it stops at the first
+    /// entry the units cannot fill, so an entry never jumps one that joined before it.
+    /// Entries found past their time are ended as expired on the way. Every step is a
+    /// conditional write that re-checks its premise, so a run that dies half way, or two
+    /// runs at once, offer no entry twice and give no unit twice; a later run continues
+    /// where the queue stands.
+    pub async fn offer_waiting(
+        &self,
+        product_id: &str,
+        warehouse: &WarehouseId,
+    ) -> Result<OfferRun, DomainError> {
+        let mut run = OfferRun::default();
+        let mut after: Option<String> = None;
+        let mut misses = 0;
+        while run.offered.len() < OFFERS_PER_RUN && misses < OFFER_ATTEMPTS {
+            let (head, _) =
+                self.store.waitlists.queue(product_id, warehouse.as_str(), after.as_deref(), 1).await?;
+            let Some(listed) = head.into_iter().next() else { break };
+            // The queue is an index: read the entry itself.
+            let Some(entry) = self.store.waitlists.get(&listed.id).await? else {
+                after = Some(listed.id);
+                continue;
+            };
+            let now = self.clock.now();
+            match entry.status_at(now) {
+                WaitlistStatus::Waiting => {}
+                WaitlistStatus::Expired if entry.status == WaitlistStatus::Waiting => {
+                    let expired = Entry {
+                        status: WaitlistStatus::Expired,
+                        updated_at: now,
+                        ev: entry.ev + 1,
+                        ..entry.clone()
+                    };
+                    if self.store.waitlists.end(&expired, SYSTEM_ACTOR).await? {
+                        run.expired.push(entry.id.clone());
+                    }
+                    after = Some(entry.id);
+                    continue;
+                }
+                // Offered or left already; the index has not caught up.
+                _ => {
+                    after = Some(entry.id);
+                    continue;
+                }
+            }
+            let Some(product) = self.store.catalogue.get(product_id).await? else { break };
+            let available =
+                product.stock.iter().find(|l| &l.warehouse_id == warehouse).map_or(0, |l| l.units.available);
+            if available < entry.quantity {
+                break;
+            }
+            let hold = Reservation {
+                id: new_id(now),
+                user_id: entry.user_id.clone(),
+                product_id: entry.product_id.clone(),
+                warehouse_id: entry.warehouse_id.clone(),
+                quantity: entry.quantity,
+                bucket: 0,
+                status: ReservationStatus::Active,
+                expires_at: now + self.config.reservation_ttl.min(self.config.max_hold),
+                created_at: now,
+                updated_at: now,
+            };
+            if self.store.waitlists.offer(&entry, &hold).await? {
+                self.schedule_expiry(&hold, None).await;
+                run.offered.push((entry.id.clone(), hold.id));
+                after = Some(entry.id);
+                misses = 0;
+            } else {
+                // The entry left or expired, or the units went, meanwhile: look again.
+                misses += 1;
+            }
+        }
+        Ok(run)
     }
 
     /// Admins only. A warehouse's waiting entries, first come first.

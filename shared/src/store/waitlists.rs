@@ -5,12 +5,15 @@
 use super::idempotency::Completion;
 use super::keys::*;
 use super::records::reservation as hold_rec;
+use super::records::stock::Row;
 use super::records::waitlist as rec;
 use super::records::{self, update};
 use super::{Repo, StoreError};
+use crate::domain::movement::{Cause, Reason, RefKind};
 use crate::domain::product::Terms;
+use crate::domain::reservation::Reservation;
 use crate::domain::time::format_time;
-use crate::domain::waitlist::Entry;
+use crate::domain::waitlist::{Entry, SYSTEM_ACTOR};
 use thiserror::Error;
 
 /// Why a join did not apply.
@@ -120,6 +123,36 @@ impl Waitlists {
                 StoreError::ConditionFailed { .. } => Err(JoinError::Raced),
                 other => Err(other.into()),
             },
+        }
+    }
+
+    /// Offers `e` its units as the hold `r` (active, its user's, `e`'s product, warehouse
+    /// and quantity): the entry `offered` on condition that it still waits and has time
+    /// left, the row's units from the queue to the hold (`Row::offer`), the reservation
+    /// put. The user's hold count and allowance already count the entry, which becomes the
+    /// hold. `Ok(false)`: the entry or the units were not there; nothing was written.
+    pub async fn offer(&self, e: &Entry, r: &Reservation) -> Result<bool, StoreError> {
+        let table = &*self.0.table;
+        let now = format_time(r.created_at);
+        let cause = Cause::of(Reason::Hold, RefKind::Reservation, &r.id);
+        let row = Row {
+            table,
+            product_id: &e.product_id,
+            warehouse: e.warehouse_id.as_str(),
+            bucket: 0,
+            now: &now,
+            actor: SYSTEM_ACTOR,
+            cause: &cause,
+        };
+        let items = vec![
+            update(rec::offered(table, e, &r.id, &now)?),
+            update(row.offer(e.quantity)?),
+            records::put(table, hold_rec::item(r, SYSTEM_ACTOR)?, "attribute_not_exists(pk)")?,
+        ];
+        match self.0.db.transact("offer_waitlist_entry", items).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed { .. }) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 

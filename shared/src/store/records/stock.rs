@@ -287,6 +287,16 @@ impl Row<'_> {
         self.moved("incoming = incoming - :x", "incoming >= :x", x)
     }
 
+    /// Offers `x` units the waitlist asked for to its first entry: available -> reserved
+    /// and out of `waiting`, on condition that they are there and asked for.
+    pub fn offer(&self, x: i64) -> Result<Update, StoreError> {
+        self.moved(
+            "available = available - :x, reserved = reserved + :x, waiting = waiting - :x",
+            "available >= :x AND waiting >= :x",
+            x,
+        )
+    }
+
     /// Gives `x` held units back: reserved -> available.
     pub fn give_back(&self, x: i64) -> Result<Update, StoreError> {
         self.moved("available = available + :x, reserved = reserved - :x", "reserved >= :x", x)

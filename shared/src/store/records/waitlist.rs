@@ -6,7 +6,7 @@
 use super::{from_item, n, s, to_attrs, update_at, Attrs};
 use crate::domain::stock::WarehouseId;
 use crate::domain::time::{format_time, parse_time};
-use crate::domain::waitlist::{Entry, WaitlistStatus};
+use crate::domain::waitlist::{Entry, WaitlistStatus, SYSTEM_ACTOR};
 use crate::store::keys::*;
 use crate::store::{Item, StoreError};
 use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, Update};
@@ -95,6 +95,25 @@ pub fn end(table: &str, after: &Entry, actor: &str) -> Result<Update, StoreError
         .expression_attribute_values(":actor", s(actor))
         .expression_attribute_values(":one", n(1))
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .build()?)
+}
+
+/// Marks a waiting entry `offered` as the hold `reservation_id`, out of its queue, on
+/// condition that it still waits and has not run out its time at `now`.
+pub fn offered(table: &str, e: &Entry, reservation_id: &str, now: &str) -> Result<Update, StoreError> {
+    Ok(update_at(table, waitlist_pk(&e.id), WAITLIST_SK)
+        .update_expression(
+            "SET #status = :offered, reservation_id = :rid, updated_at = :now, last_actor = :actor \
+             REMOVE gsi1pk, gsi1sk ADD ev :one",
+        )
+        .condition_expression("#status = :waiting AND expires_at > :now")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":offered", s(WaitlistStatus::Offered.as_str()))
+        .expression_attribute_values(":waiting", s(WaitlistStatus::Waiting.as_str()))
+        .expression_attribute_values(":rid", s(reservation_id))
+        .expression_attribute_values(":now", s(now))
+        .expression_attribute_values(":actor", s(SYSTEM_ACTOR))
+        .expression_attribute_values(":one", n(1))
         .build()?)
 }
 
