@@ -206,3 +206,61 @@ async fn units_coming_back_become_holds_of_the_waiters_in_join_order_never_jumpi
         "a second run offers nothing twice"
     );
 }
+
+/// An entry's life is in the audit log and the event feed: `WaitlistJoined`, then
+/// `WaitlistOffered` (numbered 1, 2, `data` the entry with its `reservation_id`) or
+/// `WaitlistLeft`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entrys_life_is_audited_and_published_as_events_of_the_entry() {
+    let app = app_on_fresh_table().await;
+    start_audit_poller(&app).await;
+    let gw = gateway_for(app).await;
+    let product = gw.product(json!({"main": 1})).await;
+    let alice = token(&unique("alice"), false);
+    let held = gw.reserve(&alice, &product, 1).await;
+    let (bob, carol) = (buyer(), buyer());
+    let b = join(&gw, &bob, &product, 1).await.expect("join");
+    let c = join(&gw, &carol, &product, 1).await.expect("join");
+    gw.app.leave_waitlist(&carol, &c.id).await.expect("leave");
+    let r = gw.send("DELETE", &format!("/api/reservations/{held}"), Some(&alice), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let main = shared::domain::stock::WarehouseId::parse("main").expect("id");
+    let run = gw.app.offer_waiting(&product, &main).await.expect("run");
+    assert_eq!(run.offered.len(), 1);
+
+    let entries = audit_entries(&gw, "waitlist_entry", &b.id, 2).await;
+    assert_eq!(entries.len(), 2, "{entries:#?}");
+    assert_eq!(entries[1]["changes"]["status"], json!({"old": "waiting", "new": "offered"}));
+    assert_eq!(entries[1]["actor"], "system");
+    let admin = token("admin-waits", true);
+    let events_of = |id: String| {
+        let gw = &gw;
+        let admin = admin.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let r = gw
+                    .get(&format!("/api/events?entity_type=waitlist_entry&entity_id={id}"), Some(&admin))
+                    .await;
+                assert_eq!(r.status, 200, "{}", r.body);
+                let items = r.body["items"].as_array().cloned().unwrap_or_default();
+                if items.len() >= 2 || std::time::Instant::now() > deadline {
+                    return items;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let got = events_of(b.id.clone()).await;
+    let kinds: Vec<&str> = got.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(kinds, ["WaitlistJoined", "WaitlistOffered"], "{got:#?}");
+    assert_eq!(got.iter().filter_map(|e| e["sequence"].as_u64()).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(got[1]["data"]["reservation_id"].as_str(), Some(run.offered[0].1.as_str()));
+    assert_eq!(
+        (got[1]["data"]["status"].clone(), got[1]["data"]["position"].clone()),
+        (json!("offered"), json!(null))
+    );
+    let got = events_of(c.id.clone()).await;
+    let kinds: Vec<&str> = got.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(kinds, ["WaitlistJoined", "WaitlistLeft"], "{got:#?}");
+}

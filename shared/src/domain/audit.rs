@@ -14,11 +14,12 @@ pub enum EntityType {
     Reservation,
     Order,
     Transfer,
+    WaitlistEntry,
 }
 
 impl EntityType {
-    pub const ALL: [EntityType; 5] =
-        [Self::Product, Self::Stock, Self::Reservation, Self::Order, Self::Transfer];
+    pub const ALL: [EntityType; 6] =
+        [Self::Product, Self::Stock, Self::Reservation, Self::Order, Self::Transfer, Self::WaitlistEntry];
 
     /// The entity an item's `entity` attribute names; `None` for items that are not
     /// business entities (SKU claims, idempotency records, ...).
@@ -33,6 +34,7 @@ impl EntityType {
             Self::Reservation => "reservation",
             Self::Order => "order",
             Self::Transfer => "transfer",
+            Self::WaitlistEntry => "waitlist_entry",
         }
     }
 }

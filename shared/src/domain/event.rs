@@ -229,6 +229,7 @@ pub enum Changed {
     Reservation(EntityChange<super::reservation::Reservation>),
     Order(EntityChange<super::order::Order>),
     Transfer(EntityChange<super::transfer::Transfer>),
+    Waitlist(EntityChange<super::waitlist::Entry>),
 }
 
 /// The id of an order's latest return.
@@ -271,6 +272,16 @@ impl Changed {
                     _ => None,
                 }
             }
+            Self::Waitlist(c) => {
+                use super::waitlist::WaitlistStatus as W;
+                match (&c.before, c.after.status) {
+                    (None, _) => Some(EventType::WaitlistJoined),
+                    (Some(b), W::Offered) if b.status == W::Waiting => Some(EventType::WaitlistOffered),
+                    (Some(b), W::Left) if b.status == W::Waiting => Some(EventType::WaitlistLeft),
+                    (Some(b), W::Expired) if b.status == W::Waiting => Some(EventType::WaitlistExpired),
+                    _ => None,
+                }
+            }
         }
     }
 
@@ -280,6 +291,7 @@ impl Changed {
             Self::Reservation(c) => c.sequence,
             Self::Order(c) => c.sequence,
             Self::Transfer(c) => c.sequence,
+            Self::Waitlist(c) => c.sequence,
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::domain::reservation::Reservation;
 use crate::domain::stock::StockLevel;
 use crate::domain::time::format_time;
 use crate::domain::transfer::Transfer;
+use crate::domain::waitlist::Entry;
 use crate::service::StockAt;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -200,6 +201,39 @@ impl<'a> From<&'a OrderReturn> for ReturnDto<'a> {
             items,
             note: r.note.as_deref(),
             created_at: format_time(r.created_at),
+        }
+    }
+}
+
+/// A waitlist entry as the API renders it, with its place in the queue while it waits
+/// (`null` otherwise, and in events).
+#[derive(Debug, Serialize)]
+pub struct WaitlistEntryDto<'a> {
+    pub id: &'a str,
+    pub product_id: &'a str,
+    pub warehouse_id: &'a str,
+    pub user_id: &'a str,
+    pub quantity: i64,
+    pub status: &'static str,
+    pub position: Option<i64>,
+    pub reservation_id: Option<&'a str>,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+impl<'a> WaitlistEntryDto<'a> {
+    pub fn new(e: &'a Entry, position: Option<i64>) -> Self {
+        Self {
+            id: &e.id,
+            product_id: &e.product_id,
+            warehouse_id: e.warehouse_id.as_str(),
+            user_id: &e.user_id,
+            quantity: e.quantity,
+            status: e.status.as_str(),
+            position,
+            reservation_id: e.reservation_id.as_deref(),
+            created_at: format_time(e.created_at),
+            expires_at: format_time(e.expires_at),
         }
     }
 }

@@ -2,7 +2,9 @@
 //! the change in the same shape a `GET` returns, so this layer, which owns those shapes,
 //! makes the events the stream job writes to the feed.
 
-use super::dto::{MovementDto, OrderDto, ProductDto, ReservationDto, ReturnDto, TransferDto};
+use super::dto::{
+    MovementDto, OrderDto, ProductDto, ReservationDto, ReturnDto, TransferDto, WaitlistEntryDto,
+};
 use crate::domain::audit::{AuditEntry, FieldChange};
 use crate::domain::event::{write_crossing, Changed, Event, EventType, FeedEntry};
 use crate::domain::movement::{Movement, Observed};
@@ -27,6 +29,8 @@ pub fn entity_event(entry: &AuditEntry, changed: &Changed, position: &str) -> Op
             data
         }),
         Changed::Transfer(c) => serde_json::to_value(TransferDto::from(&c.after)),
+        // No place: an event is a moment of the entry, its place a moment of the queue.
+        Changed::Waitlist(c) => serde_json::to_value(WaitlistEntryDto::new(&c.after, None)),
     }
     .unwrap_or(Value::Null);
     Some(FeedEntry {

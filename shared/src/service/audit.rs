@@ -28,7 +28,8 @@ impl AuditQuery {
                 None
             }
             Some(t) => EntityType::parse(t).or_else(|| {
-                errors.push(FieldError::new("entity_type", "must be product, stock, reservation or order"));
+                let names: Vec<&str> = EntityType::ALL.iter().map(|e| e.as_str()).collect();
+                errors.push(FieldError::new("entity_type", format!("must be one of {}", names.join(", "))));
                 None
             }),
         };

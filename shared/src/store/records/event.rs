@@ -5,7 +5,7 @@
 //! sort key. Each item expires by TTL 7 days (and a day of grace) after publication.
 
 use super::audit::{image, RecordError};
-use super::{from_item, order, product, reservation, to_attrs, transfer, Attrs};
+use super::{from_item, order, product, reservation, to_attrs, transfer, waitlist, Attrs};
 use crate::domain::event::{Changed, EntityChange, EventType, FeedEntry, Outgoing, FEED_DAYS};
 use crate::domain::time::{format_time, parse_time};
 use crate::store::keys::EVENT_SEQ;
@@ -176,6 +176,10 @@ pub fn changed_from_record(r: &EventRecord) -> Result<Option<Changed>, RecordErr
         "transfer" => {
             let (before, after) = both(before.as_ref(), &after, transfer::transfer).map_err(bad)?;
             Changed::Transfer(EntityChange { before, after, sequence })
+        }
+        "waitlist_entry" => {
+            let (before, after) = both(before.as_ref(), &after, waitlist::entry).map_err(bad)?;
+            Changed::Waitlist(EntityChange { before, after, sequence })
         }
         _ => return Ok(None),
     }))
