@@ -286,3 +286,34 @@ async fn an_order_retried_with_its_idempotency_key_is_returned_not_remade() {
     assert_eq!(first.body, again.body);
     assert_eq!(gw.stock_of(&p, "main").await, (8, 0, 8));
 }
+
+/// A cancellation or a return puts units back only within a row's maximum on hand
+/// (1,000,000,000): past it, 409 `conflict` and nothing changes.
+#[tokio::test]
+async fn units_put_back_never_take_a_warehouse_past_its_maximum() {
+    let (gw, product, buyer) = shop(1_000_000_000).await;
+    let admin = token("admin-full", true);
+    let (a, b) = (gw.reserve(&buyer, &product, 1).await, gw.reserve(&buyer, &product, 1).await);
+    let pending = gw.order(&buyer, &[&a]).await.body["id"].as_str().expect("id").to_string();
+    let delivered = gw.order(&buyer, &[&b]).await.body["id"].as_str().expect("id").to_string();
+    for status in ["confirmed", "processing", "shipped", "delivered"] {
+        assert_eq!(gw.set_status(&admin, &delivered, status).await.status, 200);
+    }
+    let r = gw
+        .post(
+            &format!("/api/products/{product}/stock"),
+            Some(&admin),
+            json!({"warehouse_id": "main", "delta": 2}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(gw.stock_of(&product, "main").await, (1_000_000_000, 0, 1_000_000_000));
+    let cancel = gw.set_status(&buyer, &pending, "cancelled").await;
+    assert_eq!((cancel.status, cancel.code()), (409, "conflict"), "{}", cancel.body);
+    let back = json!({"items": [{"product_id": product, "quantity": 1, "restock": true}]});
+    let ret = gw.post(&format!("/api/orders/{delivered}/returns"), Some(&admin), back).await;
+    assert_eq!((ret.status, ret.code()), (409, "conflict"), "{}", ret.body);
+    assert_eq!(gw.stock_of(&product, "main").await, (1_000_000_000, 0, 1_000_000_000), "nothing changed");
+    let r = gw.get(&format!("/api/orders/{pending}"), Some(&buyer)).await;
+    assert_eq!(r.body["status"], "pending");
+}

@@ -191,11 +191,17 @@ impl App {
                 }
             }
             let now = self.clock.now();
-            if self.store.orders.change_status(&order, change.status, now, &caller.user_id).await?
-                == StatusWrite::Applied
-            {
-                self.metrics.count(Metric::OrderStatusChanged(change.status), 1);
-                return Ok(Order { status: change.status, updated_at: now, ..order });
+            match self.store.orders.change_status(&order, change.status, now, &caller.user_id).await? {
+                StatusWrite::Applied => {
+                    self.metrics.count(Metric::OrderStatusChanged(change.status), 1);
+                    return Ok(Order { status: change.status, updated_at: now, ..order });
+                }
+                StatusWrite::Changed => {}
+                StatusWrite::RowFull => {
+                    return Err(DomainError::Conflict(
+                        "a warehouse would hold more than 1000000000 units on hand; remove some first",
+                    ))
+                }
             }
         }
         Err(DomainError::Conflict("the order kept changing; retry"))

@@ -50,6 +50,11 @@ impl App {
                 Ok(()) => return Ok(planned.ret),
                 Err(ReturnError::Changed) => continue,
                 Err(ReturnError::LeaseLost) => return Err(DomainError::IdempotencyInProgress),
+                Err(ReturnError::RowFull) => {
+                    return Err(DomainError::Conflict(
+                        "a warehouse would hold more than 1000000000 units on hand",
+                    ))
+                }
                 Err(ReturnError::Store(e)) => return Err(e.into()),
             }
         }

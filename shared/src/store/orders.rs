@@ -37,6 +37,9 @@ pub enum StatusWrite {
     Applied,
     /// The status was no longer the one read; nothing was written.
     Changed,
+    /// A cancellation would take a warehouse past the most units a row holds; nothing
+    /// was written.
+    RowFull,
 }
 
 /// What a return's write found.
@@ -48,6 +51,10 @@ pub enum ReturnError {
     Changed,
     #[error("idempotency lease lost")]
     LeaseLost,
+    /// A restock would take a warehouse past the most units a row holds; nothing was
+    /// written.
+    #[error("a row would be full")]
+    RowFull,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -157,6 +164,8 @@ impl Orders {
         match self.0.db.transact("change_order_status", items).await {
             Ok(()) => Ok(StatusWrite::Applied),
             Err(e) if e.failed_at(0).is_some() => Ok(StatusWrite::Changed),
+            // Only the restocked rows carry conditions besides the order.
+            Err(StoreError::ConditionFailed { .. }) => Ok(StatusWrite::RowFull),
             Err(e) => Err(e),
         }
     }
@@ -193,6 +202,8 @@ impl Orders {
             Ok(()) => Ok(()),
             Err(e) if e.failed_at(0).is_some() => Err(ReturnError::Changed),
             Err(e) if completion_at.is_some_and(|i| e.failed_at(i).is_some()) => Err(ReturnError::LeaseLost),
+            // The return item is new and the allowances carry no condition: a restocked row.
+            Err(StoreError::ConditionFailed { .. }) => Err(ReturnError::RowFull),
             Err(e) => Err(e.into()),
         }
     }

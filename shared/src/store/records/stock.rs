@@ -307,9 +307,19 @@ impl Row<'_> {
         self.moved("on_hand = on_hand - :x, reserved = reserved - :x", "reserved >= :x", x)
     }
 
-    /// Puts `x` sold units back on hand and on sale (a cancelled order).
+    /// Puts `x` sold units back on hand and on sale (a cancelled order, a return), on
+    /// condition that on-hand stays within the maximum.
     pub fn restock(&self, x: i64) -> Result<Update, StoreError> {
-        self.moved("on_hand = on_hand + :x, available = available + :x", "attribute_exists(pk)", x)
+        Ok(self
+            .update()
+            .update_expression(
+                "SET on_hand = on_hand + :x, available = available + :x, updated_at = :now, \
+                 last_actor = :actor, mv = :mv",
+            )
+            .condition_expression("attribute_exists(pk) AND on_hand <= :room")
+            .expression_attribute_values(":x", n(x))
+            .expression_attribute_values(":room", n(MAX_QUANTITY - x))
+            .build()?)
     }
 
     fn moved(&self, set: &str, condition: &str, x: i64) -> Result<Update, StoreError> {
