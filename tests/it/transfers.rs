@@ -371,3 +371,29 @@ async fn transfers_list_newest_first_by_product_and_status_across_pages() {
     let buyer = gw.get("/api/transfers", Some(&token("alice", false))).await;
     assert_eq!(buyer.status, 403);
 }
+
+/// Units a transfer brings back never take a warehouse past its maximum on hand: a cancel
+/// into a source filled up meanwhile is 409 `conflict`, the transfer stays in transit.
+#[tokio::test]
+async fn a_cancel_into_a_full_source_is_refused_and_leaves_the_transfer_in_transit() {
+    let gw = gateway().await;
+    let admin = token("admin-1", true);
+    let product = gw.product(json!({"main": 1_000_000_000})).await;
+    let t = id_of(&transfer(&gw, &product, "main", "east", 1).await);
+    let r = gw
+        .post(
+            &format!("/api/products/{product}/stock"),
+            Some(&admin),
+            json!({"warehouse_id": "main", "delta": 1}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cancel = gw.send("POST", &format!("/api/transfers/{t}/cancel"), Some(&admin), None).await;
+    assert_eq!((cancel.status, cancel.code()), (409, "conflict"), "{}", cancel.body);
+    let read = gw.get(&format!("/api/transfers/{t}"), Some(&admin)).await;
+    assert_eq!(read.body["status"], "in_transit");
+    assert_eq!(entry(&gw, &product, "main").await, (1_000_000_000, 0, 1_000_000_000, 0));
+    assert_eq!(entry(&gw, &product, "east").await, (0, 0, 0, 1));
+    let received = gw.send("POST", &format!("/api/transfers/{t}/receive"), Some(&admin), None).await;
+    assert_eq!(received.status, 200, "it can still be received: {}", received.body);
+}

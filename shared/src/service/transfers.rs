@@ -152,9 +152,9 @@ fn transfer_error(e: TransferError) -> DomainError {
         TransferError::TooManyRows => {
             DomainError::Conflict("the product has too many stock rows to add a warehouse")
         }
-        TransferError::TooMuch => {
-            DomainError::Conflict("the destination would hold more than 1000000000 units on hand")
-        }
+        TransferError::TooMuch => DomainError::Conflict(
+            "the warehouse the units join would hold more than 1000000000 units on hand",
+        ),
         TransferError::LeaseLost => DomainError::IdempotencyInProgress,
         TransferError::ProductMoved => DomainError::Conflict("the product kept changing; retry"),
         TransferError::Store(e) => e.into(),

@@ -36,7 +36,9 @@ pub enum TransferError {
     /// not say).
     #[error("not in transit")]
     NotInTransit { status: Option<TransferStatus> },
-    #[error("the destination would pass the most units a row holds")]
+    /// The warehouse the units join (the destination, or the source on a cancel) would
+    /// pass the most units a row holds.
+    #[error("the warehouse would pass the most units a row holds")]
     TooMuch,
     #[error("the idempotency lease was lost")]
     LeaseLost,
@@ -224,7 +226,8 @@ impl Transfers {
                     .and_then(|old| old.opt_s("status"))
                     .and_then(TransferStatus::parse),
             }),
-            Err(e) if end == TransferEnd::Receive && e.failed_at(1).is_some() => Err(TransferError::TooMuch),
+            // The row the units join: the destination's hand, or the source's on a cancel.
+            Err(e) if e.failed_at(1).is_some() => Err(TransferError::TooMuch),
             Err(e) => Err(e.into()),
         }
     }
