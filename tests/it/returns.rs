@@ -229,17 +229,7 @@ async fn each_return_is_one_order_returned_event_and_restocks_are_return_movemen
     let last = give_back(&gw, &order, &[(&product, 1, false)]).await;
     assert_eq!(last.status, 201, "{}", last.body);
 
-    let admin = token(ADMIN, true);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let events = loop {
-        let r = gw.get(&format!("/api/events?entity_type=order&entity_id={order}"), Some(&admin)).await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        let items = r.body["items"].as_array().cloned().unwrap_or_default();
-        if items.len() >= 7 || std::time::Instant::now() > deadline {
-            break items;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
+    let events = events_of(&gw, "order", &order, 7).await;
     let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
     assert_eq!(
         kinds,

@@ -201,7 +201,6 @@ async fn a_transfer_racing_holds_for_the_last_units_of_the_source_never_gets_the
 /// two transfers of it to `east`: one of 4 received, one of `cancel_units` cancelled.
 struct TwoTransfers {
     gw: TestGateway,
-    admin: String,
     product: String,
     received: String,
     receive: Reply,
@@ -220,7 +219,7 @@ async fn received_and_cancelled(cancel_units: i64) -> TwoTransfers {
     let cancelled = id_of(&transfer(&gw, &product, "main", "east", cancel_units).await);
     let cancel = gw.send("POST", &format!("/api/transfers/{cancelled}/cancel"), Some(&admin), None).await;
     assert_eq!(cancel.status, 200, "{}", cancel.body);
-    TwoTransfers { gw, admin, product, received, receive, cancelled }
+    TwoTransfers { gw, product, received, receive, cancelled }
 }
 
 /// Each end of a transfer is a movement of its own, naming the transfer: `transfer_out`
@@ -263,30 +262,13 @@ async fn each_end_of_a_transfer_is_one_movement_naming_it() {
 /// the transfer as the API returns it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transfers_steps_are_audited_and_published_as_events_of_the_transfer() {
-    let TwoTransfers { gw, admin, received, receive: done, cancelled, .. } = received_and_cancelled(1).await;
+    let TwoTransfers { gw, received, receive: done, cancelled, .. } = received_and_cancelled(1).await;
 
     let entries = audit_entries(&gw, "transfer", &received, 2).await;
     assert_eq!(entries.len(), 2, "{entries:#?}");
     assert_eq!(entries[1]["changes"]["status"], json!({"old": "in_transit", "new": "received"}));
 
-    let events_of = |id: String| {
-        let gw = &gw;
-        let admin = admin.clone();
-        async move {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-            loop {
-                let r =
-                    gw.get(&format!("/api/events?entity_type=transfer&entity_id={id}"), Some(&admin)).await;
-                assert_eq!(r.status, 200, "{}", r.body);
-                let items = r.body["items"].as_array().cloned().unwrap_or_default();
-                if items.len() >= 2 || std::time::Instant::now() > deadline {
-                    return items;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-        }
-    };
-    let got = events_of(received.clone()).await;
+    let got = events_of(&gw, "transfer", &received, 2).await;
     let kinds: Vec<&str> = got.iter().filter_map(|e| e["type"].as_str()).collect();
     assert_eq!(kinds, ["TransferCreated", "TransferReceived"], "{got:#?}");
     let seqs: Vec<u64> = got.iter().filter_map(|e| e["sequence"].as_u64()).collect();
@@ -294,7 +276,7 @@ async fn a_transfers_steps_are_audited_and_published_as_events_of_the_transfer()
     assert_eq!(got[1]["data"], done.body, "data is the transfer as the API returns it");
     assert_eq!(got[1]["entity_type"], "transfer");
     assert_eq!(got[1]["actor"], "admin-1");
-    let got = events_of(cancelled).await;
+    let got = events_of(&gw, "transfer", &cancelled, 2).await;
     let kinds: Vec<&str> = got.iter().filter_map(|e| e["type"].as_str()).collect();
     assert_eq!(kinds, ["TransferCreated", "TransferCancelled"], "{got:#?}");
 }

@@ -232,26 +232,7 @@ async fn an_entrys_life_is_audited_and_published_as_events_of_the_entry() {
     assert_eq!(entries.len(), 2, "{entries:#?}");
     assert_eq!(entries[1]["changes"]["status"], json!({"old": "waiting", "new": "offered"}));
     assert_eq!(entries[1]["actor"], "system");
-    let admin = token("admin-waits", true);
-    let events_of = |id: String| {
-        let gw = &gw;
-        let admin = admin.clone();
-        async move {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-            loop {
-                let r = gw
-                    .get(&format!("/api/events?entity_type=waitlist_entry&entity_id={id}"), Some(&admin))
-                    .await;
-                assert_eq!(r.status, 200, "{}", r.body);
-                let items = r.body["items"].as_array().cloned().unwrap_or_default();
-                if items.len() >= 2 || std::time::Instant::now() > deadline {
-                    return items;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-        }
-    };
-    let got = events_of(b.id.clone()).await;
+    let got = events_of(&gw, "waitlist_entry", &b.id, 2).await;
     let kinds: Vec<&str> = got.iter().filter_map(|e| e["type"].as_str()).collect();
     assert_eq!(kinds, ["WaitlistJoined", "WaitlistOffered"], "{got:#?}");
     assert_eq!(got.iter().filter_map(|e| e["sequence"].as_u64()).collect::<Vec<_>>(), [1, 2]);
@@ -260,7 +241,7 @@ async fn an_entrys_life_is_audited_and_published_as_events_of_the_entry() {
         (got[1]["data"]["status"].clone(), got[1]["data"]["position"].clone()),
         (json!("offered"), json!(null))
     );
-    let got = events_of(c.id.clone()).await;
+    let got = events_of(&gw, "waitlist_entry", &c.id, 2).await;
     let kinds: Vec<&str> = got.iter().filter_map(|e| e["type"].as_str()).collect();
     assert_eq!(kinds, ["WaitlistJoined", "WaitlistLeft"], "{got:#?}");
 }

@@ -473,6 +473,23 @@ pub async fn audit_entries(gw: &TestGateway, kind: &str, id: &str, n: usize) -> 
     }
 }
 
+/// The events of one entity in the replay feed (`GET /api/events`), waiting (bounded,
+/// 20 s) until there are `n`: events reach the feed from the stream, a moment after the
+/// change.
+pub async fn events_of(gw: &TestGateway, kind: &str, id: &str, n: usize) -> Vec<Value> {
+    let admin = token("auditor", true);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = gw.get(&format!("/api/events?entity_type={kind}&entity_id={id}"), Some(&admin)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let items = r.body["items"].as_array().cloned().unwrap_or_default();
+        if items.len() >= n || std::time::Instant::now() > deadline {
+            return items;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// Writes orders as they are, without conditions or stock effects (seeding list tests
 /// and benchmarks): `BatchWriteItem` of the items the store would write.
 pub async fn import_orders(app: &App, orders: &[shared::domain::order::Order]) {

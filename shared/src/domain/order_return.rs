@@ -7,11 +7,11 @@ use super::ids::{Id, ProductId};
 use super::movement::parse_note;
 use super::order::{Order, OrderStatus};
 use super::stock::MAX_QUANTITY;
-use super::validate::{int_in, string, Fields};
+use super::validate::{int_in, product_lines, string, Fields};
 use super::DomainError;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 /// Most lines in one return: an order has at most 25 lines, so at most 25 products.
 pub const MAX_RETURN_LINES: usize = 25;
@@ -48,33 +48,14 @@ impl NewReturn {
         f.not_null(&["note"]);
         let mut line_errors = Vec::new();
         let lines = f.required("items", |v| {
-            let items = v.as_array().ok_or("must be an array of return lines")?;
-            if items.is_empty() || items.len() > MAX_RETURN_LINES {
-                return Err(format!("must hold 1 to {MAX_RETURN_LINES} lines"));
-            }
-            let mut lines = Vec::with_capacity(items.len());
-            let mut seen = HashSet::new();
-            for (i, item) in items.iter().enumerate() {
-                let parsed = match item.as_object() {
-                    Some(o) => ReturnRequestLine::from_json(o),
-                    None => Err(DomainError::invalid("", "must be an object")),
-                };
-                match parsed {
-                    Ok(line) if !seen.insert(line.product_id.clone()) => line_errors
-                        .push((format!("items[{i}].product_id"), "the product is listed twice".to_string())),
-                    Ok(line) => lines.push(line),
-                    Err(DomainError::Validation(errors)) => line_errors.extend(errors.into_iter().map(|e| {
-                        let field = if e.field.is_empty() {
-                            format!("items[{i}]")
-                        } else {
-                            format!("items[{i}].{}", e.field)
-                        };
-                        (field, e.message)
-                    })),
-                    Err(other) => return Err(other.to_string()),
-                }
-            }
-            Ok(lines)
+            product_lines(
+                v,
+                MAX_RETURN_LINES,
+                "return line",
+                ReturnRequestLine::from_json,
+                |l| l.product_id.clone(),
+                &mut line_errors,
+            )
         });
         for (field, message) in line_errors {
             f.error(&field, message);
@@ -142,8 +123,8 @@ impl OrderReturn {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReturnPlan {
     pub ret: OrderReturn,
-    /// (order line index, units it takes back, the line's returned units before).
-    pub per_line: Vec<(usize, i64, i64)>,
+    /// (order line index, units it takes back).
+    pub per_line: Vec<(usize, i64)>,
     /// The order's returned units before (the sum over its lines).
     pub returned_before: i64,
     /// The order's units (the sum of its lines' quantities).
@@ -200,7 +181,7 @@ pub fn plan(
             if take == 0 {
                 continue;
             }
-            per_line.push((index, take, item.returned));
+            per_line.push((index, take));
             item.returned += take;
             left -= take;
             // One line of the return per stock row, merged when two order lines sold
@@ -332,7 +313,7 @@ mod tests {
             vec![line("p", "main", 2), line("q", "main", 1), line("p", "east", 3)],
         );
         let first = plan(&o, &new(&[("p", 4, true)]), "r1".into(), Utc::now()).expect("fits");
-        assert_eq!(first.per_line, [(0, 2, 0), (2, 2, 0)]);
+        assert_eq!(first.per_line, [(0, 2), (2, 2)]);
         assert_eq!(
             first.ret.lines.iter().map(|l| (l.warehouse_id.as_str(), l.quantity)).collect::<Vec<_>>(),
             [("main", 2), ("east", 2)]

@@ -3,7 +3,7 @@
 
 use super::ids::{Id, ProductId};
 use super::stock::WarehouseId;
-use super::validate::{int_in, string, Fields};
+use super::validate::{int_in, product_lines, string, Fields};
 use super::DomainError;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
@@ -85,33 +85,14 @@ impl NewBatch {
         let mut f = Fields::new(obj);
         let mut line_errors = Vec::new();
         let lines = f.required("items", |v| {
-            let items = v.as_array().ok_or("must be an array of reservation requests")?;
-            if items.is_empty() || items.len() > MAX_BATCH_LINES {
-                return Err(format!("must hold 1 to {MAX_BATCH_LINES} lines"));
-            }
-            let mut lines = Vec::with_capacity(items.len());
-            let mut seen = std::collections::HashSet::new();
-            for (i, item) in items.iter().enumerate() {
-                let parsed = match item.as_object() {
-                    Some(o) => NewReservation::from_json(o),
-                    None => Err(DomainError::invalid("", "must be an object")),
-                };
-                match parsed {
-                    Ok(line) if !seen.insert(line.product_id.clone()) => line_errors
-                        .push((format!("items[{i}].product_id"), "the product is listed twice".to_string())),
-                    Ok(line) => lines.push(line),
-                    Err(DomainError::Validation(errors)) => line_errors.extend(errors.into_iter().map(|e| {
-                        let field = if e.field.is_empty() {
-                            format!("items[{i}]")
-                        } else {
-                            format!("items[{i}].{}", e.field)
-                        };
-                        (field, e.message)
-                    })),
-                    Err(other) => return Err(other.to_string()),
-                }
-            }
-            Ok(lines)
+            product_lines(
+                v,
+                MAX_BATCH_LINES,
+                "reservation request",
+                NewReservation::from_json,
+                |l| l.product_id.clone(),
+                &mut line_errors,
+            )
         });
         for (field, message) in line_errors {
             f.error(&field, message);

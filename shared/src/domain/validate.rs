@@ -91,6 +91,48 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// The `items` of a body made of product lines: an array of 1..=`max` objects (`what`
+/// names one in the message), each read by `parse`, no product twice. A line's own errors
+/// go to `errors` under `items[i].<field>` (`items[i]` for a line that is not an object),
+/// a product repeated under `items[i].product_id`, so that one 422 names them all.
+pub fn product_lines<T, K: Eq + std::hash::Hash>(
+    v: &Value,
+    max: usize,
+    what: &str,
+    parse: impl Fn(&Map<String, Value>) -> Result<T, DomainError>,
+    product_of: impl Fn(&T) -> K,
+    errors: &mut Vec<(String, String)>,
+) -> Result<Vec<T>, String> {
+    let items = v.as_array().ok_or_else(|| format!("must be an array of {what}s"))?;
+    if items.is_empty() || items.len() > max {
+        return Err(format!("must hold 1 to {max} lines"));
+    }
+    let mut lines = Vec::with_capacity(items.len());
+    let mut seen = std::collections::HashSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let parsed = match item.as_object() {
+            Some(o) => parse(o),
+            None => Err(DomainError::invalid("", "must be an object")),
+        };
+        match parsed {
+            Ok(line) if !seen.insert(product_of(&line)) => {
+                errors.push((format!("items[{i}].product_id"), "the product is listed twice".to_string()))
+            }
+            Ok(line) => lines.push(line),
+            Err(DomainError::Validation(line_errors)) => errors.extend(line_errors.into_iter().map(|e| {
+                let field = if e.field.is_empty() {
+                    format!("items[{i}]")
+                } else {
+                    format!("items[{i}].{}", e.field)
+                };
+                (field, e.message)
+            })),
+            Err(other) => return Err(other.to_string()),
+        }
+    }
+    Ok(lines)
+}
+
 /// A JSON integer (no fraction, no string) inside `range`.
 pub fn int_in(v: &Value, min: i64, max: i64) -> Result<i64, String> {
     // JSON has one number type: `2.0` is the integer 2 (as JSON Schema counts it), while

@@ -15,11 +15,11 @@ pub struct Problem {
     #[serde(rename = "type")]
     pub type_: String,
     pub title: &'static str,
-    /// The HTTP status, written as `status` unless `entity_status` takes its place.
+    /// The HTTP status, written as `status` unless `with_entity_status` replaced that.
     #[serde(skip)]
     pub status: u16,
-    /// The `status` member as written: the HTTP status, or (`entity_status`) the state an
-    /// entity is in, where the contract gives that code's body the entity's `status`.
+    /// The `status` member as written: the HTTP status, or the state an entity is in,
+    /// where the contract gives that code's body the entity's `status`.
     #[serde(rename = "status")]
     status_member: StatusMember,
     pub detail: String,
@@ -44,11 +44,6 @@ pub struct Problem {
     pub request_id: Option<String>,
     #[serde(skip)]
     allow: Option<String>,
-    /// On `transfer_not_in_transit` and `waitlist_entry_not_waiting`: the entity's
-    /// status, written as `status`. The contract gives those codes' bodies the entity's
-    /// `status`; the HTTP status is the response's own.
-    #[serde(skip)]
-    pub entity_status: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -82,8 +77,14 @@ impl Problem {
             returnable: None,
             request_id: None,
             allow: None,
-            entity_status: None,
         }
+    }
+
+    /// On `transfer_not_in_transit` and `waitlist_entry_not_waiting`: the contract gives
+    /// those codes' bodies the entity's `status`, written in place of the HTTP status
+    /// (the response's own status line still carries that).
+    fn with_entity_status(&mut self, status: &'static str) {
+        self.status_member = StatusMember::Entity(status);
     }
 
     pub fn route_not_found() -> Self {
@@ -113,10 +114,6 @@ impl Problem {
     pub fn into_response(mut self, request_id: &str) -> ApiResponse {
         self.request_id = Some(request_id.to_string());
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        self.status_member = match self.entity_status {
-            Some(s) => StatusMember::Entity(s),
-            None => StatusMember::Http(self.status),
-        };
         let body = serde_json::to_vec(&self).unwrap_or_else(|_| b"{}".to_vec());
         let mut resp = ApiResponse::new(Bytes::from(body));
         *resp.status_mut() = status;
@@ -274,7 +271,7 @@ impl From<DomainError> for Problem {
                     "Transfer not in transit",
                     format!("the transfer is already {status}"),
                 );
-                p.entity_status = Some(status);
+                p.with_entity_status(status);
                 p
             }
             StockAvailable { available } => {
@@ -294,7 +291,7 @@ impl From<DomainError> for Problem {
                     "Waitlist entry not waiting",
                     format!("the entry is already {status}"),
                 );
-                p.entity_status = Some(status);
+                p.with_entity_status(status);
                 p
             }
             OrderNotReturnable => Problem::new(

@@ -19,6 +19,24 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// A page of a list keyed by id: `next_cursor` is the position after its last item,
+    /// signed for `binding`, when `more` says another page exists.
+    pub(super) fn after_last(
+        items: Vec<T>,
+        more: bool,
+        id: impl Fn(&T) -> &str,
+        cursors: &crate::domain::cursor::CursorCodec,
+        binding: &str,
+    ) -> Result<Self, DomainError> {
+        let next_cursor = match items.last() {
+            Some(last) if more => Some(cursors.encode(binding, id(last))?),
+            _ => None,
+        };
+        Ok(Self { items, next_cursor })
+    }
+}
+
 const PRODUCT_LIST_BINDING: &str = "products";
 
 /// How often a product change (or a stock addition) is tried again after the product
@@ -126,11 +144,7 @@ impl App {
     ) -> Result<Page<Product>, DomainError> {
         let after = cursor.map(|c| self.config.cursors.decode(PRODUCT_LIST_BINDING, c)).transpose()?;
         let (items, more) = self.store.catalogue.list(after.as_deref(), limit).await?;
-        let next_cursor = match items.last() {
-            Some(last) if more => Some(self.config.cursors.encode(PRODUCT_LIST_BINDING, &last.id)?),
-            _ => None,
-        };
-        Ok(Page { items, next_cursor })
+        Page::after_last(items, more, |x| x.id.as_str(), &self.config.cursors, PRODUCT_LIST_BINDING)
     }
 
     /// Admins only. A delta or a count (`StockChange`) of one warehouse's on-hand units,

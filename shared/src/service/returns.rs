@@ -74,10 +74,6 @@ impl App {
         let binding = format!("returns\0{}\0{}", caller.user_id, order.id);
         let after = cursor.map(|c| self.config.cursors.decode(&binding, c)).transpose()?;
         let (items, more) = self.store.orders.returns(&order.id, after.as_deref(), limit).await?;
-        let next_cursor = match items.last() {
-            Some(last) if more => Some(self.config.cursors.encode(&binding, &last.id)?),
-            _ => None,
-        };
-        Ok(Page { items, next_cursor })
+        Page::after_last(items, more, |x| x.id.as_str(), &self.config.cursors, &binding)
     }
 }

@@ -111,11 +111,7 @@ impl App {
             .transfers
             .list(query.product_id.as_deref(), query.status, before.as_deref(), limit)
             .await?;
-        let next_cursor = match items.last() {
-            Some(last) if more => Some(self.config.cursors.encode(&binding, &last.id)?),
-            _ => None,
-        };
-        Ok(Page { items, next_cursor })
+        Page::after_last(items, more, |x| x.id.as_str(), &self.config.cursors, &binding)
     }
 
     /// Admins only. Receives or cancels a transfer in transit; of two racing, one wins and

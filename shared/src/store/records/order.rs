@@ -267,7 +267,7 @@ pub fn record_return(table: &str, plan: &ReturnPlan, now: &str, actor: &str) -> 
     ];
     let mut conditions = vec!["#status = :delivered".to_string()];
     let mut u = update_at(table, order_pk(&o.id), ORDER_SK);
-    for &(index, take, _) in &plan.per_line {
+    for &(index, take) in &plan.per_line {
         let line = format!("#items[{index}].#returned");
         set.push(format!("{line} = if_not_exists({line}, :zero) + :take{index}"));
         let sold = plan.after.items.get(index).map_or(0, |l| l.quantity);
@@ -276,7 +276,7 @@ pub fn record_return(table: &str, plan: &ReturnPlan, now: &str, actor: &str) -> 
             .expression_attribute_values(format!(":take{index}"), n(take))
             .expression_attribute_values(format!(":room{index}"), n(sold - take));
     }
-    let units: i64 = plan.per_line.iter().map(|&(_, take, _)| take).sum();
+    let units: i64 = plan.per_line.iter().map(|&(_, take)| take).sum();
     if plan.completes() {
         set.push("#status = :returned, ous_pk = :ous, oss_pk = :oss".into());
         u = u
